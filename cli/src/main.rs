@@ -1,0 +1,58 @@
+//! `km3mon`: one binary, one subcommand per job. Each subcommand lives in
+//! its own module with an `Args` struct and a `run` function; this file only
+//! wires them to clap.
+
+use clap::{Parser, Subcommand};
+
+mod cmd_dump;
+mod cmd_ligier;
+
+#[derive(Parser)]
+#[command(name = "km3mon", version, about = "KM3NeT online monitoring")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode DAQ dump files (or a DETX file) and print JSON Lines.
+    Dump(cmd_dump::Args),
+    /// Run a ControlHost dispatcher (a JLigier replacement).
+    Ligier(cmd_ligier::LigierArgs),
+    /// Copy tags from one Ligier to another (JLigierMirror), reconnecting.
+    Mirror(cmd_ligier::MirrorArgs),
+    /// Record a Ligier stream to a file, wire-identical.
+    Record(cmd_ligier::RecordArgs),
+    /// Publish a recording or a .dat dump into a Ligier.
+    Publish(cmd_ligier::PublishArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dump(args) => cmd_dump::run(args),
+        Command::Ligier(args) => cmd_ligier::run_ligier(args),
+        Command::Mirror(args) => cmd_ligier::run_mirror(args),
+        Command::Record(args) => cmd_ligier::run_record(args),
+        Command::Publish(args) => cmd_ligier::run_publish(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("km3mon: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr so that stdout stays clean for JSON Lines and the like.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KM3MON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
