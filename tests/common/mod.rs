@@ -1,0 +1,47 @@
+//! Helpers shared by the end-to-end tests: where the sample files are, the
+//! binary under test, free loopback ports.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The KM3NeT sample files: `$KM3MON_TESTDATA`, else `../shared/testdata`
+/// beside the workspace.
+pub fn testdata() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KM3MON_TESTDATA") {
+        return PathBuf::from(dir);
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
+    assert!(
+        dir.is_dir(),
+        "sample files not found at {}: set KM3MON_TESTDATA or run scripts/test",
+        dir.display()
+    );
+    dir
+}
+
+/// The `km3mon` binary built for this test run.
+pub fn km3mon() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_km3mon"))
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// The Python with the KM3NeT clients (`controlhost`, `km3pipe`).
+pub fn python() -> PathBuf {
+    if let Some(py) = std::env::var_os("KM3MON_PYTHON") {
+        return PathBuf::from(py);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with the KM3NeT clients at {}: run scripts/test (it installs them) or set KM3MON_PYTHON",
+        venv.display()
+    );
+    venv
+}

@@ -1,0 +1,1 @@
+//! `km3mon dump` end to end (being written).

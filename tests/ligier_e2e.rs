@@ -1,0 +1,1 @@
+//! Ligier, mirror, record and publish end to end (being written).
