@@ -1,13 +1,311 @@
-//! (being written)
+//! `km3mon ligier | mirror | record | publish`: the ControlHost tools.
+//! Argument parsing and signal wiring only; the work is in the `ligier`
+//! crate.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use daq::controlhost::{Mode, Subscription, Tag};
+use ligier::publish::{publish_files, PublishConfig, Speed};
+use ligier::record::{record, RecordConfig};
+use ligier::{query_status, ClientConfig, Ligier, LigierConfig, MirrorConfig, Shutdown};
+use tracing::info;
+
 #[derive(clap::Args)]
-pub struct LigierArgs {}
+pub struct LigierArgs {
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = ligier::DEFAULT_PORT)]
+    port: u16,
+    /// Address to listen on (0.0.0.0: every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Largest accepted payload (suffixes K, M, G); longer prefixes close
+    /// the connection.
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    max_message_size: u64,
+    /// Per-subscriber queue of "any" (w) messages, in bytes; the oldest
+    /// are dropped beyond it.
+    #[arg(long, default_value = "16M", value_parser = parse_size)]
+    any_queue_bytes: u64,
+    /// Per-subscriber queue of "any" (w) messages, in messages.
+    #[arg(long, default_value_t = 10_000)]
+    any_queue_messages: usize,
+    /// Per-subscriber queue of "all" (a) messages, in bytes; beyond it the
+    /// publisher waits.
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    all_queue_bytes: u64,
+    /// Seconds a publisher waits for a full "all" subscriber before that
+    /// subscriber is disconnected.
+    #[arg(long, default_value_t = 10.0)]
+    all_wait: f64,
+    /// Seconds between status log lines (0: none).
+    #[arg(long, default_value_t = 60.0)]
+    status_interval: f64,
+    /// Do not serve: print the counters of the Ligier at HOST[:PORT].
+    #[arg(long, value_name = "HOST[:PORT]")]
+    status: Option<String>,
+    /// With --status: print the raw JSON report.
+    #[arg(long, requires = "status")]
+    json: bool,
+}
+
 #[derive(clap::Args)]
-pub struct MirrorArgs {}
+pub struct MirrorArgs {
+    /// Ligier to subscribe to.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    from: String,
+    /// Ligier to republish into.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    to: String,
+    /// Tags to copy (space- or comma-separated).
+    #[arg(long, default_value = "IO_EVT IO_SUM IO_TSSN MSG IO_MONIT")]
+    tags: String,
+    /// Subscription mode upstream: any (w, may drop when we fall behind)
+    /// or all (a, upstream waits for us).
+    #[arg(long, default_value = "any", value_parser = parse_mode)]
+    mode: Mode,
+    /// Name shown in the Ligiers' status (`_MyId`).
+    #[arg(long, default_value = "km3mon-mirror")]
+    name: String,
+    /// Seconds between progress log lines (0: none).
+    #[arg(long, default_value_t = 60.0)]
+    log_interval: f64,
+}
+
 #[derive(clap::Args)]
-pub struct RecordArgs {}
+pub struct RecordArgs {
+    /// Ligier to subscribe to.
+    #[arg(long, value_name = "HOST[:PORT]", default_value = "127.0.0.1:5553")]
+    ligier: String,
+    /// Tags to record (space- or comma-separated).
+    #[arg(long)]
+    tags: String,
+    /// Recording file (ControlHost messages back to back).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Append to an existing recording.
+    #[arg(long)]
+    append: bool,
+    /// Subscription mode: any (w) or all (a).
+    #[arg(long, default_value = "any", value_parser = parse_mode)]
+    mode: Mode,
+    /// Longest time, in seconds, received data stays unflushed.
+    #[arg(long, default_value_t = 1.0)]
+    flush_interval: f64,
+    /// Name shown in the Ligier's status (`_MyId`).
+    #[arg(long, default_value = "km3mon-record")]
+    name: String,
+}
+
 #[derive(clap::Args)]
-pub struct PublishArgs {}
-pub fn run_ligier(_: LigierArgs) -> anyhow::Result<std::process::ExitCode> { anyhow::bail!("not yet") }
-pub fn run_mirror(_: MirrorArgs) -> anyhow::Result<std::process::ExitCode> { anyhow::bail!("not yet") }
-pub fn run_record(_: RecordArgs) -> anyhow::Result<std::process::ExitCode> { anyhow::bail!("not yet") }
-pub fn run_publish(_: PublishArgs) -> anyhow::Result<std::process::ExitCode> { anyhow::bail!("not yet") }
+pub struct PublishArgs {
+    /// Ligier to publish into.
+    #[arg(long, value_name = "HOST[:PORT]", default_value = "127.0.0.1:5553")]
+    ligier: String,
+    /// Recordings (tags from their prefixes) or .dat dumps (need --tag).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Tag of a .dat dump (IO_EVT, IO_SUM, IO_TSSN, IO_MONIT, ...).
+    #[arg(long)]
+    tag: Option<Tag>,
+    /// Replay speed: "max", or a factor of real time (1, 10, 0.5) following
+    /// the DAQ header times.
+    #[arg(long, default_value = "1")]
+    speed: Speed,
+    /// Name shown in the Ligier's status (`_MyId`).
+    #[arg(long, default_value = "km3mon-publish")]
+    name: String,
+}
+
+pub fn run_ligier(args: LigierArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = &args.status {
+        let report = query_status(&with_port(addr), Duration::from_secs(5))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{report}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = LigierConfig {
+        bind: SocketAddr::new(args.bind, args.port),
+        max_message_size: u32::try_from(args.max_message_size)
+            .ok()
+            .filter(|&n| n <= i32::MAX as u32)
+            .context("--max-message-size must be below 2 GiB")?,
+        any_queue_bytes: args.any_queue_bytes as usize,
+        any_queue_messages: args.any_queue_messages,
+        all_queue_bytes: args.all_queue_bytes as usize,
+        all_wait: seconds(args.all_wait, "--all-wait")?,
+        status_interval: Some(seconds(args.status_interval, "--status-interval")?)
+            .filter(|d| !d.is_zero()),
+    };
+    let stop = stop_on_signals()?;
+    let handle = Ligier::start(config.clone())
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    stop.wait();
+    handle.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_mirror(args: MirrorArgs) -> anyhow::Result<ExitCode> {
+    let subscription = subscription(&args.tags, args.mode)?;
+    let config = MirrorConfig {
+        from: ClientConfig::new(with_port(&args.from)).name(args.name.clone()),
+        to: ClientConfig::new(with_port(&args.to)).name(args.name),
+        subscription,
+        log_interval: Some(seconds(args.log_interval, "--log-interval")?).filter(|d| !d.is_zero()),
+    };
+    let stop = stop_on_signals()?;
+    info!(from = %config.from.addr, to = %config.to.addr, "mirror running");
+    let stats = ligier::run_mirror(config, stop)?;
+    info!(
+        forwarded = stats.forwarded_msgs,
+        bytes = stats.forwarded_bytes,
+        upstream_reconnects = stats.upstream.reconnects,
+        downstream_reconnects = stats.downstream.reconnects,
+        "mirror stopped"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_record(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    let config = RecordConfig {
+        ligier: ClientConfig::new(with_port(&args.ligier)).name(args.name),
+        subscription: subscription(&args.tags, args.mode)?,
+        output: args.output,
+        append: args.append,
+        flush_interval: seconds(args.flush_interval, "--flush-interval")?,
+    };
+    let stop = stop_on_signals()?;
+    record(config, stop)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let config = PublishConfig {
+        ligier: ClientConfig::new(with_port(&args.ligier)).name(args.name),
+        files: args.files,
+        tag: args.tag,
+        speed: args.speed,
+    };
+    let stop = stop_on_signals()?;
+    let stats = publish_files(config, stop.clone())?;
+    info!(
+        files = stats.files,
+        messages = stats.messages,
+        bytes = stats.bytes,
+        skipped = stats.skipped,
+        "publish finished"
+    );
+    Ok(if stop.is_triggered() {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// SIGINT/SIGTERM trigger a clean stop; a second one exits at once.
+fn stop_on_signals() -> anyhow::Result<Shutdown> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Shutdown::new();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
+    let flag = stop.clone();
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if flag.is_triggered() {
+                    std::process::exit(130);
+                }
+                info!(signal, "stopping (signal again to exit at once)");
+                flag.trigger();
+            }
+        })?;
+    Ok(stop)
+}
+
+/// `host` alone means the standard ControlHost port.
+fn with_port(addr: &str) -> String {
+    let has_port = match addr.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+        }
+        None => false,
+    };
+    if has_port {
+        addr.to_string()
+    } else if addr.contains(':') && !addr.starts_with('[') {
+        format!("[{addr}]:{}", ligier::DEFAULT_PORT)
+    } else {
+        format!("{addr}:{}", ligier::DEFAULT_PORT)
+    }
+}
+
+fn subscription(tags: &str, mode: Mode) -> anyhow::Result<Subscription> {
+    let mut sub = Subscription::new();
+    for name in tags.split([' ', ',', '\t']).filter(|t| !t.is_empty()) {
+        let tag = Tag::new(name).with_context(|| format!("bad tag {name:?}"))?;
+        sub = sub.with(mode, tag);
+    }
+    if sub.entries.is_empty() {
+        bail!("no tags given");
+    }
+    Ok(sub)
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s {
+        "any" | "w" => Ok(Mode::Any),
+        "all" | "a" => Ok(Mode::All),
+        _ => Err(format!("mode must be 'any' or 'all', not {s:?}")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 30),
+        _ => (s, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("expected a byte count such as 65536, 64K or 16M, not {s:?}"))
+}
+
+fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("{what} must be a non-negative number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_get_the_default_port() {
+        assert_eq!(with_port("localhost"), "localhost:5553");
+        assert_eq!(with_port("10.0.0.1:5554"), "10.0.0.1:5554");
+        assert_eq!(with_port("::1"), "[::1]:5553");
+        assert_eq!(with_port("[::1]:7"), "[::1]:7");
+    }
+
+    #[test]
+    fn sizes_and_tags_parse() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("lots").is_err());
+        let sub = subscription("IO_EVT, MSG", Mode::Any).unwrap();
+        assert_eq!(sub.to_payload(), b" w IO_EVT w MSG");
+        assert!(subscription(" ", Mode::Any).is_err());
+    }
+}

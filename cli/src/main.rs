@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd_dump;
 mod cmd_ligier;
+mod cmd_pipeline;
 
 #[derive(Parser)]
 #[command(name = "km3mon", version, about = "KM3NeT online monitoring")]
@@ -26,6 +27,14 @@ enum Command {
     Record(cmd_ligier::RecordArgs),
     /// Publish a recording or a .dat dump into a Ligier.
     Publish(cmd_ligier::PublishArgs),
+    /// Validate a graph (and site config) without running anything.
+    Check(cmd_pipeline::CheckArgs),
+    /// Print a graph as Graphviz DOT.
+    Graph(cmd_pipeline::GraphArgs),
+    /// Run a graph live against a Ligier.
+    Run(cmd_pipeline::RunArgs),
+    /// Replay recordings or dumps through a graph.
+    Replay(cmd_pipeline::ReplayArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +46,10 @@ fn main() -> std::process::ExitCode {
         Command::Mirror(args) => cmd_ligier::run_mirror(args),
         Command::Record(args) => cmd_ligier::run_record(args),
         Command::Publish(args) => cmd_ligier::run_publish(args),
+        Command::Check(args) => cmd_pipeline::run_check(args),
+        Command::Graph(args) => cmd_pipeline::run_graph(args),
+        Command::Run(args) => cmd_pipeline::run_run(args),
+        Command::Replay(args) => cmd_pipeline::run_replay(args),
     };
     match result {
         Ok(code) => code,

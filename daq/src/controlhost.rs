@@ -255,13 +255,10 @@ impl Subscription {
                     })
                 }
             };
-            let (tag_offset, tag) =
-                tokens
-                    .next()
-                    .ok_or_else(|| SubscriptionError::MissingTag {
-                        letter: String::from_utf8_lossy(letter).into_owned(),
-                        offset,
-                    })?;
+            let (tag_offset, tag) = tokens.next().ok_or_else(|| SubscriptionError::MissingTag {
+                letter: String::from_utf8_lossy(letter).into_owned(),
+                offset,
+            })?;
             let tag = std::str::from_utf8(tag)
                 .map_err(|_| SubscriptionError::NotAscii(tag_offset))
                 .and_then(|t| {
@@ -330,9 +327,7 @@ mod tests {
         let bytes = prefix.encode();
         assert_eq!(
             bytes,
-            [
-                0x49, 0x4f, 0x5f, 0x45, 0x56, 0x54, 0, 0, 0, 0, 0x16, 0x5c, 0, 0, 0, 0
-            ]
+            [0x49, 0x4f, 0x5f, 0x45, 0x56, 0x54, 0, 0, 0, 0, 0x16, 0x5c, 0, 0, 0, 0]
         );
         assert_eq!(Prefix::decode(&bytes).unwrap(), prefix);
     }

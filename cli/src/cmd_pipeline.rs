@@ -1,0 +1,227 @@
+//! `km3mon check | graph | run | replay`: validate, draw and run dataflow
+//! graphs (see docs/graph-language.md).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use pipeline::runtime::{self, Cluster, Mode, RunOptions};
+use pipeline::site::SiteConfig;
+use pipeline::{Diagnostics, Graph};
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Site config (pipeline.toml); default: the built-in pipeline.toml.example.
+    #[arg(long, value_name = "SITE")]
+    config: Option<PathBuf>,
+    /// The graph to validate.
+    graph: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct GraphArgs {
+    #[arg(long, value_name = "SITE")]
+    config: Option<PathBuf>,
+    /// The graph to print as Graphviz DOT.
+    graph: PathBuf,
+}
+
+/// Options shared by `run` and `replay`.
+#[derive(clap::Args)]
+struct Common {
+    /// The graph to run.
+    #[arg(long, value_name = "GRAPH")]
+    graph: PathBuf,
+    /// Site config (pipeline.toml); default: the built-in pipeline.toml.example.
+    #[arg(long, value_name = "SITE")]
+    config: Option<PathBuf>,
+    /// DETX file; overrides the site config's `[Detector] file`.
+    #[arg(long, value_name = "FILE.detx")]
+    detector: Option<PathBuf>,
+    /// Every output of the graph (plots, data files, logs) goes under DIR.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+    /// Worker threads per process.
+    #[arg(short = 'w', long = "workers", value_name = "N", default_value_t = 1)]
+    workers: usize,
+    /// Cluster mode: a file with one `host:port` per process.
+    #[arg(long, value_name = "FILE", requires = "process")]
+    hostfile: Option<PathBuf>,
+    /// Cluster mode: this process's index in the hostfile (from 0).
+    #[arg(long, value_name = "I", requires = "hostfile")]
+    process: Option<usize>,
+    /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Seconds between metric summaries in the log.
+    #[arg(long, value_name = "S", default_value_t = 60)]
+    log_interval: u64,
+    /// Capacity of each source's ingress queue (batches).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    queue: usize,
+    /// Seconds between state saves (state is also saved at shutdown).
+    #[arg(long, value_name = "S", default_value_t = 60)]
+    state_interval: u64,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Operator state directory; default OUT/state.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Milliseconds between wall-clock heartbeats of the sources.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    heartbeat_ms: u64,
+    /// Seconds live data may lag the wall clock and still count at its own time.
+    #[arg(long, value_name = "S", default_value_t = 5)]
+    lateness: u64,
+}
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Operator state directory; default: none (a replay starts fresh).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// `max` (as fast as possible) or a factor of real time (1, 10, …).
+    #[arg(long, value_name = "max|F", default_value = "max")]
+    speed: String,
+    /// Recordings (`km3mon record`) or .dat dumps, recognised from their content.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+fn load_site(config: Option<&Path>) -> Result<SiteConfig, Diagnostics> {
+    match config {
+        Some(p) => SiteConfig::load(p),
+        None => Ok(SiteConfig::example()),
+    }
+}
+
+/// Site config and graph, or the diagnostics printed and a failure code.
+fn load(graph: &Path, config: Option<&Path>) -> Result<(SiteConfig, Graph), ExitCode> {
+    let report = |d: Diagnostics| {
+        eprintln!("{d}");
+        ExitCode::FAILURE
+    };
+    let site = load_site(config).map_err(report)?;
+    let g = Graph::load(graph, &site, &operators::registry()).map_err(report)?;
+    Ok((site, g))
+}
+
+pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let (_, g) = match load(&args.graph, args.config.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let names: Vec<String> = g
+        .nodes
+        .iter()
+        .map(|n| format!("{} ({})", n.name, n.type_name))
+        .collect();
+    println!(
+        "{}: ok, {} nodes: {}",
+        args.graph.display(),
+        g.nodes.len(),
+        names.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
+    let (_, g) = match load(&args.graph, args.config.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    print!("{}", pipeline::graph::to_dot(&g));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let state = Some(
+        args.state_dir
+            .clone()
+            .unwrap_or_else(|| args.common.out.join("state")),
+    );
+    let mut opts = options(&args.common, Mode::Live, state)?;
+    opts.heartbeat = Duration::from_millis(args.heartbeat_ms.max(10));
+    opts.lateness = Duration::from_secs(args.lateness);
+    execute(&args.common, opts)
+}
+
+pub fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let speed = match args.speed.as_str() {
+        "max" => None,
+        s => {
+            let f: f64 = s.parse().map_err(|_| {
+                anyhow::anyhow!("--speed must be `max` or a positive number, not `{s}`")
+            })?;
+            anyhow::ensure!(f > 0.0 && f.is_finite(), "--speed must be positive");
+            Some(f)
+        }
+    };
+    for f in &args.files {
+        anyhow::ensure!(f.is_file(), "no such file: {}", f.display());
+    }
+    let opts = options(
+        &args.common,
+        Mode::Replay {
+            files: args.files.clone(),
+            speed,
+        },
+        args.state_dir.clone(),
+    )?;
+    execute(&args.common, opts)
+}
+
+fn options(c: &Common, mode: Mode, state_dir: Option<PathBuf>) -> anyhow::Result<RunOptions> {
+    let mut o = RunOptions::new(mode, c.out.clone());
+    o.workers = c.workers.max(1);
+    o.cluster = match (&c.hostfile, c.process) {
+        (Some(h), Some(p)) => Some(Cluster::from_hostfile(h, p)?),
+        _ => None,
+    };
+    o.state_dir = state_dir;
+    o.metrics_addr = c.metrics;
+    o.log_interval = Duration::from_secs(c.log_interval.max(1));
+    o.queue_capacity = c.queue.max(1);
+    o.state_interval = Duration::from_secs(c.state_interval);
+    Ok(o)
+}
+
+fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
+    let (site, g) = match load(&c.graph, c.config.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    opts.detector = c.detector.clone().or_else(|| site.detector_file());
+    if let Some(d) = &opts.detector {
+        // Fail before starting rather than in the middle of a worker.
+        let det = daq::detector::Detector::from_file(d)
+            .map_err(|e| anyhow::anyhow!("detector {}: {e}", d.display()))?;
+        tracing::info!(
+            "detector {} (det_id {}, {} modules)",
+            d.display(),
+            det.det_id(),
+            det.modules().len()
+        );
+    }
+    let report = runtime::run(&g, opts)?;
+    for line in report.metrics.summary() {
+        tracing::info!("{line}");
+    }
+    tracing::info!(
+        "finished in {:.2}s{}",
+        report.elapsed.as_secs_f64(),
+        if report.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}

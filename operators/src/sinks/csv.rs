@@ -1,0 +1,163 @@
+//! `type = "csv"`: appends table rows to a CSV file under `--out`.
+//!
+//! Rows from all workers are exchanged to the leader and written in a
+//! deterministic order (by time, then by content) once the frontier passes
+//! their time, so `-w 1`, `-w 2` and a cluster write identical files. The
+//! file is appended, never rewritten: the header is written only when the
+//! file is new or empty.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use pipeline::item::{Item, Row, Time};
+use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::StreamKind;
+use serde::Deserialize;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSink {
+    /// File under the output directory, e.g. `data/tag_rates.csv`.
+    pub path: PathBuf,
+}
+
+impl NodeConfig for CsvSink {
+    const TYPE: &'static str = "csv";
+    const ROLE: Role = Role::Sink;
+    const ABOUT: &'static str = "appends table rows to a CSV file (header once)";
+}
+
+impl Node for CsvSink {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Table]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        None
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        check_relative("path", &self.path).into_iter().collect()
+    }
+    fn build<'s>(
+        &self,
+        ctx: &BuildContext<'s>,
+        input: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        let input = input.ok_or_else(|| anyhow::anyhow!("csv needs an input"))?;
+        let mut tx: Option<Sender<Vec<Row>>> = None;
+        if ctx.is_leader() {
+            let (s, r) = unbounded();
+            let path = ctx.out_path(&self.path);
+            ctx.spawn_io("writer", move || writer(&path, r))?;
+            tx = Some(s);
+        }
+        let metrics = ctx.metrics.clone();
+        let mut pending: BTreeMap<Time, Vec<Row>> = BTreeMap::new();
+        input.sink(
+            Exchange::new(|_: &Item| 0),
+            "csv",
+            move |(input, frontier)| {
+                input.for_each(|cap, data| {
+                    // Our sessions always come from one capability: a singleton stamp.
+                    let Some(&t) = cap.least() else { return };
+                    let rows = pending.entry(t).or_default();
+                    rows.extend(data.drain(..).filter_map(|i| match i {
+                        Item::Row(r) => Some(r),
+                        _ => None,
+                    }));
+                });
+                let f = frontier.frontier().iter().min().copied();
+                while let Some((&t, _)) = pending.first_key_value() {
+                    if f.is_some_and(|f| f <= t) {
+                        break;
+                    }
+                    let mut rows = pending.pop_first().expect("non-empty").1;
+                    rows.sort();
+                    if let Some(tx) = &tx {
+                        metrics.busy(|| {
+                            let _ = tx.send(rows);
+                        });
+                    }
+                }
+                if f.is_none() {
+                    // End of the stream: closing the channel lets the writer
+                    // flush and finish.
+                    tx = None;
+                }
+            },
+        );
+        Ok(None)
+    }
+}
+
+fn writer(path: &Path, rx: Receiver<Vec<Row>>) {
+    if let Err(e) = write_rows(path, rx) {
+        tracing::error!("csv {}: {e}", path.display());
+    }
+}
+
+fn write_rows(path: &Path, rx: Receiver<Vec<Row>>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut header_done = file.metadata()?.len() > 0;
+    let mut header: Option<Vec<String>> = None;
+    for rows in rx {
+        let mut buf = String::new();
+        for row in rows {
+            match &header {
+                None => header = Some(row.header.clone()),
+                Some(h) if *h != row.header => {
+                    tracing::error!(
+                        "csv {}: row of table `{}` has a different header; dropped",
+                        path.display(),
+                        row.table
+                    );
+                    continue;
+                }
+                Some(_) => {}
+            }
+            if !header_done {
+                push_line(&mut buf, &row.header);
+                header_done = true;
+            }
+            push_line(&mut buf, &row.cells);
+        }
+        file.write_all(buf.as_bytes())?;
+        file.flush()?;
+    }
+    file.sync_data()
+}
+
+fn push_line(buf: &mut String, cells: &[String]) {
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            buf.push(',');
+        }
+        if c.contains([',', '"', '\n', '\r']) {
+            buf.push('"');
+            buf.push_str(&c.replace('"', "\"\""));
+            buf.push('"');
+        } else {
+            buf.push_str(c);
+        }
+    }
+    buf.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cells_with_commas_and_quotes_are_quoted() {
+        let mut b = String::new();
+        super::push_line(&mut b, &["a".into(), "b,c".into(), "say \"hi\"".into()]);
+        assert_eq!(b, "a,\"b,c\",\"say \"\"hi\"\"\"\n");
+    }
+}

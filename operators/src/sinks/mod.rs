@@ -1,0 +1,4 @@
+//! Sinks: where results leave the dataflow. I/O happens on a writer
+//! thread, never on a worker.
+
+pub mod csv;

@@ -1,0 +1,220 @@
+//! Turns a spanned TOML value of the graph into a plain `toml::Value`,
+//! resolving `${VAR}` / `${VAR:-default}` from the environment and
+//! `"@config.Section.key"` from the site config, and remembering the span of
+//! every key path so that typed-config errors point at the right column.
+
+use std::ops::Range;
+
+use toml::de::DeValue;
+use toml::Spanned;
+
+use crate::diag::{Diagnostic, Diagnostics, SourceFile};
+use crate::site::{lookup_env, SiteConfig};
+
+pub(crate) struct Converter<'a> {
+    pub src: &'a SourceFile,
+    pub site: &'a SiteConfig,
+    pub diags: &'a mut Diagnostics,
+    /// Node-relative key path (serde_path_to_error syntax) → span of the value.
+    pub spans: Vec<(String, Range<usize>)>,
+    /// Node-relative key path → span of the key itself.
+    pub keys: Vec<(String, Range<usize>)>,
+}
+
+fn join(rel: &str, key: &str) -> String {
+    if rel.is_empty() {
+        key.to_string()
+    } else {
+        format!("{rel}.{key}")
+    }
+}
+
+impl Converter<'_> {
+    /// `full` is the dotted path from the document root (for messages),
+    /// `rel` the path inside the node (for serde error mapping).
+    pub fn convert(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        full: &str,
+        rel: &str,
+    ) -> Option<toml::Value> {
+        self.spans.push((rel.to_string(), v.span()));
+        Some(match v.get_ref() {
+            DeValue::String(s) => return self.string(s, v.span(), full, rel),
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                    Ok(n) => toml::Value::Integer(n),
+                    Err(e) => {
+                        self.diags.push(Diagnostic::at(
+                            self.src,
+                            v.span(),
+                            full,
+                            format!("bad integer: {e}"),
+                        ));
+                        return None;
+                    }
+                }
+            }
+            DeValue::Float(f) => toml::Value::Float(parse_float(f.as_str())),
+            DeValue::Boolean(b) => toml::Value::Boolean(*b),
+            DeValue::Datetime(d) => toml::Value::Datetime(*d),
+            DeValue::Array(a) => {
+                let mut out = Vec::with_capacity(a.len());
+                for (i, e) in a.iter().enumerate() {
+                    out.push(self.convert(e, &format!("{full}[{i}]"), &format!("{rel}[{i}]"))?);
+                }
+                toml::Value::Array(out)
+            }
+            DeValue::Table(t) => {
+                let mut out = toml::Table::new();
+                for (k, e) in t.iter() {
+                    let key = k.get_ref().to_string();
+                    self.keys.push((join(rel, &key), k.span()));
+                    let val = self.convert(e, &join(full, &key), &join(rel, &key))?;
+                    out.insert(key, val);
+                }
+                toml::Value::Table(out)
+            }
+        })
+    }
+
+    fn string(
+        &mut self,
+        s: &str,
+        span: Range<usize>,
+        full: &str,
+        rel: &str,
+    ) -> Option<toml::Value> {
+        if let Some(reference) = s.strip_prefix("@config.") {
+            return self.config_ref(reference, span, full, rel);
+        }
+        let (out, whole_var) = self.interpolate(s, span, full)?;
+        // "${PORT}" alone may stand for a number or a boolean.
+        if whole_var {
+            if let Ok(n) = out.parse::<i64>() {
+                return Some(toml::Value::Integer(n));
+            }
+            if let Ok(b) = out.parse::<bool>() {
+                return Some(toml::Value::Boolean(b));
+            }
+        }
+        Some(toml::Value::String(out))
+    }
+
+    fn config_ref(
+        &mut self,
+        reference: &str,
+        span: Range<usize>,
+        full: &str,
+        rel: &str,
+    ) -> Option<toml::Value> {
+        let Some((section, key)) = reference.split_once('.') else {
+            self.diags.push(Diagnostic::at(self.src, span, full, format!("bad site-config reference `@config.{reference}`: expected `@config.Section.key`")));
+            return None;
+        };
+        let Some(value) = self.site.get(section, key) else {
+            self.diags.push(Diagnostic::at(
+                self.src,
+                span,
+                full,
+                format!(
+                    "undefined site-config key `[{section}] {key}` (site config: {})",
+                    self.site.src.name
+                ),
+            ));
+            return None;
+        };
+        // Errors inside the referenced value still point at the reference.
+        let site_src = self.site.src.clone();
+        let mut inner = Converter {
+            src: &site_src,
+            site: self.site,
+            diags: self.diags,
+            spans: Vec::new(),
+            keys: Vec::new(),
+        };
+        let v = inner.convert(value, &format!("{section}.{key}"), rel);
+        self.spans
+            .extend(inner.spans.into_iter().map(|(p, _)| (p, span.clone())));
+        self.keys
+            .extend(inner.keys.into_iter().map(|(p, _)| (p, span.clone())));
+        v
+    }
+
+    /// Replaces `${NAME}` and `${NAME:-default}`; `$$` is a literal `$`.
+    /// Returns the text and whether it was a single reference and nothing else.
+    fn interpolate(&mut self, s: &str, span: Range<usize>, full: &str) -> Option<(String, bool)> {
+        if !s.contains('$') {
+            return Some((s.to_string(), false));
+        }
+        let mut out = String::new();
+        let mut rest = s;
+        let mut ok = true;
+        let mut refs = 0;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+                continue;
+            }
+            let Some(body) = after.strip_prefix('{') else {
+                out.push('$');
+                rest = after;
+                continue;
+            };
+            let Some(end) = body.find('}') else {
+                self.diags.push(Diagnostic::at(
+                    self.src,
+                    self.offset_of(&span, "${"),
+                    full,
+                    "unterminated `${` in string",
+                ));
+                return None;
+            };
+            let expr = &body[..end];
+            refs += 1;
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            match lookup_env(self.site, name).or_else(|| default.map(str::to_string)) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    ok = false;
+                    self.diags.push(Diagnostic::at(
+                        self.src,
+                        self.offset_of(&span, &format!("${{{expr}}}")),
+                        full,
+                        format!("undefined variable `{name}` (set it in the environment, in the site config's [env], or write `${{{name}:-default}}`)"),
+                    ));
+                }
+            }
+            rest = &body[end + 1..];
+        }
+        out.push_str(rest);
+        let whole =
+            refs == 1 && s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
+        ok.then_some((out, whole))
+    }
+
+    /// Span of `needle` inside the raw string token, else the token start.
+    fn offset_of(&self, span: &Range<usize>, needle: &str) -> Range<usize> {
+        let raw = &self.src.text[span.clone()];
+        match raw.find(needle) {
+            Some(i) => span.start + i..span.start + i + needle.len(),
+            None => span.clone(),
+        }
+    }
+}
+
+fn parse_float(s: &str) -> f64 {
+    let s = s.replace('_', "");
+    match s.as_str() {
+        "inf" | "+inf" => f64::INFINITY,
+        "-inf" => f64::NEG_INFINITY,
+        "nan" | "+nan" | "-nan" => f64::NAN,
+        _ => s.parse().unwrap_or(f64::NAN),
+    }
+}

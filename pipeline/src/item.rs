@@ -1,0 +1,169 @@
+//! What flows on the edges: one [`Item`] enum, tagged by [`StreamKind`].
+//!
+//! Timely streams carry a lifetime, so type-erased streams are awkward; one
+//! enum on every edge keeps the compiler simple, crosses process boundaries
+//! in cluster mode (it is serde) and is checked statically at validation:
+//! every node declares the kinds it accepts and produces.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The timely timestamp: DAQ (event) time in 100 ms timeslice units since
+/// the Unix epoch. Windows close when the frontier passes them, so live
+/// and replay give the same results.
+pub type Time = u64;
+
+/// Nanoseconds per [`Time`] tick.
+pub const TICK_NS: u64 = 100_000_000;
+/// Ticks per second.
+pub const TICKS_PER_SECOND: u64 = 10;
+
+/// [`Time`] of a UTC time in nanoseconds.
+pub fn time_of_ns(utc_ns: u64) -> Time {
+    utc_ns / TICK_NS
+}
+
+/// UTC seconds at the start of a tick.
+pub fn seconds_of(time: Time) -> u64 {
+    time / TICKS_PER_SECOND
+}
+
+/// The data kinds a stream can carry. Adding a kind: a variant here, its
+/// name in [`StreamKind::ALL`], and (if it carries new data) an [`Item`]
+/// variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    /// Raw ControlHost messages (tag + payload), straight from a Ligier or
+    /// a file; decoders and `tag_rates` read these.
+    Messages,
+    /// Decoded IO_SUM summaryslices.
+    Summaryslices,
+    /// Decoded IO_EVT events.
+    Events,
+    /// Decoded IO_TS* timeslices.
+    Timeslices,
+    /// Decoded IO_MONIT CLB monitoring packets.
+    Tmch,
+    /// MSG log lines.
+    Msg,
+    /// Table rows for data sinks (CSV, SQLite, JSON).
+    Table,
+    /// Alert state changes (firing / resolved).
+    Alerts,
+    /// Plot requests for the plot sink.
+    Plots,
+}
+
+impl StreamKind {
+    pub const ALL: [StreamKind; 9] = [
+        StreamKind::Messages,
+        StreamKind::Summaryslices,
+        StreamKind::Events,
+        StreamKind::Timeslices,
+        StreamKind::Tmch,
+        StreamKind::Msg,
+        StreamKind::Table,
+        StreamKind::Alerts,
+        StreamKind::Plots,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamKind::Messages => "messages",
+            StreamKind::Summaryslices => "summaryslices",
+            StreamKind::Events => "events",
+            StreamKind::Timeslices => "timeslices",
+            StreamKind::Tmch => "tmch",
+            StreamKind::Msg => "msg",
+            StreamKind::Table => "table",
+            StreamKind::Alerts => "alerts",
+            StreamKind::Plots => "plots",
+        }
+    }
+}
+
+impl fmt::Display for StreamKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One ControlHost message as received or read from a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub tag: String,
+    /// Run number from the DAQ header or TMCH packet, if the payload has one.
+    pub run: Option<u32>,
+    /// UTC time of the payload in ns, if it has one (MSG lines do not).
+    pub utc_ns: Option<u64>,
+    pub payload: Vec<u8>,
+}
+
+/// One row for a table sink. Rows of one table share the header.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Row {
+    /// Table (file stem) the row belongs to, e.g. `tag_rates`.
+    pub table: String,
+    pub header: Vec<String>,
+    pub cells: Vec<String>,
+}
+
+/// An alert state change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Alert {
+    pub time_utc_ns: u64,
+    pub monitor: String,
+    pub key: String,
+    pub firing: bool,
+    pub message: String,
+}
+
+/// Every edge of the dataflow carries `Vec<Item>` at [`Time`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Item {
+    Message(Message),
+    Row(Row),
+    Alert(Alert),
+}
+
+impl Item {
+    /// The kind a node producing this item must declare.
+    pub fn kind(&self) -> StreamKind {
+        match self {
+            Item::Message(_) => StreamKind::Messages,
+            Item::Row(_) => StreamKind::Table,
+            Item::Alert(_) => StreamKind::Alerts,
+        }
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a) for exchanging by key: the same key goes
+/// to the same worker in every process and every run.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_is_in_100ms_ticks() {
+        assert_eq!(time_of_ns(1_574_432_873_300_000_000), 15_744_328_733);
+        assert_eq!(seconds_of(15_744_328_733), 1_574_432_873);
+    }
+
+    #[test]
+    fn all_kinds_have_distinct_names() {
+        let mut names: Vec<_> = StreamKind::ALL.iter().map(|k| k.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), StreamKind::ALL.len());
+    }
+}

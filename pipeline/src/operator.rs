@@ -1,0 +1,180 @@
+//! The operator contract and the registry type.
+//!
+//! An operator is a typed config struct (serde, `deny_unknown_fields`) that
+//! implements [`Node`] (what it accepts, what it produces, how it builds
+//! into timely) and [`NodeConfig`] (its type name and role). The `operators`
+//! crate lists every such struct once in its registry; the framework parses
+//! a node's table into the struct, checks the edges against the declared
+//! kinds, and calls [`Node::build`] on every worker.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::item::StreamKind;
+pub use crate::runtime::context::{BuildContext, ItemStream, Mode};
+
+/// Where a node sits in the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// No inputs; produces a stream (Ligier subscriber, file replay).
+    Source,
+    /// Inputs and an output (monitors).
+    Transform,
+    /// Inputs, no output (CSV, plots, alerts out).
+    Sink,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Transform => "operator",
+            Role::Sink => "sink",
+        }
+    }
+}
+
+/// A parsed, validated node: what every worker builds from.
+pub trait Node: Send + Sync + 'static {
+    /// Kinds this node accepts on its inputs (empty for sources).
+    fn accepts(&self) -> Vec<StreamKind>;
+
+    /// Kind this node produces (`None` for sinks).
+    fn produces(&self) -> Option<StreamKind>;
+
+    /// Checks beyond what the types express, as `(key path within the node,
+    /// message)`; they are reported with the rest of the validation errors.
+    fn check(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Adds this node's timely operators to the scope. `input` is the
+    /// concatenation of the node's inputs (`None` for sources). Called once
+    /// per worker; any blocking I/O goes to a thread from
+    /// [`BuildContext::spawn_io`].
+    fn build<'s>(
+        &self,
+        ctx: &BuildContext<'s>,
+        input: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>>;
+}
+
+/// Ties a config struct to its type name; implemented by every operator.
+pub trait NodeConfig: DeserializeOwned + Node {
+    /// The `type = "..."` of the node in a graph.
+    const TYPE: &'static str;
+    const ROLE: Role;
+    /// One line for `km3mon check` and the docs.
+    const ABOUT: &'static str;
+}
+
+/// A deserialisation error: key path within the node (serde_path_to_error
+/// syntax, `.` for the node itself) and message.
+#[derive(Debug, Clone)]
+pub struct ParseError {
+    pub path: String,
+    pub message: String,
+}
+
+type ParseFn = fn(toml::Value) -> Result<Arc<dyn Node>, ParseError>;
+
+/// One registered node type.
+#[derive(Clone)]
+pub struct NodeType {
+    pub name: &'static str,
+    pub role: Role,
+    pub about: &'static str,
+    parse: ParseFn,
+}
+
+impl NodeType {
+    pub fn of<C: NodeConfig>() -> NodeType {
+        NodeType {
+            name: C::TYPE,
+            role: C::ROLE,
+            about: C::ABOUT,
+            parse: parse_node::<C>,
+        }
+    }
+
+    pub fn parse(&self, value: toml::Value) -> Result<Arc<dyn Node>, ParseError> {
+        (self.parse)(value)
+    }
+}
+
+fn parse_node<C: NodeConfig>(value: toml::Value) -> Result<Arc<dyn Node>, ParseError> {
+    match serde_path_to_error::deserialize::<_, C>(value) {
+        Ok(c) => Ok(Arc::new(c)),
+        Err(e) => {
+            let path = e.path().to_string();
+            Err(ParseError {
+                path,
+                message: e.into_inner().message().to_string(),
+            })
+        }
+    }
+}
+
+/// The node types a graph may use.
+#[derive(Clone, Default)]
+pub struct Registry {
+    types: Vec<NodeType>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Registers `C`; panics on a duplicate name (a programming error).
+    #[must_use]
+    pub fn with<C: NodeConfig>(mut self) -> Registry {
+        assert!(
+            self.get(C::TYPE).is_none(),
+            "node type {} registered twice",
+            C::TYPE
+        );
+        self.types.push(NodeType::of::<C>());
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&NodeType> {
+        self.types.iter().find(|t| t.name == name)
+    }
+
+    pub fn types(&self) -> &[NodeType] {
+        &self.types
+    }
+
+    /// Sorted type names, for "unknown node type" messages.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v: Vec<_> = self.types.iter().map(|t| t.name).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// A path under the output directory; sinks must not escape `--out`.
+pub fn check_relative(path_key: &str, p: &std::path::Path) -> Option<(String, String)> {
+    if p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        Some((
+            path_key.to_string(),
+            format!(
+                "`{}` must be relative and stay under the output directory (--out)",
+                p.display()
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+/// Resolves a sink path under the output directory.
+pub fn out_path(out_dir: &std::path::Path, rel: &std::path::Path) -> PathBuf {
+    out_dir.join(rel)
+}

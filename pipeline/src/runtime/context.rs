@@ -1,0 +1,109 @@
+//! What a node sees while it builds: the scope, its name, the run's
+//! environment (mode, output and state directories, detector file, clock
+//! settings, shutdown flag) and its metrics.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use timely::dataflow::{Scope, Stream};
+
+use super::metrics::{Metrics, NodeMetrics};
+use super::progress::Progress;
+use super::state::StateStore;
+use crate::item::{Item, Time};
+
+/// Every edge: batches of [`Item`]s at DAQ-time timestamps.
+pub type ItemStream<'s> = Stream<'s, Time, Vec<Item>>;
+
+/// Live from a Ligier, or replaying files.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Live,
+    Replay {
+        files: Vec<PathBuf>,
+        /// `None` = as fast as possible; `Some(f)` = f × real time.
+        speed: Option<f64>,
+    },
+}
+
+/// Settings shared by all nodes and workers of one run.
+pub struct RunEnv {
+    pub mode: Mode,
+    pub out_dir: PathBuf,
+    pub state_dir: Option<PathBuf>,
+    /// DETX file from `--detector` or the site config's `[Detector] file`.
+    pub detector: Option<PathBuf>,
+    /// How often live sources advance their capability with the wall clock.
+    pub heartbeat: Duration,
+    /// How far behind the wall clock live data may arrive and still be
+    /// placed at its own time.
+    pub lateness: Duration,
+    /// Capacity of every source's ingress queue.
+    pub queue_capacity: usize,
+    /// Operators persist their state at least this often.
+    pub state_interval: Duration,
+    pub shutdown: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+    pub progress: Arc<Progress>,
+}
+
+impl RunEnv {
+    pub fn shutdown_requested(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+}
+
+pub struct BuildContext<'s> {
+    pub scope: Scope<'s, Time>,
+    pub node: String,
+    pub env: Arc<RunEnv>,
+    pub metrics: Arc<NodeMetrics>,
+    pub(crate) io: Rc<RefCell<Vec<JoinHandle<()>>>>,
+}
+
+impl<'s> BuildContext<'s> {
+    /// This worker's global index.
+    pub fn index(&self) -> usize {
+        self.scope.index()
+    }
+
+    pub fn peers(&self) -> usize {
+        self.scope.peers()
+    }
+
+    /// The worker that owns connections, file readers and sink files.
+    pub fn is_leader(&self) -> bool {
+        self.index() == 0
+    }
+
+    /// Starts an I/O thread; the run joins it after the dataflow completes,
+    /// so a sink's writer flushes before the process exits.
+    pub fn spawn_io(&self, what: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
+        let h = std::thread::Builder::new()
+            .name(format!("{}:{what}", self.node))
+            .spawn(f)?;
+        self.io.borrow_mut().push(h);
+        Ok(())
+    }
+
+    /// A path under `--out`.
+    pub fn out_path(&self, rel: &Path) -> PathBuf {
+        self.env.out_dir.join(rel)
+    }
+
+    /// This node's part of the state directory.
+    pub fn state(&self) -> StateStore {
+        StateStore::new(
+            self.env.state_dir.clone(),
+            &self.node,
+            self.index(),
+            self.peers(),
+            self.env.state_interval,
+        )
+    }
+}

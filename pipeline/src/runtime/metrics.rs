@@ -1,0 +1,231 @@
+//! Per-node counters, served as Prometheus text and logged periodically.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::item::{Time, TICK_NS};
+
+/// Why a record was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DropReason {
+    /// A bounded ingress queue was full.
+    Overflow,
+    /// The payload could not be decoded.
+    Corrupt,
+    /// A DOM id not in the detector.
+    UnknownDom,
+    /// Older than the source's capability (live data later than the allowed lateness).
+    Late,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::Overflow,
+        DropReason::Corrupt,
+        DropReason::UnknownDom,
+        DropReason::Late,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Overflow => "overflow",
+            DropReason::Corrupt => "corrupt",
+            DropReason::UnknownDom => "unknown_dom",
+            DropReason::Late => "late",
+        }
+    }
+}
+
+/// Counters of one node (summed over this process's workers).
+#[derive(Default, Debug)]
+pub struct NodeMetrics {
+    pub records_in: AtomicU64,
+    pub records_out: AtomicU64,
+    drops: [AtomicU64; 4],
+    pub busy_ns: AtomicU64,
+    /// Output frontier in ticks; `u64::MAX` = none yet / finished.
+    pub frontier: AtomicU64,
+}
+
+impl NodeMetrics {
+    pub fn new() -> NodeMetrics {
+        let m = NodeMetrics::default();
+        m.frontier.store(u64::MAX, Ordering::Relaxed);
+        m
+    }
+    pub fn add_in(&self, n: usize) {
+        self.records_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn add_out(&self, n: usize) {
+        self.records_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn drop_record(&self, reason: DropReason, n: u64) {
+        self.drops[reason as usize].fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].load(Ordering::Relaxed)
+    }
+    pub fn set_frontier(&self, t: Option<Time>) {
+        self.frontier
+            .store(t.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+    /// Runs `f` and adds its duration to the busy time.
+    pub fn busy<R>(&self, f: impl FnOnce() -> R) -> R {
+        let start = Instant::now();
+        let r = f();
+        self.busy_ns
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+    /// Wall clock − frontier, in seconds.
+    pub fn lag_seconds(&self) -> Option<f64> {
+        let f = self.frontier.load(Ordering::Relaxed);
+        if f == u64::MAX {
+            return None;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()?
+            .as_nanos() as f64;
+        Some((now - (f as f64) * TICK_NS as f64) / 1e9)
+    }
+}
+
+/// All nodes of the run, in graph order.
+#[derive(Default)]
+pub struct Metrics {
+    nodes: Mutex<Vec<(String, Arc<NodeMetrics>)>>,
+}
+
+impl Metrics {
+    pub fn node(&self, name: &str) -> Arc<NodeMetrics> {
+        let mut nodes = self.nodes.lock().expect("metrics lock");
+        if let Some((_, m)) = nodes.iter().find(|(n, _)| n == name) {
+            return m.clone();
+        }
+        let m = Arc::new(NodeMetrics::new());
+        nodes.push((name.to_string(), m.clone()));
+        m
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, Arc<NodeMetrics>)> {
+        self.nodes.lock().expect("metrics lock").clone()
+    }
+
+    /// Prometheus text exposition format.
+    pub fn prometheus(&self) -> String {
+        let nodes = self.snapshot();
+        let mut out = String::new();
+        let mut family =
+            |name: &str,
+             kind: &str,
+             help: &str,
+             f: &dyn Fn(&NodeMetrics) -> Vec<(String, String)>| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (node, m) in &nodes {
+                    for (labels, v) in f(m) {
+                        let _ = writeln!(out, "{name}{{node=\"{node}\"{labels}}} {v}");
+                    }
+                }
+            };
+        family(
+            "km3mon_records_in_total",
+            "counter",
+            "Records received by the node.",
+            &|m| {
+                vec![(
+                    String::new(),
+                    m.records_in.load(Ordering::Relaxed).to_string(),
+                )]
+            },
+        );
+        family(
+            "km3mon_records_out_total",
+            "counter",
+            "Records emitted by the node.",
+            &|m| {
+                vec![(
+                    String::new(),
+                    m.records_out.load(Ordering::Relaxed).to_string(),
+                )]
+            },
+        );
+        family(
+            "km3mon_dropped_total",
+            "counter",
+            "Records dropped, by reason.",
+            &|m| {
+                DropReason::ALL
+                    .iter()
+                    .map(|r| (format!(",reason=\"{}\"", r.name()), m.drops(*r).to_string()))
+                    .collect()
+            },
+        );
+        family(
+            "km3mon_busy_seconds_total",
+            "counter",
+            "Time spent in the node's logic.",
+            &|m| {
+                vec![(
+                    String::new(),
+                    format!("{:.6}", m.busy_ns.load(Ordering::Relaxed) as f64 / 1e9),
+                )]
+            },
+        );
+        family(
+            "km3mon_event_time_lag_seconds",
+            "gauge",
+            "Wall clock minus the node's output frontier (DAQ time).",
+            &|m| {
+                m.lag_seconds()
+                    .map(|l| vec![(String::new(), format!("{l:.3}"))])
+                    .unwrap_or_default()
+            },
+        );
+        out
+    }
+
+    /// One log line per node.
+    pub fn summary(&self) -> Vec<String> {
+        self.snapshot()
+            .iter()
+            .map(|(node, m)| {
+                let drops: BTreeMap<_, _> = DropReason::ALL
+                    .iter()
+                    .map(|r| (r.name(), m.drops(*r)))
+                    .filter(|(_, v)| *v > 0)
+                    .collect();
+                format!(
+                    "{node}: in {} out {} drops {:?} busy {:.3}s lag {}",
+                    m.records_in.load(Ordering::Relaxed),
+                    m.records_out.load(Ordering::Relaxed),
+                    drops,
+                    m.busy_ns.load(Ordering::Relaxed) as f64 / 1e9,
+                    m.lag_seconds()
+                        .map_or("-".to_string(), |l| format!("{l:.1}s")),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Serves `GET /metrics` (any path, really) on `addr` from a thread.
+pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let body = metrics.prometheus();
+            let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        }
+    })?;
+    Ok(local)
+}

@@ -1,0 +1,291 @@
+//! Compiles a validated [`Graph`] into a timely dataflow and runs it on N
+//! worker threads, or as one process of a timely cluster.
+
+pub mod context;
+pub mod io;
+pub mod metrics;
+pub mod progress;
+pub mod source;
+pub mod state;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Concatenate;
+use timely::{CommunicationConfig, WorkerConfig};
+
+use crate::graph::Graph;
+use crate::item::{Item, Time};
+pub use context::{BuildContext, ItemStream, Mode, RunEnv};
+use metrics::{Metrics, NodeMetrics};
+use progress::{Bar, Progress};
+
+/// Several processes running one graph (timely's cluster communication).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub process: usize,
+    /// `host:port` of every process, in process order.
+    pub addresses: Vec<String>,
+}
+
+impl Cluster {
+    /// A hostfile has one `host:port` per line; blank lines and `#`
+    /// comments are ignored.
+    pub fn from_hostfile(path: &std::path::Path, process: usize) -> anyhow::Result<Cluster> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read hostfile {}: {e}", path.display()))?;
+        let addresses: Vec<String> = text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        anyhow::ensure!(
+            !addresses.is_empty(),
+            "hostfile {} lists no processes",
+            path.display()
+        );
+        anyhow::ensure!(
+            process < addresses.len(),
+            "--process {process} but the hostfile lists {} processes",
+            addresses.len()
+        );
+        Ok(Cluster { process, addresses })
+    }
+}
+
+pub struct RunOptions {
+    pub mode: Mode,
+    pub workers: usize,
+    pub cluster: Option<Cluster>,
+    pub out_dir: PathBuf,
+    pub state_dir: Option<PathBuf>,
+    pub detector: Option<PathBuf>,
+    pub heartbeat: Duration,
+    pub lateness: Duration,
+    pub queue_capacity: usize,
+    pub state_interval: Duration,
+    pub metrics_addr: Option<SocketAddr>,
+    pub log_interval: Duration,
+    /// Draw the replay progress bar (only if stderr is a terminal).
+    pub progress: bool,
+    /// Install SIGINT/SIGTERM handlers (off in benchmarks and unit tests).
+    pub handle_signals: bool,
+}
+
+impl RunOptions {
+    pub fn new(mode: Mode, out_dir: PathBuf) -> RunOptions {
+        RunOptions {
+            mode,
+            workers: 1,
+            cluster: None,
+            out_dir,
+            state_dir: None,
+            detector: None,
+            heartbeat: Duration::from_millis(500),
+            lateness: Duration::from_secs(5),
+            queue_capacity: 10_000,
+            state_interval: Duration::from_secs(60),
+            metrics_addr: None,
+            log_interval: Duration::from_secs(60),
+            progress: true,
+            handle_signals: true,
+        }
+    }
+}
+
+/// What a finished run reports.
+pub struct RunReport {
+    pub metrics: Arc<Metrics>,
+    pub elapsed: Duration,
+    pub interrupted: bool,
+}
+
+/// Runs `graph` to completion (replay: end of input; live: until SIGINT or
+/// SIGTERM), then joins every I/O thread so that sinks have flushed.
+pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create output directory {}: {e}",
+            opts.out_dir.display()
+        )
+    })?;
+    if let Some(d) = &opts.state_dir {
+        std::fs::create_dir_all(d)
+            .map_err(|e| anyhow::anyhow!("cannot create state directory {}: {e}", d.display()))?;
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    if opts.handle_signals {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // A second signal while shutting down exits at once.
+            signal_hook::flag::register_conditional_shutdown(sig, 130, shutdown.clone())?;
+            signal_hook::flag::register(sig, shutdown.clone())?;
+        }
+    }
+    let metrics = Arc::new(Metrics::default());
+    for n in &graph.nodes {
+        metrics.node(&n.name);
+    }
+    if let Some(addr) = opts.metrics_addr {
+        let local = metrics::serve(addr, metrics.clone())?;
+        tracing::info!("metrics on http://{local}/metrics");
+    }
+    let progress = Arc::new(Progress::default());
+    let env = Arc::new(RunEnv {
+        mode: opts.mode.clone(),
+        out_dir: opts.out_dir.clone(),
+        state_dir: opts.state_dir.clone(),
+        detector: opts.detector.clone(),
+        heartbeat: opts.heartbeat,
+        lateness: opts.lateness,
+        queue_capacity: opts.queue_capacity,
+        state_interval: opts.state_interval,
+        shutdown: shutdown.clone(),
+        metrics: metrics.clone(),
+        progress: progress.clone(),
+    });
+
+    let workers = opts.workers.max(1);
+    let communication = match &opts.cluster {
+        None if workers == 1 => CommunicationConfig::Thread,
+        None => CommunicationConfig::Process(workers),
+        Some(c) => CommunicationConfig::Cluster {
+            threads: workers,
+            process: c.process,
+            addresses: c.addresses.clone(),
+            report: false,
+            zerocopy: false,
+        },
+    };
+    // Idle workers should park, not spin: the monitoring host runs other
+    // services, and a live graph is idle most of the time.
+    let config = timely::Config {
+        communication,
+        worker: WorkerConfig::default().idle_spin(Duration::ZERO),
+    };
+
+    let graph = Arc::new(graph.clone());
+    let finished = Arc::new(AtomicUsize::new(0));
+    let finished_w = finished.clone();
+    let start = Instant::now();
+    let guards = timely::execute(
+        config,
+        move |worker| -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+            let io = Rc::new(RefCell::new(Vec::new()));
+            let built = worker.dataflow::<Time, _, _>(|scope| -> anyhow::Result<()> {
+                let mut streams: HashMap<String, ItemStream<'_>> = HashMap::new();
+                for spec in &graph.nodes {
+                    let m = env.metrics.node(&spec.name);
+                    let input = if spec.inputs.is_empty() {
+                        None
+                    } else {
+                        let mut ins: Vec<_> =
+                            spec.inputs.iter().map(|i| streams[i].clone()).collect();
+                        let s = if ins.len() == 1 {
+                            ins.pop().expect("one input")
+                        } else {
+                            scope.concatenate(ins)
+                        };
+                        Some(meter(s, m.clone(), false))
+                    };
+                    let ctx = BuildContext {
+                        scope,
+                        node: spec.name.clone(),
+                        env: env.clone(),
+                        metrics: m.clone(),
+                        io: io.clone(),
+                    };
+                    let out = spec.node.build(&ctx, input).map_err(|e| {
+                        anyhow::anyhow!("building node `{}` ({}): {e:#}", spec.name, spec.type_name)
+                    })?;
+                    if let Some(o) = out {
+                        streams.insert(spec.name.clone(), meter(o, m, true));
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = built {
+                finished_w.fetch_add(1, Ordering::SeqCst);
+                return Err(format!("{e:#}"));
+            }
+            while worker.step_or_park(Some(Duration::from_millis(100))) {}
+            finished_w.fetch_add(1, Ordering::SeqCst);
+            Ok(io.take())
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start timely: {e}"))?;
+
+    let bar = Bar::new();
+    let replay = matches!(opts.mode, Mode::Replay { .. });
+    let mut last_log = Instant::now();
+    while finished.load(Ordering::SeqCst) < workers {
+        std::thread::sleep(Duration::from_millis(100));
+        if replay && opts.progress {
+            bar.draw(&progress);
+        }
+        if last_log.elapsed() >= opts.log_interval {
+            last_log = Instant::now();
+            for line in metrics.summary() {
+                tracing::info!("{line}");
+            }
+        }
+    }
+    if replay && opts.progress {
+        bar.finish(&progress);
+    }
+    let mut errors = Vec::new();
+    let mut io_threads = Vec::new();
+    for r in guards.join() {
+        match r {
+            Ok(Ok(handles)) => io_threads.extend(handles),
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(e),
+        }
+    }
+    for h in io_threads {
+        if h.join().is_err() {
+            errors.push("an I/O thread panicked".to_string());
+        }
+    }
+    if let Some(e) = errors.into_iter().next() {
+        anyhow::bail!(e);
+    }
+    Ok(RunReport {
+        metrics,
+        elapsed: start.elapsed(),
+        interrupted: shutdown.load(Ordering::SeqCst),
+    })
+}
+
+/// Counts records and records the frontier on an edge, passing batches
+/// through untouched.
+fn meter<'s>(s: ItemStream<'s>, m: Arc<NodeMetrics>, output: bool) -> ItemStream<'s> {
+    s.unary_frontier::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
+        Pipeline,
+        "meter",
+        move |_cap, _info| {
+            move |(input, frontier), out| {
+                input.for_each(|cap, data| {
+                    if output {
+                        m.add_out(data.len());
+                    } else {
+                        m.add_in(data.len());
+                    }
+                    out.session(&cap).give_container(data);
+                });
+                if output {
+                    m.set_frontier(frontier.frontier().iter().min().copied());
+                }
+            }
+        },
+    )
+}

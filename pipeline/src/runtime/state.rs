@@ -1,0 +1,119 @@
+//! Operator state that survives a restart.
+//!
+//! Each worker writes its part of a node's keyed state to
+//! `STATE_DIR/<node>.w<worker>.json` (temp file + rename, so a crash never
+//! leaves half a file). On start every worker reads all parts and keeps the
+//! keys it owns, so a restart with a different number of workers still
+//! finds every key.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::io::write_atomic;
+
+pub struct StateStore {
+    dir: Option<PathBuf>,
+    node: String,
+    worker: usize,
+    interval: Duration,
+    last_save: Cell<Instant>,
+}
+
+impl StateStore {
+    pub fn new(
+        dir: Option<PathBuf>,
+        node: &str,
+        worker: usize,
+        _peers: usize,
+        interval: Duration,
+    ) -> StateStore {
+        StateStore {
+            dir,
+            node: node.to_string(),
+            worker,
+            interval,
+            last_save: Cell::new(Instant::now()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// Every key saved by any worker of the previous run.
+    pub fn load_all<V: DeserializeOwned>(&self) -> BTreeMap<String, V> {
+        let mut out = BTreeMap::new();
+        let Some(dir) = &self.dir else { return out };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return out;
+        };
+        let prefix = format!("{}.w", self.node);
+        let mut files: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".json"))
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            match std::fs::read(&f).map_err(|e| e.to_string()).and_then(|b| {
+                serde_json::from_slice::<BTreeMap<String, V>>(&b).map_err(|e| e.to_string())
+            }) {
+                Ok(part) => out.extend(part),
+                Err(e) => tracing::warn!("ignoring unreadable state file {}: {e}", f.display()),
+            }
+        }
+        out
+    }
+
+    /// True when the save interval has passed since the last save.
+    pub fn due(&self) -> bool {
+        self.enabled() && self.last_save.get().elapsed() >= self.interval
+    }
+
+    /// Writes this worker's part atomically.
+    pub fn save<V: Serialize>(&self, part: &BTreeMap<String, V>) {
+        let Some(dir) = &self.dir else { return };
+        self.last_save.set(Instant::now());
+        let path = dir.join(format!("{}.w{}.json", self.node, self.worker));
+        let result = serde_json::to_vec_pretty(part)
+            .map_err(std::io::Error::other)
+            .and_then(|b| write_atomic(&path, &b));
+        if let Err(e) = result {
+            tracing::error!("cannot write state {}: {e}", path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_of_all_workers_are_merged_on_load() {
+        let dir = std::env::temp_dir().join(format!("km3mon-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let w0 = StateStore::new(Some(dir.clone()), "n", 0, 2, Duration::ZERO);
+        let w1 = StateStore::new(Some(dir.clone()), "n", 1, 2, Duration::ZERO);
+        w0.save(&BTreeMap::from([("a".to_string(), 1u32)]));
+        w1.save(&BTreeMap::from([("b".to_string(), 2u32)]));
+        let other = StateStore::new(Some(dir.clone()), "nn", 0, 1, Duration::ZERO);
+        other.save(&BTreeMap::from([("z".to_string(), 9u32)]));
+        let merged: BTreeMap<String, u32> =
+            StateStore::new(Some(dir.clone()), "n", 0, 1, Duration::ZERO).load_all();
+        assert_eq!(
+            merged,
+            BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)])
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,352 @@
+//! Every kind of validation error, with its exact line and column.
+
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::site::SiteConfig;
+use pipeline::{Graph, Registry, StreamKind};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Src {
+    #[allow(dead_code)]
+    host: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    port: u16,
+}
+impl NodeConfig for Src {
+    const TYPE: &'static str = "src";
+    const ROLE: Role = Role::Source;
+    const ABOUT: &'static str = "test source";
+}
+impl Node for Src {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        Some(StreamKind::Messages)
+    }
+    fn build<'s>(
+        &self,
+        _: &BuildContext<'s>,
+        _: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        unreachable!("validation only")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Count {
+    #[allow(dead_code)]
+    interval: u64,
+    #[serde(default)]
+    #[allow(dead_code)]
+    limits: Vec<f64>,
+}
+impl NodeConfig for Count {
+    const TYPE: &'static str = "count";
+    const ROLE: Role = Role::Transform;
+    const ABOUT: &'static str = "test operator";
+}
+impl Node for Count {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Messages]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        Some(StreamKind::Table)
+    }
+    fn build<'s>(
+        &self,
+        _: &BuildContext<'s>,
+        _: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        unreachable!("validation only")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Out {
+    path: String,
+}
+impl NodeConfig for Out {
+    const TYPE: &'static str = "out";
+    const ROLE: Role = Role::Sink;
+    const ABOUT: &'static str = "test sink";
+}
+impl Node for Out {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Table]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        None
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        pipeline::operator::check_relative("path", std::path::Path::new(&self.path))
+            .into_iter()
+            .collect()
+    }
+    fn build<'s>(
+        &self,
+        _: &BuildContext<'s>,
+        _: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        unreachable!("validation only")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Relay {}
+impl NodeConfig for Relay {
+    const TYPE: &'static str = "relay";
+    const ROLE: Role = Role::Transform;
+    const ABOUT: &'static str = "test pass-through";
+}
+impl Node for Relay {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Messages]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        Some(StreamKind::Messages)
+    }
+    fn build<'s>(
+        &self,
+        _: &BuildContext<'s>,
+        _: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        unreachable!("validation only")
+    }
+}
+
+fn registry() -> Registry {
+    Registry::new()
+        .with::<Src>()
+        .with::<Count>()
+        .with::<Out>()
+        .with::<Relay>()
+}
+
+fn site() -> SiteConfig {
+    SiteConfig::parse(
+        "site.toml",
+        "[env]\nKNOWN = \"x\"\n[Rates]\ninterval = 10\nname = \"n\"\n".into(),
+        ".".into(),
+    )
+    .unwrap()
+}
+
+/// `file:line:column: path: message` of every error.
+fn errors(text: &str) -> Vec<String> {
+    match Graph::parse("g.toml", text, &site(), &registry()) {
+        Ok(_) => vec![],
+        Err(d) => d.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn ok(text: &str) -> Graph {
+    Graph::parse("g.toml", text, &site(), &registry()).unwrap_or_else(|d| panic!("{d}"))
+}
+
+const GOOD: &str = r#"[nodes.a]
+type = "src"
+host = "h"
+
+[nodes.b]
+type = "count"
+inputs = ["a"]
+interval = 5
+
+[nodes.c]
+type = "out"
+inputs = ["b"]
+path = "x.csv"
+"#;
+
+#[test]
+fn a_good_graph_validates_in_topological_order() {
+    let g = ok(GOOD);
+    let names: Vec<_> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+}
+
+#[test]
+fn syntax_error() {
+    let e = errors("[nodes.a]\ntype = \"src\"\nhost = \n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("g.toml:3:"), "{e:?}");
+}
+
+#[test]
+fn unknown_key_points_at_the_key() {
+    let e = errors(&GOOD.replace("interval = 5", "interval = 5\nintervall = 6"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("g.toml:9:1: nodes.b.intervall: unknown field `intervall`"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn wrong_type_points_at_the_value() {
+    let e = errors(&GOOD.replace("interval = 5", "interval = \"five\""));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "g.toml:8:12: nodes.b.interval: invalid type: string \"five\", expected u64"
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn wrong_type_inside_an_array() {
+    let e = errors(&GOOD.replace("interval = 5", "interval = 5\nlimits = [1.0, \"x\"]"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("g.toml:9:16: nodes.b.limits[1]: invalid type: string"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn missing_parameter_points_at_the_node() {
+    let e = errors(&GOOD.replace("interval = 5\n", ""));
+    assert_eq!(e, ["g.toml:5:8: nodes.b: missing field `interval`"]);
+}
+
+#[test]
+fn unknown_type_lists_the_known_ones() {
+    let e = errors(&GOOD.replace("type = \"count\"", "type = \"cuont\""));
+    assert_eq!(e, ["g.toml:6:8: nodes.b.type: unknown node type `cuont`; known types: count, out, relay, src"]);
+}
+
+#[test]
+fn dangling_input() {
+    let e = errors(&GOOD.replace("inputs = [\"a\"]", "inputs = [\"z\"]"));
+    assert_eq!(
+        e,
+        ["g.toml:7:11: nodes.b.inputs: input `z` is not a node of this graph (nodes: a, b, c)"]
+    );
+}
+
+#[test]
+fn cycle_is_reported_on_every_node_of_it() {
+    // a → r1 ⇄ r2 → b: r1 and r2 form the cycle; b and c are only downstream.
+    let text = GOOD.replace("inputs = [\"a\"]", "inputs = [\"r2\"]")
+        + "\n[nodes.r1]\ntype = \"relay\"\ninputs = [\"a\", \"r2\"]\n\n[nodes.r2]\ntype = \"relay\"\ninputs = [\"r1\"]\n";
+    let e = errors(&text);
+    assert_eq!(
+        e,
+        [
+            "g.toml:17:10: nodes.r1.inputs: input cycle through nodes r1, r2",
+            "g.toml:21:10: nodes.r2.inputs: input cycle through nodes r1, r2",
+        ]
+    );
+}
+
+#[test]
+fn stream_kind_mismatch() {
+    let e = errors(&GOOD.replace("inputs = [\"b\"]", "inputs = [\"a\"]"));
+    assert_eq!(e, ["g.toml:12:11: nodes.c.inputs: stream kind mismatch: `a` (src) produces `messages`, but `c` (out) accepts table"]);
+}
+
+#[test]
+fn a_sink_as_input() {
+    let text = GOOD.to_string() + "\n[nodes.d]\ntype = \"out\"\ninputs = [\"c\"]\npath = \"y\"\n";
+    assert_eq!(
+        errors(&text),
+        ["g.toml:17:11: nodes.d.inputs: `c` is a sink (out) and produces no stream"]
+    );
+}
+
+#[test]
+fn source_with_inputs_and_operator_without() {
+    let text = GOOD
+        .replace("host = \"h\"", "host = \"h\"\ninputs = [\"b\"]")
+        .replace("inputs = [\"a\"]\n", "");
+    let e = errors(&text);
+    assert!(
+        e.contains(
+            &"g.toml:4:10: nodes.a.inputs: `src` is a source and takes no inputs".to_string()
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e.contains(
+            &"g.toml:6:8: nodes.b: missing `inputs` (an operator needs at least one input)"
+                .to_string()
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn undefined_variable_points_into_the_string() {
+    let e = errors(&GOOD.replace("host = \"h\"", "host = \"tcp://${NO_SUCH_VAR_KM3}:1\""));
+    assert_eq!(
+        e,
+        ["g.toml:3:15: nodes.a.host: undefined variable `NO_SUCH_VAR_KM3` (set it in the environment, in the site config's [env], or write `${NO_SUCH_VAR_KM3:-default}`)"]
+    );
+}
+
+#[test]
+fn variables_resolve_from_env_table_defaults_and_numbers() {
+    ok(&GOOD.replace(
+        "host = \"h\"",
+        "host = \"${KNOWN}\"\nport = \"${NO_SUCH_PORT_KM3:-5553}\"",
+    ));
+}
+
+#[test]
+fn config_references_resolve_and_are_type_checked() {
+    ok(&GOOD.replace("interval = 5", "interval = \"@config.Rates.interval\""));
+    let e = errors(&GOOD.replace("interval = 5", "interval = \"@config.Rates.name\""));
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("g.toml:8:12: nodes.b.interval: invalid type: string \"n\""),
+        "{e:?}"
+    );
+    let e = errors(&GOOD.replace("interval = 5", "interval = \"@config.Rates.intervl\""));
+    assert_eq!(e, ["g.toml:8:12: nodes.b.interval: undefined site-config key `[Rates] intervl` (site config: site.toml)"]);
+}
+
+#[test]
+fn node_checks_are_reported_at_their_key() {
+    let e = errors(&GOOD.replace("path = \"x.csv\"", "path = \"/etc/x.csv\""));
+    assert_eq!(e, ["g.toml:13:8: nodes.c.path: `/etc/x.csv` must be relative and stay under the output directory (--out)"]);
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let e = errors(&format!("nodez = 1\n{GOOD}"));
+    assert_eq!(
+        e,
+        ["g.toml:1:1: nodez: unknown top-level key `nodez`, expected `graph` or `nodes`"]
+    );
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let text = GOOD
+        .replace("type = \"count\"", "type = \"count\"\nbogus = 1")
+        .replace("inputs = [\"b\"]", "inputs = [\"q\"]")
+        .replace("host = \"h\"", "host = \"${NOPE_KM3}\"");
+    let e = errors(&text);
+    assert_eq!(e.len(), 3, "{e:?}");
+    // Sorted by position.
+    assert!(e[0].starts_with("g.toml:3:"), "{e:?}");
+    assert!(e[1].starts_with("g.toml:7:1: nodes.b.bogus"), "{e:?}");
+    assert!(e[2].starts_with("g.toml:13:"), "{e:?}");
+}
+
+#[test]
+fn validating_the_example_graph_is_fast() {
+    let start = std::time::Instant::now();
+    for _ in 0..10 {
+        ok(GOOD);
+    }
+    assert!(start.elapsed() < std::time::Duration::from_millis(100 * 10));
+}
