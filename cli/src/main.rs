@@ -6,7 +6,10 @@ use clap::{Parser, Subcommand};
 
 mod cmd_dump;
 mod cmd_ligier;
+mod cmd_demo;
 mod cmd_pipeline;
+mod cmd_serve;
+mod cmd_simulate;
 
 #[derive(Parser)]
 #[command(name = "km3mon", version, about = "KM3NeT online monitoring")]
@@ -35,6 +38,12 @@ enum Command {
     Run(cmd_pipeline::RunArgs),
     /// Replay recordings or dumps through a graph.
     Replay(cmd_pipeline::ReplayArgs),
+    /// Simulate a shore station's DAQ streams for any detector.
+    Simulate(cmd_simulate::SimulateArgs),
+    /// Serve the web pages (plots, top 10, logs, live log, status).
+    Serve(cmd_serve::ServeArgs),
+    /// The whole suite on 127.0.0.1 with one command.
+    Demo(cmd_demo::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +59,9 @@ fn main() -> std::process::ExitCode {
         Command::Graph(args) => cmd_pipeline::run_graph(args),
         Command::Run(args) => cmd_pipeline::run_run(args),
         Command::Replay(args) => cmd_pipeline::run_replay(args),
+        Command::Simulate(args) => cmd_simulate::run(args),
+        Command::Serve(args) => cmd_serve::run(args),
+        Command::Demo(args) => cmd_demo::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,6 @@
+//! (being written)
+#[derive(clap::Args)]
+pub struct ServeArgs {}
+pub fn run(_: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
+    anyhow::bail!("not yet")
+}
