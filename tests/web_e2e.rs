@@ -1,1 +1,1102 @@
-//! (being written)
+//! `km3mon serve` end to end: every route over HTTP (auth on and off,
+//! traversal attempts, missing files, empty databases, event streams), and
+//! in headless Chromium driven over the DevTools protocol (overview with
+//! auth, images rendering, a plot updating without reload, the live log).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, km3mon};
+
+const USER: &str = "shifter";
+const PASS: &str = "s3cr3t-Pa55";
+
+// ---------------------------------------------------------------- fixtures
+
+/// A minimal valid PNG (RGB, stored deflate blocks), so browsers render it.
+fn png(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend_from_slice(data);
+        out.extend_from_slice(&c);
+        out.extend_from_slice(&crc32(&c).to_be_bytes());
+    }
+    // Each scanline: filter byte 0, then the pixels.
+    let line: Vec<u8> = std::iter::once(0)
+        .chain(rgb.iter().copied().cycle().take(3 * w as usize))
+        .collect();
+    let raw: Vec<u8> = line.repeat(h as usize);
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65535).collect();
+    for (i, b) in blocks.iter().enumerate() {
+        z.push((i + 1 == blocks.len()) as u8);
+        z.extend_from_slice(&(b.len() as u16).to_le_bytes());
+        z.extend_from_slice(&(!(b.len() as u16)).to_le_bytes());
+        z.extend_from_slice(b);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + x as u32) % 65521;
+        b = (b + a) % 65521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &z);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// Writes a plot the way the monitors do: temporary file, then rename.
+fn write_plot(out: &Path, name: &str, w: u32, h: u32, rgb: [u8; 3]) {
+    let dir = out.join("plots");
+    let tmp = dir.join(format!("{name}_tmp.png"));
+    std::fs::write(&tmp, png(w, h, rgb)).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{name}.png"))).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        format!(r#"{{"det_id":49,"time_utc":"2024-03-01T12:00:00Z","plot":"{name}"}}"#),
+    )
+    .unwrap();
+}
+
+struct Site {
+    dir: PathBuf,
+    out: PathBuf,
+}
+
+impl Site {
+    /// A temporary site: config with or without credentials, output tree.
+    fn new(tag: &str, auth: bool, extra: &str) -> Site {
+        let dir = std::env::temp_dir().join(format!("km3web-e2e-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.join("out");
+        for d in ["plots/event_selection", "logs", "data"] {
+            std::fs::create_dir_all(out.join(d)).unwrap();
+        }
+        let creds = if auth {
+            format!("username = \"{USER}\"\npassword = \"{PASS}\"\n")
+        } else {
+            String::new()
+        };
+        let cfg = format!(
+            "[WebServer]\n{creds}output_dir = \"out\"\nstale_after = 3600\npoll_ms = 100\n{extra}\n\
+             [LocalDBService]\nfilename = \"data/monitoring.sqlite3\"\n\
+             [ELOGService]\npassword = \"elog-secret-xyz\"\n"
+        );
+        std::fs::write(dir.join("site.toml"), cfg).unwrap();
+        std::fs::write(dir.join("secret.txt"), "TOP-SECRET-CONTENT").unwrap();
+        Site { dir, out }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(site: &Site) -> Server {
+        let port = free_port();
+        let mut child = Command::new(km3mon())
+            .args(["serve", "--config"])
+            .arg(site.dir.join("site.toml"))
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start km3mon serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), format!("http://127.0.0.1:{port}/"));
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------------- HTTP client
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        web::auth::base64_encode(format!("{user}:{pass}").as_bytes())
+    )
+}
+
+/// GET with the path sent verbatim (no client-side normalisation of `..`).
+fn get(port: u16, path: &str, auth: Option<&str>) -> Resp {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    // Read the head, then exactly the body: Chromium's DevTools server
+    // keeps the connection open despite `Connection: close`.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    let split = loop {
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed before the response head");
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = raw[split + 4..].to_vec();
+    if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        while body.len() < len {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed mid-body");
+            body.extend_from_slice(&buf[..n]);
+        }
+        body.truncate(len);
+    } else if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        while !body.ends_with(b"0\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(p) = rest.windows(2).position(|w| w == b"\r\n") {
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&rest[..p]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[p + 2..p + 2 + n]);
+            rest = &rest[p + 4 + n..];
+        }
+        body = out;
+    } else {
+        s.read_to_end(&mut body).unwrap();
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Reads server-sent events from `path` until `done` says so.
+fn sse_until(
+    port: u16,
+    path: &str,
+    auth: Option<&str>,
+    done: impl Fn(&str) -> bool,
+    during: impl FnOnce(),
+) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut seen = String::new();
+    let mut during = Some(during);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 65536];
+    while Instant::now() < deadline {
+        if let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        if seen.contains("event:") {
+            if let Some(f) = during.take() {
+                f();
+            }
+        }
+        if done(&seen) {
+            return seen;
+        }
+    }
+    panic!("event stream {path} never satisfied the test; got:\n{seen}");
+}
+
+/// Every route the server has, with a path that exists.
+const PAGES: &[&str] = &[
+    "/",
+    "/index.html",
+    "/plot_dom_rates.html",
+    "/trigger.html",
+    "/ahrs.html",
+    "/rttc.html",
+    "/reco.html",
+    "/acoustics.html",
+    "/sn.html",
+    "/compact.html",
+    "/top10.html",
+    "/logs.html",
+    "/live.html",
+    "/status",
+    "/status.html",
+    "/plots/dom_rates.png",
+    "/logs/MSG.log",
+    "/api/status",
+    "/api/plots",
+    "/metrics",
+    "/healthz",
+    "/static/app.css",
+    "/static/plots.js",
+];
+
+fn populate(site: &Site) {
+    write_plot(&site.out, "dom_rates", 40, 30, [200, 30, 30]);
+    write_plot(&site.out, "dom_activity", 40, 30, [30, 200, 30]);
+    for du in [10, 2, 1] {
+        write_plot(
+            &site.out,
+            &format!("pmt_rates_du{du}"),
+            40,
+            30,
+            [30, 30, 200],
+        );
+    }
+    let mut log = String::new();
+    for i in 0..300 {
+        log.push_str(&format!(
+            "MSG.log [DataFilter]: 2024-03-01 12:00:{:02} 10.0.0.1 DataFilter STATUS line {i}\n",
+            i % 60
+        ));
+    }
+    std::fs::write(site.out.join("logs/MSG.log"), log).unwrap();
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn every_route_requires_auth_and_keeps_secrets() {
+    let site = Site::new("auth", true, "");
+    populate(&site);
+    let srv = Server::start(&site);
+    let good = basic(USER, PASS);
+    for path in PAGES
+        .iter()
+        .chain(["/nonexistent.html", "/plots/x/../../secret.txt"].iter())
+    {
+        let r = get(srv.port, path, None);
+        assert_eq!(r.status, 401, "{path} without credentials");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"Login Required\"")
+        );
+        for bad in [
+            basic(USER, "wrong"),
+            basic("root", PASS),
+            "Basic !!!".into(),
+            basic(USER, ""),
+        ] {
+            assert_eq!(
+                get(srv.port, path, Some(&bad)).status,
+                401,
+                "{path} with {bad}"
+            );
+        }
+    }
+    for path in PAGES {
+        let r = get(srv.port, path, Some(&good));
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        // The original's no-cache headers, on every response.
+        assert_eq!(r.header("pragma"), Some("no-cache"), "{path}");
+        assert_eq!(r.header("expires"), Some("0"), "{path}");
+        assert!(
+            r.header("cache-control").unwrap().contains("no-cache"),
+            "{path}"
+        );
+        let t = r.text();
+        assert!(
+            !t.contains(PASS) && !t.contains("elog-secret-xyz"),
+            "{path} leaks a secret"
+        );
+    }
+    let status = get(srv.port, "/status", Some(&good)).text();
+    assert!(!status.contains("Authentication is OFF"));
+    let api: serde_json::Value =
+        serde_json::from_slice(&get(srv.port, "/api/status", Some(&good)).body).unwrap();
+    assert_eq!(api["server"]["auth"], true);
+}
+
+#[test]
+fn without_credentials_serves_and_warns() {
+    let site = Site::new("noauth", false, "");
+    let srv = Server::start(&site);
+    for path in [
+        "/",
+        "/top10.html",
+        "/logs.html",
+        "/live.html",
+        "/healthz",
+        "/api/plots",
+        "/metrics",
+    ] {
+        assert_eq!(get(srv.port, path, None).status, 200, "{path}");
+    }
+    let status = get(srv.port, "/status", None).text();
+    assert!(status.contains("Authentication is OFF"), "{status}");
+    assert!(get(srv.port, "/metrics", None)
+        .text()
+        .contains("km3mon_web_auth_enabled 0"));
+}
+
+#[test]
+fn half_configured_credentials_are_refused() {
+    let site = Site::new("half", false, "username = \"only\"");
+    let out = Command::new(km3mon())
+        .args(["serve", "--config"])
+        .arg(site.dir.join("site.toml"))
+        .args(["--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("username and password"));
+}
+
+#[test]
+fn traversal_is_refused() {
+    let site = Site::new("trav", false, "");
+    populate(&site);
+    std::os::unix::fs::symlink(site.dir.join("secret.txt"), site.out.join("plots/evil.png"))
+        .unwrap();
+    std::os::unix::fs::symlink(site.dir.as_path(), site.out.join("logs/up")).unwrap();
+    let srv = Server::start(&site);
+    for path in [
+        "/plots/../secret.txt",
+        "/plots/../../secret.txt",
+        "/plots/%2e%2e/%2e%2e/secret.txt",
+        "/plots/..%2f..%2fsecret.txt",
+        "/plots/%2e%2e%2f%2e%2e%2fsecret.txt",
+        "/plots/event_selection/../../../secret.txt",
+        "/plots/%2fetc%2fpasswd",
+        "/plots//etc/passwd",
+        "/plots/..%5c..%5csecret.txt",
+        "/plots/evil.png",
+        "/logs/up/secret.txt",
+        "/logs/../site.toml",
+        "/logs/%2e%2e/site.toml",
+        "/plots/a%00.png",
+    ] {
+        let r = get(srv.port, path, None);
+        assert!(matches!(r.status, 400 | 404), "{path}: {}", r.status);
+        assert!(
+            !r.text().contains("TOP-SECRET") && !r.text().contains("[WebServer]"),
+            "{path}"
+        );
+    }
+    // No directory listings.
+    for path in [
+        "/plots/",
+        "/plots/event_selection",
+        "/plots/event_selection/",
+        "/logs/",
+        "/plots",
+        "/logs",
+    ] {
+        assert_eq!(get(srv.port, path, None).status, 404, "{path}");
+    }
+    assert_eq!(get(srv.port, "/plots/nope.png", None).status, 404);
+    assert_eq!(get(srv.port, "/logs/MSG_2020-01-01.log", None).status, 404);
+    let ok = get(srv.port, "/plots/dom_rates.png", None);
+    assert_eq!(ok.header("content-type"), Some("image/png"));
+    assert!(ok.body.starts_with(b"\x89PNG"));
+}
+
+#[test]
+fn pages_layouts_placeholders_and_logs() {
+    let extra = "[WebServer.pages]\nmine = [[\"dom_rates\", \"absent_plot\"], \"pmt_rates_du*\"]\n";
+    let site = Site::new("pages", false, extra);
+    let srv = Server::start(&site);
+    // Nothing written yet: placeholders, empty states, no errors.
+    let idx = get(srv.port, "/", None).text();
+    assert!(idx.contains("<title>KM3Mon Detector Monitor</title>"));
+    assert!(idx.contains("id=\"utc-clock\""));
+    for link in [
+        "index.html",
+        "trigger.html",
+        "acoustics.html",
+        "ahrs.html",
+        "rttc.html",
+        "reco.html",
+        "sn.html",
+        "top10.html",
+        "compact.html",
+        "logs.html",
+    ] {
+        assert!(
+            idx.contains(&format!("href=\"{link}\"")),
+            "menu lacks {link}"
+        );
+    }
+    assert!(idx.contains("plot missing\" data-plot=\"dom_rates\""));
+    assert!(idx.contains("data-pattern=\"pmt_rates_du*\""));
+    let logs = get(srv.port, "/logs.html", None);
+    assert_eq!(logs.status, 200);
+    assert!(logs.text().contains("No archived daily log yet"));
+    let top = get(srv.port, "/top10.html", None);
+    assert_eq!(top.status, 200);
+    assert!(top.text().contains("No event has been selected yet"));
+    assert_eq!(get(srv.port, "/logs/MSG.log", None).status, 404);
+    assert_eq!(get(srv.port, "/nope.html", None).status, 404);
+    assert_eq!(get(srv.port, "/plot_..%2fx.html", None).status, 404);
+
+    populate(&site);
+    std::fs::write(
+        site.out.join("logs/MSG_2024-03-01.log"),
+        vec![b'x'; 2 * 1024 * 1024],
+    )
+    .unwrap();
+    std::fs::write(site.out.join("logs/MSG_2024-03-02.log"), b"x").unwrap();
+    std::fs::write(
+        site.out.join("logs/MSG_2024-03-02.png"),
+        png(10, 10, [0, 0, 0]),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(400)); // one poll
+    let idx = get(srv.port, "/index.html", None).text();
+    let pos = |n: &str| {
+        idx.find(&format!("data-plot=\"{n}\""))
+            .unwrap_or_else(|| panic!("{n} missing"))
+    };
+    assert!(
+        pos("pmt_rates_du1") < pos("pmt_rates_du2") && pos("pmt_rates_du2") < pos("pmt_rates_du10")
+    );
+    assert!(idx.contains("src=\"plots/dom_rates.png?v="));
+    let mine = get(srv.port, "/mine.html", None).text();
+    assert!(mine.contains("plot missing\" data-plot=\"absent_plot\""));
+    assert!(mine.contains("data-plot=\"pmt_rates_du10\""));
+    assert!(get(srv.port, "/rttc.html", None)
+        .text()
+        .contains("Cable_RTT - (TX_Slave + RX_Slave + TX_Master + RX_Master)"));
+    let single = get(srv.port, "/plot_dom_rates.html", None).text();
+    assert!(single.contains("href=\"plots/dom_rates.png\""));
+    let logs = get(srv.port, "/logs.html", None).text();
+    assert!(logs.find("MSG_2024-03-02.log").unwrap() < logs.find("MSG_2024-03-01.log").unwrap());
+    assert!(logs.contains("2.0 MB") && logs.contains("src=\"logs/MSG_2024-03-02.png\""));
+    let plots: serde_json::Value =
+        serde_json::from_slice(&get(srv.port, "/api/plots", None).body).unwrap();
+    let dr = plots["plots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "dom_rates")
+        .unwrap();
+    assert_eq!(dr["data_time"], 1_709_294_400.0);
+    assert_eq!(dr["stale"], false);
+}
+
+#[test]
+fn top10_from_the_event_selection_db() {
+    let site = Site::new("top10", false, "");
+    let srv = Server::start(&site);
+    let db = site.out.join("data/monitoring.sqlite3");
+    // No database file yet: the empty state.
+    assert!(get(srv.port, "/top10.html", None)
+        .text()
+        .contains("No event has been selected yet"));
+    selection_db::fill(&db, &site.out);
+    let t = get(srv.port, "/top10.html", None).text();
+    assert!(t.find("Number of Hits").unwrap() < t.find("Overlays</h2>").unwrap());
+    assert!(t.contains("#1") && t.contains("#10") && !t.contains("#11"));
+    assert!(t.contains("NEW!"));
+    assert!(t.contains(
+        "iRODS: /in2p3/km3net/data/raw/sea/KM3NeT_00000049/12/KM3NeT_00000049_00012345.root"
+    ));
+    assert!(t.contains("xrootd: root://ccxroot:1999//hpss/in2p3.fr/group/km3net/data/raw/sea/KM3NeT_00000049/12/KM3NeT_00000049_00012345.root"));
+    assert!(t.contains("src=\"plots/event_selection/ztplot_00000049_00012345_FI7_TC1.png\""));
+    assert_eq!(
+        get(
+            srv.port,
+            "/plots/event_selection/ztplot_00000049_00012345_FI7_TC1.png",
+            None
+        )
+        .status,
+        200
+    );
+}
+
+/// Writes the event-selection table as ztplot does (quoted literals,
+/// type affinity), with Python's stdlib sqlite3: the web crate opens the
+/// database read-only, so the test needs a writer of its own.
+mod selection_db {
+    use std::path::Path;
+    use std::process::Command;
+
+    pub fn fill(db: &Path, out: &Path) {
+        let png = out.join("plots/event_selection/ztplot_00000049_00012345_FI7_TC1.png");
+        std::fs::write(&png, super::png(20, 20, [9, 169, 222])).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let script = format!(
+            r#"import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("CREATE TABLE event_selection (overlays INT, n_hits INT, n_triggered_hits INT, n_dus INT, plot_filename TEXT, run_id INT, det_id INT, frame_index INT, trigger_counter INT, utc_timestamp INT)")
+for i in range(12):
+    v = (str(i), str(100 + i), "5", "3", sys.argv[2], "12345", "49", "7", "1", str({now} - i * 40000))
+    c.execute("INSERT INTO event_selection VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", v)
+c.commit()
+"#
+        );
+        let st = Command::new("python3")
+            .args(["-c", &script])
+            .arg(db)
+            .arg(&png)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+#[test]
+fn event_streams_push_plot_changes_and_log_lines() {
+    let site = Site::new("sse", true, "");
+    populate(&site);
+    let srv = Server::start(&site);
+    let auth = basic(USER, PASS);
+    let out = site.out.clone();
+    let seen = sse_until(
+        srv.port,
+        "/api/events",
+        Some(&auth),
+        |s| s.contains("\"name\":\"trigger_rates\""),
+        move || write_plot(&out, "trigger_rates", 50, 20, [1, 2, 3]),
+    );
+    assert!(seen.contains("event: plots") || seen.contains("event:plots"));
+    let log = site.out.join("logs/MSG.log");
+    let seen = sse_until(
+        srv.port,
+        "/api/livelog",
+        Some(&auth),
+        |s| s.contains("brand new ERROR line"),
+        move || {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            writeln!(f, "MSG.log [DataWriter]: brand new ERROR line").unwrap();
+        },
+    );
+    // The backlog is the last 200 lines.
+    assert!(
+        seen.contains("line 299") && seen.contains("line 100\"") && !seen.contains("line 99\"")
+    );
+    let st: serde_json::Value =
+        serde_json::from_slice(&get(srv.port, "/api/status", Some(&auth)).body).unwrap();
+    assert!(st["server"]["sse_clients"].as_u64().is_some());
+}
+
+#[test]
+fn status_and_metrics_from_a_pipeline_endpoint() {
+    // A stand-in for `km3mon run --metrics`: Prometheus text on HTTP/1.0.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mport = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let body = "km3mon_records_in_total{node=\"src\"} 10\nkm3mon_records_out_total{node=\"src\"} 10\n\
+                        km3mon_dropped_total{node=\"src\",reason=\"overflow\"} 3\n\
+                        km3mon_records_in_total{node=\"dom_rates\"} 10\nkm3mon_records_out_total{node=\"dom_rates\"} 0\n\
+                        km3mon_event_time_lag_seconds{node=\"dom_rates\"} 2.500\n";
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let site = Site::new(
+        "status",
+        false,
+        &format!("metrics_url = \"http://127.0.0.1:{mport}/metrics\""),
+    );
+    populate(&site);
+    std::fs::write(
+        site.out.join("alerts.jsonl"),
+        "{\"monitor\":\"trigger_rates\",\"firing\":true,\"message\":\"zero rate\"}\n",
+    )
+    .unwrap();
+    let srv = Server::start(&site);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        let st: serde_json::Value =
+            serde_json::from_slice(&get(srv.port, "/api/status", None).body).unwrap();
+        if st["pipeline"]["ok"] == true || Instant::now() > deadline {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let nodes = st["pipeline"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{st}");
+    assert_eq!(nodes[0]["name"], "src");
+    assert_eq!(nodes[0]["drops"]["overflow"], 3);
+    assert_eq!(nodes[0]["state"], "running");
+    assert_eq!(nodes[1]["lag_seconds"], 2.5);
+    assert!(nodes[0].get("last_output_utc").is_some());
+    assert_eq!(st["alerts"][0]["message"], "zero rate");
+    let page = get(srv.port, "/status", None).text();
+    assert!(page.contains("<td>dom_rates</td>") && page.contains("zero rate"));
+    let m = get(srv.port, "/metrics", None);
+    assert!(m
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let m = m.text();
+    for needle in [
+        "km3mon_node_records_in_total{node=\"src\"} 10",
+        "km3mon_node_dropped_total{node=\"src\"} 3",
+        "km3mon_plot_age_seconds{plot=\"dom_rates\"}",
+        "km3mon_plot_stale{plot=\"dom_rates\"} 0",
+        "# TYPE km3mon_web_requests_total counter",
+    ] {
+        assert!(m.contains(needle), "{needle} missing from\n{m}");
+    }
+    assert_eq!(get(srv.port, "/healthz", None).text(), "ok\n");
+}
+
+// ------------------------------------------------------- headless Chromium
+
+/// A minimal DevTools-protocol client: Chromium's remote debugging over a
+/// hand-written WebSocket (client side: masked text frames), so the test
+/// needs no crate beyond the workspace's.
+mod browser {
+    use super::*;
+    use serde_json::{json, Value};
+
+    pub fn find_chromium() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("KM3MON_CHROMIUM") {
+            return Some(PathBuf::from(p));
+        }
+        let path = std::env::var_os("PATH")?;
+        for dir in std::env::split_paths(&path) {
+            for name in ["chromium", "chromium-browser", "google-chrome"] {
+                let p = dir.join(name);
+                if p.is_file() {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    }
+
+    pub struct Browser {
+        child: Child,
+        port: u16,
+    }
+
+    impl Browser {
+        pub fn launch(exe: &Path, profile: &Path) -> Browser {
+            std::fs::create_dir_all(profile).unwrap();
+            let child = Command::new(exe)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--hide-scrollbars",
+                    "--window-size=1400,1000",
+                    "--remote-debugging-address=127.0.0.1",
+                    "--remote-debugging-port=0",
+                ])
+                .arg(format!("--user-data-dir={}", profile.display()))
+                .arg("about:blank")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromium");
+            // Chromium writes its chosen port into the profile.
+            let file = profile.join("DevToolsActivePort");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let port = loop {
+                if let Some(p) = std::fs::read_to_string(&file)
+                    .ok()
+                    .and_then(|t| t.lines().next()?.trim().parse().ok())
+                {
+                    break p;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "chromium did not open its DevTools port"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            Browser { child, port }
+        }
+
+        /// The first page target (the `about:blank` tab).
+        pub fn page(&self) -> Page {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let list: Value = serde_json::from_slice(&get(self.port, "/json/list", None).body)
+                    .unwrap_or(Value::Null);
+                if let Some(ws) = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t["type"] == "page")
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+                {
+                    return Page::connect(self.port, ws);
+                }
+                assert!(Instant::now() < deadline, "no page target in chromium");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    impl Drop for Browser {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    pub struct Page {
+        s: TcpStream,
+        next_id: u64,
+    }
+
+    impl Page {
+        /// The URL's host part is ignored: Chromium builds it from our
+        /// Host header, which lacks the port.
+        fn connect(port: u16, ws_url: &str) -> Page {
+            let rest = ws_url.strip_prefix("ws://").unwrap();
+            let path = &rest[rest.find('/').unwrap()..];
+            let hostport = format!("127.0.0.1:{port}");
+            let mut s = TcpStream::connect(&hostport).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: a20zbW9uLXdlYi10ZXN0IQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut b).unwrap();
+                head.push(b[0]);
+            }
+            assert!(
+                head.starts_with(b"HTTP/1.1 101"),
+                "{}",
+                String::from_utf8_lossy(&head)
+            );
+            Page { s, next_id: 1 }
+        }
+
+        fn send(&mut self, text: &str) {
+            let p = text.as_bytes();
+            let mut f = vec![0x81u8];
+            match p.len() {
+                n if n < 126 => f.push(0x80 | n as u8),
+                n if n < 65536 => {
+                    f.push(0x80 | 126);
+                    f.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                n => {
+                    f.push(0x80 | 127);
+                    f.extend_from_slice(&(n as u64).to_be_bytes());
+                }
+            }
+            let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+            f.extend_from_slice(&mask);
+            f.extend(p.iter().enumerate().map(|(i, c)| c ^ mask[i % 4]));
+            self.s.write_all(&f).unwrap();
+        }
+
+        fn recv(&mut self) -> String {
+            let mut msg = Vec::new();
+            loop {
+                let mut h = [0u8; 2];
+                self.s.read_exact(&mut h).unwrap();
+                let mut len = (h[1] & 0x7f) as u64;
+                if len == 126 {
+                    let mut b = [0u8; 2];
+                    self.s.read_exact(&mut b).unwrap();
+                    len = u16::from_be_bytes(b) as u64;
+                } else if len == 127 {
+                    let mut b = [0u8; 8];
+                    self.s.read_exact(&mut b).unwrap();
+                    len = u64::from_be_bytes(b);
+                }
+                let mut data = vec![0u8; len as usize];
+                self.s.read_exact(&mut data).unwrap();
+                match h[0] & 0x0f {
+                    0x9 => continue, // ping: Chromium does not require the pong
+                    0x8 => panic!("DevTools closed the connection"),
+                    _ => msg.extend_from_slice(&data),
+                }
+                if h[0] & 0x80 != 0 {
+                    return String::from_utf8(msg).unwrap();
+                }
+            }
+        }
+
+        /// One command; events arriving meanwhile are ignored.
+        pub fn call(&mut self, method: &str, params: Value) -> Value {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.send(&json!({ "id": id, "method": method, "params": params }).to_string());
+            loop {
+                let v: Value = serde_json::from_str(&self.recv()).unwrap();
+                if v["id"] == id {
+                    assert!(v.get("error").is_none(), "{method}: {v}");
+                    return v["result"].clone();
+                }
+            }
+        }
+
+        pub fn eval(&mut self, expr: &str) -> Value {
+            let r = self.call(
+                "Runtime.evaluate",
+                json!({ "expression": expr, "returnByValue": true, "awaitPromise": true }),
+            );
+            assert!(r.get("exceptionDetails").is_none(), "{expr}: {r}");
+            r["result"]["value"].clone()
+        }
+
+        pub fn wait_true(&mut self, expr: &str, what: &str) {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                let r = self.call(
+                    "Runtime.evaluate",
+                    json!({ "expression": expr, "returnByValue": true }),
+                );
+                if r["result"]["value"] == true {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("timed out waiting for: {what}");
+        }
+
+        pub fn navigate(&mut self, url: &str) {
+            self.call("Page.navigate", json!({ "url": url }));
+            let check = format!(
+                "location.href === {} && document.readyState === 'complete'",
+                Value::from(url)
+            );
+            self.wait_true(&check, &format!("load {url}"));
+        }
+
+        pub fn screenshot(&mut self) -> Vec<u8> {
+            let r = self.call("Page.captureScreenshot", json!({ "format": "png" }));
+            web::auth::base64_decode(r["data"].as_str().unwrap()).unwrap()
+        }
+    }
+}
+
+#[test]
+fn chromium_overview_live_updates_and_live_log() {
+    let Some(chromium) = browser::find_chromium() else {
+        panic!(
+            "chromium not found: install it with `apt-get update && apt-get install -y chromium` \
+             (scripts/test does), or set KM3MON_CHROMIUM"
+        );
+    };
+    let site = Site::new("chromium", true, "");
+    populate(&site);
+    write_plot(&site.out, "trigger_rates", 60, 20, [250, 180, 0]);
+    write_plot(&site.out, "ztplot", 40, 40, [9, 169, 222]);
+    // ztplot last written two hours ago (stale_after is one hour); two
+    // plots of the overview not written yet (triggermap stays missing).
+    let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(site.out.join("plots/ztplot.png"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::fs::remove_file(site.out.join("plots/dom_activity.png")).unwrap();
+    let srv = Server::start(&site);
+    let base = format!("http://127.0.0.1:{}/", srv.port);
+    let b = browser::Browser::launch(&chromium, &site.dir.join("chrome-profile"));
+    let mut page = b.page();
+    page.call("Network.enable", serde_json::json!({}));
+    page.call(
+        "Network.setExtraHTTPHeaders",
+        serde_json::json!({ "headers": { "Authorization": basic(USER, PASS) } }),
+    );
+    page.call("Page.enable", serde_json::json!({}));
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": false}),
+    );
+    page.navigate(&base);
+    assert_eq!(page.eval("document.title"), "KM3Mon Detector Monitor");
+    // Every image of the overview renders.
+    page.wait_true(
+        "(() => { const i = [...document.images]; return i.length >= 6 && i.every(x => x.complete && x.naturalWidth > 0); })()",
+        "overview images render",
+    );
+    assert!(page
+        .eval("document.getElementById('utc-clock').textContent")
+        .as_str()
+        .unwrap()
+        .ends_with("UTC"));
+    assert!(
+        page.eval("document.querySelectorAll('figure.missing').length")
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // A frozen monitor is obvious: its plot is marked stale.
+    page.wait_true(
+        "(() => { const f = document.querySelector('figure[data-plot=ztplot]'); return f.classList.contains('stale') && f.textContent.includes('STALE'); })()",
+        "stale plot marked",
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('figure.stale').length"),
+        1
+    );
+    // A rewritten plot replaces the image without reloading the page.
+    page.eval("window.__noReload = 42");
+    write_plot(&site.out, "dom_rates", 80, 30, [10, 200, 10]);
+    page.wait_true(
+        "document.querySelector('figure[data-plot=dom_rates] img').naturalWidth === 80 && window.__noReload === 42",
+        "updated plot shown without reload",
+    );
+    // A plot that was missing appears in place of its placeholder.
+    write_plot(&site.out, "dom_activity", 40, 30, [1, 1, 1]);
+    page.wait_true(
+        "!!document.querySelector('figure[data-plot=dom_activity] img') && window.__noReload === 42",
+        "missing plot appears",
+    );
+    page.wait_true(
+        "document.querySelector('figure[data-plot=dom_rates] .ptime').textContent.includes('data 2024-03-01 12:00:00 UTC')",
+        "data time shown",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // The whole page in one picture: a viewport as tall as the document.
+    let height = page
+        .eval("document.documentElement.scrollHeight")
+        .as_u64()
+        .unwrap();
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 1400, "height": height.min(6000), "deviceScaleFactor": 1, "mobile": false}),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let shot = page.screenshot();
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("overview.png"), &shot).unwrap();
+    assert!(shot.starts_with(b"\x89PNG"));
+
+    // Live log: the backlog, then a line appended to MSG.log, highlighted.
+    page.navigate(&format!("{base}live.html"));
+    page.wait_true(
+        "document.querySelectorAll('#livelog .line').length === 200",
+        "live log backlog",
+    );
+    let log = site.out.join("logs/MSG.log");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(
+        f,
+        "MSG.log [DataQueue]: 2024-03-01 12:01:00 10.0.0.2 DataQueue ERROR browser-test-line"
+    )
+    .unwrap();
+    drop(f);
+    page.wait_true(
+        "(() => { const l = [...document.querySelectorAll('#livelog .line')].pop(); return !!l && l.textContent.includes('browser-test-line') && l.classList.contains('bold') && !!l.querySelector('.hl-error') && !!l.querySelector('.hl-dataqueue'); })()",
+        "appended log line shown and highlighted",
+    );
+    let live = page.screenshot();
+    std::fs::write(dir.join("livelog.png"), &live).unwrap();
+}
+
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("web-artifacts")
+}

@@ -5,6 +5,10 @@
 //! exit code tells at the end whether there were any.
 //!
 //! `km3mon dump --detx FILE` summarises a detector file instead.
+//!
+//! ROOT files (archived runs, recognised by their magic) print the same
+//! records, tree by tree in stored order; each record also gives its
+//! `entry` number and, for timeslices, its `stream` (L0, L1, L2, SN, TS).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -25,8 +29,8 @@ use serde::Serialize;
 #[derive(clap::Args)]
 pub struct Args {
     /// Dump files: DAQ frames back to back (IO_EVT, IO_SUM, IO_TS*),
-    /// length-prefixed CLB packets (IO_MONIT) or ControlHost recordings;
-    /// recognised from their content.
+    /// length-prefixed CLB packets (IO_MONIT), ControlHost recordings or
+    /// ROOT files of archived runs; recognised from their content.
     #[arg(required_unless_present = "detx")]
     files: Vec<PathBuf>,
     /// Read the files as dumps of this tag (IO_MONIT: length-prefixed
@@ -82,6 +86,10 @@ fn dump_files(args: &Args, out: &mut impl Write) -> io::Result<ExitCode> {
     let mut errors = 0usize;
     for path in &args.files {
         let name = path.display();
+        if rootio::is_root_file(path) {
+            errors += dump_root(path, out)?;
+            continue;
+        }
         let reader = match DumpReader::open(path) {
             Ok(r) => r.with_max_record(args.max_record),
             Err(e) => {
@@ -100,7 +108,7 @@ fn dump_files(args: &Args, out: &mut impl Write) -> io::Result<ExitCode> {
                 Ok((record, payload))
             });
             match printed {
-                Ok((record, payload)) => write_record(out, &record, &payload)?,
+                Ok((record, payload)) => write_record(out, &record, &payload, None)?,
                 Err(e) => {
                     report(out, format_args!("{name}: {e}"))?;
                     errors += 1;
@@ -113,6 +121,43 @@ fn dump_files(args: &Args, out: &mut impl Write) -> io::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Print the KM3NeT entries of a ROOT file; returns the number of errors.
+fn dump_root(path: &Path, out: &mut impl Write) -> io::Result<usize> {
+    let name = path.display();
+    let mut run = match rootio::RunReader::open(path, rootio::Order::File) {
+        Ok(run) => run,
+        Err(e) => {
+            report(out, format_args!("{name}: {e}"))?;
+            return Ok(1);
+        }
+    };
+    let mut errors = 0;
+    while let Some(entry) = run.next_entry() {
+        match entry {
+            Ok(e) => {
+                let record = e.to_record();
+                let origin = RootOrigin {
+                    entry: e.index,
+                    stream: e.stream.timeslice_label(),
+                };
+                write_record(out, &record, &Payload::Frame(e.frame), Some(origin))?;
+            }
+            Err(e) => {
+                report(out, format_args!("{name}: {e}"))?;
+                errors += 1;
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// Where a record of a ROOT file comes from.
+#[derive(Clone, Copy)]
+struct RootOrigin {
+    entry: u64,
+    stream: Option<&'static str>,
 }
 
 /// An error on stderr, after what stdout holds so far, so that both
@@ -128,10 +173,17 @@ fn write_line(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-fn write_record(out: &mut impl Write, record: &Record, payload: &Payload) -> io::Result<()> {
+fn write_record(
+    out: &mut impl Write,
+    record: &Record,
+    payload: &Payload,
+    root: Option<RootOrigin>,
+) -> io::Result<()> {
     let common = Common {
         byte_offset: record.offset,
         tag: record.tag.as_ref().map(Tag::as_str),
+        entry: root.map(|r| r.entry),
+        stream: root.and_then(|r| r.stream),
     };
     let preamble = || Preamble {
         length: record.payload.len(),
@@ -175,6 +227,12 @@ struct Common<'a> {
     byte_offset: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     tag: Option<&'a str>,
+    /// ROOT files: entry number in its tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry: Option<u64>,
+    /// ROOT files: the timeslice stream (L0, L1, L2, SN, TS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<&'static str>,
 }
 
 #[derive(Serialize)]

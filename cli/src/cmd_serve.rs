@@ -1,6 +1,51 @@
-//! (being written)
+//! `km3mon serve`: the web front end on its own, reading what a pipeline
+//! (`km3mon run/replay --out DIR`) writes: plots, logs, the event-selection
+//! database; node status from the pipeline's `--metrics` endpoint when
+//! `[WebServer] metrics_url` is set.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
 #[derive(clap::Args)]
-pub struct ServeArgs {}
-pub fn run(_: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("not yet")
+pub struct ServeArgs {
+    /// Site config (pipeline.toml) with the [WebServer] section; default:
+    /// the built-in pipeline.toml.example.
+    #[arg(long, value_name = "SITE")]
+    config: Option<PathBuf>,
+    /// Listen address; overrides [WebServer] bind (default 127.0.0.1:$WEBSERVER_PORT).
+    #[arg(long, value_name = "ADDR:PORT")]
+    bind: Option<SocketAddr>,
+    /// The pipeline's output root (its --out): plots/, logs/, data/ below it.
+    /// Overrides [WebServer] output_dir.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = match &args.config {
+        Some(path) => web::WebConfig::load(path, args.out.as_deref())?,
+        None => web::WebConfig::from_toml(
+            pipeline::site::EXAMPLE,
+            std::path::Path::new("."),
+            args.out.as_deref(),
+        )?,
+    };
+    if let Some(bind) = args.bind {
+        cfg.bind = bind;
+    }
+    let status = web::default_status(&cfg);
+    let auth = cfg.auth.is_some();
+    let (plots, logs) = (cfg.plots_dir.clone(), cfg.logs_dir.clone());
+    web::run_until_signal(cfg, status, |addr| {
+        // The URL on stdout, alone on its line, for people and scripts.
+        println!("http://{addr}/");
+        tracing::info!(
+            "web: serving plots from {} and logs from {} (authentication {})",
+            plots.display(),
+            logs.display(),
+            if auth { "on" } else { "OFF" }
+        );
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

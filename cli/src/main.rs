@@ -4,9 +4,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_demo;
 mod cmd_dump;
 mod cmd_ligier;
-mod cmd_demo;
 mod cmd_pipeline;
 mod cmd_serve;
 mod cmd_simulate;

@@ -1,6 +1,10 @@
 //! `JDAQEvent` (`IO_EVT`, spec §3): one triggered event with its triggered
 //! hits (each with the trigger bits it satisfied) and the snapshot of all
 //! hits in the event's time window.
+//!
+//! [`EventView`] validates a frame once and reads the hits in place: most
+//! consumers (trigger rates, hit counts per DOM) never need the hits as
+//! owned values. [`Event`] is the owned form, built on the view.
 
 use crate::frame::{
     begin_frame, check_frame, detect_layout, field, finish_frame, fixed, put_count, Cursor,
@@ -88,45 +92,7 @@ impl Event {
 
     /// Decode one complete event frame (preamble included).
     pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
-        check_frame(bytes, |t| t == DataType::Event, "event")?;
-        let (version, header_at) = layout(bytes)?;
-        let mut cur = Cursor::at(bytes, header_at);
-        let header = DaqHeader::read(&mut cur)?;
-        let trigger_counter = cur.u64_le("trigger counter")?;
-        let trigger_mask = cur.u64_le("trigger mask")?;
-        let overlays = cur.u32_le("overlays")?;
-        let (n, raw) = cur.records("triggered hits", TRIGGERED_HIT_LEN)?;
-        let mut triggered_hits = Vec::with_capacity(n);
-        triggered_hits.extend(raw.chunks_exact(TRIGGERED_HIT_LEN).map(|r| {
-            let r: [u8; TRIGGERED_HIT_LEN] = fixed(r);
-            TriggeredHit {
-                dom_id: u32::from_le_bytes(field(&r, 0)),
-                channel_id: r[4],
-                time: u32::from_be_bytes(field(&r, 5)),
-                tot: r[9],
-                trigger_mask: u64::from_le_bytes(field(&r, 10)),
-            }
-        }));
-        let (n, raw) = cur.records("snapshot hits", SNAPSHOT_HIT_LEN)?;
-        let mut snapshot_hits = Vec::with_capacity(n);
-        snapshot_hits.extend(raw.chunks_exact(SNAPSHOT_HIT_LEN).map(|r| {
-            let r: [u8; SNAPSHOT_HIT_LEN] = fixed(r);
-            SnapshotHit {
-                dom_id: u32::from_le_bytes(field(&r, 0)),
-                channel_id: r[4],
-                time: u32::from_be_bytes(field(&r, 5)),
-                tot: r[9],
-            }
-        }));
-        Ok(Event {
-            version,
-            header,
-            trigger_counter,
-            trigger_mask,
-            overlays,
-            triggered_hits,
-            snapshot_hits,
-        })
+        EventView::new(bytes).map(|view| view.to_event())
     }
 
     /// Size of the encoded frame in bytes.
@@ -190,6 +156,178 @@ impl Event {
 
     pub fn hit_factory_limit(&self) -> bool {
         self.trigger_mask & trigger::FACTORY_LIMIT != 0
+    }
+}
+
+/// A validated event frame, borrowed. Construction checks the layout and
+/// both hit counts against the frame length, so reading hits afterwards
+/// cannot fail.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    bytes: &'a [u8],
+    version: Option<i16>,
+    header: DaqHeader,
+    trigger_counter: u64,
+    trigger_mask: u64,
+    overlays: u32,
+    triggered: TriggeredHitsView<'a>,
+    snapshot: SnapshotHitsView<'a>,
+}
+
+impl<'a> EventView<'a> {
+    /// Validate one complete event frame (preamble included).
+    pub fn new(bytes: &'a [u8]) -> Result<EventView<'a>, DecodeError> {
+        check_frame(bytes, |t| t == DataType::Event, "event")?;
+        let (version, header_at) = layout(bytes)?;
+        let mut cur = Cursor::at(bytes, header_at);
+        let header = DaqHeader::read(&mut cur)?;
+        let trigger_counter = cur.u64_le("trigger counter")?;
+        let trigger_mask = cur.u64_le("trigger mask")?;
+        let overlays = cur.u32_le("overlays")?;
+        let (_, triggered) = cur.records("triggered hits", TRIGGERED_HIT_LEN)?;
+        let (_, snapshot) = cur.records("snapshot hits", SNAPSHOT_HIT_LEN)?;
+        Ok(EventView {
+            bytes,
+            version,
+            header,
+            trigger_counter,
+            trigger_mask,
+            overlays,
+            triggered: TriggeredHitsView { raw: triggered },
+            snapshot: SnapshotHitsView { raw: snapshot },
+        })
+    }
+
+    /// `Some(4)` for versioned frames, `None` for legacy ones.
+    pub fn version(&self) -> Option<i16> {
+        self.version
+    }
+
+    pub fn header(&self) -> &DaqHeader {
+        &self.header
+    }
+
+    pub fn trigger_counter(&self) -> u64 {
+        self.trigger_counter
+    }
+
+    pub fn trigger_mask(&self) -> u64 {
+        self.trigger_mask
+    }
+
+    pub fn overlays(&self) -> u32 {
+        self.overlays
+    }
+
+    pub fn triggered_hits(&self) -> TriggeredHitsView<'a> {
+        self.triggered
+    }
+
+    pub fn snapshot_hits(&self) -> SnapshotHitsView<'a> {
+        self.snapshot
+    }
+
+    /// The frame's bytes, preamble included.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The owned form.
+    pub fn to_event(&self) -> Event {
+        Event {
+            version: self.version,
+            header: self.header,
+            trigger_counter: self.trigger_counter,
+            trigger_mask: self.trigger_mask,
+            overlays: self.overlays,
+            triggered_hits: self.triggered.iter().collect(),
+            snapshot_hits: self.snapshot.iter().collect(),
+        }
+    }
+}
+
+/// The triggered-hit records of an event, read in place (18 bytes each).
+#[derive(Debug, Clone, Copy)]
+pub struct TriggeredHitsView<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> TriggeredHitsView<'a> {
+    pub fn len(&self) -> usize {
+        self.raw.len() / TRIGGERED_HIT_LEN
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.len() < TRIGGERED_HIT_LEN
+    }
+
+    pub fn get(&self, i: usize) -> Option<TriggeredHit> {
+        let start = i.checked_mul(TRIGGERED_HIT_LEN)?;
+        let end = start.checked_add(TRIGGERED_HIT_LEN)?;
+        self.raw.get(start..end).map(triggered_hit)
+    }
+
+    /// Hits in wire order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = TriggeredHit> + DoubleEndedIterator + 'a {
+        self.raw.chunks_exact(TRIGGERED_HIT_LEN).map(triggered_hit)
+    }
+
+    /// The raw 18-byte records.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+}
+
+/// The snapshot-hit records of an event, read in place (10 bytes each).
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotHitsView<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> SnapshotHitsView<'a> {
+    pub fn len(&self) -> usize {
+        self.raw.len() / SNAPSHOT_HIT_LEN
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.len() < SNAPSHOT_HIT_LEN
+    }
+
+    pub fn get(&self, i: usize) -> Option<SnapshotHit> {
+        let start = i.checked_mul(SNAPSHOT_HIT_LEN)?;
+        let end = start.checked_add(SNAPSHOT_HIT_LEN)?;
+        self.raw.get(start..end).map(snapshot_hit)
+    }
+
+    /// Hits in wire order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = SnapshotHit> + DoubleEndedIterator + 'a {
+        self.raw.chunks_exact(SNAPSHOT_HIT_LEN).map(snapshot_hit)
+    }
+
+    /// The raw 10-byte records.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+}
+
+fn triggered_hit(record: &[u8]) -> TriggeredHit {
+    let r: [u8; TRIGGERED_HIT_LEN] = fixed(record);
+    TriggeredHit {
+        dom_id: u32::from_le_bytes(field(&r, 0)),
+        channel_id: r[4],
+        time: u32::from_be_bytes(field(&r, 5)),
+        tot: r[9],
+        trigger_mask: u64::from_le_bytes(field(&r, 10)),
+    }
+}
+
+fn snapshot_hit(record: &[u8]) -> SnapshotHit {
+    let r: [u8; SNAPSHOT_HIT_LEN] = fixed(record);
+    SnapshotHit {
+        dom_id: u32::from_le_bytes(field(&r, 0)),
+        channel_id: r[4],
+        time: u32::from_be_bytes(field(&r, 5)),
+        tot: r[9],
     }
 }
 

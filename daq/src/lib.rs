@@ -8,6 +8,12 @@
 //!
 //! Detector description files (DETX v1–v5) and the CLB map live in
 //! [`detector`].
+//!
+//! Events, timeslices and CLB packets also have zero-copy views
+//! ([`event::EventView`], [`timeslice::TimesliceView`], [`tmch::TmchView`]):
+//! validated once, read in place, and the base of the owned decodes. The
+//! `fuzzing` feature exposes the fuzz-target bodies (`fuzz/`, and
+//! `tests/fuzz_corpus.rs`, which runs them on every `cargo test`).
 
 pub mod controlhost;
 pub mod detector;
@@ -15,6 +21,8 @@ pub mod dump;
 pub mod error;
 pub mod event;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod msg;
 pub mod summary;
 pub mod timeslice;

@@ -2,6 +2,9 @@
 //! central logic board reports every 100 ms — per-channel hit counts, the
 //! high-rate-veto bitmap, orientation (AHRS), temperature and humidity.
 //! Entirely big-endian, no DAQ preamble.
+//!
+//! [`TmchView`] checks a packet once and reads fields in place;
+//! [`TmchPacket`] is the owned form, built on the view.
 
 use crate::frame::{field, Channels, Cursor, CHANNEL_BITS};
 use crate::DecodeError;
@@ -72,90 +75,7 @@ impl TmchPacket {
     /// Decode one packet (one `IO_MONIT` payload). Any bytes after the
     /// structure of its version are kept in `trailing`.
     pub fn decode(bytes: &[u8]) -> Result<TmchPacket, DecodeError> {
-        let magic: [u8; 4] = Cursor::new(bytes).array("TMCH marker")?;
-        if magic != MAGIC {
-            return Err(DecodeError::BadMagic {
-                offset: 0,
-                found: magic,
-                expected: MAGIC,
-            });
-        }
-        // Everything up to version 1's end is fixed-size: check the length
-        // once, then read at constant offsets (no per-field checks left in
-        // the hot path).
-        let Some(fixed) = bytes
-            .get(..V1_LEN)
-            .and_then(|b| <&[u8; V1_LEN]>::try_from(b).ok())
-        else {
-            return Err(DecodeError::Truncated {
-                what: "TMCH packet",
-                offset: 0,
-                needed: V1_LEN,
-                available: bytes.len(),
-            });
-        };
-        let u32_at = |at: usize| u32::from_be_bytes(field(fixed, at));
-        let u16_at = |at: usize| u16::from_be_bytes(field(fixed, at));
-        let f32_at = |at: usize| f32::from_be_bytes(field(fixed, at));
-        let flags = u32_at(168);
-        let version = version_of_code(code_of(flags)).ok_or(DecodeError::BadVersion {
-            what: "TMCH structure version code",
-            offset: 168,
-            found: i32::from(code_of(flags)),
-            expected: "code 0, 1 or 3",
-        })?;
-        let (run, udp_sequence_number, utc_seconds) = (u32_at(4), u32_at(8), u32_at(12));
-        let (utc_16ns_ticks, dom_id) = (u32_at(16), u32_at(20));
-        let dom_status = std::array::from_fn(|k| u32_at(24 + 4 * k));
-        let counts = std::array::from_fn(|k| u32_at(40 + 4 * k));
-        let hrvbmp = u32_at(164);
-        let (yaw, pitch, roll) = (f32_at(172), f32_at(176), f32_at(180));
-        let a = std::array::from_fn(|k| f32_at(184 + 4 * k));
-        let g = std::array::from_fn(|k| f32_at(196 + 4 * k));
-        let h = std::array::from_fn(|k| f32_at(208 + 4 * k));
-        let (temperature_raw, humidity_raw) = (u16_at(220), u16_at(222));
-        let (tdcfull, aesfull, flushc) = (u32_at(224), u32_at(228), u32_at(232));
-        let mut cur = Cursor::at(bytes, V1_LEN);
-        let ts_duration = if version >= 2 {
-            Some(cur.u32_be("timeslice duration")?)
-        } else {
-            None
-        };
-        let (tdc_supertime_fifo_size, aes_supertime_fifo_size) = if version >= 3 {
-            (
-                Some(cur.u16_be("TDC supertime FIFO size")?),
-                Some(cur.u16_be("AES supertime FIFO size")?),
-            )
-        } else {
-            (None, None)
-        };
-        let trailing = TrailingBytes::new(cur.take(cur.remaining(), "trailing bytes")?);
-        Ok(TmchPacket {
-            run,
-            udp_sequence_number,
-            utc_seconds,
-            utc_16ns_ticks,
-            dom_id,
-            dom_status,
-            counts,
-            hrvbmp,
-            flags,
-            yaw,
-            pitch,
-            roll,
-            a,
-            g,
-            h,
-            temperature_raw,
-            humidity_raw,
-            tdcfull,
-            aesfull,
-            flushc,
-            ts_duration,
-            tdc_supertime_fifo_size,
-            aes_supertime_fifo_size,
-            trailing,
-        })
+        TmchView::new(bytes).map(|view| view.to_packet())
     }
 
     /// The raw 3-bit structure-version code, `(flags >> 1) & 7`.
@@ -252,6 +172,251 @@ impl TmchPacket {
     }
 }
 
+/// A validated packet, borrowed: marker, length and structure version are
+/// checked once, fields are read in place on demand. For consumers that
+/// look at a few fields of every packet (counts and HRV bitmap for the PMT
+/// rates, the AHRS fields for the compass calibration).
+#[derive(Debug, Clone, Copy)]
+pub struct TmchView<'a> {
+    /// The version-1 structure, as an array so that every field read at a
+    /// constant offset needs no bounds check.
+    fixed: &'a [u8; V1_LEN],
+    version: u8,
+    ts_duration: Option<u32>,
+    tdc_supertime_fifo_size: Option<u16>,
+    aes_supertime_fifo_size: Option<u16>,
+    /// Bytes after the structure of `version` (the end of the packet).
+    trailing: &'a [u8],
+    /// The whole packet.
+    bytes: &'a [u8],
+}
+
+impl<'a> TmchView<'a> {
+    /// Validate one packet (one `IO_MONIT` payload).
+    pub fn new(bytes: &'a [u8]) -> Result<TmchView<'a>, DecodeError> {
+        let magic: [u8; 4] = Cursor::new(bytes).array("TMCH marker")?;
+        if magic != MAGIC {
+            return Err(DecodeError::BadMagic {
+                offset: 0,
+                found: magic,
+                expected: MAGIC,
+            });
+        }
+        let Some(fixed) = bytes
+            .get(..V1_LEN)
+            .and_then(|b| <&[u8; V1_LEN]>::try_from(b).ok())
+        else {
+            return Err(DecodeError::Truncated {
+                what: "TMCH packet",
+                offset: 0,
+                needed: V1_LEN,
+                available: bytes.len(),
+            });
+        };
+        let code = code_of(u32::from_be_bytes(field(fixed, 168)));
+        let version = version_of_code(code).ok_or(DecodeError::BadVersion {
+            what: "TMCH structure version code",
+            offset: 168,
+            found: i32::from(code),
+            expected: "code 0, 1 or 3",
+        })?;
+        let mut cur = Cursor::at(bytes, V1_LEN);
+        let ts_duration = if version >= 2 {
+            Some(cur.u32_be("timeslice duration")?)
+        } else {
+            None
+        };
+        let (tdc_supertime_fifo_size, aes_supertime_fifo_size) = if version >= 3 {
+            (
+                Some(cur.u16_be("TDC supertime FIFO size")?),
+                Some(cur.u16_be("AES supertime FIFO size")?),
+            )
+        } else {
+            (None, None)
+        };
+        let trailing = cur.take(cur.remaining(), "trailing bytes")?;
+        Ok(TmchView {
+            fixed,
+            version,
+            ts_duration,
+            tdc_supertime_fifo_size,
+            aes_supertime_fifo_size,
+            trailing,
+            bytes,
+        })
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        u32::from_be_bytes(field(self.fixed, at))
+    }
+
+    fn f32_at(&self, at: usize) -> f32 {
+        f32::from_be_bytes(field(self.fixed, at))
+    }
+
+    /// The whole packet.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Structure version per the table of §6.2 (1, 2 or 3).
+    pub fn structure_version(&self) -> u8 {
+        self.version
+    }
+
+    pub fn run(&self) -> u32 {
+        self.u32_at(4)
+    }
+
+    pub fn udp_sequence_number(&self) -> u32 {
+        self.u32_at(8)
+    }
+
+    pub fn utc_seconds(&self) -> u32 {
+        self.u32_at(12)
+    }
+
+    /// Sub-second part in 16 ns units.
+    pub fn utc_16ns_ticks(&self) -> u32 {
+        self.u32_at(16)
+    }
+
+    /// Packet time in nanoseconds since the epoch.
+    pub fn utc_ns(&self) -> u64 {
+        u64::from(self.utc_seconds()) * 1_000_000_000 + u64::from(self.utc_16ns_ticks()) * 16
+    }
+
+    pub fn dom_id(&self) -> u32 {
+        self.u32_at(20)
+    }
+
+    pub fn dom_status(&self) -> [u32; 4] {
+        std::array::from_fn(|k| self.u32_at(24 + 4 * k))
+    }
+
+    /// Hits of one channel in the 100 ms window; `None` past channel 30.
+    pub fn count(&self, channel: usize) -> Option<u32> {
+        (channel < N_CHANNELS).then(|| self.u32_at(40 + 4 * channel))
+    }
+
+    pub fn counts(&self) -> [u32; N_CHANNELS] {
+        std::array::from_fn(|k| self.u32_at(40 + 4 * k))
+    }
+
+    /// High-rate veto, bit n = channel n.
+    pub fn hrvbmp(&self) -> u32 {
+        self.u32_at(164)
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.u32_at(168)
+    }
+
+    /// Bit 0 of `flags`.
+    pub fn ahrs_valid(&self) -> bool {
+        self.flags() & 1 != 0
+    }
+
+    pub fn yaw(&self) -> f32 {
+        self.f32_at(172)
+    }
+
+    pub fn pitch(&self) -> f32 {
+        self.f32_at(176)
+    }
+
+    pub fn roll(&self) -> f32 {
+        self.f32_at(180)
+    }
+
+    /// Accelerometer (x, y, z).
+    pub fn a(&self) -> [f32; 3] {
+        std::array::from_fn(|k| self.f32_at(184 + 4 * k))
+    }
+
+    /// Gyroscope (x, y, z).
+    pub fn g(&self) -> [f32; 3] {
+        std::array::from_fn(|k| self.f32_at(196 + 4 * k))
+    }
+
+    /// Compass / magnetometer (x, y, z).
+    pub fn h(&self) -> [f32; 3] {
+        std::array::from_fn(|k| self.f32_at(208 + 4 * k))
+    }
+
+    /// Hundredths of a degree Celsius.
+    pub fn temperature_raw(&self) -> u16 {
+        u16::from_be_bytes(field(self.fixed, 220))
+    }
+
+    /// Hundredths of a percent relative humidity.
+    pub fn humidity_raw(&self) -> u16 {
+        u16::from_be_bytes(field(self.fixed, 222))
+    }
+
+    pub fn tdcfull(&self) -> u32 {
+        self.u32_at(224)
+    }
+
+    pub fn aesfull(&self) -> u32 {
+        self.u32_at(228)
+    }
+
+    pub fn flushc(&self) -> u32 {
+        self.u32_at(232)
+    }
+
+    /// Version ≥ 2.
+    pub fn ts_duration(&self) -> Option<u32> {
+        self.ts_duration
+    }
+
+    /// Version ≥ 3.
+    pub fn tdc_supertime_fifo_size(&self) -> Option<u16> {
+        self.tdc_supertime_fifo_size
+    }
+
+    /// Version ≥ 3.
+    pub fn aes_supertime_fifo_size(&self) -> Option<u16> {
+        self.aes_supertime_fifo_size
+    }
+
+    /// Bytes after the structure of the packet's version.
+    pub fn trailing(&self) -> &'a [u8] {
+        self.trailing
+    }
+
+    /// The owned form.
+    pub fn to_packet(&self) -> TmchPacket {
+        TmchPacket {
+            run: self.run(),
+            udp_sequence_number: self.udp_sequence_number(),
+            utc_seconds: self.utc_seconds(),
+            utc_16ns_ticks: self.utc_16ns_ticks(),
+            dom_id: self.dom_id(),
+            dom_status: self.dom_status(),
+            counts: self.counts(),
+            hrvbmp: self.hrvbmp(),
+            flags: self.flags(),
+            yaw: self.yaw(),
+            pitch: self.pitch(),
+            roll: self.roll(),
+            a: self.a(),
+            g: self.g(),
+            h: self.h(),
+            temperature_raw: self.temperature_raw(),
+            humidity_raw: self.humidity_raw(),
+            tdcfull: self.tdcfull(),
+            aesfull: self.aesfull(),
+            flushc: self.flushc(),
+            ts_duration: self.ts_duration,
+            tdc_supertime_fifo_size: self.tdc_supertime_fifo_size,
+            aes_supertime_fifo_size: self.aes_supertime_fifo_size,
+            trailing: TrailingBytes::packet_tail(self.bytes, self.trailing),
+        }
+    }
+}
+
 fn code_of(flags: u32) -> u8 {
     ((flags >> 1) & 7) as u8
 }
@@ -294,6 +459,34 @@ impl TrailingBytes {
             })
         } else {
             TrailingBytes(Repr::Heap(bytes.to_vec()))
+        }
+    }
+
+    /// `TrailingBytes::new(tail)` where `tail` is the end of `packet`,
+    /// without the variable-length copy: that compiles to a call to memcpy,
+    /// which cost a quarter of a whole packet decode. The packet has at
+    /// least 236 bytes, so its last 16 can be loaded at once and shifted.
+    fn packet_tail(packet: &[u8], tail: &[u8]) -> TrailingBytes {
+        let last = packet
+            .len()
+            .checked_sub(INLINE)
+            .and_then(|at| packet.get(at..))
+            .and_then(|b| <[u8; INLINE]>::try_from(b).ok());
+        match last {
+            Some(last) if tail.len() <= INLINE => {
+                // Shift the last `len` bytes down to the front, zeros after;
+                // a shift by 128 (no trailing bytes) leaves nothing.
+                let shift = 8 * (INLINE - tail.len()) as u32;
+                let buf = u128::from_le_bytes(last)
+                    .checked_shr(shift)
+                    .unwrap_or(0)
+                    .to_le_bytes();
+                TrailingBytes(Repr::Inline {
+                    len: tail.len() as u8,
+                    buf,
+                })
+            }
+            _ => TrailingBytes::new(tail),
         }
     }
 

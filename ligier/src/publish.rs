@@ -118,15 +118,18 @@ fn publish_file(
         .take(PREFIX_LEN as u64)
         .read_to_end(&mut head)
         .map_err(file_error)?;
-    let input = io::Cursor::new(head.clone()).chain(file);
-    let reader = if detect(&head) == Some(Container::ControlHost) {
+    let input: Box<dyn Read + Send> = Box::new(io::Cursor::new(head.clone()).chain(file));
+    let reader = if rootio::is_root(&head) {
+        // A ROOT run carries its own streams; records come in time order.
+        rootio::RecordReader::open(path).map_err(|e| file_error(io::Error::other(e.to_string())))?
+    } else if detect(&head) == Some(Container::ControlHost) {
         if let Some(t) = tag {
             warn!(path = %path.display(), "{path:?} is a recording: its own tags are used, not --tag {t}");
         }
-        DumpReader::new(input).with_container(Container::ControlHost)
+        rootio::RecordReader::Dump(DumpReader::new(input).with_container(Container::ControlHost))
     } else {
         let tag = tag.ok_or_else(|| PublishError::NeedsTag { path: path.clone() })?;
-        DumpReader::new(input).with_tag(tag)
+        rootio::RecordReader::Dump(DumpReader::new(input).with_tag(tag))
     };
     info!(path = %path.display(), "publishing");
     let mut clock: Option<(u64, Instant)> = None;

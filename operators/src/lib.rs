@@ -5,9 +5,23 @@
 //! `pipeline::Node` and `pipeline::NodeConfig`, then add one line to
 //! [`registry`]. See CONTRIBUTING.md.
 
+pub mod alerting;
+pub mod decode;
+pub mod dom_activity;
+pub mod dom_rates;
+pub mod monitor;
+pub mod plot;
+pub mod pmt_rates;
 pub mod sinks;
 pub mod sources;
+pub mod synth;
 pub mod tag_rates;
+#[cfg(test)]
+pub mod testing;
+pub mod timesync;
+pub mod trigger_rates;
+pub mod triggermap;
+pub mod util;
 
 use pipeline::Registry;
 
@@ -18,4 +32,14 @@ pub fn registry() -> Registry {
         .with::<sources::files::FileSource>()
         .with::<tag_rates::TagRates>()
         .with::<sinks::csv::CsvSink>()
+        .with::<decode::Decode>()
+        .with::<dom_rates::DomRates>()
+        .with::<dom_activity::DomActivity>()
+        .with::<pmt_rates::PmtRates>()
+        .with::<trigger_rates::TriggerRates>()
+        .with::<triggermap::TriggerMap>()
+        .with::<timesync::TimeSync>()
+        .with::<plot::PlotSink>()
+        .with::<sinks::alerts::AlertsJsonl>()
+        .with::<sinks::alerts::AlertsMsg>()
 }

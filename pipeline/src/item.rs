@@ -7,6 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
+
+use daq::event::Event;
+use daq::summary::Summaryslice;
+use daq::timeslice::Timeslice;
+use daq::tmch::TmchPacket;
+
+pub use crate::plot::Plot;
 
 /// The timely timestamp: DAQ (event) time in 100 ms timeslice units since
 /// the Unix epoch. Windows close when the frontier passes them, so live
@@ -109,22 +117,60 @@ pub struct Row {
     pub cells: Vec<String>,
 }
 
-/// An alert state change.
+/// Whether an alert condition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AlertState {
+    Firing,
+    Resolved,
+}
+
+impl AlertState {
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// An alert state change (or a reminder that a condition still holds).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Alert {
+    /// Data time at which the condition was detected (for a reminder: the
+    /// data time of the reminder), ns since the epoch.
     pub time_utc_ns: u64,
+    /// The node that raised it.
     pub monitor: String,
+    /// Stable key of the condition, e.g. `dom_inactive:806451572`.
     pub key: String,
-    pub firing: bool,
+    pub state: AlertState,
+    /// True for a repeated notification of a condition still firing.
+    pub reminder: bool,
     pub message: String,
 }
 
-/// Every edge of the dataflow carries `Vec<Item>` at [`Time`].
+/// A MSG log line (UTF-8, lossily decoded).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MsgItem {
+    pub text: String,
+}
+
+/// Every edge of the dataflow carries `Vec<Item>` at [`Time`]. Decoded
+/// frames are shared (`Arc`): a stream read by several monitors is cloned
+/// per consumer, and a clone must not copy a 4,000-DOM summaryslice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Item {
     Message(Message),
     Row(Row),
     Alert(Alert),
+    Summaryslice(Arc<Summaryslice>),
+    Event(Arc<Event>),
+    /// A timeslice; the decoder may have stripped the hits of its
+    /// super-frames (the time-sync check needs only the status words).
+    Timeslice(Arc<Timeslice>),
+    Tmch(Arc<TmchPacket>),
+    Msg(MsgItem),
+    Plot(Arc<Plot>),
 }
 
 impl Item {
@@ -134,6 +180,32 @@ impl Item {
             Item::Message(_) => StreamKind::Messages,
             Item::Row(_) => StreamKind::Table,
             Item::Alert(_) => StreamKind::Alerts,
+            Item::Summaryslice(_) => StreamKind::Summaryslices,
+            Item::Event(_) => StreamKind::Events,
+            Item::Timeslice(_) => StreamKind::Timeslices,
+            Item::Tmch(_) => StreamKind::Tmch,
+            Item::Msg(_) => StreamKind::Msg,
+            Item::Plot(_) => StreamKind::Plots,
+        }
+    }
+
+    /// A key that orders the items of one timestamp the same way in every
+    /// run: items reach a merging worker in an order that depends on the
+    /// number of workers, so operators that care sort by this first.
+    pub fn order_key(&self) -> (u8, u64, u64) {
+        let daq = |h: &daq::frame::DaqHeader| {
+            (u64::from(h.det_id as u32) << 32) | u64::from(h.frame_index as u32)
+        };
+        match self {
+            Item::Message(m) => (0, m.utc_ns.unwrap_or(0), stable_hash(&m.payload)),
+            Item::Row(r) => (1, 0, stable_hash(r.cells.join(",").as_bytes())),
+            Item::Alert(a) => (2, a.time_utc_ns, stable_hash(a.key.as_bytes())),
+            Item::Summaryslice(s) => (3, daq(&s.header), s.header.utc_ns()),
+            Item::Event(e) => (4, daq(&e.header), e.trigger_counter),
+            Item::Timeslice(t) => (5, daq(&t.header), t.data_type.as_i32() as u64),
+            Item::Tmch(p) => (6, u64::from(p.dom_id), p.utc_ns()),
+            Item::Msg(m) => (7, 0, stable_hash(m.text.as_bytes())),
+            Item::Plot(p) => (8, 0, stable_hash(p.name.as_bytes())),
         }
     }
 }

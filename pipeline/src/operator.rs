@@ -44,6 +44,14 @@ pub trait Node: Send + Sync + 'static {
     /// Kind this node produces (`None` for sinks).
     fn produces(&self) -> Option<StreamKind>;
 
+    /// Every kind this node emits; by default just [`Node::produces`]. A
+    /// monitor that emits plots, table rows and alerts lists them all; a
+    /// downstream node then receives only the kinds it accepts (the edge
+    /// filters), and the edge is valid when at least one kind matches.
+    fn outputs(&self) -> Vec<StreamKind> {
+        self.produces().into_iter().collect()
+    }
+
     /// Checks beyond what the types express, as `(key path within the node,
     /// message)`; they are reported with the rest of the validation errors.
     fn check(&self) -> Vec<(String, String)> {

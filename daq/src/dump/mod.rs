@@ -198,8 +198,18 @@ impl<R: Read> DumpReader<R> {
             }
             let missing = n - self.end;
             if self.buf.len() - self.end < missing.min(CHUNK) {
-                let grow = missing.clamp(CHUNK, 16 * CHUNK);
-                self.buf.resize(self.end + grow, 0);
+                // Geometric in the data held, so that a length field far
+                // beyond the data costs one chunk, not 16: fuzzing showed
+                // every short garbage record claiming megabytes zeroing
+                // 1 MiB.
+                let step = self.end.clamp(CHUNK, 16 * CHUNK);
+                let grow = missing.clamp(CHUNK, step);
+                // A fresh zeroed allocation (calloc: fresh pages come zeroed
+                // for free) plus a copy of the data held, rather than
+                // `resize`, which writes every zero.
+                let mut bigger = vec![0u8; self.end + grow];
+                bigger[..self.end].copy_from_slice(&self.buf[..self.end]);
+                self.buf = bigger;
             }
             match self.inner.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,

@@ -1,4 +1,5 @@
 //! Sinks: where results leave the dataflow. I/O happens on a writer
 //! thread, never on a worker.
 
+pub mod alerts;
 pub mod csv;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use daq::dump::{DumpReader, Record};
+use daq::dump::Record;
 use pipeline::item::{time_of_ns, Item, Time, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
 use pipeline::runtime::metrics::DropReason;
@@ -69,7 +69,7 @@ pub fn replay_source<'s>(
     channel_source(ctx, false, |ingress| {
         let mut readers = Vec::new();
         for f in &files {
-            let reader = DumpReader::open(f)
+            let reader = rootio::RecordReader::open(f)
                 .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?;
             let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
             env.progress.bytes_total.fetch_add(size, Ordering::Relaxed);
@@ -90,7 +90,7 @@ pub fn replay_source<'s>(
 
 struct FileCursor {
     name: String,
-    reader: DumpReader<std::fs::File>,
+    reader: rootio::RecordReader,
     next: Option<(Time, Item)>,
     /// Latest time of this file: untimed records (MSG) take it, and a
     /// record that goes back in time is placed here, so each file is

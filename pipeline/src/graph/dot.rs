@@ -31,16 +31,22 @@ pub fn to_dot(g: &Graph) -> String {
     }
     for n in &g.nodes {
         for i in &n.inputs {
-            let kind = g
+            let accepts = n.node.accepts();
+            let kinds: Vec<&str> = g
                 .node(i)
-                .and_then(|u| u.node.produces())
-                .map_or("", |k| k.name());
+                .map(|u| u.node.outputs())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|k| accepts.contains(k))
+                .map(|k| k.name())
+                .collect();
+            let kind = kinds.join(", ");
             let _ = writeln!(
                 out,
                 "  {} -> {} [label={}];",
                 quote(i),
                 quote(&n.name),
-                quote(kind)
+                quote(&kind)
             );
         }
     }

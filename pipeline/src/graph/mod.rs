@@ -468,8 +468,9 @@ fn check_edges(
                 continue;
             };
             let up = &raw[j].spec;
-            match up.node.produces() {
-                None => diags.push(Diagnostic::at(
+            let outputs = up.node.outputs();
+            if outputs.is_empty() {
+                diags.push(Diagnostic::at(
                     src,
                     span.clone(),
                     path,
@@ -477,17 +478,16 @@ fn check_edges(
                         "`{input}` is a sink ({}) and produces no stream",
                         up.type_name
                     ),
-                )),
-                Some(kind) if !accepts.contains(&kind) => {
-                    let acc: Vec<_> = accepts.iter().map(|k| k.name()).collect();
-                    diags.push(Diagnostic::at(
-                        src,
-                        span.clone(),
-                        path,
-                        format!("stream kind mismatch: `{input}` ({}) produces `{kind}`, but `{}` ({}) accepts {}", up.type_name, n.spec.name, n.spec.type_name, acc.join(", ")),
-                    ));
-                }
-                Some(_) => {}
+                ));
+            } else if !outputs.iter().any(|k| accepts.contains(k)) {
+                let acc: Vec<_> = accepts.iter().map(|k| k.name()).collect();
+                let out: Vec<_> = outputs.iter().map(|k| format!("`{k}`")).collect();
+                diags.push(Diagnostic::at(
+                    src,
+                    span.clone(),
+                    path,
+                    format!("stream kind mismatch: `{input}` ({}) produces {}, but `{}` ({}) accepts {}", up.type_name, out.join(", "), n.spec.name, n.spec.type_name, acc.join(", ")),
+                ));
             }
             deps[i].push(j);
         }

@@ -38,6 +38,8 @@ pub struct RunEnv {
     pub state_dir: Option<PathBuf>,
     /// DETX file from `--detector` or the site config's `[Detector] file`.
     pub detector: Option<PathBuf>,
+    /// The detector of `detector`, parsed once and shared by every node.
+    pub detector_model: Option<Arc<daq::detector::Detector>>,
     /// How often live sources advance their capability with the wall clock.
     pub heartbeat: Duration,
     /// How far behind the wall clock live data may arrive and still be
@@ -89,6 +91,16 @@ impl<'s> BuildContext<'s> {
             .spawn(f)?;
         self.io.borrow_mut().push(h);
         Ok(())
+    }
+
+    /// The run's detector, for nodes that need the layout (DOM → DU and
+    /// floor, PMTs per module); an error names the missing option.
+    pub fn detector(&self) -> anyhow::Result<Arc<daq::detector::Detector>> {
+        self.env.detector_model.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "this node needs the detector layout: pass --detector FILE.detx or set [Detector] file in the site config"
+            )
+        })
     }
 
     /// A path under `--out`.

@@ -47,6 +47,9 @@ pub struct NodeMetrics {
     pub records_out: AtomicU64,
     drops: [AtomicU64; 4],
     pub busy_ns: AtomicU64,
+    /// Drops by reason and detail (e.g. corrupt: truncated), for the
+    /// reasons where "why exactly" matters to whoever fixes the source.
+    details: Mutex<BTreeMap<(DropReason, String), u64>>,
     /// Output frontier in ticks; `u64::MAX` = none yet / finished.
     pub frontier: AtomicU64,
 }
@@ -65,6 +68,16 @@ impl NodeMetrics {
     }
     pub fn drop_record(&self, reason: DropReason, n: u64) {
         self.drops[reason as usize].fetch_add(n, Ordering::Relaxed);
+    }
+    /// Counts a drop under `reason` and, separately, under `detail`.
+    pub fn drop_detail(&self, reason: DropReason, detail: &str, n: u64) {
+        self.drop_record(reason, n);
+        let mut d = self.details.lock().expect("metrics lock");
+        *d.entry((reason, detail.to_string())).or_default() += n;
+    }
+    /// Drops by (reason, detail).
+    pub fn drop_details(&self) -> BTreeMap<(DropReason, String), u64> {
+        self.details.lock().expect("metrics lock").clone()
     }
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize].load(Ordering::Relaxed)
@@ -166,6 +179,26 @@ impl Metrics {
             },
         );
         family(
+            "km3mon_dropped_detail_total",
+            "counter",
+            "Records dropped, by reason and detail (e.g. the kind of corruption).",
+            &|m| {
+                m.drop_details()
+                    .into_iter()
+                    .map(|((r, d), v)| {
+                        (
+                            format!(
+                                ",reason=\"{}\",detail=\"{}\"",
+                                r.name(),
+                                d.replace('"', "'")
+                            ),
+                            v.to_string(),
+                        )
+                    })
+                    .collect()
+            },
+        );
+        family(
             "km3mon_busy_seconds_total",
             "counter",
             "Time spent in the node's logic.",
@@ -199,8 +232,18 @@ impl Metrics {
                     .map(|r| (r.name(), m.drops(*r)))
                     .filter(|(_, v)| *v > 0)
                     .collect();
+                let details: Vec<String> = m
+                    .drop_details()
+                    .into_iter()
+                    .map(|((r, d), v)| format!("{}/{d}={v}", r.name()))
+                    .collect();
+                let details = if details.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", details.join(", "))
+                };
                 format!(
-                    "{node}: in {} out {} drops {:?} busy {:.3}s lag {}",
+                    "{node}: in {} out {} drops {:?}{details} busy {:.3}s lag {}",
                     m.records_in.load(Ordering::Relaxed),
                     m.records_out.load(Ordering::Relaxed),
                     drops,

@@ -140,7 +140,17 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
         tracing::info!("metrics on http://{local}/metrics");
     }
     let progress = Arc::new(Progress::default());
+    // Loaded once for all nodes and workers; a bad file fails the run
+    // before anything starts.
+    let detector_model = match &opts.detector {
+        Some(p) => Some(Arc::new(
+            daq::detector::Detector::from_file(p)
+                .map_err(|e| anyhow::anyhow!("detector {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
     let env = Arc::new(RunEnv {
+        detector_model,
         mode: opts.mode.clone(),
         out_dir: opts.out_dir.clone(),
         state_dir: opts.state_dir.clone(),
@@ -188,8 +198,21 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
                     let input = if spec.inputs.is_empty() {
                         None
                     } else {
-                        let mut ins: Vec<_> =
-                            spec.inputs.iter().map(|i| streams[i].clone()).collect();
+                        let accepts = spec.node.accepts();
+                        let mut ins: Vec<_> = spec
+                            .inputs
+                            .iter()
+                            .map(|i| {
+                                let s = streams[i].clone();
+                                let outputs =
+                                    graph.node(i).map(|u| u.node.outputs()).unwrap_or_default();
+                                if outputs.iter().all(|k| accepts.contains(k)) {
+                                    s
+                                } else {
+                                    only_kinds(s, accepts.clone())
+                                }
+                            })
+                            .collect();
                         let s = if ins.len() == 1 {
                             ins.pop().expect("one input")
                         } else {
@@ -263,6 +286,21 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
         metrics,
         elapsed: start.elapsed(),
         interrupted: shutdown.load(Ordering::SeqCst),
+    })
+}
+
+/// Keeps the items of the kinds a consumer accepts, on an edge from a node
+/// that emits several kinds.
+fn only_kinds<'s>(s: ItemStream<'s>, kinds: Vec<crate::item::StreamKind>) -> ItemStream<'s> {
+    s.unary::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(Pipeline, "kinds", move |_, _| {
+        move |input, out| {
+            input.for_each(|cap, data| {
+                data.retain(|i| kinds.contains(&i.kind()));
+                if !data.is_empty() {
+                    out.session(&cap).give_container(data);
+                }
+            });
+        }
     })
 }
 

@@ -1,0 +1,188 @@
+//! The alert state machine every monitor uses: each condition has a stable
+//! key and goes `firing` → (a reminder every `reminder` of data time while
+//! it holds) → `resolved`. Raising a condition that already fires, or
+//! clearing one that does not, emits nothing — so a condition checked on
+//! every timeslice never floods.
+
+use std::collections::BTreeMap;
+
+use pipeline::item::{Alert, AlertState};
+use serde::{Deserialize, Serialize};
+
+use crate::util::iso_ns;
+
+/// A condition that currently fires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Firing {
+    pub since_ns: u64,
+    pub last_sent_ns: u64,
+    pub message: String,
+}
+
+/// The firing conditions of one monitor (serialisable: it is part of the
+/// monitor's state, so a restart neither repeats nor forgets an alert).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertBook {
+    #[serde(skip)]
+    monitor: String,
+    /// 0 = no reminders.
+    #[serde(skip)]
+    reminder_ns: u64,
+    firing: BTreeMap<String, Firing>,
+}
+
+impl AlertBook {
+    pub fn new(monitor: &str, reminder_s: u64) -> AlertBook {
+        AlertBook {
+            monitor: monitor.to_string(),
+            reminder_ns: reminder_s.saturating_mul(1_000_000_000),
+            firing: BTreeMap::new(),
+        }
+    }
+
+    /// Takes the firing set of a restored book, keeping this one's settings.
+    pub fn restore(&mut self, saved: AlertBook) {
+        self.firing = saved.firing;
+    }
+
+    pub fn is_firing(&self, key: &str) -> bool {
+        self.firing.contains_key(key)
+    }
+
+    pub fn firing(&self) -> impl Iterator<Item = (&String, &Firing)> {
+        self.firing.iter()
+    }
+
+    fn alert(
+        &self,
+        key: &str,
+        now_ns: u64,
+        state: AlertState,
+        reminder: bool,
+        message: String,
+    ) -> Alert {
+        Alert {
+            time_utc_ns: now_ns,
+            monitor: self.monitor.clone(),
+            key: key.to_string(),
+            state,
+            reminder,
+            message,
+        }
+    }
+
+    /// The condition holds at `now_ns`: an alert if it was not firing.
+    pub fn raise(
+        &mut self,
+        key: &str,
+        now_ns: u64,
+        message: impl FnOnce() -> String,
+    ) -> Option<Alert> {
+        if self.firing.contains_key(key) {
+            return None;
+        }
+        let message = message();
+        self.firing.insert(
+            key.to_string(),
+            Firing {
+                since_ns: now_ns,
+                last_sent_ns: now_ns,
+                message: message.clone(),
+            },
+        );
+        Some(self.alert(key, now_ns, AlertState::Firing, false, message))
+    }
+
+    /// The condition no longer holds: a `resolved` alert if it was firing.
+    pub fn clear(
+        &mut self,
+        key: &str,
+        now_ns: u64,
+        message: impl FnOnce() -> String,
+    ) -> Option<Alert> {
+        self.firing.remove(key)?;
+        let message = message();
+        Some(self.alert(key, now_ns, AlertState::Resolved, false, message))
+    }
+
+    /// `raise` or `clear`.
+    pub fn set(
+        &mut self,
+        key: &str,
+        holds: bool,
+        now_ns: u64,
+        firing: impl FnOnce() -> String,
+        resolved: impl FnOnce() -> String,
+    ) -> Option<Alert> {
+        if holds {
+            self.raise(key, now_ns, firing)
+        } else {
+            self.clear(key, now_ns, resolved)
+        }
+    }
+
+    /// Reminders for the conditions firing for another interval at `now_ns`.
+    pub fn reminders(&mut self, now_ns: u64) -> Vec<Alert> {
+        if self.reminder_ns == 0 {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
+        for (key, f) in self.firing.iter_mut() {
+            if now_ns >= f.last_sent_ns.saturating_add(self.reminder_ns) {
+                f.last_sent_ns = now_ns;
+                due.push((key.clone(), f.since_ns, f.message.clone()));
+            }
+        }
+        due.into_iter()
+            .map(|(key, since, message)| {
+                let text = format!("still firing since {}: {message}", iso_ns(since));
+                self.alert(&key, now_ns, AlertState::Firing, true, text)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn firing_reminders_resolved_and_no_flood() {
+        let mut book = AlertBook::new("m", 60);
+        assert!(book.clear("k", 0, || "x".into()).is_none());
+        let a = book.raise("k", 10 * S, || "down".into()).unwrap();
+        assert_eq!(
+            (a.state, a.reminder, a.time_utc_ns),
+            (AlertState::Firing, false, 10 * S)
+        );
+        for t in 11..70 {
+            assert!(book.raise("k", t * S, || "down".into()).is_none());
+            assert!(book.reminders(t * S).is_empty());
+        }
+        let r = book.reminders(70 * S);
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].reminder
+                && r[0]
+                    .message
+                    .starts_with("still firing since 1970-01-01T00:00:10Z")
+        );
+        assert!(book.reminders(100 * S).is_empty());
+        let z = book.clear("k", 101 * S, || "up".into()).unwrap();
+        assert_eq!(z.state, AlertState::Resolved);
+        assert!(book.clear("k", 102 * S, || "up".into()).is_none());
+    }
+
+    #[test]
+    fn restored_book_keeps_firing_conditions() {
+        let mut book = AlertBook::new("m", 0);
+        book.raise("k", S, || "down".into());
+        let json = serde_json::to_string(&book).unwrap();
+        let mut fresh = AlertBook::new("m", 0);
+        fresh.restore(serde_json::from_str(&json).unwrap());
+        assert!(fresh.raise("k", 2 * S, || "down".into()).is_none());
+        assert!(fresh.reminders(u64::MAX / 2).is_empty());
+    }
+}

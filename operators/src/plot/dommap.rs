@@ -1,0 +1,131 @@
+//! The DOM map (spec §1.7): every DOM of the detector at x = DU (sorted
+//! numerically, one column per DU), y = floor; missing DOMs first in the
+//! missing colour, DOMs with a value on top — coloured within
+//! [vmin, vmax], in the under / over colour outside. Colour bar on the
+//! right, legend below, data time in the title.
+
+use std::path::Path;
+
+use pipeline::plot::DomMap;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::colormap::{color, rgb};
+use super::{centered, draw_colorbar, draw_title, text, FONT};
+
+pub const SIZE: (u32, u32) = (1200, 720);
+
+pub fn render(path: &Path, m: &DomMap) -> anyhow::Result<()> {
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, rest) = root.split_vertically(64);
+    draw_title(&top, &m.title, m.data_time_ns, 20.0)?;
+    let (body, legend) = rest.split_vertically(SIZE.1 - 64 - 50);
+    let (plot, bar) = body.split_horizontally(SIZE.0 - 110);
+
+    let n = m.dus.len().max(1);
+    let max_floor = m.max_floor.max(1);
+    let mut chart = ChartBuilder::on(&plot)
+        .margin_left(10)
+        .margin_right(10)
+        .margin_top(6)
+        .x_label_area_size(42)
+        .y_label_area_size(56)
+        .build_cartesian_2d(
+            -0.6f64..(n as f64 - 0.4),
+            -0.6f64..(f64::from(max_floor) + 0.6),
+        )?;
+    let dus = m.dus.clone();
+    // At most ~30 DU labels; the rest would overlap.
+    let step = n.div_ceil(30).max(1);
+    let floor_step = (max_floor as usize).div_ceil(20).max(1);
+    chart
+        .configure_mesh()
+        .x_labels(n.min(200))
+        .y_labels((max_floor as usize + 1).min(60))
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() > 1e-6 || i < 0.0 || !(i as usize).is_multiple_of(step) {
+                return String::new();
+            }
+            dus.get(i as usize).map_or(String::new(), |d| d.to_string())
+        })
+        .y_label_formatter(&|y| {
+            let i = y.round();
+            if (y - i).abs() > 1e-6 || i < 0.0 || !(i as usize).is_multiple_of(floor_step) {
+                return String::new();
+            }
+            format!("{i:.0}")
+        })
+        .x_desc("DU")
+        .y_desc("floor (DOM)")
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 16))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(super::colormap::GRID.mix(0.6))
+        .draw()?;
+
+    // Marker size from the cell size, so 1 DU and 230 DUs both read well.
+    let (pw, ph) = chart.plotting_area().dim_in_pixel();
+    let cell = (f64::from(pw) / n as f64).min(f64::from(ph) / (f64::from(max_floor) + 1.2));
+    let r = (cell * 0.42).clamp(1.5, 9.0) as i32;
+    let x_of: std::collections::HashMap<u32, usize> =
+        m.dus.iter().enumerate().map(|(i, d)| (*d, i)).collect();
+    let pos = |du: u32, floor: i32| x_of.get(&du).map(|&x| (x as f64, f64::from(floor)));
+    let missing = rgb(m.missing);
+    chart.draw_series(m.doms.iter().filter_map(|d| {
+        let p = pos(d.du, d.floor)?;
+        Some(Circle::new(p, r, missing.filled()))
+    }))?;
+    let span = (m.vmax - m.vmin).max(f64::MIN_POSITIVE);
+    chart.draw_series(m.doms.iter().filter_map(|d| {
+        let v = d.value?;
+        let p = pos(d.du, d.floor)?;
+        let c = if v < m.vmin {
+            rgb(m.under)
+        } else if v > m.vmax {
+            rgb(m.over)
+        } else {
+            color(m.colormap, (v - m.vmin) / span)
+        };
+        Some(Circle::new(p, r + 1, c.filled()))
+    }))?;
+
+    let (_, bh) = bar.dim_in_pixel();
+    draw_colorbar(
+        &bar,
+        m.colormap,
+        m.vmin,
+        m.vmax,
+        false,
+        &m.colorbar_label,
+        12,
+        bh as i32 - 48,
+    )?;
+
+    // Legend: the three special colours.
+    let (lw, _) = legend.dim_in_pixel();
+    let items = [
+        (rgb(m.missing), "missing".to_string()),
+        (rgb(m.under), format!("< {}", super::format_value(m.vmin))),
+        (rgb(m.over), format!("> {}", super::format_value(m.vmax))),
+    ];
+    let slot = lw as i32 / 4;
+    for (i, (c, label)) in items.iter().enumerate() {
+        let x = slot / 2 + slot * i as i32 + slot / 4;
+        legend.draw(&Circle::new((x, 22), 7, c.filled()))?;
+        legend.draw_text(
+            label,
+            &text(15.0).pos(Pos::new(HPos::Left, VPos::Center)),
+            (x + 14, 22),
+        )?;
+    }
+    let counts = format!(
+        "{} DOMs, {} with data",
+        m.doms.len(),
+        m.doms.iter().filter(|d| d.value.is_some()).count()
+    );
+    legend.draw_text(&counts, &centered(text(13.0)), (slot / 4 + 40, 22))?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! `type = "plots"`: renders plot requests to PNG (plotters, embedded
+//! DejaVu font — no system fonts) and writes the numbers beside each plot
+//! as `NAME.json`. Both files are written atomically (temp file + rename).
+//!
+//! Rendering runs on the sink's own thread, never on a worker. Requests are
+//! coalesced per file: when the thread falls behind (a replay at full
+//! speed), an older request for a file that a newer one will overwrite is
+//! skipped. The last request of every file is always rendered, so the
+//! final files are the same however fast the replay ran.
+
+pub mod colormap;
+pub mod dommap;
+pub mod matrix;
+pub mod series;
+pub mod waterfall;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use pipeline::item::{Item, Time};
+use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::plot::{Plot, PlotSpec};
+use pipeline::runtime::io::write_atomic;
+use pipeline::StreamKind;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::FontStyle;
+use serde::Deserialize;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+/// The family every plot uses; registered once with the embedded font.
+pub const FONT: &str = "sans-serif";
+
+/// Registers the embedded DejaVu Sans (regular and bold).
+pub fn fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let ok = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
+            && plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).is_ok();
+        if !ok {
+            tracing::error!("the embedded DejaVu font could not be registered");
+        }
+    });
+}
+
+/// A text style of the plot font.
+pub fn text(size: f64) -> TextStyle<'static> {
+    TextStyle::from((FONT, size).into_font())
+}
+
+pub fn bold(size: f64) -> TextStyle<'static> {
+    TextStyle::from((FONT, size, FontStyle::Bold).into_font())
+}
+
+pub fn centered(style: TextStyle<'static>) -> TextStyle<'static> {
+    style.pos(Pos::new(HPos::Center, VPos::Center))
+}
+
+/// Renders `plot` to `NAME.png` under `dir` (and `NAME.json` beside it).
+pub fn render_to_dir(dir: &Path, plot: &Plot) -> anyhow::Result<()> {
+    fonts();
+    std::fs::create_dir_all(dir)?;
+    let png = dir.join(format!("{}.png", plot.name));
+    // plotters picks the encoder from the extension, so the temp file ends
+    // in .png too; the leading dot hides it from directory listings.
+    let tmp = dir.join(format!(".{}.tmp{}.png", plot.name, std::process::id()));
+    let drawn = match &plot.spec {
+        PlotSpec::DomMap(m) => dommap::render(&tmp, m),
+        PlotSpec::TimeSeries(s) => series::render(&tmp, s),
+        PlotSpec::Waterfall(w) => waterfall::render(&tmp, w),
+        PlotSpec::HitMatrix(m) => matrix::render(&tmp, m),
+    };
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, &png)?;
+    if let Some(json) = &plot.json {
+        write_atomic(&dir.join(format!("{}.json", plot.name)), json.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlotSink {
+    /// Directory under `--out` for the PNG and JSON files.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("plots")
+}
+
+impl NodeConfig for PlotSink {
+    const TYPE: &'static str = "plots";
+    const ROLE: Role = Role::Sink;
+    const ABOUT: &'static str =
+        "renders plots to PNG (atomic) with the numbers beside them as JSON";
+}
+
+impl Node for PlotSink {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Plots]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        None
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        check_relative("dir", &self.dir).into_iter().collect()
+    }
+    fn build<'s>(
+        &self,
+        ctx: &BuildContext<'s>,
+        input: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        let input = input.ok_or_else(|| anyhow::anyhow!("plots needs an input"))?;
+        let mut tx: Option<Sender<Arc<Plot>>> = None;
+        if ctx.is_leader() {
+            let (s, r) = unbounded();
+            let dir = ctx.out_path(&self.dir);
+            let metrics = ctx.metrics.clone();
+            ctx.spawn_io("render", move || renderer(&dir, r, &metrics))?;
+            tx = Some(s);
+        }
+        let mut pending: BTreeMap<Time, Vec<Arc<Plot>>> = BTreeMap::new();
+        input.sink(
+            Exchange::new(|_: &Item| 0),
+            "plots",
+            move |(input, frontier)| {
+                input.for_each(|cap, data| {
+                    let Some(&t) = cap.least() else { return };
+                    let plots = pending.entry(t).or_default();
+                    plots.extend(data.drain(..).filter_map(|i| match i {
+                        Item::Plot(p) => Some(p),
+                        _ => None,
+                    }));
+                });
+                let f = frontier.frontier().iter().min().copied();
+                while let Some((&t, _)) = pending.first_key_value() {
+                    if f.is_some_and(|f| f <= t) {
+                        break;
+                    }
+                    let mut plots = pending.pop_first().expect("non-empty").1;
+                    plots.sort_by(|a, b| a.name.cmp(&b.name));
+                    if let Some(tx) = &tx {
+                        for p in plots {
+                            let _ = tx.send(p);
+                        }
+                    }
+                }
+                if f.is_none() {
+                    tx = None;
+                }
+            },
+        );
+        Ok(None)
+    }
+}
+
+/// The render thread: newest request per file wins while behind.
+fn renderer(
+    dir: &Path,
+    rx: Receiver<Arc<Plot>>,
+    metrics: &pipeline::runtime::metrics::NodeMetrics,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
+        batch.insert(first.name.clone(), first);
+        while let Ok(p) = rx.try_recv() {
+            batch.insert(p.name.clone(), p);
+        }
+        for (name, plot) in batch {
+            if let Err(e) = metrics.busy(|| render_to_dir(dir, &plot)) {
+                tracing::error!("plot {name}: {e:#}");
+            }
+        }
+    }
+}
+
+/// The standard two-line title: what, and up to when the data goes.
+pub fn draw_title(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    data_time_ns: u64,
+    size: f64,
+) -> anyhow::Result<()> {
+    let (w, _) = area.dim_in_pixel();
+    let cx = w as i32 / 2;
+    area.draw_text(title, &centered(bold(size)), (cx, (size * 0.8) as i32))?;
+    let when = format!(
+        "data up to {}",
+        crate::util::human((data_time_ns / 1_000_000_000) as i64)
+    );
+    area.draw_text(
+        &when,
+        &centered(text(size * 0.8)),
+        (cx, (size * 2.0) as i32),
+    )?;
+    Ok(())
+}
+
+/// A vertical colour bar with value labels, filling `area`.
+#[allow(clippy::too_many_arguments)]
+pub fn draw_colorbar(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    map: pipeline::plot::Colormap,
+    vmin: f64,
+    vmax: f64,
+    log: bool,
+    label: &str,
+    top: i32,
+    bottom: i32,
+) -> anyhow::Result<()> {
+    let x0 = 10;
+    let x1 = 32;
+    let h = (bottom - top).max(1);
+    for y in top..bottom {
+        let f = f64::from(bottom - 1 - y) / f64::from(h - 1).max(1.0);
+        area.draw(&Rectangle::new(
+            [(x0, y), (x1, y + 1)],
+            colormap::color(map, f).filled(),
+        ))?;
+    }
+    area.draw(&Rectangle::new(
+        [(x0, top), (x1, bottom)],
+        BLACK.stroke_width(1),
+    ))?;
+    let ticks = 6;
+    for i in 0..=ticks {
+        let f = f64::from(i) / f64::from(ticks);
+        let v = if log && vmin > 0.0 {
+            (vmin.ln() + f * (vmax.ln() - vmin.ln())).exp()
+        } else {
+            vmin + f * (vmax - vmin)
+        };
+        let y = bottom - (f * f64::from(h)) as i32;
+        area.draw(&PathElement::new(vec![(x1, y), (x1 + 4, y)], BLACK))?;
+        area.draw_text(
+            &format_value(v),
+            &text(13.0).pos(Pos::new(HPos::Left, VPos::Center)),
+            (x1 + 7, y),
+        )?;
+    }
+    let (w, _) = area.dim_in_pixel();
+    area.draw_text(
+        label,
+        &centered(text(15.0)).transform(FontTransform::Rotate270),
+        (w as i32 - 14, (top + bottom) / 2),
+    )?;
+    Ok(())
+}
+
+/// Short, readable tick values.
+pub fn format_value(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-2..1e4).contains(&a) {
+        format!("{v:.1e}")
+    } else if a >= 100.0 || (v.fract() == 0.0) {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A dashed vertical line in pixel space.
+pub fn dashed_vline(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    x: i32,
+    y0: i32,
+    y1: i32,
+    style: ShapeStyle,
+) -> anyhow::Result<()> {
+    let mut y = y0;
+    while y < y1 {
+        let e = (y + 8).min(y1);
+        area.draw(&PathElement::new(vec![(x, y), (x, e)], style))?;
+        y += 13;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipeline::plot::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("km3mon-plot-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// A full-size detector's DOM map (115 DUs × 18 floors).
+    pub fn full_dom_map() -> Plot {
+        let det = daq::detector::Detector::generate(99, 115, 18, 31);
+        let layout = crate::util::DomLayout::of(&det);
+        let value = |dom: u32| match dom % 11 {
+            0 => None,
+            1 => Some(100.0),
+            2 => Some(500.0),
+            k => Some(150.0 + 20.0 * f64::from(k)),
+        };
+        Plot {
+            name: "dom_rates".into(),
+            spec: PlotSpec::DomMap(DomMap {
+                title: "DOM Rates for DetID-99".into(),
+                data_time_ns: 1_574_424_024_000_000_000,
+                colorbar_label: "rate [kHz]".into(),
+                vmin: 150.0,
+                vmax: 350.0,
+                colormap: Colormap::Coolwarm,
+                under: colormap::DARKORCHID,
+                over: colormap::DEEPPINK,
+                missing: colormap::BLACK,
+                dus: layout.dus.clone(),
+                max_floor: layout.max_floor,
+                doms: layout.cells(value),
+            }),
+            json: Some(layout.json(1_574_424_024_000_000_000, value)),
+        }
+    }
+
+    fn is_png(p: &Path) -> bool {
+        std::fs::read(p).is_ok_and(|b| b.starts_with(b"\x89PNG"))
+    }
+
+    #[test]
+    fn every_plot_kind_renders_atomically() {
+        let dir = tmp("kinds");
+        let start = std::time::Instant::now();
+        render_to_dir(&dir, &full_dom_map()).unwrap();
+        eprintln!("DOM map of 4140 DOMs: {:?}", start.elapsed());
+        assert!(is_png(&dir.join("dom_rates.png")));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("dom_rates.json")).unwrap()).unwrap();
+        let det = daq::detector::Detector::generate(99, 115, 18, 31);
+        let with_value = det.optical_modules().filter(|m| m.dom_id % 11 != 0).count();
+        assert_eq!(json["doms"].as_array().unwrap().len(), with_value);
+        let ts = Plot {
+            name: "trigger_rates".into(),
+            spec: PlotSpec::TimeSeries(TimeSeries {
+                title: "Trigger Rates for DetID-99".into(),
+                data_time_ns: 1_574_424_024_000_000_000,
+                y_label: "trigger rate [Hz]".into(),
+                log_y: true,
+                minor_ticks: true,
+                series: vec![Series {
+                    name: "Overall".into(),
+                    color: colormap::TOMATO,
+                    marker: Marker::Diamond,
+                    line: true,
+                    points: (0..288)
+                        .map(|i| {
+                            (
+                                1_574_337_624.0 + 300.0 * f64::from(i),
+                                50.0 + f64::from(i % 7),
+                            )
+                        })
+                        .collect(),
+                }],
+                markers: vec![TimeMarker {
+                    time_s: 1_574_400_000.0,
+                    label: "RUN 6760".into(),
+                }],
+            }),
+            json: None,
+        };
+        render_to_dir(&dir, &ts).unwrap();
+        let col = Arc::new(WaterfallColumn {
+            end_s: 1_574_424_020,
+            values: (0..558).map(|r| r as u16 * 3).collect(),
+            marks: vec![1, 0, 0, 0, 0, 0, 0, 0, 0],
+        });
+        let wf = Plot {
+            name: "pmt_rates_du1".into(),
+            spec: PlotSpec::Waterfall(Waterfall {
+                title: "Mean PMT Rates".into(),
+                subtitle: "PMTs ordered from top to bottom".into(),
+                data_time_ns: 1_574_424_020_000_000_000,
+                interval_s: 10,
+                unit: 10.0,
+                vmin: 1000.0,
+                vmax: 20000.0,
+                colormap: Colormap::Cividis,
+                colorbar_label: "rate [Hz]".into(),
+                n_rows: 558,
+                bands: (0..18)
+                    .map(|f| (f * 31, 31, format!("Floor {}", f + 1)))
+                    .collect(),
+                n_columns: 800,
+                columns: vec![col; 300],
+            }),
+            json: None,
+        };
+        render_to_dir(&dir, &wf).unwrap();
+        let hm = Plot {
+            name: "hitmap".into(),
+            spec: PlotSpec::HitMatrix(HitMatrix {
+                title: "Hits on DOMs".into(),
+                data_time_ns: 1_574_424_020_000_000_000,
+                colorbar_label: "number of hits".into(),
+                n_rows: 57,
+                row_labels: vec![(0, "DU1-DOM0".into()), (19, "DU2-DOM0".into())],
+                du_starts: vec![0, 19, 38],
+                n_columns: 100,
+                events: (0..60u32)
+                    .map(|i| Arc::new(vec![(i % 57, 3), (5, 1)]))
+                    .collect(),
+                markers: vec![(30, "RUN 2".into())],
+            }),
+            json: None,
+        };
+        render_to_dir(&dir, &hm).unwrap();
+        for n in ["trigger_rates", "pmt_rates_du1", "hitmap"] {
+            assert!(is_png(&dir.join(format!("{n}.png"))), "{n}");
+        }
+        // Only final files: no temp file left behind.
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            assert!(!name.starts_with('.'), "{name}");
+        }
+    }
+}

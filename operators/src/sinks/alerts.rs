@@ -1,0 +1,272 @@
+//! Alert sinks.
+//!
+//! * `type = "alerts_jsonl"`: appends every alert event to a JSON Lines file
+//!   (`data/alerts.jsonl`): `{"time_utc", "monitor", "key", "state",
+//!   "message"}`, `time_utc` = data time, ISO 8601 with `Z`; reminders are
+//!   `firing` lines whose message starts with "still firing since".
+//! * `type = "alerts_msg"`: publishes each alert as a MSG line
+//!   `ALERT (MONITORING) <UTC>: <message>` into a Ligier (the DAQ log
+//!   Ligier, as the original's time-sync monitor did), with the `ligier`
+//!   crate's reconnecting client. A replay does not publish unless
+//!   `in_replay = true`: replaying archived data must not page the shift.
+//!
+//! Both exchange to the leader, order alerts by data time and content, and
+//! do their I/O on a thread of their own.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use pipeline::item::{Alert, AlertState, Item, Time};
+use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::StreamKind;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::util::iso_ns;
+
+/// Hands the alerts of each completed timestamp, sorted, to `tx`.
+fn ordered_sink(input: ItemStream<'_>, name: &str, mut tx: Option<Sender<Vec<Alert>>>) {
+    let mut pending: BTreeMap<Time, Vec<Alert>> = BTreeMap::new();
+    input.sink(
+        Exchange::new(|_: &Item| 0),
+        name,
+        move |(input, frontier)| {
+            input.for_each(|cap, data| {
+                let Some(&t) = cap.least() else { return };
+                pending
+                    .entry(t)
+                    .or_default()
+                    .extend(data.drain(..).filter_map(|i| match i {
+                        Item::Alert(a) => Some(a),
+                        _ => None,
+                    }));
+            });
+            let f = frontier.frontier().iter().min().copied();
+            while let Some((&t, _)) = pending.first_key_value() {
+                if f.is_some_and(|f| f <= t) {
+                    break;
+                }
+                let mut alerts = pending.pop_first().expect("non-empty").1;
+                alerts.sort();
+                if let Some(tx) = &tx {
+                    let _ = tx.send(alerts);
+                }
+            }
+            if f.is_none() {
+                tx = None;
+            }
+        },
+    );
+}
+
+/// One line of `alerts.jsonl` (field order as documented).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct AlertLine {
+    pub time_utc: String,
+    pub monitor: String,
+    pub key: String,
+    pub state: String,
+    pub message: String,
+}
+
+impl From<&Alert> for AlertLine {
+    fn from(a: &Alert) -> AlertLine {
+        AlertLine {
+            time_utc: iso_ns(a.time_utc_ns),
+            monitor: a.monitor.clone(),
+            key: a.key.clone(),
+            state: a.state.name().to_string(),
+            message: a.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsJsonl {
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("data/alerts.jsonl")
+}
+
+impl NodeConfig for AlertsJsonl {
+    const TYPE: &'static str = "alerts_jsonl";
+    const ROLE: Role = Role::Sink;
+    const ABOUT: &'static str = "appends alert events to a JSON Lines file";
+}
+
+impl Node for AlertsJsonl {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Alerts]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        None
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        check_relative("path", &self.path).into_iter().collect()
+    }
+    fn build<'s>(
+        &self,
+        ctx: &BuildContext<'s>,
+        input: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        let input = input.ok_or_else(|| anyhow::anyhow!("alerts_jsonl needs an input"))?;
+        let mut tx = None;
+        if ctx.is_leader() {
+            let (s, r) = unbounded();
+            let path = ctx.out_path(&self.path);
+            ctx.spawn_io("writer", move || {
+                if let Err(e) = append_lines(&path, r) {
+                    tracing::error!("alerts {}: {e}", path.display());
+                }
+            })?;
+            tx = Some(s);
+        }
+        ordered_sink(input, "alerts_jsonl", tx);
+        Ok(None)
+    }
+}
+
+fn append_lines(path: &Path, rx: Receiver<Vec<Alert>>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    for alerts in rx {
+        let mut buf = Vec::new();
+        for a in &alerts {
+            serde_json::to_writer(&mut buf, &AlertLine::from(a)).map_err(std::io::Error::other)?;
+            buf.push(b'\n');
+            match a.state {
+                AlertState::Firing => tracing::warn!("ALERT {}: {}", a.key, a.message),
+                AlertState::Resolved => tracing::info!("resolved {}: {}", a.key, a.message),
+            }
+        }
+        file.write_all(&buf)?;
+        file.flush()?;
+    }
+    file.sync_data()
+}
+
+/// The MSG text of an alert, in the original's form.
+pub fn msg_line(a: &Alert) -> String {
+    let what = match (a.state, a.reminder) {
+        (AlertState::Resolved, _) => format!("RESOLVED {}", a.message),
+        (AlertState::Firing, _) => a.message.clone(),
+    };
+    format!("ALERT (MONITORING) {}: {what}", iso_ns(a.time_utc_ns))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsMsg {
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    /// Also publish when replaying files (default: only live).
+    #[serde(default)]
+    pub in_replay: bool,
+}
+
+fn default_port() -> u16 {
+    ligier::DEFAULT_PORT
+}
+fn default_tag() -> String {
+    "MSG".into()
+}
+
+impl NodeConfig for AlertsMsg {
+    const TYPE: &'static str = "alerts_msg";
+    const ROLE: Role = Role::Sink;
+    const ABOUT: &'static str =
+        "publishes alerts as `ALERT (MONITORING) …` MSG lines into a Ligier";
+}
+
+impl Node for AlertsMsg {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Alerts]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        None
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        match daq::controlhost::Tag::new(&self.tag) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![("tag".into(), format!("bad tag `{}`: {e}", self.tag))],
+        }
+    }
+    fn build<'s>(
+        &self,
+        ctx: &BuildContext<'s>,
+        input: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        let input = input.ok_or_else(|| anyhow::anyhow!("alerts_msg needs an input"))?;
+        let publish = !matches!(ctx.env.mode, Mode::Replay { .. }) || self.in_replay;
+        let mut tx = None;
+        if ctx.is_leader() && publish {
+            let (s, r) = unbounded::<Vec<Alert>>();
+            let tag = daq::controlhost::Tag::new(&self.tag)
+                .map_err(|e| anyhow::anyhow!("bad tag {}: {e}", self.tag))?;
+            let config = ligier::ClientConfig::new(format!("{}:{}", self.host, self.port))
+                .name("km3mon-alerts");
+            let env = ctx.env.clone();
+            ctx.spawn_io("publisher", move || {
+                let mut client = ligier::Client::new(config);
+                let stop = client.shutdown_handle();
+                for alerts in r {
+                    for a in &alerts {
+                        if env.shutdown_requested() && !stop.is_triggered() {
+                            // Let queued lines go out, but do not hang on a
+                            // dead Ligier at shutdown.
+                            stop.trigger();
+                        }
+                        if let Err(e) = client.publish(tag, msg_line(a).as_bytes()) {
+                            tracing::error!("alerts_msg: {e}");
+                            return;
+                        }
+                    }
+                }
+            })?;
+            tx = Some(s);
+        }
+        ordered_sink(input, "alerts_msg", tx);
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_formats() {
+        let a = Alert {
+            time_utc_ns: 1_574_424_024_000_000_000,
+            monitor: "timesync".into(),
+            key: "time_sync:1".into(),
+            state: AlertState::Firing,
+            reminder: false,
+            message: "invalid time sync for DOM 1".into(),
+        };
+        assert_eq!(
+            msg_line(&a),
+            "ALERT (MONITORING) 2019-11-22T12:00:24Z: invalid time sync for DOM 1"
+        );
+        let json = serde_json::to_string(&AlertLine::from(&a)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"time_utc":"2019-11-22T12:00:24Z","monitor":"timesync","key":"time_sync:1","state":"firing","message":"invalid time sync for DOM 1"}"#
+        );
+    }
+}

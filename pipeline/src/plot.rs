@@ -1,0 +1,169 @@
+//! What a plot request carries: a declarative description of the figure
+//! and the numbers shown, not pixels. Monitors build these on the worker
+//! threads (cheap: large data is shared through `Arc`); the plot sink
+//! renders them on its own thread.
+//!
+//! Every type here is plain serde (no untagged enums, no `serde_json::Value`)
+//! because items cross process boundaries with bincode in cluster mode.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// One plot request: `NAME.png`, and `NAME.json` beside it when `json` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plot {
+    /// File stem under the plot directory, e.g. `dom_rates`, `pmt_rates_du3`.
+    pub name: String,
+    pub spec: PlotSpec,
+    /// The numbers shown, as a JSON document written next to the PNG.
+    pub json: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rgb(pub u8, pub u8, pub u8);
+
+/// Colour maps of the original's plots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Colormap {
+    Cividis,
+    Coolwarm,
+    Plasma,
+    Viridis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PlotSpec {
+    DomMap(DomMap),
+    TimeSeries(TimeSeries),
+    Waterfall(Waterfall),
+    HitMatrix(HitMatrix),
+}
+
+/// The detector-layout map of one value per DOM (spec §1.7): DU on x,
+/// floor on y, colour bar, under/over/missing colours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomMap {
+    pub title: String,
+    /// End of the data shown (ns since the epoch), printed as "data up to".
+    pub data_time_ns: u64,
+    pub colorbar_label: String,
+    pub vmin: f64,
+    pub vmax: f64,
+    pub colormap: Colormap,
+    pub under: Rgb,
+    pub over: Rgb,
+    pub missing: Rgb,
+    /// Every DU of the detector, ascending numerically.
+    pub dus: Vec<u32>,
+    pub max_floor: i32,
+    /// Every DOM of the detector; `value: None` is drawn as missing.
+    pub doms: Vec<DomCell>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DomCell {
+    pub du: u32,
+    pub floor: i32,
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Marker {
+    Diamond,
+    Cross,
+    TriangleDown,
+    TriangleUp,
+    Circle,
+}
+
+/// Rates over time (trigger rates, tag rates), linear or log y.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeSeries {
+    pub title: String,
+    pub data_time_ns: u64,
+    pub y_label: String,
+    pub log_y: bool,
+    pub minor_ticks: bool,
+    pub series: Vec<Series>,
+    /// Vertical annotations, e.g. run changes.
+    pub markers: Vec<TimeMarker>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub name: String,
+    pub color: Rgb,
+    pub marker: Marker,
+    /// Dotted line between the points.
+    pub line: bool,
+    /// (UTC Unix seconds, value).
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeMarker {
+    pub time_s: f64,
+    pub label: String,
+}
+
+/// One column of a waterfall: an interval of data time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaterfallColumn {
+    /// End of the interval, UTC Unix seconds.
+    pub end_s: u64,
+    /// Per row, the value in units of `Waterfall::unit`; `u16::MAX` = no data.
+    pub values: Vec<u16>,
+    /// Per row, marked (e.g. high-rate veto), as a bitset of 64-bit words.
+    pub marks: Vec<u64>,
+}
+
+impl WaterfallColumn {
+    pub const NO_DATA: u16 = u16::MAX;
+
+    pub fn marked(&self, row: usize) -> bool {
+        self.marks
+            .get(row / 64)
+            .is_some_and(|w| w & (1 << (row % 64)) != 0)
+    }
+}
+
+/// Rows × time image (PMT rates per DU) with a mark overlay (HRV).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waterfall {
+    pub title: String,
+    pub subtitle: String,
+    pub data_time_ns: u64,
+    pub interval_s: u64,
+    /// Value of one unit of `WaterfallColumn::values` (e.g. 10 Hz).
+    pub unit: f64,
+    pub vmin: f64,
+    pub vmax: f64,
+    pub colormap: Colormap,
+    pub colorbar_label: String,
+    pub n_rows: usize,
+    /// Labelled bands of rows from the bottom: (first row, rows, label).
+    pub bands: Vec<(usize, usize, String)>,
+    /// Width of the image in columns; the newest column is the rightmost.
+    pub n_columns: usize,
+    /// Oldest first, at most `n_columns`.
+    pub columns: Vec<Arc<WaterfallColumn>>,
+}
+
+/// DOM slots × recent events (hit map, trigger map).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HitMatrix {
+    pub title: String,
+    pub data_time_ns: u64,
+    pub colorbar_label: String,
+    pub n_rows: usize,
+    /// Sparse row labels: (row, label).
+    pub row_labels: Vec<(usize, String)>,
+    /// Row where each DU's band starts (for separators).
+    pub du_starts: Vec<usize>,
+    pub n_columns: usize,
+    /// Oldest first: per event, (row, hits) of the rows with hits.
+    pub events: Vec<Arc<Vec<(u32, u16)>>>,
+    /// (column of the first event of a run, label).
+    pub markers: Vec<(usize, String)>,
+}

@@ -1,0 +1,65 @@
+//! One record source for the replay and publish paths: a `.dat` dump or
+//! recording (through `daq::dump::DumpReader`) or a ROOT run file (through
+//! [`RunReader`], in time order), told apart by the file's first bytes.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use daq::dump::{DumpError, DumpReader, Record};
+
+use crate::error::RootError;
+use crate::run::{Order, RunReader};
+
+/// An error of either reader.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Dump(#[from] DumpError),
+    #[error(transparent)]
+    Root(#[from] RootError),
+}
+
+/// Records of a dump, a recording or a ROOT run. A dump reader configured
+/// by the caller (forced tag or container) goes in as
+/// `RecordReader::Dump(DumpReader::new(Box::new(input) as Box<dyn Read + Send>)…)`.
+pub enum RecordReader {
+    Dump(DumpReader<Box<dyn Read + Send>>),
+    Root(Box<RunReader>),
+}
+
+impl RecordReader {
+    /// Open `path`: a ROOT file if it starts with ROOT's magic (records in
+    /// time order), else a dump whose container is recognised from its
+    /// content.
+    pub fn open(path: impl AsRef<Path>) -> Result<RecordReader, RecordError> {
+        let path = path.as_ref();
+        if crate::is_root_file(path) {
+            return Ok(RecordReader::Root(Box::new(RunReader::open(
+                path,
+                Order::Time,
+            )?)));
+        }
+        let file = File::open(path).map_err(|e| RecordError::Root(RootError::Io(e)))?;
+        Ok(RecordReader::Dump(DumpReader::new(Box::new(file))))
+    }
+
+    /// Bytes of the file consumed so far (estimated for ROOT files).
+    pub fn position(&self) -> u64 {
+        match self {
+            RecordReader::Dump(r) => r.position(),
+            RecordReader::Root(r) => RunReader::position(r),
+        }
+    }
+}
+
+impl Iterator for RecordReader {
+    type Item = Result<Record, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            RecordReader::Dump(r) => r.next().map(|x| x.map_err(RecordError::from)),
+            RecordReader::Root(r) => r.next().map(|x| x.map_err(RecordError::from)),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! `/api/status`, the `/status` page and `/metrics`: the pipeline's nodes
+//! (from the [`StatusSource`](crate::status::StatusSource)), the plots'
+//! ages, recent alerts, and the server's own counters.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Value};
+
+use crate::pages::{esc, json_block};
+use crate::timefmt::{iso, now_secs};
+use crate::App;
+
+/// Last lines of `alerts.jsonl` kept on the status page.
+const ALERTS_SHOWN: usize = 20;
+
+fn recent_alerts(app: &App) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(&app.cfg.alerts_file) else {
+        return Vec::new();
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let skip = lines.len().saturating_sub(ALERTS_SHOWN);
+    lines[skip..]
+        .iter()
+        .rev()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| json!({ "raw": l })))
+        .collect()
+}
+
+/// Everything /status shows, as JSON. Credentials never appear here:
+/// only whether authentication is on.
+pub fn status_json(app: &App) -> Value {
+    let mut snap = app.status.snapshot();
+    app.tracker.fill(&mut snap.nodes);
+    let now = now_secs();
+    let plots: Vec<Value> = app
+        .plots
+        .all()
+        .into_iter()
+        .map(|p| {
+            let age = now - p.updated;
+            let limit = app.cfg.stale_after_for(&p.name).as_secs_f64();
+            json!({
+                "name": p.name, "updated": p.updated, "data_time": p.data_time,
+                "age_seconds": age, "stale_after": limit, "stale": age > limit,
+            })
+        })
+        .collect();
+    json!({
+        "server": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "auth": app.cfg.auth.is_some(),
+            "started_utc": app.started,
+            "now_utc": now,
+            "plots_dir": app.cfg.plots_dir,
+            "logs_dir": app.cfg.logs_dir,
+            "sse_clients": app.counters.sse_clients.load(Ordering::Relaxed),
+        },
+        "pipeline": snap,
+        "plots": plots,
+        "alerts": recent_alerts(app),
+    })
+}
+
+pub fn render_page(app: &App) -> String {
+    let s = status_json(app);
+    let mut body = String::from("<div class=\"container\">");
+    if app.cfg.auth.is_none() {
+        body.push_str(
+            "<div class=\"banner warn\" id=\"auth-warning\"><b>Authentication is OFF.</b> \
+             Anyone who can reach this server sees every page. Set <code>[WebServer] username</code> \
+             and <code>password</code> in the site config.</div>",
+        );
+    }
+    body.push_str("<div id=\"status-root\">");
+    body.push_str(&render_tables(&s));
+    body.push_str("</div></div>\n");
+    body.push_str(&json_block("status-data", &s));
+    crate::pages::frame(&app.cfg, "status", &body, &["status.js"])
+}
+
+fn opt_secs(v: &Value) -> String {
+    v.as_f64().map_or("–".into(), |x| format!("{x:.1} s"))
+}
+
+/// The tables of the status page; status.js redraws the same from
+/// /api/status.
+fn render_tables(s: &Value) -> String {
+    let mut h = String::new();
+    let p = &s["pipeline"];
+    let _ = write!(
+        h,
+        "<h3>Pipeline nodes</h3><p class=\"muted\">source: {}{}</p>",
+        esc(p["source"].as_str().unwrap_or("")),
+        p["error"].as_str().map_or(String::new(), |e| format!(
+            " — <span class=\"err\">{}</span>",
+            esc(e)
+        ))
+    );
+    h.push_str("<table class=\"grid\"><tr><th>node</th><th>state</th><th>in</th><th>out</th><th>drops</th><th>event-time lag</th><th>last output</th></tr>");
+    for n in p["nodes"].as_array().into_iter().flatten() {
+        let drops: u64 = n["drops"]
+            .as_object()
+            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"state-{st}\">{st}</td><td>{}</td><td>{}</td><td>{drops}</td><td>{}</td><td>{}</td></tr>",
+            esc(n["name"].as_str().unwrap_or("")),
+            n["records_in"],
+            n["records_out"],
+            opt_secs(&n["lag_seconds"]),
+            n["last_output_utc"].as_f64().map_or("–".into(), iso),
+            st = esc(n["state"].as_str().unwrap_or("")),
+        );
+    }
+    h.push_str("</table><h3>Plots</h3><table class=\"grid\"><tr><th>plot</th><th>data time</th><th>updated</th><th>age</th><th></th></tr>");
+    for pl in s["plots"].as_array().into_iter().flatten() {
+        let stale = pl["stale"].as_bool().unwrap_or(false);
+        let _ = write!(
+            h,
+            "<tr{}><td><a href=\"plot_{n}.html\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if stale { " class=\"stale\"" } else { "" },
+            pl["data_time"].as_f64().map_or("–".into(), iso),
+            pl["updated"].as_f64().map_or("–".into(), iso),
+            opt_secs(&pl["age_seconds"]),
+            if stale { "STALE" } else { "ok" },
+            n = esc(pl["name"].as_str().unwrap_or("")),
+        );
+    }
+    h.push_str("</table><h3>Recent alerts</h3><ul class=\"alerts\">");
+    for a in s["alerts"].as_array().into_iter().flatten() {
+        let _ = write!(h, "<li><code>{}</code></li>", esc(&a.to_string()));
+    }
+    h.push_str("</ul>");
+    h
+}
+
+/// Prometheus text: the server's counters, every plot's age, and the
+/// pipeline nodes (so that `km3mon run` needs one scrape target only).
+pub fn prometheus(app: &App) -> String {
+    let mut o = String::new();
+    let c = &app.counters;
+    let mut fam = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(o, "{name}{labels} {v}");
+        }
+    };
+    let one = |v: String| vec![(String::new(), v)];
+    fam(
+        "km3mon_web_requests_total",
+        "counter",
+        "HTTP requests received.",
+        one(c.requests.load(Ordering::Relaxed).to_string()),
+    );
+    fam(
+        "km3mon_web_auth_failures_total",
+        "counter",
+        "Requests refused for missing or wrong credentials.",
+        one(c.auth_failures.load(Ordering::Relaxed).to_string()),
+    );
+    fam(
+        "km3mon_web_sse_clients",
+        "gauge",
+        "Open server-sent-event streams.",
+        one(c.sse_clients.load(Ordering::Relaxed).to_string()),
+    );
+    fam(
+        "km3mon_web_auth_enabled",
+        "gauge",
+        "1 when HTTP Basic authentication is on.",
+        one((app.cfg.auth.is_some() as u8).to_string()),
+    );
+    let now = now_secs();
+    let plots = app.plots.all();
+    let lbl = |k: &str, v: &str| {
+        format!(
+            "{{{k}=\"{}\"}}",
+            v.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    };
+    fam(
+        "km3mon_plot_age_seconds",
+        "gauge",
+        "Seconds since the plot file was last written.",
+        plots
+            .iter()
+            .map(|p| (lbl("plot", &p.name), format!("{:.1}", now - p.updated)))
+            .collect(),
+    );
+    fam(
+        "km3mon_plot_stale",
+        "gauge",
+        "1 when the plot is older than its stale_after.",
+        plots
+            .iter()
+            .map(|p| {
+                let stale = now - p.updated > app.cfg.stale_after_for(&p.name).as_secs_f64();
+                (lbl("plot", &p.name), (stale as u8).to_string())
+            })
+            .collect(),
+    );
+    let mut snap = app.status.snapshot();
+    app.tracker.fill(&mut snap.nodes);
+    let n = &snap.nodes;
+    let nl = |name: &str| lbl("node", name);
+    fam(
+        "km3mon_node_records_in_total",
+        "counter",
+        "Records received by the node.",
+        n.iter()
+            .map(|x| (nl(&x.name), x.records_in.to_string()))
+            .collect(),
+    );
+    fam(
+        "km3mon_node_records_out_total",
+        "counter",
+        "Records emitted by the node.",
+        n.iter()
+            .map(|x| (nl(&x.name), x.records_out.to_string()))
+            .collect(),
+    );
+    fam(
+        "km3mon_node_dropped_total",
+        "counter",
+        "Records dropped by the node, all reasons.",
+        n.iter()
+            .map(|x| (nl(&x.name), x.drops.values().sum::<u64>().to_string()))
+            .collect(),
+    );
+    fam(
+        "km3mon_node_event_time_lag_seconds",
+        "gauge",
+        "Wall clock minus the node's event-time frontier.",
+        n.iter()
+            .filter_map(|x| Some((nl(&x.name), format!("{:.3}", x.lag_seconds?))))
+            .collect(),
+    );
+    fam(
+        "km3mon_node_last_output_seconds",
+        "gauge",
+        "Unix time of the node's last output.",
+        n.iter()
+            .filter_map(|x| Some((nl(&x.name), format!("{:.3}", x.last_output_utc?))))
+            .collect(),
+    );
+    o
+}
