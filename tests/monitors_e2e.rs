@@ -345,3 +345,77 @@ fn generated_faults_raise_three_alerts_once_each_and_resolve_them() {
 fn det_place(line: &serde_json::Value) -> String {
     line["message"].as_str().unwrap().to_string()
 }
+
+/// The 24 h trigger-rate history survives a restart: a replay with
+/// `--state-dir`, then a replay of later data (the next run) with the same
+/// state directory; the second replay's `trigger_rates.json` holds the
+/// windows of both, and both runs as run changes.
+#[test]
+fn trigger_rate_history_is_restored_from_the_state_dir() {
+    let dir = tmp("restart");
+    let det = Detector::generate(78, 2, 4, 31);
+    let detx = dir.join("det.detx");
+    det.write_detx_file(&detx, 5).unwrap();
+    let site = site_config(&dir);
+    let state = dir.join("state");
+    let replay = |start: u64, run_number: i32, name: &str| {
+        let mut plan = operators::synth::Plan::new(start, 60);
+        plan.run = run_number;
+        plan.monit_hz = 1;
+        plan.events_hz = 10;
+        plan.tssn_hz = 1;
+        plan.hits_per_event = 6;
+        let rec = dir.join(format!("{name}.rec"));
+        operators::synth::write_recording(&rec, &det, &plan).unwrap();
+        let out = dir.join(name);
+        run(
+            &[
+                "replay",
+                "--graph",
+                root().join("graphs/km3mon.toml").to_str().unwrap(),
+                "--config",
+                site.to_str().unwrap(),
+                "--detector",
+                detx.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                rec.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("plots/trigger_rates.json")).unwrap())
+                .unwrap();
+        json
+    };
+    let first = replay(START, 100, "first");
+    let second = replay(START + 60, 101, "second");
+    let ends = |j: &serde_json::Value| -> Vec<u64> {
+        j["rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[0].as_u64().unwrap())
+            .collect()
+    };
+    let (a, b) = (ends(&first), ends(&second));
+    assert!(!a.is_empty());
+    assert!(
+        a.iter().all(|t| *t <= START + 60),
+        "first replay: windows {a:?}"
+    );
+    // The second replay's history starts with the first one's windows and
+    // goes on past them.
+    assert!(b.len() > a.len(), "first {a:?}, second {b:?}");
+    assert_eq!(&b[..a.len()], &a[..], "history not restored");
+    assert!(*b.last().unwrap() > START + 60, "second {b:?}");
+    let runs: Vec<u64> = second["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].as_u64().unwrap())
+        .collect();
+    assert_eq!(runs, vec![100, 101], "{second}");
+}

@@ -1,6 +1,344 @@
-//! (being written)
+//! `km3mon demo`: the whole suite on 127.0.0.1 in one process — a Ligier,
+//! the simulator publishing live into it, the full `graphs/km3mon.toml`
+//! and the web server — with nothing configured by hand (docs/demo.md).
+//!
+//! Everything the demo needs is written into its directory first (the
+//! detector, the site config, the graph), so that a user can stop the demo
+//! and rerun any piece by hand with the same files.
+
+use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use daq::detector::Detector;
+use ligier::{ClientConfig, Ligier, LigierConfig, Shutdown, Speed};
+use pipeline::runtime::{self, metrics::Metrics, Mode, RunOptions};
+use pipeline::site::SiteConfig;
+use pipeline::Graph;
+use simulator::{FaultSpec, GenerateSpec, LiveConfig, SimConfig, Start};
+use tracing::{info, warn};
+
+/// The graph the demo runs, built in so that the demo works from any
+/// working directory.
+const GRAPH: &str = include_str!("../../graphs/km3mon.toml");
+
+/// The demo redraws every plot at least this often (s of data time); the
+/// example config's 300 s trigger-rate bins and 60 s trigger map would
+/// leave the overview page empty for minutes.
+const DEMO_INTERVAL_S: i64 = 10;
+
 #[derive(clap::Args)]
-pub struct DemoArgs {}
-pub fn run(_: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("not yet")
+pub struct DemoArgs {
+    /// Web server port on 127.0.0.1; a free one is chosen (and printed) when
+    /// it is taken.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Where everything goes (plots/, data/, logs/, state/, the detector and
+    /// the generated site config); default: a new folder in the temp dir.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Detector to simulate and monitor (DETX v1–v5).
+    #[arg(long, value_name = "FILE.detx", conflicts_with = "generate_detector")]
+    detector: Option<PathBuf>,
+    /// Generate the detector instead: DUSxFLOORS (see `km3mon simulate`).
+    /// 12x18 is 216 DOMs: a small detector that a laptop runs in real time.
+    #[arg(long, value_name = "DUSxFLOORS", default_value = "12x18")]
+    generate_detector: GenerateSpec,
+    /// Site config to start from (default: the built-in example). Its
+    /// Ligier addresses, detector and output folder are replaced by the
+    /// demo's; its [WebServer] password is kept unless it is the example's.
+    #[arg(long, value_name = "SITE")]
+    config: Option<PathBuf>,
+    /// Inject a fault into the simulated stream (repeatable; the syntax of
+    /// `km3mon simulate --fault`), e.g. dom-silent@30s.
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<FaultSpec>,
+    /// Simulation pacing: 1 = real time (the monitors compare data time
+    /// with the wall clock, so faster runs ahead of it).
+    #[arg(long, default_value = "1")]
+    speed: Speed,
+    /// Mean rate of triggered events, Hz.
+    #[arg(long, value_name = "HZ", default_value_t = 50.0)]
+    trigger_rate: f64,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads of the pipeline.
+    #[arg(short = 'w', long = "workers", value_name = "N", default_value_t = 1)]
+    workers: usize,
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let dir = demo_dir(args.dir.as_deref())?;
+    let detector = match &args.detector {
+        Some(p) => Detector::from_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => args.generate_detector.build(None),
+    };
+    let detx = dir.join("detector.detx");
+    detector
+        .write_detx_file(&detx, 5)
+        .with_context(|| format!("writing {}", detx.display()))?;
+
+    // Signals first: a Ctrl-C at any later point stops everything cleanly;
+    // a second one exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+
+    let ligier = Ligier::start(LigierConfig {
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        status_interval: None,
+        ..LigierConfig::default()
+    })
+    .context("cannot start the Ligier")?;
+    let ligier_addr = ligier.local_addr();
+
+    let site_path = dir.join("pipeline.toml");
+    let creds = write_site_config(&args, &site_path, &dir, &detx, ligier_addr)?;
+    let graph_path = dir.join("km3mon.toml");
+    std::fs::write(&graph_path, GRAPH)
+        .with_context(|| format!("writing {}", graph_path.display()))?;
+    let site = SiteConfig::load(&site_path).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let graph = Graph::load(&graph_path, &site, &operators::registry())
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+
+    let metrics = Arc::new(Metrics::default());
+    let web = start_web(&site_path, &dir, args.port, metrics.clone())?;
+    info!(
+        "demo: {} DOMs, Ligier on {ligier_addr}, everything under {}",
+        detector.n_optical_modules(),
+        dir.display()
+    );
+    // The one line on stdout, for people and scripts.
+    println!(
+        "http://{}/  user {}  password {}",
+        web.addr, creds.0, creds.1
+    );
+
+    let sim_stop = Shutdown::new();
+    let sim = start_simulator(&args, detector, ligier_addr, sim_stop.clone(), stop.clone())?;
+
+    let mut opts = RunOptions::new(Mode::Live, dir.clone());
+    opts.workers = args.workers.max(1);
+    opts.detector = Some(detx);
+    opts.state_dir = Some(dir.join("state"));
+    opts.metrics = Some(metrics);
+    opts.shutdown = Some(stop.clone());
+    opts.handle_signals = false;
+    let result = runtime::run(&graph, opts);
+
+    // The pipeline has flushed its sinks; now stop the producers and the
+    // server in the reverse order of their start.
+    stop.store(true, Ordering::SeqCst);
+    sim_stop.trigger();
+    if sim.join().is_err() {
+        warn!("demo: the simulator thread panicked");
+    }
+    web.stop();
+    ligier.shutdown();
+    let report = result?;
+    for line in report.metrics.summary() {
+        info!("{line}");
+    }
+    info!("demo stopped; outputs kept in {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--dir` (created) or a new folder in the temp dir.
+fn demo_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::temp_dir().join(format!("km3mon-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Absolute, because the site config written there must not depend on
+    // the working directory of whoever reruns a piece of it.
+    Ok(std::fs::canonicalize(&dir)?)
+}
+
+/// Writes the demo's site config: the chosen one (or the example) with the
+/// Ligier, detector and output folder of this demo, short plot intervals,
+/// and credentials. Returns (user, password).
+fn write_site_config(
+    args: &DemoArgs,
+    path: &Path,
+    dir: &Path,
+    detx: &Path,
+    ligier: SocketAddr,
+) -> anyhow::Result<(String, String)> {
+    let text = match &args.config {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => pipeline::site::EXAMPLE.to_string(),
+    };
+    let mut doc: toml::Table = toml::from_str(&text).context("site config: invalid TOML")?;
+    let (ip, port) = (ligier.ip().to_string(), ligier.port().to_string());
+    for (key, value) in [
+        ("DAQ_LIGIER_IP", &ip),
+        ("DAQ_LIGIER_PORT", &port),
+        ("LOG_LIGIER_IP", &ip),
+        ("LOG_LIGIER_PORT", &port),
+    ] {
+        section(&mut doc, "env").insert(key.into(), value.clone().into());
+        // The process environment wins over [env]; a variable left over
+        // from a real site would point the demo at the real Ligier.
+        if std::env::var_os(key).is_some() {
+            warn!("demo: ignoring {key} from the environment");
+            std::env::set_var(key, value);
+        }
+    }
+    section(&mut doc, "Detector").insert("file".into(), path_value(detx));
+    for (sec, key) in [
+        ("DOMRates", "interval"),
+        ("DOMActivity", "interval"),
+        ("PMTRates", "interval"),
+        ("TriggerRate", "interval"),
+        ("TriggerMap", "plot_every"),
+    ] {
+        let t = section(&mut doc, sec);
+        let shorter = match t.get(key).and_then(toml::Value::as_integer) {
+            Some(v) if v <= DEMO_INTERVAL_S => v,
+            _ => DEMO_INTERVAL_S,
+        };
+        t.insert(key.into(), shorter.into());
+    }
+    let web = section(&mut doc, "WebServer");
+    web.insert("output_dir".into(), path_value(dir));
+    for k in ["plots_dir", "logs_dir", "data_dir", "bind"] {
+        web.remove(k);
+    }
+    let user = match web.get("username").and_then(toml::Value::as_str) {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => "km3net".to_string(),
+    };
+    let password = match web.get("password").and_then(toml::Value::as_str) {
+        Some(p) if !p.is_empty() && p != "change-me" => p.to_string(),
+        _ => generate_password(),
+    };
+    web.insert("username".into(), user.clone().into());
+    web.insert("password".into(), password.clone().into());
+    let header = "# Written by `km3mon demo`; rerun pieces by hand with\n\
+                  #   km3mon run --graph km3mon.toml --config pipeline.toml --out .\n";
+    let body = toml::to_string(&doc).context("serialising the site config")?;
+    std::fs::write(path, format!("{header}{body}"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok((user, password))
+}
+
+/// The table `name` of `doc`, created if missing.
+fn section<'a>(doc: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+    let v = doc
+        .entry(name.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !v.is_table() {
+        *v = toml::Value::Table(toml::Table::new());
+    }
+    v.as_table_mut().expect("a table")
+}
+
+fn path_value(p: &Path) -> toml::Value {
+    p.display().to_string().into()
+}
+
+/// 16 characters from the OS's random source (no crate needed for this);
+/// the clock and pid only if /dev/urandom is missing.
+fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 16];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok();
+    if !ok {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32;
+        let mut x = seed | 1;
+        for b in &mut bytes {
+            // xorshift: enough to avoid a fixed password, nothing more.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+    }
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The web server on 127.0.0.1:`port`, or on a free port when that one is
+/// taken (a second demo, or a real `km3mon serve`).
+fn start_web(
+    site: &Path,
+    dir: &Path,
+    port: u16,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<web::BackgroundServer> {
+    let mut cfg = web::WebConfig::load(site, Some(dir))?;
+    cfg.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let status = crate::cmd_pipeline::in_process_status(metrics);
+    match web::spawn(cfg.clone(), status.clone()) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
+            cfg.bind.set_port(0);
+            let s = web::spawn(cfg, status).context("cannot start the web server")?;
+            eprintln!(
+                "km3mon demo: port {port} is taken, serving on {} instead",
+                s.addr.port()
+            );
+            Ok(s)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on 127.0.0.1:{port}")),
+    }
+}
+
+/// The simulator on its own thread, publishing from now on. If it fails,
+/// the whole demo stops (a demo without data is no demo).
+fn start_simulator(
+    args: &DemoArgs,
+    detector: Detector,
+    ligier: SocketAddr,
+    sim_stop: Shutdown,
+    demo_stop: Arc<AtomicBool>,
+) -> anyhow::Result<thread::JoinHandle<()>> {
+    let config = SimConfig {
+        detector: Arc::new(detector),
+        seed: args.seed,
+        start: Start::Now,
+        duration: None,
+        run: 1,
+        run_length: Some(Duration::from_secs(3600)),
+        trigger_rate_hz: args.trigger_rate,
+        msg_interval: Duration::from_secs(30),
+        burst_interval: Duration::from_secs(15 * 60),
+        faults: args.faults.clone(),
+        threads: 1,
+    };
+    // Bad fault targets fail here, before anything runs.
+    simulator::Simulator::new(config.clone())?;
+    let live = LiveConfig {
+        sim: config,
+        ligier: ClientConfig::new(ligier.to_string()).name("km3mon-demo-simulator"),
+        speed: args.speed,
+    };
+    Ok(thread::Builder::new()
+        .name("simulator".into())
+        .spawn(move || {
+            match simulator::run_to_ligier(live, sim_stop) {
+                Ok(stats) => info!("simulator: {}", stats.summary()),
+                Err(e) => tracing::error!("simulator: {e}"),
+            }
+            demo_stop.store(true, Ordering::SeqCst);
+        })?)
 }

@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+mod summary;
+
+use pipeline::runtime::metrics::Metrics;
 use pipeline::runtime::{self, Cluster, Mode, RunOptions};
 use pipeline::site::SiteConfig;
 use pipeline::{Diagnostics, Graph};
@@ -63,6 +68,14 @@ struct Common {
     /// Seconds between state saves (state is also saved at shutdown).
     #[arg(long, value_name = "S", default_value_t = 60)]
     state_interval: u64,
+    /// Serve the web pages from this process on ADDR (plots, logs and the
+    /// live node status). `run` does so by default when --config has a
+    /// [WebServer] section (on its `bind`); `replay` only with --web.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "no_web")]
+    web: Option<SocketAddr>,
+    /// Do not start the web server.
+    #[arg(long)]
+    no_web: bool,
 }
 
 #[derive(clap::Args)]
@@ -210,9 +223,24 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
             det.modules().len()
         );
     }
-    let report = runtime::run(&g, opts)?;
+    let replay = matches!(opts.mode, Mode::Replay { .. });
+    let metrics = Arc::new(Metrics::default());
+    opts.metrics = Some(metrics.clone());
+    let web = start_web(c, !replay, &metrics)?;
+    let marks = replay.then(|| summary::Marks::before_run(&g, &c.out));
+    let result = runtime::run(&g, opts);
+    if let Some(w) = web {
+        w.stop();
+    }
+    let report = result?;
     for line in report.metrics.summary() {
         tracing::info!("{line}");
+    }
+    if let Some(m) = marks {
+        // On stderr with the progress bar; stdout stays for data.
+        for line in m.lines(&report.metrics) {
+            eprintln!("{line}");
+        }
     }
     tracing::info!(
         "finished in {:.2}s{}",
@@ -224,4 +252,84 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The in-process web server of `run`/`replay`: on `--web ADDR`, or for a
+/// live run whose `--config` has a [WebServer] section (the built-in
+/// example's is not enough: two runs on one host would fight over 8080)
+/// without `metrics_url` (which says a separate `km3mon serve` runs).
+fn start_web(
+    c: &Common,
+    live: bool,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<web::BackgroundServer>> {
+    if c.no_web {
+        return Ok(None);
+    }
+    let explicit = c.web.is_some();
+    let cfg = match (&c.web, &c.config) {
+        (Some(addr), config) => {
+            let mut cfg = match config {
+                Some(p) => web::WebConfig::load(p, Some(&c.out))?,
+                None => web::WebConfig::for_output(&c.out),
+            };
+            cfg.bind = *addr;
+            cfg
+        }
+        (None, Some(p)) if live && has_web_section(p) => {
+            let cfg = web::WebConfig::load(p, Some(&c.out))?;
+            if cfg.metrics_url.is_some() {
+                return Ok(None);
+            }
+            cfg
+        }
+        _ => return Ok(None),
+    };
+    let bind = cfg.bind;
+    match web::spawn(cfg, in_process_status(metrics.clone())) {
+        Ok(server) => {
+            tracing::info!("web pages on http://{}/", server.addr);
+            Ok(Some(server))
+        }
+        Err(e) if explicit => anyhow::bail!("web server: cannot listen on {bind}: {e}"),
+        // The monitoring matters more than its pages: carry on without.
+        Err(e) => {
+            tracing::warn!(
+                "web server not started: cannot listen on {bind}: {e} (--no-web silences this)"
+            );
+            Ok(None)
+        }
+    }
+}
+
+fn has_web_section(config: &Path) -> bool {
+    std::fs::read_to_string(config)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+        .is_some_and(|t| t.contains_key("WebServer"))
+}
+
+/// The /status page's view of this process's metrics registry.
+pub(crate) fn in_process_status(metrics: Arc<Metrics>) -> Arc<dyn web::StatusSource> {
+    use pipeline::runtime::metrics::DropReason;
+    use std::sync::atomic::Ordering::Relaxed;
+    Arc::new(web::FnSource(move || {
+        metrics
+            .snapshot()
+            .into_iter()
+            .map(|(name, m)| web::NodeStatus {
+                name,
+                records_in: m.records_in.load(Relaxed),
+                records_out: m.records_out.load(Relaxed),
+                drops: DropReason::ALL
+                    .iter()
+                    .map(|r| (r.name().to_string(), m.drops(*r)))
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+                lag_seconds: m.lag_seconds(),
+                busy_seconds: Some(m.busy_ns.load(Relaxed) as f64 / 1e9),
+                ..Default::default()
+            })
+            .collect()
+    }))
 }

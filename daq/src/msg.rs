@@ -73,7 +73,9 @@ pub fn source_of(payload: &[u8]) -> MsgSource {
         (b" Q0", MsgSource::DataQueue),
         (b" W0", MsgSource::DataWriter),
     ];
-    for (marker, source) in MARKERS {
+    // The original tests the markers in this order with later matches
+    // overriding earlier ones, so the last marker in the list that occurs wins.
+    for (marker, source) in MARKERS.into_iter().rev() {
         if payload.windows(3).any(|w| w == marker) {
             return source;
         }
@@ -91,7 +93,8 @@ mod tests {
         assert_eq!(line.source(), MsgSource::Other);
         let line = MsgLine::decode(b"host DataFilter F0 x");
         assert_eq!(line.source(), MsgSource::DataFilter);
-        assert_eq!(source_of(b"a Q0 b W0"), MsgSource::DataQueue);
+        assert_eq!(source_of(b"a Q0 b W0"), MsgSource::DataWriter);
+        assert_eq!(source_of(b"a W0 b Q0"), MsgSource::DataWriter);
         assert_eq!(source_of(b"W0"), MsgSource::Other);
         assert_eq!(MsgLine::decode(b"\xffA").text(), "\u{fffd}A");
         assert_eq!(MsgLine::decode(b"abc").encode(), b"abc");

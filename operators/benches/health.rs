@@ -29,7 +29,26 @@ fn vm_hwm_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// In the child: replay `rec` through the graph, print "elapsed_s rss_kb".
+/// CPU seconds (user + system) of this process so far.
+fn cpu_s() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 Hz).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit(')').next()?.to_string();
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            Some((f.first()? + f.get(1)?) as f64 / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// In the child: replay `rec` through the graph, print
+/// "elapsed_s rss_kb cpu_s".
 fn child(workers: usize, rec: &Path, detx: &Path, out: &Path) {
     let graph_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/km3mon.toml");
     let site = SiteConfig::example();
@@ -53,7 +72,7 @@ fn child(workers: usize, rec: &Path, detx: &Path, out: &Path) {
     for line in report.metrics.summary() {
         eprintln!("  {line}");
     }
-    println!("{elapsed} {}", vm_hwm_kb());
+    println!("{elapsed} {} {}", vm_hwm_kb(), cpu_s());
 }
 
 fn main() {
@@ -101,16 +120,21 @@ fn main() {
         let mut it = text.split_whitespace();
         let elapsed: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
         let rss_kb: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+        let cpu: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+        // On a shared machine the wall time depends on the others' load;
+        // the CPU time does not (the replay's own cost).
         println!(
-            "-w {workers}: {elapsed:.2} s for {seconds} s of data = {:.1}x real time, peak RSS {:.0} MB, {:.0} MB/s",
+            "-w {workers}: {elapsed:.2} s for {seconds} s of data = {:.1}x real time, peak RSS {:.0} MB, {:.0} MB/s, CPU {cpu:.2} s = {:.1}x per core",
             seconds as f64 / elapsed,
             rss_kb / 1024.0,
-            bytes as f64 / 1e6 / elapsed
+            bytes as f64 / 1e6 / elapsed,
+            seconds as f64 / cpu
         );
         eprint!("{}", String::from_utf8_lossy(&o.stderr));
     }
-    // The DOM map alone.
-    let layout = operators::util::DomLayout::of(&det);
+    // The DOM map alone, for the 230 DUs x 18 floors = 4,140 DOMs.
+    let big = Detector::generate(99, 230, 18, 31);
+    let layout = operators::util::DomLayout::of(&big);
     let value = |dom: u32| Some(150.0 + f64::from(dom % 200));
     let plot = pipeline::plot::Plot {
         name: "dom_rates".into(),

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod dom_activity;
 pub mod dom_rates;
 pub mod monitor;
+pub mod msg;
 pub mod plot;
 pub mod pmt_rates;
 pub mod sinks;
@@ -22,6 +23,7 @@ pub mod timesync;
 pub mod trigger_rates;
 pub mod triggermap;
 pub mod util;
+pub mod ztplot;
 
 use pipeline::Registry;
 
@@ -42,4 +44,7 @@ pub fn registry() -> Registry {
         .with::<plot::PlotSink>()
         .with::<sinks::alerts::AlertsJsonl>()
         .with::<sinks::alerts::AlertsMsg>()
+        .with::<msg::dumper::MsgDumper>()
+        .with::<msg::stats::LogStats>()
+        .with::<ztplot::ZtPlot>()
 }

@@ -8,17 +8,25 @@
 //! its DU and floor; the state survives a restart. Routed to the log
 //! Ligier by the `alerts_msg` sink, the lines keep the original's
 //! `ALERT (MONITORING) …` form.
+//!
+//! With a detector, it also draws the state of every DOM as a DOM map
+//! (`timesync.png` + `.json`, every `interval` s of data time): 1 = time
+//! sync OK, 0 = lost (the under colour), no frame seen = missing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use pipeline::item::{Item, Time};
+use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::plot::{Colormap, DomMap, Plot, PlotSpec};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::Deserialize;
 
 use crate::alerting::AlertBook;
 use crate::monitor::{ordered_items, Monitor, Out};
+use crate::plot::colormap::{DEEPPINK, LIGHTGRAY};
+use crate::util::DomLayout;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +34,19 @@ pub struct TimeSync {
     /// Seconds of data time between reminders of a firing alert (0 = none).
     #[serde(default = "crate::dom_activity::default_reminder")]
     pub reminder_interval: u64,
+    /// Seconds of data time between updates of the DOM map.
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+    /// Name of the DOM map (`NAME.png`, `NAME.json`).
+    #[serde(default = "default_name")]
+    pub name: String,
+}
+
+fn default_interval() -> u64 {
+    10
+}
+fn default_name() -> String {
+    "timesync".into()
 }
 
 impl NodeConfig for TimeSync {
@@ -40,6 +61,16 @@ impl Node for TimeSync {
     }
     fn produces(&self) -> Option<StreamKind> {
         Some(StreamKind::Alerts)
+    }
+    fn outputs(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Alerts, StreamKind::Plots]
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        if self.interval == 0 {
+            vec![("interval".into(), "must be at least 1 second".into())]
+        } else {
+            Vec::new()
+        }
     }
     fn build<'s>(
         &self,
@@ -56,6 +87,17 @@ impl Node for TimeSync {
             None => HashMap::new(),
         };
         let mut monitor = TimeSyncMonitor::new(&ctx.node, self.reminder_interval, places);
+        if let Some(d) = &ctx.env.detector_model {
+            monitor.map = Some(SyncMap {
+                layout: DomLayout::of(d),
+                window: self.interval * TICKS_PER_SECOND,
+                name: self.name.clone(),
+                state: HashMap::new(),
+                latest_ns: 0,
+                drawn: None,
+                dirty: false,
+            });
+        }
         if let Some(saved) = ctx.state().load_all::<AlertBook>().remove("alerts") {
             monitor.alerts.restore(saved);
         }
@@ -66,6 +108,54 @@ impl Node for TimeSync {
 pub struct TimeSyncMonitor {
     places: HashMap<u32, (u32, i32)>,
     alerts: AlertBook,
+    /// The DOM map, when the detector is known.
+    pub map: Option<SyncMap>,
+}
+
+/// The per-DOM time-sync state drawn as a DOM map.
+pub struct SyncMap {
+    pub layout: DomLayout,
+    pub window: Time,
+    pub name: String,
+    /// Latest time-sync bit per DOM.
+    pub state: HashMap<u32, bool>,
+    pub latest_ns: u64,
+    drawn: Option<u64>,
+    dirty: bool,
+}
+
+impl SyncMap {
+    fn draw(&mut self, stamp: Time, out: &mut Out) {
+        let data_end = self.latest_ns + TICK_NS;
+        let state = &self.state;
+        let value = |dom: u32| state.get(&dom).map(|ok| if *ok { 1.0 } else { 0.0 });
+        let map = DomMap {
+            title: format!(
+                "Time Sync for DetID-{} - White Rabbit bit",
+                self.layout.det_id
+            ),
+            data_time_ns: data_end,
+            colorbar_label: "time sync (1 = OK)".into(),
+            // OK = 1 at the top of the scale; lost = 0 below it (the
+            // under colour); no frame = missing.
+            vmin: 0.5,
+            vmax: 1.0,
+            colormap: Colormap::Viridis,
+            under: DEEPPINK,
+            over: DEEPPINK,
+            missing: LIGHTGRAY,
+            dus: self.layout.dus.clone(),
+            max_floor: self.layout.max_floor,
+            doms: self.layout.cells(value),
+        };
+        let plot = Plot {
+            name: self.name.clone(),
+            spec: PlotSpec::DomMap(map),
+            json: Some(self.layout.json(data_end, value)),
+        };
+        out.give(stamp, Item::Plot(Arc::new(plot)));
+        self.dirty = false;
+    }
 }
 
 impl TimeSyncMonitor {
@@ -73,10 +163,16 @@ impl TimeSyncMonitor {
         TimeSyncMonitor {
             places,
             alerts: AlertBook::new(node, reminder_s),
+            map: None,
         }
     }
 
     fn check(&mut self, t: Time, now: u64, dom: u32, in_sync: bool, source: &str, out: &mut Out) {
+        if let Some(m) = &mut self.map {
+            m.state.insert(dom, in_sync);
+            m.latest_ns = m.latest_ns.max(now);
+            m.dirty = true;
+        }
         let key = format!("time_sync:{dom}");
         // Cheap path for the usual case: in sync and no alert open.
         if in_sync && !self.alerts.is_firing(&key) {
@@ -101,6 +197,14 @@ impl TimeSyncMonitor {
 
 impl Monitor<Item> for TimeSyncMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
+        if let Some(m) = &mut self.map {
+            let index = t / m.window;
+            if m.dirty && m.drawn.is_some_and(|w| w != index) {
+                let w = m.drawn.expect("checked");
+                m.draw((w + 1) * m.window - 1, out);
+            }
+            m.drawn = Some(index);
+        }
         let mut now = 0;
         for item in data {
             match item {
@@ -127,7 +231,14 @@ impl Monitor<Item> for TimeSyncMonitor {
         }
     }
 
-    fn on_progress(&mut self, _f: Option<Time>, _out: &mut Out) {}
+    fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
+        let Some(m) = &mut self.map else { return };
+        let Some(w) = m.drawn else { return };
+        let end = (w + 1) * m.window;
+        if m.dirty && f.is_none_or(|f| end <= f) {
+            m.draw(end - 1, out);
+        }
+    }
 
     fn save(&mut self, store: &StateStore) {
         store.save(&BTreeMap::from([("alerts".to_string(), &self.alerts)]));
@@ -171,5 +282,55 @@ mod tests {
         assert_eq!(alerts[0].time_utc_ns, t0 + 1_000_000_000);
         assert_eq!(alerts[1].state, AlertState::Resolved);
         assert_eq!(alerts[1].time_utc_ns, t0 + 3_000_000_000);
+    }
+
+    #[test]
+    fn dom_map_shows_ok_lost_and_missing() {
+        let det = daq::detector::Detector::generate(5, 1, 3, 31);
+        let layout = DomLayout::of(&det);
+        let doms: Vec<u32> = layout.doms.iter().map(|d| d.0).collect();
+        let mut m = TimeSyncMonitor::new("timesync", 0, HashMap::new());
+        m.map = Some(SyncMap {
+            layout,
+            window: 10 * TICKS_PER_SECOND,
+            name: "timesync".into(),
+            state: HashMap::new(),
+            latest_ns: 0,
+            drawn: None,
+            dirty: false,
+        });
+        let t0 = 1_600_000_000_000_000_000u64;
+        let input = (0..25u64)
+            .map(|i| {
+                let ns = t0 + i * 1_000_000_000;
+                (
+                    at(ns),
+                    vec![timeslice(ns, &[(doms[0], 0), (doms[1], SYNC)])],
+                )
+            })
+            .collect();
+        let mut out = run_by_hand(&mut m, input);
+        let plots: Vec<Arc<Plot>> = out
+            .drain(..)
+            .filter_map(|(_, i)| match i {
+                Item::Plot(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        // Windows [0, 10), [10, 20) and, at the end, [20, 25).
+        assert_eq!(plots.len(), 3);
+        assert_eq!(plots[2].name, "timesync");
+        let json: serde_json::Value =
+            serde_json::from_str(plots[2].json.as_deref().unwrap()).unwrap();
+        let values: Vec<(u64, f64)> = json["doms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["dom_id"].as_u64().unwrap(), d["value"].as_f64().unwrap()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![(u64::from(doms[0]), 0.0), (u64::from(doms[1]), 1.0)]
+        );
     }
 }

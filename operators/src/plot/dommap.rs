@@ -4,8 +4,6 @@
 //! [vmin, vmax], in the under / over colour outside. Colour bar on the
 //! right, legend below, data time in the title.
 
-use std::path::Path;
-
 use pipeline::plot::DomMap;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -15,8 +13,9 @@ use super::{centered, draw_colorbar, draw_title, text, FONT};
 
 pub const SIZE: (u32, u32) = (1200, 720);
 
-pub fn render(path: &Path, m: &DomMap) -> anyhow::Result<()> {
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+/// Draws into `buf` (RGB, `SIZE`).
+pub fn render(buf: &mut [u8], m: &DomMap) -> anyhow::Result<()> {
+    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, rest) = root.split_vertically(64);
     draw_title(&top, &m.title, m.data_time_ns, 20.0)?;
@@ -25,6 +24,14 @@ pub fn render(path: &Path, m: &DomMap) -> anyhow::Result<()> {
 
     let n = m.dus.len().max(1);
     let max_floor = m.max_floor.max(1);
+    // A floor-0 row only when the detector has base modules.
+    let min_floor = m
+        .doms
+        .iter()
+        .map(|d| d.floor)
+        .min()
+        .unwrap_or(1)
+        .clamp(0, 1);
     let mut chart = ChartBuilder::on(&plot)
         .margin_left(10)
         .margin_right(10)
@@ -33,7 +40,7 @@ pub fn render(path: &Path, m: &DomMap) -> anyhow::Result<()> {
         .y_label_area_size(56)
         .build_cartesian_2d(
             -0.6f64..(n as f64 - 0.4),
-            -0.6f64..(f64::from(max_floor) + 0.6),
+            (f64::from(min_floor) - 0.6)..(f64::from(max_floor) + 0.6),
         )?;
     let dus = m.dus.clone();
     // At most ~30 DU labels; the rest would overlap.
@@ -42,7 +49,7 @@ pub fn render(path: &Path, m: &DomMap) -> anyhow::Result<()> {
     chart
         .configure_mesh()
         .x_labels(n.min(200))
-        .y_labels((max_floor as usize + 1).min(60))
+        .y_labels(((max_floor - min_floor) as usize + 1).min(60))
         .x_label_formatter(&|x| {
             let i = x.round();
             if (x - i).abs() > 1e-6 || i < 0.0 || !(i as usize).is_multiple_of(step) {
@@ -67,7 +74,8 @@ pub fn render(path: &Path, m: &DomMap) -> anyhow::Result<()> {
 
     // Marker size from the cell size, so 1 DU and 230 DUs both read well.
     let (pw, ph) = chart.plotting_area().dim_in_pixel();
-    let cell = (f64::from(pw) / n as f64).min(f64::from(ph) / (f64::from(max_floor) + 1.2));
+    let cell =
+        (f64::from(pw) / n as f64).min(f64::from(ph) / (f64::from(max_floor - min_floor) + 1.2));
     let r = (cell * 0.42).clamp(1.5, 9.0) as i32;
     let x_of: std::collections::HashMap<u32, usize> =
         m.dus.iter().enumerate().map(|(i, d)| (*d, i)).collect();

@@ -5,8 +5,6 @@
 //! there are more rows or events than pixels, a pixel shows the largest
 //! count it covers. Run starts as dashed lines.
 
-use std::path::Path;
-
 use pipeline::plot::{Colormap, HitMatrix};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -16,8 +14,9 @@ use super::{centered, dashed_vline, draw_colorbar, draw_title, text};
 
 pub const SIZE: (u32, u32) = (1920, 960);
 
-pub fn render(path: &Path, m: &HitMatrix) -> anyhow::Result<()> {
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+/// Draws into `buf` (RGB, `SIZE`).
+pub fn render(buf: &mut [u8], m: &HitMatrix) -> anyhow::Result<()> {
+    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, _) = root.split_vertically(64);
     draw_title(&top, &m.title, m.data_time_ns, 20.0)?;
@@ -46,15 +45,18 @@ pub fn render(path: &Path, m: &HitMatrix) -> anyhow::Result<()> {
     }
     let max = grid.iter().copied().max().unwrap_or(0).max(2);
     let lmax = f64::from(max).ln();
-    for py in 0..ph {
-        for px in 0..pw {
-            let v = grid[py * pw + px];
-            if v > 0 {
-                let c = color(Colormap::Plasma, f64::from(v).ln() / lmax);
-                root.draw_pixel((x0 + px as i32, y0 + py as i32), &c)?;
-            }
+    // Straight into an RGB buffer, blitted once (no per-pixel calls); the
+    // colour of each count is computed once.
+    let mut lut: Vec<Option<RGBColor>> = vec![None; usize::from(max) + 1];
+    let mut buf = vec![255u8; pw * ph * 3];
+    for (v, px) in grid.iter().zip(buf.chunks_exact_mut(3)) {
+        if *v > 0 {
+            let c = *lut[usize::from(*v)]
+                .get_or_insert_with(|| color(Colormap::Plasma, f64::from(*v).ln() / lmax));
+            px.copy_from_slice(&[c.0, c.1, c.2]);
         }
     }
+    super::blit(&root, (x0, y0), (pw, ph), buf)?;
     root.draw(&Rectangle::new([(x0, y0), (x1, y1)], BLACK.stroke_width(1)))?;
     let y_of_row = |r: usize| y1 - ((r as f64 / n_rows as f64) * ph as f64).round() as i32;
     for &s in &m.du_starts {

@@ -65,16 +65,24 @@ pub fn render_to_dir(dir: &Path, plot: &Plot) -> anyhow::Result<()> {
     fonts();
     std::fs::create_dir_all(dir)?;
     let png = dir.join(format!("{}.png", plot.name));
-    // plotters picks the encoder from the extension, so the temp file ends
-    // in .png too; the leading dot hides it from directory listings.
     let tmp = dir.join(format!(".{}.tmp{}.png", plot.name, std::process::id()));
-    let drawn = match &plot.spec {
-        PlotSpec::DomMap(m) => dommap::render(&tmp, m),
-        PlotSpec::TimeSeries(s) => series::render(&tmp, s),
-        PlotSpec::Waterfall(w) => waterfall::render(&tmp, w),
-        PlotSpec::HitMatrix(m) => matrix::render(&tmp, m),
+    // Drawn into an RGB buffer, encoded here with fast deflate: the
+    // encoder's default compression cost more than the drawing.
+    let size = match &plot.spec {
+        PlotSpec::DomMap(_) => dommap::SIZE,
+        PlotSpec::TimeSeries(_) => series::SIZE,
+        PlotSpec::Waterfall(_) => waterfall::SIZE,
+        PlotSpec::HitMatrix(_) => matrix::SIZE,
     };
-    if let Err(e) = drawn {
+    let mut buf = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    match &plot.spec {
+        PlotSpec::DomMap(m) => dommap::render(&mut buf, m),
+        PlotSpec::TimeSeries(s) => series::render(&mut buf, s),
+        PlotSpec::Waterfall(w) => waterfall::render(&mut buf, w),
+        PlotSpec::HitMatrix(m) => matrix::render(&mut buf, m),
+    }?;
+    let written = write_png(&tmp, size, &buf);
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
@@ -82,6 +90,22 @@ pub fn render_to_dir(dir: &Path, plot: &Plot) -> anyhow::Result<()> {
     if let Some(json) = &plot.json {
         write_atomic(&dir.join(format!("{}.json", plot.name)), json.as_bytes())?;
     }
+    Ok(())
+}
+
+/// Writes an RGB buffer as PNG (fast deflate, `Up` filter: plots are
+/// mostly flat areas).
+pub fn write_png(path: &Path, (w, h): (u32, u32), rgb: &[u8]) -> anyhow::Result<()> {
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut enc = png::Encoder::new(file, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    enc.set_filter(png::FilterType::Up);
+    enc.set_adaptive_filter(png::AdaptiveFilterType::NonAdaptive);
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
     Ok(())
 }
 
@@ -175,12 +199,51 @@ fn renderer(
         while let Ok(p) = rx.try_recv() {
             batch.insert(p.name.clone(), p);
         }
-        for (name, plot) in batch {
-            if let Err(e) = metrics.busy(|| render_to_dir(dir, &plot)) {
+        let batch: Vec<(String, Arc<Plot>)> = batch.into_iter().collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((name, plot)) = batch.get(i) else {
+                break;
+            };
+            if let Err(e) = metrics.busy(|| render_to_dir(dir, plot)) {
                 tracing::error!("plot {name}: {e:#}");
             }
+        };
+        let threads = RENDER_THREADS.min(batch.len());
+        if threads <= 1 {
+            work();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 1..threads {
+                    s.spawn(work);
+                }
+                work();
+            });
         }
     }
+}
+
+/// Threads rendering one batch of requests (a window's 115 per-DU
+/// waterfalls are independent files). Two: the monitoring host runs the
+/// dataflow on the other cores.
+const RENDER_THREADS: usize = 2;
+
+/// Copies an RGB image (`size` pixels, row-major, 3 bytes a pixel) into
+/// `area` at `pos` (pixels relative to the area) in one blit.
+pub fn blit(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    pos: (i32, i32),
+    size: (usize, usize),
+    rgb: Vec<u8>,
+) -> anyhow::Result<()> {
+    if size.0 == 0 || size.1 == 0 {
+        return Ok(());
+    }
+    let image = BitMapElement::with_owned_buffer(pos, (size.0 as u32, size.1 as u32), rgb)
+        .ok_or_else(|| anyhow::anyhow!("image buffer of the wrong size"))?;
+    area.draw(&image)?;
+    Ok(())
 }
 
 /// The standard two-line title: what, and up to when the data goes.
@@ -220,13 +283,16 @@ pub fn draw_colorbar(
     let x0 = 10;
     let x1 = 32;
     let h = (bottom - top).max(1);
+    let bw = (x1 - x0) as usize;
+    let mut buf = Vec::with_capacity(bw * h as usize * 3);
     for y in top..bottom {
         let f = f64::from(bottom - 1 - y) / f64::from(h - 1).max(1.0);
-        area.draw(&Rectangle::new(
-            [(x0, y), (x1, y + 1)],
-            colormap::color(map, f).filled(),
-        ))?;
+        let RGBColor(r, g, b) = colormap::color(map, f);
+        for _ in 0..bw {
+            buf.extend_from_slice(&[r, g, b]);
+        }
     }
+    blit(area, (x0, top), (bw, h as usize), buf)?;
     area.draw(&Rectangle::new(
         [(x0, top), (x1, bottom)],
         BLACK.stroke_width(1),
@@ -254,6 +320,65 @@ pub fn draw_colorbar(
         (w as i32 - 14, (top + bottom) / 2),
     )?;
     Ok(())
+}
+
+/// Round UTC time ticks in `[t0, t1]` (Unix seconds): the smallest step
+/// of 1, 2, 5, 10, 15, 20, 30 min, 1, 2, 3, 6, 12 h, 1, 2, 7 d giving at
+/// most `max` ticks, at multiples of the step. Returns (ticks, step).
+pub fn time_ticks(t0: f64, t1: f64, max: usize) -> (Vec<f64>, i64) {
+    const STEPS: [i64; 16] = [
+        60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400, 172_800,
+        604_800, 2_592_000,
+    ];
+    let span = (t1 - t0).max(1.0);
+    let step = STEPS
+        .iter()
+        .copied()
+        .find(|s| span / *s as f64 <= max.max(1) as f64)
+        .unwrap_or(STEPS[STEPS.len() - 1]);
+    let first = (t0 / step as f64).ceil() as i64;
+    let last = (t1 / step as f64).floor() as i64;
+    let ticks = (first..=last).map(|k| (k * step) as f64).collect();
+    (ticks, step)
+}
+
+/// The label of a time tick: `HH:MM` UTC, with the date (`MM-DD HH:MM`)
+/// when the axis spans more than a day.
+pub fn time_label(t: i64, span_s: f64) -> String {
+    if span_s > 86_400.0 {
+        crate::util::mdhm(t)
+    } else {
+        crate::util::hhmm(t)
+    }
+}
+
+/// Ticks of a log axis over `[lo, hi]`: labelled ticks at 1×10^k when
+/// that gives at least 4, else at 1, 2, 5×10^k, else at 1…9×10^k;
+/// minor ticks at the other 1…9×10^k. Returns (major, minor).
+pub fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return (vec![], vec![]);
+    }
+    let (k0, k1) = (lo.log10().floor() as i32 - 1, hi.log10().ceil() as i32 + 1);
+    let at = |mantissas: &[f64]| -> Vec<f64> {
+        (k0..=k1)
+            .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(|v| *v >= lo && *v <= hi)
+            .collect()
+    };
+    let all = at(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    let mut major = at(&[1.0]);
+    if major.len() < 4 {
+        major = at(&[1.0, 2.0, 5.0]);
+    }
+    if major.len() < 4 {
+        major = all.clone();
+    }
+    let minor = all
+        .into_iter()
+        .filter(|v| !major.iter().any(|m| (m - v).abs() <= 1e-9 * v))
+        .collect();
+    (major, minor)
 }
 
 /// Short, readable tick values.
@@ -328,6 +453,26 @@ mod tests {
             }),
             json: Some(layout.json(1_574_424_024_000_000_000, value)),
         }
+    }
+
+    #[test]
+    fn time_ticks_are_round_and_log_ticks_are_enough() {
+        // 24 h: every 2 h at even hours (<= 16 ticks).
+        let (t, step) = time_ticks(1_700_000_123.0, 1_700_086_523.0, 16);
+        assert_eq!(step, 7200);
+        assert!(t.iter().all(|v| *v as i64 % 7200 == 0));
+        assert!(t.len() >= 11 && t.len() <= 13, "{t:?}");
+        // 2 h 40 min of 10 s columns: every 20 min.
+        let (t, step) = time_ticks(1_700_000_000.0, 1_700_009_600.0, 10);
+        assert_eq!(step, 1200);
+        assert_eq!(time_label(t[0] as i64, 9600.0).len(), 5);
+        // A log axis over less than a decade still gets >= 4 labels.
+        let (major, minor) = log_ticks(25.0, 120.0);
+        assert!(major.len() >= 4, "{major:?}");
+        assert!(major.contains(&50.0) && major.contains(&100.0));
+        assert!(minor.iter().all(|m| !major.contains(m)));
+        let (major, _) = log_ticks(0.05, 2000.0);
+        assert_eq!(major, vec![0.1, 1.0, 10.0, 100.0, 1000.0]);
     }
 
     fn is_png(p: &Path) -> bool {

@@ -2,16 +2,15 @@
 //! connecting line, linear or log y, run changes as dashed vertical lines
 //! labelled `RUN <n>`, legend, data time in the title.
 
-use std::path::Path;
-
 use pipeline::plot::{Marker, TimeSeries};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::colormap::{rgb, GRID, RUN_LINE};
-use super::{dashed_vline, draw_title, text, FONT};
-use crate::util::{hhmm, mdhm};
+use super::{
+    dashed_vline, draw_title, format_value, log_ticks, text, time_label, time_ticks, FONT,
+};
 
 pub const SIZE: (u32, u32) = (1920, 560);
 
@@ -50,8 +49,9 @@ fn marker_at(
     Ok(())
 }
 
-pub fn render(path: &Path, s: &TimeSeries) -> anyhow::Result<()> {
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+/// Draws into `buf` (RGB, `SIZE`).
+pub fn render(buf: &mut [u8], s: &TimeSeries) -> anyhow::Result<()> {
+    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, rest) = root.split_vertically(64);
     draw_title(&top, &s.title, s.data_time_ns, 20.0)?;
@@ -70,14 +70,10 @@ pub fn render(path: &Path, s: &TimeSeries) -> anyhow::Result<()> {
     let (t0, t1) = (t0 - pad, t1 + pad);
     let positive = || pts().map(|p| p.1).filter(|v| *v > 0.0 && v.is_finite());
     let vmax = positive().fold(0.0, f64::max);
-    let long = t1 - t0 > 2.0 * 86_400.0;
-    let fmt = move |x: &f64| {
-        if long {
-            mdhm(*x as i64)
-        } else {
-            hhmm(*x as i64)
-        }
-    };
+    // Round UTC ticks (every 10 min, 1 h, …), labelled HH:MM.
+    let (x_ticks, _) = time_ticks(t0, t1, 16);
+    let span = t1 - t0;
+    let fmt = move |x: &f64| time_label(x.round() as i64, span);
 
     let plot_area = if s.log_y {
         let lo = positive().fold(f64::INFINITY, f64::min);
@@ -86,6 +82,7 @@ pub fn render(path: &Path, s: &TimeSeries) -> anyhow::Result<()> {
         } else {
             (0.1, 10.0)
         };
+        let (major, minor) = log_ticks(lo, hi);
         let mut chart = ChartBuilder::on(&rest)
             .margin(12)
             .margin_right(70)
@@ -93,10 +90,14 @@ pub fn render(path: &Path, s: &TimeSeries) -> anyhow::Result<()> {
             .y_label_area_size(70)
             .right_y_label_area_size(70)
             .build_cartesian_2d(t0..t1, (lo..hi).log_scale())?;
+        // Axis labels and grid lines at round times / 1-2-5 values are
+        // drawn below (plotters' log axis labels only powers of ten).
         chart
             .configure_mesh()
-            .x_labels(16)
-            .x_label_formatter(&fmt)
+            .x_labels(0)
+            .y_labels(0)
+            // plotters' log axis keeps its powers of ten even at 0 labels.
+            .y_label_formatter(&|_| String::new())
             .y_desc(s.y_label.as_str())
             .x_desc("UTC time")
             .label_style((FONT, 14))
@@ -124,7 +125,26 @@ pub fn render(path: &Path, s: &TimeSeries) -> anyhow::Result<()> {
             .iter()
             .map(|m| chart.backend_coord(&(m.time_s, lo)).0)
             .collect();
-        (coords, run_y, top_bottom, xs)
+        let x_px: Vec<i32> = x_ticks
+            .iter()
+            .map(|t| chart.backend_coord(&(*t, lo)).0)
+            .collect();
+        let mut y_px: Vec<(i32, String, bool)> = major
+            .iter()
+            .map(|v| (chart.backend_coord(&(t0, *v)).1, format_value(*v), true))
+            .collect();
+        if s.minor_ticks {
+            y_px.extend(
+                minor
+                    .iter()
+                    .map(|v| (chart.backend_coord(&(t0, *v)).1, String::new(), false)),
+            );
+        }
+        let x_lr = (
+            chart.backend_coord(&(t0, lo)).0,
+            chart.backend_coord(&(t1, lo)).0,
+        );
+        (coords, run_y, top_bottom, xs, x_px, y_px, x_lr)
     } else {
         let hi = if vmax > 0.0 { vmax * 1.1 } else { 1.0 };
         let mut chart = ChartBuilder::on(&rest)
@@ -136,8 +156,7 @@ pub fn render(path: &Path, s: &TimeSeries) -> anyhow::Result<()> {
             .build_cartesian_2d(t0..t1, 0.0..hi)?;
         chart
             .configure_mesh()
-            .x_labels(16)
-            .x_label_formatter(&fmt)
+            .x_labels(0)
             .y_desc(s.y_label.as_str())
             .x_desc("UTC time")
             .label_style((FONT, 14))
@@ -164,9 +183,58 @@ pub fn render(path: &Path, s: &TimeSeries) -> anyhow::Result<()> {
             .iter()
             .map(|m| chart.backend_coord(&(m.time_s, 0.0)).0)
             .collect();
-        (coords, run_y, top_bottom, xs)
+        let x_px: Vec<i32> = x_ticks
+            .iter()
+            .map(|t| chart.backend_coord(&(*t, 0.0)).0)
+            .collect();
+        let x_lr = (
+            chart.backend_coord(&(t0, 0.0)).0,
+            chart.backend_coord(&(t1, 0.0)).0,
+        );
+        (coords, run_y, top_bottom, xs, x_px, Vec::new(), x_lr)
     };
-    let (coords, run_y, (y_top, y_bottom), marker_xs) = plot_area;
+    let (coords, run_y, (y_top, y_bottom), marker_xs, x_px, y_px, (x_left, x_right)) = plot_area;
+    // Round UTC time ticks with grid lines; log-axis ticks at 1-2-5.
+    for (t, x) in x_ticks.iter().zip(&x_px) {
+        root.draw(&PathElement::new(vec![(*x, y_top), (*x, y_bottom)], GRID))?;
+        root.draw(&PathElement::new(
+            vec![(*x, y_bottom), (*x, y_bottom + 5)],
+            BLACK,
+        ))?;
+        root.draw_text(
+            &fmt(t),
+            &text(14.0).pos(Pos::new(HPos::Center, VPos::Top)),
+            (*x, y_bottom + 8),
+        )?;
+    }
+    for (y, label, major) in &y_px {
+        let (line, tick) = if *major {
+            (GRID.into(), 5)
+        } else {
+            (GRID.mix(0.35), 3)
+        };
+        root.draw(&PathElement::new(vec![(x_left, *y), (x_right, *y)], line))?;
+        root.draw(&PathElement::new(
+            vec![(x_left - tick, *y), (x_left, *y)],
+            BLACK,
+        ))?;
+        root.draw(&PathElement::new(
+            vec![(x_right, *y), (x_right + tick, *y)],
+            BLACK,
+        ))?;
+        if *major {
+            root.draw_text(
+                label,
+                &text(14.0).pos(Pos::new(HPos::Right, VPos::Center)),
+                (x_left - 8, *y),
+            )?;
+            root.draw_text(
+                label,
+                &text(14.0).pos(Pos::new(HPos::Left, VPos::Center)),
+                (x_right + 8, *y),
+            )?;
+        }
+    }
     // backend_coord is in root pixels; draw on the root.
     for (m, x) in s.markers.iter().zip(&marker_xs) {
         dashed_vline(

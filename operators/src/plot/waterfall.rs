@@ -3,21 +3,19 @@
 //! colour = mean rate clipped to [vmin, vmax], no data = white, marked
 //! cells (high-rate veto) red on top. UTC time axis, floor labels.
 
-use std::path::Path;
-
 use pipeline::plot::{Waterfall, WaterfallColumn};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::colormap::color;
 use super::{centered, draw_colorbar, text};
-use crate::util::hhmm;
 
 pub const SIZE: (u32, u32) = (1000, 800);
 const HRV: RGBColor = RGBColor(220, 0, 0);
 
-pub fn render(path: &Path, w: &Waterfall) -> anyhow::Result<()> {
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+/// Draws into `buf` (RGB, `SIZE`).
+pub fn render(buf: &mut [u8], w: &Waterfall) -> anyhow::Result<()> {
+    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (cx, _) = (SIZE.0 as i32 / 2, 0);
     root.draw_text(&w.title, &centered(super::bold(15.0)), (cx, 16))?;
@@ -36,34 +34,43 @@ pub fn render(path: &Path, w: &Waterfall) -> anyhow::Result<()> {
     // Columns are right-aligned: the newest is the last image column.
     let offset = n_cols.saturating_sub(w.columns.len());
     let span = (w.vmax - w.vmin).max(f64::MIN_POSITIVE);
-    let mut col_of_px: Vec<Option<&WaterfallColumn>> = Vec::with_capacity(pw);
+    // Pixel spans [xa, xb) of the columns with data (pixel px shows column
+    // px * n_cols / pw); the cost is one colour per data cell and row.
+    let mut spans: Vec<(usize, usize, &WaterfallColumn)> = Vec::new();
     for px in 0..pw {
         let c = px * n_cols / pw;
-        col_of_px.push(
-            c.checked_sub(offset)
-                .and_then(|i| w.columns.get(i))
-                .map(|a| &**a),
-        );
-    }
-    for py in 0..ph {
-        let row = n_rows - 1 - (py * n_rows / ph).min(n_rows - 1);
-        for (px, col) in col_of_px.iter().enumerate() {
-            let Some(col) = col else { continue };
-            let v = col
-                .values
-                .get(row)
-                .copied()
-                .unwrap_or(WaterfallColumn::NO_DATA);
-            let c = if col.marked(row) {
-                HRV
-            } else if v == WaterfallColumn::NO_DATA {
-                continue;
-            } else {
-                color(w.colormap, (f64::from(v) * w.unit - w.vmin) / span)
-            };
-            root.draw_pixel((x0 + px as i32, y0 + py as i32), &c)?;
+        let Some(col) = c.checked_sub(offset).and_then(|i| w.columns.get(i)) else {
+            continue;
+        };
+        match spans.last_mut() {
+            Some((_, xb, last)) if std::ptr::eq(*last, &**col) && *xb == px => *xb = px + 1,
+            _ => spans.push((px, px + 1, &**col)),
         }
     }
+    // The image area is filled straight into an RGB buffer and blitted in
+    // one go: per-pixel plotters calls made this plot the bottleneck of
+    // the whole health graph (115 of them per window).
+    let mut buf = vec![255u8; pw * ph * 3];
+    let mut colors: Vec<Option<RGBColor>> = vec![None; spans.len()];
+    let mut last_row = usize::MAX;
+    for py in 0..ph {
+        let row = n_rows - 1 - (py * n_rows / ph).min(n_rows - 1);
+        if row != last_row {
+            last_row = row;
+            for (c, (_, _, col)) in colors.iter_mut().zip(&spans) {
+                *c = cell_color(w, col, row, span);
+            }
+        }
+        let line = &mut buf[py * pw * 3..(py + 1) * pw * 3];
+        for (c, (xa, xb, _)) in colors.iter().zip(&spans) {
+            if let Some(RGBColor(r, g, b)) = c {
+                for px in line[xa * 3..xb * 3].chunks_exact_mut(3) {
+                    px.copy_from_slice(&[*r, *g, *b]);
+                }
+            }
+        }
+    }
+    super::blit(&root, (x0, y0), (pw, ph), buf)?;
     root.draw(&Rectangle::new([(x0, y0), (x1, y1)], BLACK.stroke_width(1)))?;
 
     // Floor bands: separators and labels.
@@ -83,17 +90,25 @@ pub fn render(path: &Path, w: &Waterfall) -> anyhow::Result<()> {
             )?;
         }
     }
-    // Time axis: 10 ticks, HH:MM of the column's end time.
+    // Time axis: round UTC times (every 10 min, 1 h, …); column c covers
+    // (end - interval, end] with end = newest - (n_cols - 1 - c) * interval.
     let newest = w
         .columns
         .last()
         .map_or(w.data_time_ns / 1_000_000_000, |c| c.end_s) as i64;
-    for k in 0..10 {
-        let c = k * n_cols / 10;
-        let x = x0 + (c * pw / n_cols) as i32;
-        let t = newest - (n_cols - 1 - c) as i64 * w.interval_s as i64;
+    let iv = w.interval_s.max(1) as i64;
+    let t_left = newest - n_cols as i64 * iv;
+    let x_of_t = |t: f64| x0 as f64 + (t - t_left as f64) / (n_cols as i64 * iv) as f64 * pw as f64;
+    let (ticks, _) = super::time_ticks(t_left as f64, newest as f64, 10);
+    let span = (n_cols as i64 * iv) as f64;
+    for t in ticks {
+        let x = x_of_t(t).round() as i32;
         root.draw(&PathElement::new(vec![(x, y1), (x, y1 + 5)], BLACK))?;
-        root.draw_text(&hhmm(t), &centered(text(12.0)), (x, y1 + 16))?;
+        root.draw_text(
+            &super::time_label(t as i64, span),
+            &centered(text(12.0)),
+            (x, y1 + 16),
+        )?;
     }
     root.draw_text(
         &format!("UTC time [{} s/px]", w.interval_s),
@@ -122,4 +137,21 @@ pub fn render(path: &Path, w: &Waterfall) -> anyhow::Result<()> {
     )?;
     root.present()?;
     Ok(())
+}
+
+/// The colour of one cell: HRV-marked red, no data none (white).
+fn cell_color(w: &Waterfall, col: &WaterfallColumn, row: usize, span: f64) -> Option<RGBColor> {
+    if col.marked(row) {
+        return Some(HRV);
+    }
+    let v = col
+        .values
+        .get(row)
+        .copied()
+        .unwrap_or(WaterfallColumn::NO_DATA);
+    if v == WaterfallColumn::NO_DATA {
+        None
+    } else {
+        Some(color(w.colormap, (f64::from(v) * w.unit - w.vmin) / span))
+    }
 }

@@ -168,7 +168,14 @@ fn replay_thread(
             let due = w0 + Duration::from_secs_f64((t - t0) as f64 * TICK_NS as f64 / 1e9 / speed);
             let now = Instant::now();
             if due > now {
-                // Hand over what is ready before waiting.
+                // Hand over what is ready before waiting, and count its
+                // bytes: paced batches rarely fill up, and the progress
+                // bar would otherwise stay at 0 % until the end.
+                let position: u64 = files.iter().map(|f| f.position).sum();
+                env.progress
+                    .bytes_read
+                    .fetch_add(position.saturating_sub(base_position), Ordering::Relaxed);
+                base_position = position;
                 if !batch.is_empty()
                     && !ingress.send(Feed {
                         items: std::mem::take(&mut batch),

@@ -80,6 +80,12 @@ pub struct RunOptions {
     pub progress: bool,
     /// Install SIGINT/SIGTERM handlers (off in benchmarks and unit tests).
     pub handle_signals: bool,
+    /// The registry to count into, when someone else in the process reads
+    /// it too (the web server's status page in `km3mon run` and `demo`).
+    pub metrics: Option<Arc<Metrics>>,
+    /// A stop flag owned by the caller (`km3mon demo` stops the simulator
+    /// and the Ligier on the same signal); set it to end a live run.
+    pub shutdown: Option<Arc<AtomicBool>>,
 }
 
 impl RunOptions {
@@ -99,6 +105,8 @@ impl RunOptions {
             log_interval: Duration::from_secs(60),
             progress: true,
             handle_signals: true,
+            metrics: None,
+            shutdown: None,
         }
     }
 }
@@ -123,7 +131,7 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow::anyhow!("cannot create state directory {}: {e}", d.display()))?;
     }
-    let shutdown = Arc::new(AtomicBool::new(false));
+    let shutdown = opts.shutdown.clone().unwrap_or_default();
     if opts.handle_signals {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             // A second signal while shutting down exits at once.
@@ -131,7 +139,7 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
             signal_hook::flag::register(sig, shutdown.clone())?;
         }
     }
-    let metrics = Arc::new(Metrics::default());
+    let metrics = opts.metrics.clone().unwrap_or_default();
     for n in &graph.nodes {
         metrics.node(&n.name);
     }

@@ -1,0 +1,478 @@
+//! `type = "msg_dumper"`: the DAQ log archive (spec §3.12, fixed).
+//!
+//! Lines go to `<dir>/<prefix>.log` as `MSG.log [<Source>]: <text>` (the
+//! first token is literally the file name, the source the msg_dumper
+//! category), written as soon as the frontier passes their timestamp, with
+//! no user-space buffer. Continuation lines of a multi-line payload are
+//! indented by four spaces, so every file line still belongs to exactly one
+//! message.
+//!
+//! Rotation is by data time, not by the arrival of the next message: when
+//! the frontier passes UTC midnight, the live file is *renamed* to
+//! `<prefix>_<YYYY-MM-DD>.log` of the day its lines belong to. That day is
+//! kept in a sidecar `.<prefix>.log.day`, so a restart (even days later)
+//! archives the old lines under their own date. A late line of a day that
+//! is already archived is appended to that day's archive. In a replay the
+//! end of the input closes the last day too; a live shutdown keeps the
+//! live file for the next start.
+//!
+//! All file I/O runs on a writer thread. A failing write (disk full) is
+//! undone (the file is truncated back to its length before the write, so a
+//! retry never duplicates a partial line), logged, and retried with
+//! back-off until it succeeds.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use pipeline::item::{Item, Time};
+use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::runtime::io::write_atomic;
+use pipeline::runtime::RunEnv;
+use pipeline::StreamKind;
+use serde::Deserialize;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use super::{date, day_of, parse::category, parse_date, text_of};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MsgDumper {
+    /// Directory under `--out`.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// File prefix: `<prefix>.log`, `<prefix>_<date>.log`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("logs")
+}
+fn default_prefix() -> String {
+    "MSG".into()
+}
+
+impl NodeConfig for MsgDumper {
+    const TYPE: &'static str = "msg_dumper";
+    const ROLE: Role = Role::Sink;
+    const ABOUT: &'static str =
+        "archives MSG lines in MSG.log, renamed to MSG_YYYY-MM-DD.log at UTC midnight (data time)";
+}
+
+/// One archive line (or several, for a multi-line payload), newline-ended.
+pub fn format_line(prefix: &str, text: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(b".log [");
+    out.extend_from_slice(category(text).as_bytes());
+    out.extend_from_slice(b"]: ");
+    let mut lines = text.split('\n');
+    out.extend_from_slice(lines.next().unwrap_or("").trim_end_matches('\r').as_bytes());
+    for more in lines {
+        out.extend_from_slice(b"\n    ");
+        out.extend_from_slice(more.trim_end_matches('\r').as_bytes());
+    }
+    out.push(b'\n');
+}
+
+/// The live file and the day its lines belong to.
+pub struct Archive {
+    dir: PathBuf,
+    prefix: String,
+    file: Option<File>,
+    /// Day of the lines in the live file; `None` = no lines yet.
+    day: Option<i64>,
+}
+
+impl Archive {
+    /// Opens the archive directory, recovering the day of a live file left
+    /// by an earlier run (sidecar; for a file without one, e.g. from the
+    /// original Python dumper, its modification time).
+    pub fn open(dir: &Path, prefix: &str) -> io::Result<Archive> {
+        std::fs::create_dir_all(dir)?;
+        let mut a = Archive {
+            dir: dir.to_path_buf(),
+            prefix: prefix.to_string(),
+            file: None,
+            day: None,
+        };
+        let live_len = std::fs::metadata(a.live()).map(|m| m.len()).unwrap_or(0);
+        if live_len > 0 {
+            a.day = std::fs::read_to_string(a.sidecar())
+                .ok()
+                .and_then(|s| parse_date(&s))
+                .or_else(|| {
+                    let mtime = std::fs::metadata(a.live()).ok()?.modified().ok()?;
+                    let s = mtime.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+                    Some((s / 86_400) as i64)
+                });
+        } else {
+            let _ = std::fs::remove_file(a.sidecar());
+        }
+        Ok(a)
+    }
+
+    pub fn live(&self) -> PathBuf {
+        self.dir.join(format!("{}.log", self.prefix))
+    }
+    fn sidecar(&self) -> PathBuf {
+        self.dir.join(format!(".{}.log.day", self.prefix))
+    }
+    pub fn archive(&self, day: i64) -> PathBuf {
+        self.dir.join(format!("{}_{}.log", self.prefix, date(day)))
+    }
+    pub fn day(&self) -> Option<i64> {
+        self.day
+    }
+
+    /// Appends the formatted lines of `day`.
+    pub fn append(&mut self, day: i64, bytes: &[u8]) -> io::Result<()> {
+        match self.day {
+            Some(d) if d < day => self.rotate()?,
+            // Late lines of an archived day join their day's archive.
+            Some(d) if d > day => {
+                return append_undoable(&mut open_append(&self.archive(day))?, bytes)
+            }
+            _ => {}
+        }
+        if self.day.is_none() {
+            // The sidecar first: a crash after it leaves an empty or short
+            // live file of the right day, never lines of an unknown day.
+            write_atomic(&self.sidecar(), date(day).as_bytes())?;
+            self.day = Some(day);
+        }
+        if self.file.is_none() {
+            self.file = Some(open_append(&self.live())?);
+        }
+        append_undoable(self.file.as_mut().expect("opened"), bytes)
+    }
+
+    /// Every line before `day` has been written: archive an older live file.
+    pub fn close_before(&mut self, day: i64) -> io::Result<()> {
+        match self.day {
+            Some(d) if d < day => self.rotate(),
+            _ => Ok(()),
+        }
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let Some(day) = self.day else { return Ok(()) };
+        if let Some(f) = self.file.take() {
+            f.sync_data()?;
+        }
+        let (live, target) = (self.live(), self.archive(day));
+        if live.exists() {
+            if target.exists() {
+                // Late lines made the archive already: add ours after them.
+                let bytes = std::fs::read(&live)?;
+                append_undoable(&mut open_append(&target)?, &bytes)?;
+                std::fs::remove_file(&live)?;
+            } else {
+                std::fs::rename(&live, &target)?;
+            }
+            tracing::info!("archived {}", target.display());
+        }
+        match std::fs::remove_file(self.sidecar()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.day = None;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Writes all of `bytes` or nothing: a partial write is truncated away.
+fn append_undoable(f: &mut File, bytes: &[u8]) -> io::Result<()> {
+    let len = f.metadata()?.len();
+    if let Err(e) = f.write_all(bytes).and_then(|()| f.flush()) {
+        let _ = f.set_len(len);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// What the worker hands to the writer thread.
+#[derive(Debug)]
+pub enum Cmd {
+    Lines {
+        day: i64,
+        bytes: Vec<u8>,
+        lines: u64,
+    },
+    /// The frontier passed the start of this day.
+    CloseBefore(i64),
+}
+
+/// Retries `f` with back-off until it succeeds, logging the first failure
+/// and then every 10th; gives up only when the run is shutting down and
+/// the error persists for a few more attempts (the caller logs the loss).
+pub fn retry(what: &str, stop: &dyn Fn() -> bool, mut f: impl FnMut() -> io::Result<()>) -> bool {
+    let mut delay = Duration::from_millis(50);
+    for failures in 0u64.. {
+        match f() {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!("{what}: resumed after {failures} failed attempts");
+                }
+                return true;
+            }
+            Err(e) => {
+                if failures % 10 == 0 {
+                    tracing::error!("{what}: {e} (retrying)");
+                }
+                if stop() && failures >= 3 {
+                    return false;
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    unreachable!()
+}
+
+fn writer(dir: PathBuf, prefix: String, rx: Receiver<Cmd>, env: Arc<RunEnv>) {
+    let stop = || env.shutdown_requested();
+    let what = format!("msg_dumper {}", dir.display());
+    let mut archive = None;
+    if !retry(&what, &stop, || {
+        archive = Some(Archive::open(&dir, &prefix)?);
+        Ok(())
+    }) {
+        return;
+    }
+    let mut archive = archive.expect("opened");
+    for cmd in rx {
+        let ok = match &cmd {
+            Cmd::Lines { day, bytes, .. } => retry(&what, &stop, || archive.append(*day, bytes)),
+            Cmd::CloseBefore(day) => retry(&what, &stop, || archive.close_before(*day)),
+        };
+        if let (false, Cmd::Lines { lines, .. }) = (ok, &cmd) {
+            tracing::error!("{what}: gave up at shutdown, {lines} lines lost");
+        }
+    }
+}
+
+impl Node for MsgDumper {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Msg, StreamKind::Messages]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        None
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        let mut errors: Vec<_> = check_relative("dir", &self.dir).into_iter().collect();
+        if self.prefix.is_empty() || self.prefix.contains(['/', '\\']) {
+            errors.push((
+                "prefix".into(),
+                "a plain file name prefix, e.g. `MSG`".into(),
+            ));
+        }
+        errors
+    }
+    fn build<'s>(
+        &self,
+        ctx: &BuildContext<'s>,
+        input: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        let input = input.ok_or_else(|| anyhow::anyhow!("msg_dumper needs an input"))?;
+        let mut tx: Option<Sender<Cmd>> = None;
+        if ctx.is_leader() {
+            let (s, r) = unbounded();
+            let (dir, prefix, env) = (
+                ctx.out_path(&self.dir),
+                self.prefix.clone(),
+                ctx.env.clone(),
+            );
+            ctx.spawn_io("writer", move || writer(dir, prefix, r, env))?;
+            tx = Some(s);
+        }
+        // A replay's end closes the last day; a live shutdown does not.
+        let close_at_end = matches!(ctx.env.mode, Mode::Replay { .. });
+        let prefix = self.prefix.clone();
+        let metrics = ctx.metrics.clone();
+        let mut pending: BTreeMap<Time, Vec<u8>> = BTreeMap::new();
+        let mut counts: BTreeMap<Time, u64> = BTreeMap::new();
+        let mut closed_before: Option<i64> = None;
+        super::only_lines(input).sink(
+            Exchange::new(|_: &Item| 0),
+            "msg_dumper",
+            move |(input, frontier)| {
+                input.for_each(|cap, data| {
+                    let Some(&t) = cap.least() else { return };
+                    let buf = pending.entry(t).or_default();
+                    let mut n = 0;
+                    metrics.busy(|| {
+                        for item in data.iter() {
+                            if let Some(text) = text_of(item) {
+                                format_line(&prefix, &text, buf);
+                                n += 1;
+                            }
+                        }
+                    });
+                    *counts.entry(t).or_default() += n;
+                });
+                let f = frontier.frontier().iter().min().copied();
+                let Some(tx) = &tx else {
+                    pending.clear();
+                    return;
+                };
+                while let Some((&t, _)) = pending.first_key_value() {
+                    if f.is_some_and(|f| f <= t) {
+                        break;
+                    }
+                    let bytes = pending.pop_first().expect("non-empty").1;
+                    let lines = counts.remove(&t).unwrap_or(0);
+                    if !bytes.is_empty() {
+                        let _ = tx.send(Cmd::Lines {
+                            day: day_of(t),
+                            bytes,
+                            lines,
+                        });
+                    }
+                }
+                let close = match f {
+                    Some(f) => Some(day_of(f)),
+                    None if close_at_end => Some(i64::MAX),
+                    None => None,
+                };
+                if let Some(day) = close {
+                    if closed_before.is_none_or(|c| c < day) {
+                        closed_before = Some(day);
+                        let _ = tx.send(Cmd::CloseBefore(day));
+                    }
+                }
+            },
+        );
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 19_723; // 2024-01-01
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("km3mon-msgdump-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn line(text: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        format_line("MSG", text, &mut v);
+        v
+    }
+
+    fn read(p: PathBuf) -> String {
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn line_format_and_continuations() {
+        assert_eq!(
+            String::from_utf8(line("2024-01-01T00:00:12+0000 192.168.0.111 F01 WARNING x"))
+                .unwrap(),
+            "MSG.log [DataFilter]: 2024-01-01T00:00:12+0000 192.168.0.111 F01 WARNING x\n"
+        );
+        assert_eq!(
+            String::from_utf8(line("t 1.2.3.4 A01 DEBUG actionConfigure()\r\na = 1\nb = 2")).unwrap(),
+            "MSG.log [AcousticDataFilter]: t 1.2.3.4 A01 DEBUG actionConfigure()\n    a = 1\n    b = 2\n"
+        );
+        assert_eq!(
+            String::from_utf8(line("ALERT (MONITORING) 2024-01-01T00:00:00Z: x")).unwrap(),
+            "MSG.log [Other]: ALERT (MONITORING) 2024-01-01T00:00:00Z: x\n"
+        );
+    }
+
+    #[test]
+    fn rotation_at_midnight_and_restarts() {
+        let dir = tmp("rotate");
+        let mut a = Archive::open(&dir, "MSG").unwrap();
+        a.append(DAY, &line("before midnight 1")).unwrap();
+        a.append(DAY, &line("before midnight 2")).unwrap();
+        // A restart in between: the day is recovered, lines continue.
+        drop(a);
+        let mut a = Archive::open(&dir, "MSG").unwrap();
+        assert_eq!(a.day(), Some(DAY));
+        a.append(DAY, &line("before midnight 3")).unwrap();
+        a.close_before(DAY).unwrap(); // frontier still in the day: nothing
+        assert!(!a.archive(DAY).exists());
+        // A message after midnight rotates first (rename, not copy).
+        a.append(DAY + 1, &line("after midnight 1")).unwrap();
+        let old = read(a.archive(DAY));
+        assert_eq!(old.lines().count(), 3, "{old}");
+        assert!(old.lines().all(|l| l.contains("before")));
+        assert_eq!(read(a.live()), "MSG.log [Other]: after midnight 1\n");
+        // A restart on a later day: the live file is archived under its
+        // own day when the frontier passes, although no message came.
+        drop(a);
+        let mut a = Archive::open(&dir, "MSG").unwrap();
+        assert_eq!(a.day(), Some(DAY + 1));
+        a.close_before(DAY + 3).unwrap();
+        assert_eq!(
+            read(a.archive(DAY + 1)),
+            "MSG.log [Other]: after midnight 1\n"
+        );
+        assert!(!a.live().exists() && a.day().is_none());
+        // A late line of an archived day joins its archive; nothing lost.
+        a.append(DAY + 3, &line("day 3")).unwrap();
+        a.append(DAY + 1, &line("late")).unwrap();
+        assert_eq!(read(a.archive(DAY + 1)).lines().count(), 2);
+        assert_eq!(read(a.live()), "MSG.log [Other]: day 3\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rotation_onto_an_existing_archive_appends() {
+        let dir = tmp("existing");
+        let mut a = Archive::open(&dir, "MSG").unwrap();
+        std::fs::write(a.archive(DAY), line("earlier")).unwrap();
+        a.append(DAY, &line("later")).unwrap();
+        a.close_before(DAY + 1).unwrap();
+        assert_eq!(
+            read(a.archive(DAY)),
+            "MSG.log [Other]: earlier\nMSG.log [Other]: later\n"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn retry_resumes_after_failures_without_duplicates() {
+        let dir = tmp("retry");
+        let mut a = Archive::open(&dir, "MSG").unwrap();
+        let mut failures = 3;
+        let ok = retry("test", &|| false, || {
+            if failures > 0 {
+                failures -= 1;
+                return Err(io::Error::other("No space left on device"));
+            }
+            a.append(DAY, &line("once"))
+        });
+        assert!(ok);
+        assert_eq!(read(a.live()), "MSG.log [Other]: once\n");
+        assert!(!retry("test", &|| true, || Err(io::Error::other("full"))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_write_leaves_no_partial_line() {
+        // /dev/full fails every write with ENOSPC.
+        let Ok(mut f) = OpenOptions::new().append(true).open("/dev/full") else {
+            return;
+        };
+        assert!(append_undoable(&mut f, b"x\n").is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! ztplot's plot thread: calibration per run, the top-10 rule, the
+//! display and the archive. Runs off the dataflow workers; every failure
+//! is logged and the event dropped, the thread carries on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+use daq::detector::Detector;
+use daq::event::Event;
+use pipeline::runtime::io::write_atomic;
+use pipeline::runtime::metrics::NodeMetrics;
+
+use super::calib_source::CalibrationSource;
+use super::draw::{self, ZtFigure};
+use super::hits::{self, ZtHit};
+use super::selection::{Limits, Row, SelectionDb, Sizes};
+use super::ZtPlot;
+use crate::util::human;
+
+pub struct Setup {
+    pub cfg: ZtPlot,
+    /// Absolute paths.
+    pub db: PathBuf,
+    pub dir: PathBuf,
+    pub source: Box<dyn CalibrationSource>,
+    pub metrics: Arc<NodeMetrics>,
+}
+
+pub fn run(setup: Setup, rx: Receiver<Arc<Event>>) {
+    let mut st = State::new(setup);
+    for ev in rx {
+        let m = st.setup.metrics.clone();
+        m.busy(|| st.event(&ev));
+    }
+}
+
+pub struct State {
+    setup: Setup,
+    det: Option<Arc<Detector>>,
+    run: Option<(i32, i32)>,
+    /// Shown on the plot while the calibration is not the run's own.
+    note: Option<String>,
+    max_z: Option<f64>,
+    db: Option<SelectionDb>,
+    limits: Limits,
+    last_plot: Option<u32>,
+}
+
+impl State {
+    pub fn new(setup: Setup) -> State {
+        // Without a database there is no top 10: only routine plots.
+        let db = match SelectionDb::open(&setup.db, &setup.cfg.table) {
+            Ok(db) => Some(db),
+            Err(e) => {
+                tracing::error!(
+                    "ztplot: database {}: {e}; no event selection",
+                    setup.db.display()
+                );
+                None
+            }
+        };
+        let limits = db
+            .as_ref()
+            .and_then(|d| {
+                d.limits()
+                    .map_err(|e| tracing::error!("ztplot: limits: {e}"))
+                    .ok()
+            })
+            .unwrap_or_default();
+        State {
+            setup,
+            det: None,
+            run: None,
+            note: None,
+            max_z: None,
+            db,
+            limits,
+            last_plot: None,
+        }
+    }
+
+    /// On a run change: the run's detector, or the previous one with a note.
+    fn reload(&mut self, det_id: i32, run: i32) {
+        match self.setup.source.for_run(det_id, run) {
+            Ok(d) => {
+                let top = d
+                    .optical_modules()
+                    .flat_map(|m| m.pmts.iter().map(|p| p.pos[2]))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                if top.is_finite() {
+                    self.max_z = Some(((top + 10.0) / 10.0).round() * 10.0);
+                }
+                self.det = Some(d);
+                self.note = None;
+            }
+            Err(e) => {
+                tracing::warn!("ztplot: calibration for run {run}: {e}; keeping the previous one");
+                self.note = Some(format!(
+                    "calibration for run {run} failed, using {}",
+                    if self.det.is_some() {
+                        "the previous one"
+                    } else {
+                        "none"
+                    }
+                ));
+            }
+        }
+        self.run = Some((det_id, run));
+    }
+
+    pub fn event(&mut self, ev: &Event) {
+        let h = &ev.header;
+        if self.run != Some((h.det_id, h.run)) {
+            self.reload(h.det_id, h.run);
+        }
+        let Some(det) = self.det.clone() else { return };
+        let cal = hits::calibrate(&det, ev);
+        let sizes = Sizes {
+            overlays: ev.overlays as i64,
+            n_hits: ev.snapshot_hits.len() as i64,
+            n_triggered_hits: ev.triggered_hits.len() as i64,
+        };
+        let candidate = self.db.is_some() && self.limits.is_candidate(&sizes);
+        let every = self.setup.cfg.plot_every as u32;
+        if !candidate
+            && self
+                .last_plot
+                .is_some_and(|l| h.utc_seconds.saturating_sub(l) < every)
+        {
+            return;
+        }
+        let png = self.setup.dir.join("ztplot.png");
+        if let Err(e) = self.plot(&det, ev, &cal.hits, &png) {
+            tracing::error!("ztplot: plot: {e}");
+            return;
+        }
+        self.last_plot = Some(h.utc_seconds);
+        if candidate {
+            if let Err(e) = self.archive(ev, &cal.hits, sizes, &png) {
+                tracing::error!("ztplot: event selection: {e}");
+            }
+        }
+    }
+
+    fn plot(&self, det: &Detector, ev: &Event, hits: &[ZtHit], png: &Path) -> anyhow::Result<()> {
+        let h = &ev.header;
+        let flags = hits::trigger_flags(ev.trigger_mask);
+        let title = format!(
+            "z-t-Plot for DetID-{} Run {}, FrameIndex {}, TriggerCounter {}, Overlays {}, Trigger: {}",
+            h.det_id, h.run, h.frame_index, ev.trigger_counter, ev.overlays, flags
+        );
+        let n_trig = hits.iter().filter(|x| x.triggered).count();
+        let mut subtitle = format!(
+            "{}   —   {} hits, {} triggered",
+            human(h.utc_seconds as i64),
+            hits.len(),
+            n_trig
+        );
+        if let Some(n) = &self.note {
+            subtitle.push_str(&format!("   —   {n}"));
+        }
+        let floor_z = hits
+            .iter()
+            .map(|x| x.du)
+            .min()
+            .map(|du| {
+                let mut ms: Vec<_> = det.modules_of_du(du).filter(|m| m.is_optical()).collect();
+                ms.sort_by_key(|m| m.floor);
+                ms.iter()
+                    .filter_map(|m| m.pmt(0))
+                    .map(|p| p.pos[2])
+                    .collect()
+            })
+            .unwrap_or_default();
+        let max_z = self.max_z.unwrap_or_else(|| {
+            let top = hits.iter().map(|x| x.z).fold(0.0, f64::max);
+            (top / 100.0).ceil().max(1.0) * 100.0 * 1.05
+        });
+        let fig = ZtFigure {
+            title,
+            subtitle,
+            hits,
+            floor_z,
+            max_z,
+            ytick_distance: self.setup.cfg.ytick_distance,
+        };
+        std::fs::create_dir_all(&self.setup.dir)?;
+        let tmp = self
+            .setup
+            .dir
+            .join(format!(".ztplot.tmp{}.png", std::process::id()));
+        if let Err(e) = draw::render(&tmp, &fig) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, png)?;
+        Ok(())
+    }
+
+    fn archive(
+        &mut self,
+        ev: &Event,
+        hits: &[ZtHit],
+        sizes: Sizes,
+        png: &Path,
+    ) -> anyhow::Result<()> {
+        let h = &ev.header;
+        let stem = file_stem(h.det_id, h.run, h.frame_index, ev.trigger_counter);
+        let sel = self.setup.dir.join("event_selection");
+        let copy = sel.join(format!("{stem}.png"));
+        write_atomic(&copy, &std::fs::read(png)?)?;
+        // The complete IO_EVT frame, preamble included: the encoder
+        // reproduces the wire bytes of a decoded event.
+        write_atomic(&sel.join(format!("{stem}.dat")), &ev.encode())?;
+        let mut dus: Vec<u32> = hits.iter().map(|x| x.du).collect();
+        dus.sort_unstable();
+        dus.dedup();
+        let row = Row {
+            sizes,
+            n_dus: dus.len() as i64,
+            plot_filename: copy.display().to_string(),
+            run_id: h.run as i64,
+            det_id: h.det_id as i64,
+            frame_index: h.frame_index as i64,
+            trigger_counter: ev.trigger_counter as i64,
+            utc_timestamp: h.utc_seconds as i64,
+        };
+        let db = self.db.as_mut().expect("candidates only with a database");
+        db.insert(&row)?;
+        self.limits = db.limits()?;
+        Ok(())
+    }
+}
+
+/// `ztplot_{det:08}_{run:08}_FI{fi}_TC{tc}`.
+pub fn file_stem(det: i32, run: i32, fi: i32, tc: u64) -> String {
+    format!("ztplot_{det:08}_{run:08}_FI{fi}_TC{tc}")
+}

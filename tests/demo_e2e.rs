@@ -1,0 +1,258 @@
+//! `km3mon demo` end to end (one process: Ligier, simulator, the full
+//! graph, the web server): it prints its URL and login, the overview plots
+//! appear and are served within a minute, pages need the login, SIGTERM
+//! stops it with status 0. And fault → alert: a simulator recording with
+//! each fault, replayed through graphs/km3mon.toml, raises the alert the
+//! monitors promise (docs/simulator.md, "Faults").
+//!
+//! Loopback only; every wait is bounded.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("km3mon-demo-e2e-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Kills the demo if the test fails half-way, so no process outlives it.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET path` over plain HTTP/1.1: (status, body).
+fn get(port: u16, path: &str, auth: Option<(&str, &str)>) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the demo");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if let Some((u, p)) = auth {
+        req += &format!(
+            "Authorization: Basic {}\r\n",
+            web::auth::base64_encode(format!("{u}:{p}").as_bytes())
+        );
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    let mut body = raw[head_end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = unchunk(&body);
+    }
+    (status, body)
+}
+
+fn unchunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+    out
+}
+
+#[test]
+fn demo_serves_the_overview_and_stops_on_sigterm() {
+    let dir = scratch("demo");
+    let port = common::free_port();
+    let child = Command::new(common::km3mon())
+        .args(["demo", "--port", &port.to_string(), "--dir"])
+        .arg(&dir)
+        .env("KM3MON_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start km3mon demo");
+    let mut demo = Guard(child);
+
+    // The one stdout line: `http://127.0.0.1:PORT/  user NAME  password PASS`.
+    let mut line = String::new();
+    BufReader::new(demo.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.len(), 5, "unexpected URL line {line:?}");
+    assert_eq!(words[0], format!("http://127.0.0.1:{port}/"));
+    assert_eq!((words[1], words[3]), ("user", "password"));
+    let creds = (words[2], words[4]);
+    assert!(
+        creds.1.len() >= 12,
+        "a generated password, not {:?}",
+        creds.1
+    );
+
+    let (status, body) = get(port, "/", Some(creds));
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("dom_rates"));
+    assert_eq!(get(port, "/", None).0, 401, "pages need the login");
+    assert_eq!(get(port, "/", Some((creds.0, "wrong"))).0, 401);
+
+    // The overview plots appear on disk and are served, within a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut missing = vec!["dom_rates.png", "trigger_rates.png"];
+    while !missing.is_empty() {
+        missing.retain(|p| {
+            !dir.join("plots").join(p).is_file() || {
+                let (status, body) = get(port, &format!("/plots/{p}"), Some(creds));
+                status != 200 || !body.starts_with(b"\x89PNG")
+            }
+        });
+        assert!(
+            Instant::now() < deadline,
+            "not served within 60 s: {missing:?} (plots: {:?})",
+            std::fs::read_dir(dir.join("plots"))
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &demo.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = demo.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo still running 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "demo exited with {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn km3mon(args: &[&str]) -> Output {
+    let out = Command::new(common::km3mon())
+        .args(args)
+        .current_dir(repo())
+        .env("KM3MON_LOG", "warn")
+        .output()
+        .expect("run km3mon");
+    assert!(
+        out.status.success(),
+        "km3mon {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A 2-minute recording of a 3-DU detector with `fault`, replayed through
+/// the suite with a 20 s inactive-DOM threshold: the alert keys that fired.
+fn fault_alerts(test: &str, fault: &str) -> (Vec<String>, String) {
+    let dir = scratch(test);
+    let (rec, detx, out) = (dir.join("rec"), dir.join("d.detx"), dir.join("out"));
+    km3mon(&[
+        "simulate",
+        "--generate-detector",
+        "3x18",
+        "--write-detector",
+        detx.to_str().unwrap(),
+        "-o",
+        rec.to_str().unwrap(),
+        "--duration",
+        "2m",
+        "--fault",
+        fault,
+    ]);
+    let example = std::fs::read_to_string(repo().join("pipeline.toml.example")).unwrap();
+    assert!(example.contains("inactive_after = 300"));
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        example.replace("inactive_after = 300", "inactive_after = 20"),
+    )
+    .unwrap();
+    let replay = km3mon(&[
+        "replay",
+        "--graph",
+        "graphs/km3mon.toml",
+        "--config",
+        site.to_str().unwrap(),
+        "--detector",
+        detx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        rec.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&replay.stderr).to_string();
+    let alerts = std::fs::read_to_string(out.join("data/alerts.jsonl")).unwrap_or_default();
+    let firing = alerts
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON alert line"))
+        .filter(|v| v["state"] == "firing")
+        .map(|v| v["key"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    (firing, stderr)
+}
+
+fn assert_fires(keys: &[String], prefix: &str, fault: &str) {
+    assert!(
+        keys.iter().any(|k| k.starts_with(prefix)),
+        "{fault}: no `{prefix}…` alert fired; fired: {keys:?}"
+    );
+}
+
+#[test]
+fn dom_silent_raises_dom_inactive() {
+    let (keys, stderr) = fault_alerts("silent", "dom-silent@10s");
+    assert_fires(&keys, "dom_inactive:", "dom-silent");
+    // The replay summary names what fired.
+    assert!(stderr.contains("alerts raised:"), "no summary in {stderr}");
+    assert!(
+        stderr.contains("dom_inactive"),
+        "summary without the alert: {stderr}"
+    );
+}
+
+#[test]
+fn du_timesync_raises_time_sync() {
+    let (keys, _) = fault_alerts("timesync", "du-timesync@10s");
+    assert_fires(&keys, "time_sync:", "du-timesync");
+}
+
+#[test]
+fn trigger_zero_raises_trigger_rate_zero() {
+    let (keys, _) = fault_alerts("trigger", "trigger-zero@10s");
+    assert_fires(&keys, "trigger_rate_zero", "trigger-zero");
+}
