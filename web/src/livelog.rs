@@ -1,7 +1,8 @@
 //! Tails `MSG.log` for the live log page (the original ran frontail in a
 //! separate container). Polls size and inode: a file that shrank or was
-//! replaced has been rotated (msg_dumper copies it to `MSG_<date>.log` and
-//! truncates it) and is read again from its start.
+//! replaced has been rotated (msg_dumper renames it to `MSG_<date>.log` at
+//! UTC midnight of the data time and starts a new one; a truncated file is
+//! handled the same way) and is read again from its start.
 
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom};

@@ -66,7 +66,7 @@ pub fn render(dir: &Path) -> String {
     ));
     let items = list(dir);
     if items.is_empty() {
-        out.push_str("<p class=\"muted\">No archived daily log yet: msg_dumper archives MSG.log as MSG_&lt;date&gt;.log at the first message after midnight UTC.</p>");
+        out.push_str("<p class=\"muted\">No archived daily log yet: msg_dumper archives MSG.log as MSG_&lt;date&gt;.log when the data time passes midnight UTC.</p>");
     }
     out.push_str("<div class=\"tiles\">");
     for a in items {
