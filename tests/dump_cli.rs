@@ -45,9 +45,7 @@ fn golden(name: &str) -> Option<Value> {
 
 /// A scratch directory for corrupted copies, unique per test.
 fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("km3mon-dump-cli-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("dump-cli", test)
 }
 
 fn assert_close(a: &Value, b: &Value) {

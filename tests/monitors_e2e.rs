@@ -16,10 +16,7 @@ use daq::controlhost::{Mode as SubMode, Subscription, Tag};
 use daq::detector::Detector;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("km3mon-mon-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("mon", name)
 }
 
 fn root() -> PathBuf {
@@ -41,18 +38,6 @@ fn run(args: &[&str], envs: &[(&str, String)]) -> Output {
     out
 }
 
-fn sample_dumps() -> Vec<String> {
-    ["IO_EVT", "IO_SUM", "IO_TSSN", "IO_MONIT"]
-        .iter()
-        .map(|t| {
-            testdata()
-                .join(format!("daq/{t}.dat"))
-                .display()
-                .to_string()
-        })
-        .collect()
-}
-
 fn replay_samples(out: &Path, workers: &str) {
     let graph = root().join("graphs/km3mon.toml");
     let detx = testdata().join("detx/detx_v4.detx");
@@ -67,7 +52,7 @@ fn replay_samples(out: &Path, workers: &str) {
         "-w".into(),
         workers.into(),
     ];
-    args.extend(sample_dumps());
+    args.extend(common::sample_dumps());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run(&args, &[]);
 }

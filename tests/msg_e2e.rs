@@ -12,10 +12,7 @@ use std::process::Command;
 use common::km3mon;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("km3mon-msg-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("msg-e2e", name)
 }
 
 const GRAPH: &str = r#"

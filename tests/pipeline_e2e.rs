@@ -12,10 +12,7 @@ use daq::controlhost::{encode_message, Tag};
 use daq::dump::DumpReader;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("km3mon-pipe-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("pipe", name)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -129,18 +126,6 @@ fn shipped_graphs_check_and_draw() {
     );
 }
 
-fn sample_dumps() -> Vec<String> {
-    ["IO_EVT", "IO_SUM", "IO_TSSN", "IO_MONIT"]
-        .iter()
-        .map(|t| {
-            testdata()
-                .join(format!("daq/{t}.dat"))
-                .display()
-                .to_string()
-        })
-        .collect()
-}
-
 #[test]
 fn replay_of_the_sample_dumps_counts_every_message_and_byte() {
     let dir = tmp("samples");
@@ -153,7 +138,7 @@ fn replay_of_the_sample_dumps_counts_every_message_and_byte() {
         "--out",
         out_dir.to_str().unwrap(),
     ];
-    let files = sample_dumps();
+    let files = common::sample_dumps();
     args.extend(files.iter().map(String::as_str));
     let out = run(&args);
     assert!(
@@ -252,7 +237,7 @@ fn replay_is_deterministic_across_runs_and_workers() {
     let dir = tmp("determinism");
     let rec = dir.join("stream.rec");
     write_recording(&rec, 3000, 1_700_000_000, 7000, 1200);
-    let dumps = sample_dumps();
+    let dumps = common::sample_dumps();
     let dump_paths: Vec<&Path> = dumps.iter().map(Path::new).collect();
     let mut files = vec![rec.as_path()];
     files.extend(dump_paths);

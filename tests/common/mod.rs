@@ -45,3 +45,24 @@ pub fn python() -> PathBuf {
     );
     venv
 }
+
+/// An empty scratch folder for one test of `suite`, unique per test process.
+pub fn scratch(suite: &str, test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("km3mon-{suite}-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch folder");
+    dir
+}
+
+/// The four DAQ sample dumps, as arguments for `km3mon replay`.
+pub fn sample_dumps() -> Vec<String> {
+    ["IO_EVT", "IO_SUM", "IO_TSSN", "IO_MONIT"]
+        .iter()
+        .map(|t| {
+            testdata()
+                .join(format!("daq/{t}.dat"))
+                .display()
+                .to_string()
+        })
+        .collect()
+}
