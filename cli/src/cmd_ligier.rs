@@ -5,14 +5,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use daq::controlhost::{Mode, Subscription, Tag};
 use ligier::publish::{publish_files, PublishConfig, Speed};
 use ligier::record::{record, RecordConfig};
-use ligier::{query_status, ClientConfig, Ligier, LigierConfig, MirrorConfig, Shutdown};
+use ligier::{query_status, ClientConfig, Ligier, LigierConfig, MirrorConfig};
 use tracing::info;
 
 #[derive(clap::Args)]
@@ -123,7 +122,7 @@ pub struct PublishArgs {
 
 pub fn run_ligier(args: LigierArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = &args.status {
-        let report = query_status(&with_port(addr), Duration::from_secs(5))?;
+        let report = query_status(&ligier::with_default_port(addr), Duration::from_secs(5))?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -144,7 +143,7 @@ pub fn run_ligier(args: LigierArgs) -> anyhow::Result<ExitCode> {
         status_interval: Some(seconds(args.status_interval, "--status-interval")?)
             .filter(|d| !d.is_zero()),
     };
-    let stop = stop_on_signals()?;
+    let stop = crate::signals::stop_on_signals()?;
     let handle = Ligier::start(config.clone())
         .with_context(|| format!("cannot listen on {}", config.bind))?;
     stop.wait();
@@ -155,12 +154,12 @@ pub fn run_ligier(args: LigierArgs) -> anyhow::Result<ExitCode> {
 pub fn run_mirror(args: MirrorArgs) -> anyhow::Result<ExitCode> {
     let subscription = subscription(&args.tags, args.mode)?;
     let config = MirrorConfig {
-        from: ClientConfig::new(with_port(&args.from)).name(args.name.clone()),
-        to: ClientConfig::new(with_port(&args.to)).name(args.name),
+        from: ClientConfig::new(ligier::with_default_port(&args.from)).name(args.name.clone()),
+        to: ClientConfig::new(ligier::with_default_port(&args.to)).name(args.name),
         subscription,
         log_interval: Some(seconds(args.log_interval, "--log-interval")?).filter(|d| !d.is_zero()),
     };
-    let stop = stop_on_signals()?;
+    let stop = crate::signals::stop_on_signals()?;
     info!(from = %config.from.addr, to = %config.to.addr, "mirror running");
     let stats = ligier::run_mirror(config, stop)?;
     info!(
@@ -175,25 +174,25 @@ pub fn run_mirror(args: MirrorArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_record(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let config = RecordConfig {
-        ligier: ClientConfig::new(with_port(&args.ligier)).name(args.name),
+        ligier: ClientConfig::new(ligier::with_default_port(&args.ligier)).name(args.name),
         subscription: subscription(&args.tags, args.mode)?,
         output: args.output,
         append: args.append,
         flush_interval: seconds(args.flush_interval, "--flush-interval")?,
     };
-    let stop = stop_on_signals()?;
+    let stop = crate::signals::stop_on_signals()?;
     record(config, stop)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
     let config = PublishConfig {
-        ligier: ClientConfig::new(with_port(&args.ligier)).name(args.name),
+        ligier: ClientConfig::new(ligier::with_default_port(&args.ligier)).name(args.name),
         files: args.files,
         tag: args.tag,
         speed: args.speed,
     };
-    let stop = stop_on_signals()?;
+    let stop = crate::signals::stop_on_signals()?;
     let stats = publish_files(config, stop.clone())?;
     info!(
         files = stats.files,
@@ -207,44 +206,6 @@ pub fn run_publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// SIGINT/SIGTERM trigger a clean stop; a second one exits at once.
-fn stop_on_signals() -> anyhow::Result<Shutdown> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = Shutdown::new();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("cannot install signal handlers")?;
-    let flag = stop.clone();
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if flag.is_triggered() {
-                    std::process::exit(130);
-                }
-                info!(signal, "stopping (signal again to exit at once)");
-                flag.trigger();
-            }
-        })?;
-    Ok(stop)
-}
-
-/// `host` alone means the standard ControlHost port.
-fn with_port(addr: &str) -> String {
-    let has_port = match addr.rsplit_once(':') {
-        Some((host, port)) => {
-            port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
-        }
-        None => false,
-    };
-    if has_port {
-        addr.to_string()
-    } else if addr.contains(':') && !addr.starts_with('[') {
-        format!("[{addr}]:{}", ligier::DEFAULT_PORT)
-    } else {
-        format!("{addr}:{}", ligier::DEFAULT_PORT)
-    }
 }
 
 fn subscription(tags: &str, mode: Mode) -> anyhow::Result<Subscription> {
@@ -293,10 +254,10 @@ mod tests {
 
     #[test]
     fn addresses_get_the_default_port() {
-        assert_eq!(with_port("localhost"), "localhost:5553");
-        assert_eq!(with_port("10.0.0.1:5554"), "10.0.0.1:5554");
-        assert_eq!(with_port("::1"), "[::1]:5553");
-        assert_eq!(with_port("[::1]:7"), "[::1]:7");
+        assert_eq!(ligier::with_default_port("localhost"), "localhost:5553");
+        assert_eq!(ligier::with_default_port("10.0.0.1:5554"), "10.0.0.1:5554");
+        assert_eq!(ligier::with_default_port("::1"), "[::1]:5553");
+        assert_eq!(ligier::with_default_port("[::1]:7"), "[::1]:7");
     }
 
     #[test]

@@ -7,12 +7,11 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use daq::detector::Detector;
-use ligier::{ClientConfig, Shutdown, Speed};
+use ligier::{ClientConfig, Speed};
 use simulator::units::{format_utc, parse_duration};
 use simulator::{FaultSpec, GenerateSpec, LiveConfig, SimConfig, Simulator, Start};
 use tracing::info;
@@ -151,13 +150,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     for fault in plan.faults() {
         info!("{}", fault.describe(plan.start_ns()));
     }
-    let stop = stop_on_signals()?;
+    let stop = crate::signals::stop_on_signals()?;
     let stats = match (&args.ligier, &args.output) {
         (Some(addr), _) => {
             drop(plan);
             let live = LiveConfig {
                 sim: config,
-                ligier: ClientConfig::new(with_port(addr)).name(args.name),
+                ligier: ClientConfig::new(ligier::with_default_port(addr)).name(args.name),
                 speed: args.speed,
             };
             simulator::run_to_ligier(live, stop)?
@@ -175,34 +174,4 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     info!("{}", stats.summary());
     Ok(ExitCode::SUCCESS)
-}
-
-/// The Ligier's default port when none is given.
-fn with_port(addr: &str) -> String {
-    match addr.rsplit_once(':') {
-        Some((_, port)) if port.parse::<u16>().is_ok() => addr.to_string(),
-        _ => format!("{addr}:{}", ligier::DEFAULT_PORT),
-    }
-}
-
-/// SIGINT/SIGTERM stop the simulation cleanly (the recording is flushed);
-/// a second signal exits at once.
-fn stop_on_signals() -> anyhow::Result<Shutdown> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = Shutdown::new();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("cannot install signal handlers")?;
-    let flag = stop.clone();
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if flag.is_triggered() {
-                    std::process::exit(130);
-                }
-                info!(signal, "stopping (signal again to exit at once)");
-                flag.trigger();
-            }
-        })?;
-    Ok(stop)
 }

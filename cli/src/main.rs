@@ -10,6 +10,7 @@ mod cmd_ligier;
 mod cmd_pipeline;
 mod cmd_serve;
 mod cmd_simulate;
+mod signals;
 
 #[derive(Parser)]
 #[command(name = "km3mon", version, about = "KM3NeT online monitoring")]

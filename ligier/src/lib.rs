@@ -29,3 +29,21 @@ pub use wire::{FrameReader, Message, ReadError};
 
 /// The ControlHost dispatcher port every KM3NeT client assumes.
 pub const DEFAULT_PORT: u16 = 5553;
+
+/// `addr` with the standard ControlHost port appended when it names none
+/// (`host`, `1.2.3.4`, `::1` or `[::1]`), so users may leave it out.
+pub fn with_default_port(addr: &str) -> String {
+    let has_port = match addr.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+        }
+        None => false,
+    };
+    if has_port {
+        addr.to_string()
+    } else if addr.contains(':') && !addr.starts_with('[') {
+        format!("[{addr}]:{DEFAULT_PORT}")
+    } else {
+        format!("{addr}:{DEFAULT_PORT}")
+    }
+}
