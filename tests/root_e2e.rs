@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{km3mon, python, testdata};
+use common::{km3mon, testdata};
 use serde_json::Value;
 
 fn dump(path: &Path) -> (Output, Vec<Value>) {
@@ -120,38 +120,10 @@ fn dump_matches_the_golden() {
     }
 }
 
-/// `km3net_testdata/data/online` of the test Python, installing the
-/// package if needed.
-fn online_dir() -> PathBuf {
-    let py = python();
-    let locate = || {
-        Command::new(&py)
-            .args(["-c", "import km3net_testdata, os; print(os.path.join(os.path.dirname(km3net_testdata.__file__), 'data', 'online'))"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-    };
-    if let Some(dir) = locate() {
-        return dir;
-    }
-    let _ = Command::new(&py)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "km3net-testdata",
-        ])
-        .status();
-    locate().expect("km3net-testdata installs into the test Python")
-}
-
 #[test]
 fn every_online_sample_dumps_completely() {
     let mut n = 0;
-    for entry in std::fs::read_dir(online_dir()).unwrap() {
+    for entry in std::fs::read_dir(common::online_samples()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|x| x != "root") {
             continue;

@@ -8,8 +8,8 @@ use std::process::Command;
 use rootio::km3net::Stream;
 use rootio::{Order, RunReader};
 
-/// `km3net_testdata/data/online` of the workspace's .venv (installing the
-/// package there if needed, as scripts/test does for the other clients).
+/// `km3net_testdata/data/online` of the workspace's .venv, where
+/// scripts/test installs the package.
 fn online_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KM3NET_TESTDATA_ONLINE") {
         return PathBuf::from(dir);
@@ -25,20 +25,12 @@ fn online_dir() -> PathBuf {
             .filter(|o| o.status.success())
             .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
     };
-    if let Some(dir) = locate() {
-        return dir;
-    }
-    let _ = Command::new(&py)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "km3net-testdata",
-        ])
-        .status();
-    locate().unwrap_or_else(|| panic!("km3net-testdata not importable by {}", py.display()))
+    locate().unwrap_or_else(|| {
+        panic!(
+            "km3net-testdata not importable by {}: run scripts/test (it installs it)",
+            py.display()
+        )
+    })
 }
 
 fn samples() -> Vec<PathBuf> {

@@ -66,3 +66,23 @@ pub fn sample_dumps() -> Vec<String> {
         })
         .collect()
 }
+
+/// `km3net_testdata/data/online` (the ROOT samples of the PyPI package
+/// km3net-testdata, which scripts/test installs into the test Python), or
+/// `$KM3NET_TESTDATA_ONLINE`.
+pub fn online_samples() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KM3NET_TESTDATA_ONLINE") {
+        return PathBuf::from(dir);
+    }
+    let py = python();
+    let out = std::process::Command::new(&py)
+        .args(["-c", "import km3net_testdata, os; print(os.path.join(os.path.dirname(km3net_testdata.__file__), 'data', 'online'))"])
+        .output()
+        .expect("run the test Python");
+    assert!(
+        out.status.success(),
+        "km3net-testdata is not importable by {}: run scripts/test (it installs it)",
+        py.display()
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
