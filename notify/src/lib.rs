@@ -1,0 +1,12 @@
+//! Telling people what the monitors found, and letting them answer.
+//!
+//! * [`config`]: the `[Alerts]` section of the site config, typed.
+//! * [`message`]: what a route hands to a sink ([`message::Outgoing`]) and
+//!   what a sink reports back ([`message::Outcome`]); the [`message::Transport`]
+//!   contract every sink implements.
+//!
+//! The crate knows the pipeline's alert type and control interface, not the
+//! operators: the `alerts_notify` graph node (in `operators`) feeds it.
+
+pub mod config;
+pub mod message;
