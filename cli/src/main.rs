@@ -12,6 +12,11 @@ mod cmd_serve;
 mod cmd_simulate;
 mod signals;
 
+/// Payloads are allocated by reader threads and freed on the workers; glibc's
+/// malloc cost more there than the decoding (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "km3mon", version, about = "KM3NeT online monitoring")]
 struct Cli {

@@ -18,6 +18,10 @@ use pipeline::runtime::{run, Mode, RunOptions};
 use pipeline::site::SiteConfig;
 use pipeline::Graph;
 
+/// As the `km3mon` binary.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn vm_hwm_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -151,6 +155,7 @@ fn main() {
             dus: layout.dus.clone(),
             max_floor: layout.max_floor,
             doms: layout.cells(value),
+            categories: Vec::new(),
         }),
         json: Some(layout.json(1_700_000_000_000_000_000, value)),
     };

@@ -23,7 +23,7 @@ use pipeline::runtime::metrics::{DropReason, NodeMetrics};
 use pipeline::StreamKind;
 use serde::Deserialize;
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -223,6 +223,23 @@ impl Node for Decode {
         };
         let detector = ctx.env.detector_model.clone();
         let metrics = ctx.metrics.clone();
+        // Only this decoder's tags cross to other workers: every decoder
+        // sees the whole message stream.
+        let selected = tags.clone();
+        let input = input.unary::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
+            Pipeline,
+            "decode_tags",
+            move |_, _| {
+                move |input, output| {
+                    input.for_each(|cap, data| {
+                        data.retain(|i| matches!(i, Item::Message(m) if selected.contains(&m.tag)));
+                        if !data.is_empty() {
+                            output.session(&cap).give_container(data);
+                        }
+                    });
+                }
+            },
+        );
         let out = input.unary::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
             Exchange::new(route),
             "decode",

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::alerting::AlertBook;
 use crate::monitor::{ordered_items, Monitor, Out};
 use crate::plot::colormap::{DEEPPINK, DEEPSKYBLUE, LIGHTGRAY};
-use crate::util::{iso_ns, DomLayout};
+use crate::util::{iso_ns, DomLayout, MapWindow};
 
 const NS: u64 = 1_000_000_000;
 
@@ -112,21 +112,17 @@ pub struct Saved {
 
 pub struct DomActivityMonitor {
     layout: DomLayout,
-    window: Time,
     inactive_ns: u64,
     vmax: f64,
     name: String,
     s: Saved,
-    /// Window of the last map drawn, and whether data arrived since.
-    drawn: Option<u64>,
-    dirty: bool,
+    schedule: MapWindow,
 }
 
 impl DomActivityMonitor {
     pub fn new(c: &DomActivity, node: &str, layout: DomLayout) -> DomActivityMonitor {
         DomActivityMonitor {
             layout,
-            window: c.interval * TICKS_PER_SECOND,
             inactive_ns: c.inactive_after * NS,
             vmax: c.vmax,
             name: c.name.clone(),
@@ -134,8 +130,7 @@ impl DomActivityMonitor {
                 alerts: AlertBook::new(node, c.reminder_interval),
                 ..Saved::default()
             },
-            drawn: None,
-            dirty: false,
+            schedule: MapWindow::new(c.interval * TICKS_PER_SECOND),
         }
     }
 
@@ -177,6 +172,7 @@ impl DomActivityMonitor {
             dus: self.layout.dus.clone(),
             max_floor: self.layout.max_floor,
             doms: self.layout.cells(value),
+            categories: Vec::new(),
         };
         let plot = Plot {
             name: self.name.clone(),
@@ -184,18 +180,14 @@ impl DomActivityMonitor {
             json: Some(self.layout.json(data_end, value)),
         };
         out.give(stamp, Item::Plot(Arc::new(plot)));
-        self.dirty = false;
     }
 }
 
 impl Monitor<Item> for DomActivityMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
-        let index = t / self.window;
-        if self.dirty && self.drawn.is_some_and(|w| w != index) {
-            let w = self.drawn.expect("checked");
-            self.draw((w + 1) * self.window - 1, out);
+        if let Some(stamp) = self.schedule.enter(t) {
+            self.draw(stamp, out);
         }
-        self.drawn = Some(index);
         for item in data {
             let Item::Summaryslice(s) = item else {
                 continue;
@@ -203,7 +195,7 @@ impl Monitor<Item> for DomActivityMonitor {
             let now = s.header.utc_ns();
             self.s.latest_ns = self.s.latest_ns.max(now);
             self.s.first_ns.get_or_insert(now);
-            self.dirty = true;
+            self.schedule.touch();
             for f in &s.frames {
                 let prev = self.s.last_seen_ns.insert(f.dom_id, now);
                 let key = format!("dom_inactive:{}", f.dom_id);
@@ -249,10 +241,8 @@ impl Monitor<Item> for DomActivityMonitor {
     }
 
     fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
-        let Some(w) = self.drawn else { return };
-        let end = (w + 1) * self.window;
-        if self.dirty && f.is_none_or(|f| end <= f) {
-            self.draw(end - 1, out);
+        if let Some(stamp) = self.schedule.passed(f) {
+            self.draw(stamp, out);
         }
     }
 

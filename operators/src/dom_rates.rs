@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::monitor::{ordered_items, Monitor, Out};
 use crate::plot::colormap::{BLACK, DARKORCHID, DEEPPINK};
-use crate::util::DomLayout;
+use crate::util::{DomLayout, MapWindow};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,8 +85,8 @@ impl Node for DomRates {
 }
 
 /// The open window: per DOM (sum of summed rates in Hz, slices).
+#[derive(Default)]
 struct Window {
-    index: u64,
     sums: BTreeMap<u32, (f64, u32)>,
     /// End of the latest summaryslice seen (ns).
     data_end_ns: u64,
@@ -94,27 +94,27 @@ struct Window {
 
 pub struct DomRatesMonitor {
     layout: DomLayout,
-    window: Time,
     lowest: f64,
     highest: f64,
     name: String,
-    open: Option<Window>,
+    open: Window,
+    schedule: MapWindow,
 }
 
 impl DomRatesMonitor {
     pub fn new(c: &DomRates, layout: DomLayout) -> DomRatesMonitor {
         DomRatesMonitor {
             layout,
-            window: c.interval * TICKS_PER_SECOND,
             lowest: c.lowest_rate,
             highest: c.highest_rate,
             name: c.name.clone(),
-            open: None,
+            open: Window::default(),
+            schedule: MapWindow::new(c.interval * TICKS_PER_SECOND),
         }
     }
 
-    fn close(&mut self, out: &mut Out) {
-        let Some(w) = self.open.take() else { return };
+    fn close(&mut self, stamp: Time, out: &mut Out) {
+        let w = std::mem::take(&mut self.open);
         let mean_khz = |dom: u32| w.sums.get(&dom).map(|(s, n)| s / f64::from(*n) / 1000.0);
         let map = DomMap {
             title: format!("DOM Rates for DetID-{}", self.layout.det_id),
@@ -129,27 +129,25 @@ impl DomRatesMonitor {
             dus: self.layout.dus.clone(),
             max_floor: self.layout.max_floor,
             doms: self.layout.cells(mean_khz),
+            categories: Vec::new(),
         };
         let plot = Plot {
             name: self.name.clone(),
             spec: PlotSpec::DomMap(map),
             json: Some(self.layout.json(w.data_end_ns, mean_khz)),
         };
-        out.give((w.index + 1) * self.window - 1, Item::Plot(Arc::new(plot)));
+        out.give(stamp, Item::Plot(Arc::new(plot)));
     }
 }
 
 impl Monitor<Item> for DomRatesMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
-        let index = t / self.window;
-        if self.open.as_ref().is_some_and(|w| w.index != index) {
-            self.close(out);
+        if let Some(stamp) = self.schedule.enter(t) {
+            self.close(stamp, out);
         }
-        let w = self.open.get_or_insert_with(|| Window {
-            index,
-            sums: BTreeMap::new(),
-            data_end_ns: 0,
-        });
+        // A window with input is drawn, even if no DOM had a frame.
+        self.schedule.touch();
+        let w = &mut self.open;
         for item in data {
             let Item::Summaryslice(s) = item else {
                 continue;
@@ -164,13 +162,8 @@ impl Monitor<Item> for DomRatesMonitor {
     }
 
     fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
-        let done = match (f, &self.open) {
-            (_, None) => false,
-            (None, Some(_)) => true,
-            (Some(f), Some(w)) => (w.index + 1) * self.window <= f,
-        };
-        if done {
-            self.close(out);
+        if let Some(stamp) = self.schedule.passed(f) {
+            self.close(stamp, out);
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod synth;
 pub mod tag_rates;
 #[cfg(test)]
 pub mod testing;
+pub mod timeslice_rates;
 pub mod timesync;
 pub mod trigger_rates;
 pub mod triggermap;
@@ -33,6 +34,7 @@ pub fn registry() -> Registry {
         .with::<sources::ligier::LigierSource>()
         .with::<sources::files::FileSource>()
         .with::<tag_rates::TagRates>()
+        .with::<timeslice_rates::TimesliceRates>()
         .with::<sinks::csv::CsvSink>()
         .with::<decode::Decode>()
         .with::<dom_rates::DomRates>()

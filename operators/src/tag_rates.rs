@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use pipeline::item::{stable_hash, Item, Row, Time, TICKS_PER_SECOND};
+use pipeline::item::{Item, Row, Time, TICKS_PER_SECOND};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
 use pipeline::StreamKind;
 use serde::Deserialize;
@@ -93,20 +93,19 @@ impl Node for TagRates {
         let table = self.table.clone();
         let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
         let state = ctx.state();
-        let (index, peers) = (ctx.index() as u64, ctx.peers() as u64);
-        // Keep the restored runs of the tags this worker owns.
-        let mut last_run: BTreeMap<String, u32> = state
-            .load_all::<u32>()
-            .into_iter()
-            .filter(|(tag, _)| stable_hash(tag.as_bytes()) % peers == index)
-            .collect();
+        // Counted on the leader, where the sources deliver every message:
+        // routing by tag moved most of them (IO_MONIT) to another worker
+        // only to add up their lengths.
+        let leader = ctx.is_leader();
+        let mut last_run: BTreeMap<String, u32> = if leader {
+            state.load_all::<u32>().into_iter().collect()
+        } else {
+            BTreeMap::new()
+        };
         let metrics = ctx.metrics.clone();
-        let by_tag = Exchange::new(|item: &Item| match item {
-            Item::Message(m) => stable_hash(m.tag.as_bytes()),
-            _ => 0,
-        });
+        let to_leader = Exchange::new(|_: &Item| 0);
         let out = input.unary_frontier::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
-            by_tag,
+            to_leader,
             "tag_rates",
             move |_cap, _info| {
                 // Open windows by index, each with a capability at its last tick.
@@ -122,7 +121,16 @@ impl Node for TagRates {
                                 let entry = open.entry(w).or_insert_with(|| {
                                     (cap.delayed(&((w + 1) * window - 1), 0), BTreeMap::new())
                                 });
-                                let c = entry.1.entry((m.tag, m.run)).or_default();
+                                // A handful of (tag, run) keys: a scan
+                                // spares a String per message.
+                                let counts = &mut entry.1;
+                                let c = match counts
+                                    .iter_mut()
+                                    .find(|((tag, run), _)| *tag == m.tag && *run == m.run)
+                                {
+                                    Some((_, c)) => c,
+                                    None => counts.entry((m.tag.clone(), m.run)).or_default(),
+                                };
                                 c.messages += 1;
                                 c.bytes += m.payload.len() as u64;
                             }

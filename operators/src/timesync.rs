@@ -10,23 +10,24 @@
 //! `ALERT (MONITORING) …` form.
 //!
 //! With a detector, it also draws the state of every DOM as a DOM map
-//! (`timesync.png` + `.json`, every `interval` s of data time): 1 = time
-//! sync OK, 0 = lost (the under colour), no frame seen = missing.
+//! (`timesync.png` + `.json`, every `interval` s of data time): 1 = in
+//! sync, 0 = out of sync, no frame seen = no data, each in a colour the
+//! legend names.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
-use pipeline::plot::{Colormap, DomMap, Plot, PlotSpec};
+use pipeline::plot::{Category, Colormap, DomMap, Plot, PlotSpec};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::Deserialize;
 
 use crate::alerting::AlertBook;
 use crate::monitor::{ordered_items, Monitor, Out};
-use crate::plot::colormap::{DEEPPINK, LIGHTGRAY};
-use crate::util::DomLayout;
+use crate::plot::colormap::{DEEPPINK, LIGHTGRAY, MEDIUMSEAGREEN};
+use crate::util::{DomLayout, MapWindow};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,15 +89,11 @@ impl Node for TimeSync {
         };
         let mut monitor = TimeSyncMonitor::new(&ctx.node, self.reminder_interval, places);
         if let Some(d) = &ctx.env.detector_model {
-            monitor.map = Some(SyncMap {
-                layout: DomLayout::of(d),
-                window: self.interval * TICKS_PER_SECOND,
-                name: self.name.clone(),
-                state: HashMap::new(),
-                latest_ns: 0,
-                drawn: None,
-                dirty: false,
-            });
+            monitor.map = Some(SyncMap::new(
+                DomLayout::of(d),
+                self.interval * TICKS_PER_SECOND,
+                &self.name,
+            ));
         }
         if let Some(saved) = ctx.state().load_all::<AlertBook>().remove("alerts") {
             monitor.alerts.restore(saved);
@@ -115,16 +112,25 @@ pub struct TimeSyncMonitor {
 /// The per-DOM time-sync state drawn as a DOM map.
 pub struct SyncMap {
     pub layout: DomLayout,
-    pub window: Time,
     pub name: String,
     /// Latest time-sync bit per DOM.
     pub state: HashMap<u32, bool>,
     pub latest_ns: u64,
-    drawn: Option<u64>,
-    dirty: bool,
+    schedule: MapWindow,
 }
 
 impl SyncMap {
+    /// A map of `layout` redrawn per `window` ticks as `name`.
+    pub fn new(layout: DomLayout, window: Time, name: &str) -> SyncMap {
+        SyncMap {
+            layout,
+            name: name.to_string(),
+            state: HashMap::new(),
+            latest_ns: 0,
+            schedule: MapWindow::new(window),
+        }
+    }
+
     fn draw(&mut self, stamp: Time, out: &mut Out) {
         let data_end = self.latest_ns + TICK_NS;
         let state = &self.state;
@@ -135,10 +141,10 @@ impl SyncMap {
                 self.layout.det_id
             ),
             data_time_ns: data_end,
-            colorbar_label: "time sync (1 = OK)".into(),
-            // OK = 1 at the top of the scale; lost = 0 below it (the
-            // under colour); no frame = missing.
-            vmin: 0.5,
+            colorbar_label: "time sync".into(),
+            // States, not a scale: 1 = in sync, 0 = out of sync, no frame
+            // = no data (the legend names all three).
+            vmin: 0.0,
             vmax: 1.0,
             colormap: Colormap::Viridis,
             under: DEEPPINK,
@@ -147,6 +153,18 @@ impl SyncMap {
             dus: self.layout.dus.clone(),
             max_floor: self.layout.max_floor,
             doms: self.layout.cells(value),
+            categories: vec![
+                Category {
+                    value: 1.0,
+                    color: MEDIUMSEAGREEN,
+                    label: "in sync".into(),
+                },
+                Category {
+                    value: 0.0,
+                    color: DEEPPINK,
+                    label: "out of sync".into(),
+                },
+            ],
         };
         let plot = Plot {
             name: self.name.clone(),
@@ -154,7 +172,6 @@ impl SyncMap {
             json: Some(self.layout.json(data_end, value)),
         };
         out.give(stamp, Item::Plot(Arc::new(plot)));
-        self.dirty = false;
     }
 }
 
@@ -171,7 +188,7 @@ impl TimeSyncMonitor {
         if let Some(m) = &mut self.map {
             m.state.insert(dom, in_sync);
             m.latest_ns = m.latest_ns.max(now);
-            m.dirty = true;
+            m.schedule.touch();
         }
         let key = format!("time_sync:{dom}");
         // Cheap path for the usual case: in sync and no alert open.
@@ -198,12 +215,9 @@ impl TimeSyncMonitor {
 impl Monitor<Item> for TimeSyncMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
         if let Some(m) = &mut self.map {
-            let index = t / m.window;
-            if m.dirty && m.drawn.is_some_and(|w| w != index) {
-                let w = m.drawn.expect("checked");
-                m.draw((w + 1) * m.window - 1, out);
+            if let Some(stamp) = m.schedule.enter(t) {
+                m.draw(stamp, out);
             }
-            m.drawn = Some(index);
         }
         let mut now = 0;
         for item in data {
@@ -233,10 +247,8 @@ impl Monitor<Item> for TimeSyncMonitor {
 
     fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
         let Some(m) = &mut self.map else { return };
-        let Some(w) = m.drawn else { return };
-        let end = (w + 1) * m.window;
-        if m.dirty && f.is_none_or(|f| end <= f) {
-            m.draw(end - 1, out);
+        if let Some(stamp) = m.schedule.passed(f) {
+            m.draw(stamp, out);
         }
     }
 
@@ -290,15 +302,7 @@ mod tests {
         let layout = DomLayout::of(&det);
         let doms: Vec<u32> = layout.doms.iter().map(|d| d.0).collect();
         let mut m = TimeSyncMonitor::new("timesync", 0, HashMap::new());
-        m.map = Some(SyncMap {
-            layout,
-            window: 10 * TICKS_PER_SECOND,
-            name: "timesync".into(),
-            state: HashMap::new(),
-            latest_ns: 0,
-            drawn: None,
-            dirty: false,
-        });
+        m.map = Some(SyncMap::new(layout, 10 * TICKS_PER_SECOND, "timesync"));
         let t0 = 1_600_000_000_000_000_000u64;
         let input = (0..25u64)
             .map(|i| {
@@ -332,5 +336,10 @@ mod tests {
             values,
             vec![(u64::from(doms[0]), 0.0), (u64::from(doms[1]), 1.0)]
         );
+        let PlotSpec::DomMap(map) = &plots[2].spec else {
+            panic!()
+        };
+        let names: Vec<&str> = map.categories.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(names, ["in sync", "out of sync"]);
     }
 }

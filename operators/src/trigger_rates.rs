@@ -20,7 +20,7 @@ use std::sync::Arc;
 use daq::event::trigger;
 use pipeline::item::{Item, Row, Time, TICKS_PER_SECOND};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
-use pipeline::plot::{Marker, Plot, PlotSpec, Series, TimeMarker, TimeSeries};
+use pipeline::plot::{Marker, Plot, Series, TimeMarker, TimeSeries};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::alerting::AlertBook;
 use crate::monitor::{ordered_items, Monitor, Out};
 use crate::plot::colormap::{DODGERBLUE, OLIVEDRAB, ORANGE, TOMATO};
+use crate::plot::series::log_and_linear;
 use crate::util::{iso, iso_ns};
 
 const NS: u64 = 1_000_000_000;
@@ -191,19 +192,19 @@ impl TriggerRatesMonitor {
         let oldest = end_s.saturating_sub(self.history_s);
         self.s.history.retain(|(t, _)| *t > oldest);
         self.s.runs.retain(|(t, _)| *t > oldest as f64);
-        for log in [true, false] {
-            out.give(stamp, Item::Plot(Arc::new(self.plot(end_s, log))));
+        for p in self.plots(end_s) {
+            out.give(stamp, Item::Plot(Arc::new(p)));
         }
     }
 
-    fn plot(&self, end_s: u64, log: bool) -> Plot {
+    fn plots(&self, end_s: u64) -> [Plot; 2] {
         let styles = [
             (TOMATO, Marker::Diamond),
             (DODGERBLUE, Marker::Cross),
             (ORANGE, Marker::TriangleDown),
             (OLIVEDRAB, Marker::TriangleUp),
         ];
-        let series = (0..4)
+        let series: Vec<Series> = (0..4)
             .map(|i| Series {
                 name: HEADER[i + 1].to_string(),
                 color: styles[i].0,
@@ -218,13 +219,13 @@ impl TriggerRatesMonitor {
             })
             .collect();
         let det = self.s.det_id.map_or("?".to_string(), |d| d.to_string());
-        let spec = TimeSeries {
+        let spec = |log: bool| TimeSeries {
             title: format!("Trigger Rates for DetID-{det}"),
             data_time_ns: end_s * NS,
             y_label: "trigger rate [Hz]".into(),
             log_y: log,
             minor_ticks: self.minor,
-            series,
+            series: series.clone(),
             markers: self
                 .s
                 .runs
@@ -235,7 +236,7 @@ impl TriggerRatesMonitor {
                 })
                 .collect(),
         };
-        let json = log.then(|| {
+        let json = {
             #[derive(Serialize)]
             struct Doc<'a> {
                 det_id: Option<i32>,
@@ -259,16 +260,8 @@ impl TriggerRatesMonitor {
                     .collect(),
             };
             serde_json::to_string_pretty(&doc).unwrap_or_default()
-        });
-        Plot {
-            name: if log {
-                self.filename.clone()
-            } else {
-                format!("{}_lin", self.filename)
-            },
-            spec: PlotSpec::TimeSeries(spec),
-            json,
-        }
+        };
+        log_and_linear(&self.filename, Some(json), spec)
     }
 
     /// Closes every window before `index`; a gap longer than the history

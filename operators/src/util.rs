@@ -185,3 +185,83 @@ impl DomLayout {
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     }
 }
+
+/// When a DOM map is redrawn: once per window of data time in which data
+/// arrived, stamped at the window's last tick, as soon as data of a later
+/// window arrives or the frontier passes the window's end (or the stream
+/// ends). The monitors keep their numbers; this keeps only the schedule.
+#[derive(Debug, Clone)]
+pub struct MapWindow {
+    window: Time,
+    /// Index of the window of the latest data.
+    current: Option<u64>,
+    /// Data arrived since the last drawing.
+    dirty: bool,
+}
+
+impl MapWindow {
+    /// `window` in ticks (at least 1).
+    pub fn new(window: Time) -> MapWindow {
+        MapWindow {
+            window: window.max(1),
+            current: None,
+            dirty: false,
+        }
+    }
+
+    /// Data at `t` is about to be added: the stamp to draw the previous
+    /// window at first, if it is due. Call [`MapWindow::touch`] for data
+    /// that changes the map.
+    pub fn enter(&mut self, t: Time) -> Option<Time> {
+        let index = t / self.window;
+        let due = match self.current {
+            Some(w) if self.dirty && w != index => Some((w + 1) * self.window - 1),
+            _ => None,
+        };
+        if due.is_some() {
+            self.dirty = false;
+        }
+        self.current = Some(index);
+        due
+    }
+
+    /// The map changed since it was last drawn.
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// The frontier is `f` (`None` = end of stream): the stamp to draw the
+    /// current window at, if it is done and changed.
+    pub fn passed(&mut self, f: Option<Time>) -> Option<Time> {
+        let end = (self.current? + 1) * self.window;
+        if self.dirty && f.is_none_or(|f| end <= f) {
+            self.dirty = false;
+            Some(end - 1)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod map_window_tests {
+    use super::MapWindow;
+
+    #[test]
+    fn one_drawing_per_window_with_data() {
+        let mut m = MapWindow::new(10);
+        assert_eq!(m.passed(Some(100)), None, "nothing seen yet");
+        assert_eq!(m.enter(3), None);
+        m.touch();
+        assert_eq!(m.enter(7), None, "same window");
+        assert_eq!(m.passed(Some(9)), None, "window not over");
+        assert_eq!(m.enter(12), Some(9), "a later window draws the earlier one");
+        assert_eq!(m.passed(Some(30)), None, "nothing new since");
+        m.touch();
+        assert_eq!(m.passed(Some(20)), Some(19));
+        assert_eq!(m.passed(None), None, "drawn once");
+        assert_eq!(m.enter(45), None);
+        m.touch();
+        assert_eq!(m.passed(None), Some(49), "end of stream");
+    }
+}

@@ -160,7 +160,9 @@ pub struct MsgItem {
 /// per consumer, and a clone must not copy a 4,000-DOM summaryslice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Item {
-    Message(Message),
+    /// Shared: a stream feeding several nodes hands each a copy of every
+    /// batch, and copying the payloads cost more than decoding them.
+    Message(Arc<Message>),
     Row(Row),
     Alert(Alert),
     Summaryslice(Arc<Summaryslice>),

@@ -59,6 +59,19 @@ pub struct DomMap {
     pub max_floor: i32,
     /// Every DOM of the detector; `value: None` is drawn as missing.
     pub doms: Vec<DomCell>,
+    /// A map of states instead of a scale: a DOM whose value equals a
+    /// category's is drawn in its colour, and the legend names each
+    /// category in place of the colour bar. Empty = the colour scale.
+    #[serde(default)]
+    pub categories: Vec<Category>,
+}
+
+/// One state of a categorical DOM map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Category {
+    pub value: f64,
+    pub color: Rgb,
+    pub label: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

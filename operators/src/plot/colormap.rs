@@ -84,6 +84,7 @@ pub const DEEPPINK: Rgb = Rgb(255, 20, 147);
 pub const LIGHTGRAY: Rgb = Rgb(211, 211, 211);
 pub const DARKORCHID: Rgb = Rgb(153, 50, 204);
 pub const BLACK: Rgb = Rgb(0, 0, 0);
+pub const MEDIUMSEAGREEN: Rgb = Rgb(60, 179, 113);
 pub const TOMATO: Rgb = Rgb(255, 99, 71);
 pub const DODGERBLUE: Rgb = Rgb(30, 144, 255);
 pub const ORANGE: Rgb = Rgb(255, 165, 0);

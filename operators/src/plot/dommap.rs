@@ -2,7 +2,8 @@
 //! numerically, one column per DU), y = floor; missing DOMs first in the
 //! missing colour, DOMs with a value on top — coloured within
 //! [vmin, vmax], in the under / over colour outside. Colour bar on the
-//! right, legend below, data time in the title.
+//! right, legend below, data time in the title. A categorical map (states,
+//! e.g. time sync) names its colours in the legend instead of a bar.
 
 use pipeline::plot::DomMap;
 use plotters::prelude::*;
@@ -89,7 +90,10 @@ pub fn render(buf: &mut [u8], m: &DomMap) -> anyhow::Result<()> {
     chart.draw_series(m.doms.iter().filter_map(|d| {
         let v = d.value?;
         let p = pos(d.du, d.floor)?;
-        let c = if v < m.vmin {
+        let category = m.categories.iter().find(|c| c.value == v);
+        let c = if let Some(category) = category {
+            rgb(category.color)
+        } else if v < m.vmin {
             rgb(m.under)
         } else if v > m.vmax {
             rgb(m.over)
@@ -99,26 +103,34 @@ pub fn render(buf: &mut [u8], m: &DomMap) -> anyhow::Result<()> {
         Some(Circle::new(p, r + 1, c.filled()))
     }))?;
 
-    let (_, bh) = bar.dim_in_pixel();
-    draw_colorbar(
-        &bar,
-        m.colormap,
-        m.vmin,
-        m.vmax,
-        false,
-        &m.colorbar_label,
-        12,
-        bh as i32 - 48,
-    )?;
-
-    // Legend: the three special colours.
     let (lw, _) = legend.dim_in_pixel();
-    let items = [
-        (rgb(m.missing), "missing".to_string()),
-        (rgb(m.under), format!("< {}", super::format_value(m.vmin))),
-        (rgb(m.over), format!("> {}", super::format_value(m.vmax))),
-    ];
-    let slot = lw as i32 / 4;
+    let items: Vec<(RGBColor, String)> = if m.categories.is_empty() {
+        let (_, bh) = bar.dim_in_pixel();
+        draw_colorbar(
+            &bar,
+            m.colormap,
+            m.vmin,
+            m.vmax,
+            false,
+            &m.colorbar_label,
+            12,
+            bh as i32 - 48,
+        )?;
+        // The three special colours.
+        vec![
+            (rgb(m.missing), "missing".to_string()),
+            (rgb(m.under), format!("< {}", super::format_value(m.vmin))),
+            (rgb(m.over), format!("> {}", super::format_value(m.vmax))),
+        ]
+    } else {
+        // States: each named, and no scale.
+        m.categories
+            .iter()
+            .map(|c| (rgb(c.color), c.label.clone()))
+            .chain([(rgb(m.missing), "no data".to_string())])
+            .collect()
+    };
+    let slot = lw as i32 / (items.len() as i32 + 1);
     for (i, (c, label)) in items.iter().enumerate() {
         let x = slot / 2 + slot * i as i32 + slot / 4;
         legend.draw(&Circle::new((x, 22), 7, c.filled()))?;

@@ -3,10 +3,11 @@
 //! as `NAME.json`. Both files are written atomically (temp file + rename).
 //!
 //! Rendering runs on the sink's own thread, never on a worker. Requests are
-//! coalesced per file: when the thread falls behind (a replay at full
-//! speed), an older request for a file that a newer one will overwrite is
-//! skipped. The last request of every file is always rendered, so the
-//! final files are the same however fast the replay ran.
+//! coalesced per file: a file is drawn at most once per `min_interval` of
+//! wall time (a replay at full speed closes windows many times a second),
+//! and an older request that a newer one overwrites is skipped. The last
+//! request of every file is always rendered, so the final files are the
+//! same however fast the replay ran.
 
 pub mod colormap;
 pub mod dommap;
@@ -14,11 +15,12 @@ pub mod matrix;
 pub mod series;
 pub mod waterfall;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use pipeline::item::{Item, Time};
 use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
 use pipeline::plot::{Plot, PlotSpec};
@@ -115,10 +117,21 @@ pub struct PlotSink {
     /// Directory under `--out` for the PNG and JSON files.
     #[serde(default = "default_dir")]
     pub dir: PathBuf,
+    /// Wall-clock seconds between two renderings of one file: a newer
+    /// request arriving sooner waits (newest wins) until then. Live, every
+    /// plot updates far less often; a full-speed replay would otherwise
+    /// draw each file every few hundred ms for nobody. The last request of
+    /// every file is drawn when the stream ends. 0 = draw every request.
+    #[serde(default = "default_min_interval")]
+    pub min_interval: f64,
 }
 
 fn default_dir() -> PathBuf {
     PathBuf::from("plots")
+}
+
+fn default_min_interval() -> f64 {
+    2.0
 }
 
 impl NodeConfig for PlotSink {
@@ -136,7 +149,11 @@ impl Node for PlotSink {
         None
     }
     fn check(&self) -> Vec<(String, String)> {
-        check_relative("dir", &self.dir).into_iter().collect()
+        let mut e: Vec<(String, String)> = check_relative("dir", &self.dir).into_iter().collect();
+        if !(0.0..=3600.0).contains(&self.min_interval) {
+            e.push(("min_interval".into(), "must be within 0 and 3600 s".into()));
+        }
+        e
     }
     fn build<'s>(
         &self,
@@ -149,7 +166,8 @@ impl Node for PlotSink {
             let (s, r) = unbounded();
             let dir = ctx.out_path(&self.dir);
             let metrics = ctx.metrics.clone();
-            ctx.spawn_io("render", move || renderer(&dir, r, &metrics))?;
+            let min_interval = Duration::from_secs_f64(self.min_interval);
+            ctx.spawn_io("render", move || renderer(&dir, r, &metrics, min_interval))?;
             tx = Some(s);
         }
         let mut pending: BTreeMap<Time, Vec<Arc<Plot>>> = BTreeMap::new();
@@ -187,40 +205,93 @@ impl Node for PlotSink {
     }
 }
 
-/// The render thread: newest request per file wins while behind.
+/// The render thread: newest request per file wins; a file is drawn at
+/// most once per `min_interval` of wall time, and every file's last
+/// request is drawn before the thread ends.
 fn renderer(
     dir: &Path,
     rx: Receiver<Arc<Plot>>,
     metrics: &pipeline::runtime::metrics::NodeMetrics,
+    min_interval: Duration,
 ) {
-    while let Ok(first) = rx.recv() {
-        let mut batch: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
-        batch.insert(first.name.clone(), first);
-        while let Ok(p) = rx.try_recv() {
-            batch.insert(p.name.clone(), p);
-        }
-        let batch: Vec<(String, Arc<Plot>)> = batch.into_iter().collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let work = || loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some((name, plot)) = batch.get(i) else {
-                break;
+    let mut waiting: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
+    let mut drawn: HashMap<String, Instant> = HashMap::new();
+    let mut open = true;
+    while open || !waiting.is_empty() {
+        let due_at = |name: &String| drawn.get(name).map(|t| *t + min_interval);
+        // Sleep until a request arrives or a waiting one becomes due.
+        let next_due = waiting
+            .keys()
+            .map(|n| due_at(n).unwrap_or_else(Instant::now))
+            .min();
+        if open {
+            let got = match next_due {
+                Some(due) => rx.recv_deadline(due),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
-            if let Err(e) = metrics.busy(|| render_to_dir(dir, plot)) {
-                tracing::error!("plot {name}: {e:#}");
-            }
-        };
-        let threads = RENDER_THREADS.min(batch.len());
-        if threads <= 1 {
-            work();
-        } else {
-            std::thread::scope(|s| {
-                for _ in 1..threads {
-                    s.spawn(work);
+            match got {
+                Ok(p) => {
+                    waiting.insert(p.name.clone(), p);
                 }
-                work();
-            });
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            loop {
+                match rx.try_recv() {
+                    Ok(p) => {
+                        waiting.insert(p.name.clone(), p);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
         }
+        let now = Instant::now();
+        let names: Vec<String> = waiting
+            .keys()
+            .filter(|n| !open || due_at(n).is_none_or(|d| d <= now))
+            .cloned()
+            .collect();
+        let batch: Vec<(String, Arc<Plot>)> = names
+            .into_iter()
+            .filter_map(|n| waiting.remove_entry(&n))
+            .collect();
+        for (name, _) in &batch {
+            drawn.insert(name.clone(), now);
+        }
+        render_batch(dir, &batch, metrics);
+    }
+}
+
+/// Renders independent files on up to [`RENDER_THREADS`] threads.
+fn render_batch(
+    dir: &Path,
+    batch: &[(String, Arc<Plot>)],
+    metrics: &pipeline::runtime::metrics::NodeMetrics,
+) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some((name, plot)) = batch.get(i) else {
+            break;
+        };
+        if let Err(e) = metrics.busy(|| render_to_dir(dir, plot)) {
+            tracing::error!("plot {name}: {e:#}");
+        }
+    };
+    let threads = RENDER_THREADS.min(batch.len());
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(work);
+            }
+            work();
+        });
     }
 }
 
@@ -450,6 +521,7 @@ mod tests {
                 dus: layout.dus.clone(),
                 max_floor: layout.max_floor,
                 doms: layout.cells(value),
+                categories: Vec::new(),
             }),
             json: Some(layout.json(1_574_424_024_000_000_000, value)),
         }

@@ -14,6 +14,28 @@ use super::{
 
 pub const SIZE: (u32, u32) = (1920, 560);
 
+/// A rate history as the pair of plots the original drew: `NAME` with a
+/// log y axis (and `json`, the numbers) and `NAME_lin` with a linear one.
+pub fn log_and_linear(
+    name: &str,
+    json: Option<String>,
+    series: impl Fn(bool) -> TimeSeries,
+) -> [pipeline::plot::Plot; 2] {
+    use pipeline::plot::{Plot, PlotSpec};
+    [
+        Plot {
+            name: name.to_string(),
+            spec: PlotSpec::TimeSeries(series(true)),
+            json,
+        },
+        Plot {
+            name: format!("{name}_lin"),
+            spec: PlotSpec::TimeSeries(series(false)),
+            json: None,
+        },
+    ]
+}
+
 fn marker_at(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
     (x, y): (i32, i32),

@@ -132,7 +132,7 @@ impl FileCursor {
         let msg = message_of(tag, record);
         let t = msg.utc_ns.map_or(self.last, time_of_ns).max(self.last);
         self.last = t;
-        self.next = Some((t, Item::Message(msg)));
+        self.next = Some((t, Item::Message(Arc::new(msg))));
     }
 }
 

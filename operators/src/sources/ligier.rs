@@ -110,7 +110,7 @@ impl Node for LigierSource {
                             let msg = message_of(m.tag().as_str().to_string(), record);
                             // Untimed messages (MSG) are stamped with the wall clock.
                             let t = msg.utc_ns.map_or_else(wall_ticks, time_of_ns);
-                            batch.push((t, Item::Message(msg)));
+                            batch.push((t, Item::Message(std::sync::Arc::new(msg))));
                             if batch.len() < 256 && client.has_buffered_input() {
                                 continue;
                             }
