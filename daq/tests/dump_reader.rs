@@ -305,3 +305,27 @@ fn empty_and_unknown_input() {
     let items: Vec<_> = DumpReader::new(&b"this is not a dump at all"[..]).collect();
     assert!(matches!(items[..], [Err(ref e)] if matches!(e.kind, DumpErrorKind::UnknownContainer)));
 }
+
+#[test]
+fn only_the_asked_tags_are_returned() {
+    let mut bytes = Vec::new();
+    for (i, tag) in ["IO_SUM", "IO_MONIT", "MSG", "IO_MONIT", "IO_SUM"]
+        .iter()
+        .enumerate()
+    {
+        bytes.extend(encode_message(Tag::new(tag).unwrap(), &[i as u8; 5]));
+    }
+    let only = vec![Tag::new("IO_SUM").unwrap(), Tag::new("MSG").unwrap()];
+    let records: Vec<Record> = DumpReader::new(&bytes[..])
+        .with_only_tags(only)
+        .map(|r| r.unwrap())
+        .collect();
+    let got: Vec<(String, u8)> = records
+        .iter()
+        .map(|r| (r.tag.unwrap().as_str().to_string(), r.payload[0]))
+        .collect();
+    assert_eq!(
+        got,
+        [("IO_SUM".into(), 0), ("MSG".into(), 2), ("IO_SUM".into(), 4)]
+    );
+}

@@ -196,8 +196,13 @@ impl Monitor<Item> for DomActivityMonitor {
             self.s.latest_ns = self.s.latest_ns.max(now);
             self.s.first_ns.get_or_insert(now);
             self.schedule.touch();
+            // Usually nothing is firing: then no key is formatted per frame.
+            let any_firing = self.s.alerts.firing().next().is_some();
             for f in &s.frames {
                 let prev = self.s.last_seen_ns.insert(f.dom_id, now);
+                if !any_firing {
+                    continue;
+                }
                 let key = format!("dom_inactive:{}", f.dom_id);
                 if self.s.alerts.is_firing(&key) {
                     let gap = now.saturating_sub(prev.or(self.s.first_ns).unwrap_or(now)) / NS;

@@ -44,6 +44,15 @@ impl RecordReader {
         Ok(RecordReader::Dump(DumpReader::new(Box::new(file))))
     }
 
+    /// Only records of these tags (empty = all); a dump skips the others
+    /// without copying them. ROOT runs are returned whole.
+    pub fn with_only_tags(self, tags: Vec<daq::controlhost::Tag>) -> RecordReader {
+        match self {
+            RecordReader::Dump(r) => RecordReader::Dump(r.with_only_tags(tags)),
+            root => root,
+        }
+    }
+
     /// Bytes of the file consumed so far (estimated for ROOT files).
     pub fn position(&self) -> u64 {
         match self {

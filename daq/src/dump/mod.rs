@@ -123,6 +123,16 @@ pub struct DumpReader<R> {
     container: Option<Container>,
     tag: Option<Tag>,
     max_record: usize,
+    /// Tags to return (empty = all); others are skipped unread.
+    only: Vec<Tag>,
+}
+
+/// One step of the reader.
+enum Step {
+    Record(Record),
+    /// A record of a tag not asked for, passed over without a copy.
+    Skipped,
+    End,
 }
 
 impl DumpReader<File> {
@@ -145,6 +155,7 @@ impl<R: Read> DumpReader<R> {
             container: None,
             tag: None,
             max_record: DEFAULT_MAX_RECORD,
+            only: Vec::new(),
         }
     }
 
@@ -168,6 +179,15 @@ impl<R: Read> DumpReader<R> {
     /// bounds the reader's buffer.
     pub fn with_max_record(mut self, bytes: usize) -> DumpReader<R> {
         self.max_record = bytes;
+        self
+    }
+
+    /// Return only records of these tags (empty = all): records whose
+    /// ControlHost prefix (or forced tag) names another tag are skipped
+    /// without copying their payload. Records without a known tag are
+    /// returned.
+    pub fn with_only_tags(mut self, tags: Vec<Tag>) -> DumpReader<R> {
+        self.only = tags;
         self
     }
 
@@ -231,7 +251,7 @@ impl<R: Read> DumpReader<R> {
         DumpError { offset, kind }
     }
 
-    fn next_record(&mut self) -> Result<Option<Record>, DumpError> {
+    fn next_record(&mut self) -> Result<Step, DumpError> {
         let at = self.pos;
         let io_error = |e: io::Error| DumpError {
             offset: at,
@@ -241,7 +261,7 @@ impl<R: Read> DumpReader<R> {
             Some(c) => c,
             None => {
                 if self.fill(PREFIX_LEN).map_err(io_error)? == 0 {
-                    return Ok(None);
+                    return Ok(Step::End);
                 }
                 match detect(self.avail()) {
                     Some(c) => {
@@ -258,7 +278,7 @@ impl<R: Read> DumpReader<R> {
         let header_len = container.header_len();
         let available = self.fill(header_len).map_err(io_error)?;
         if available == 0 {
-            return Ok(None);
+            return Ok(Step::End);
         }
         if available < header_len {
             self.consume(available);
@@ -296,10 +316,16 @@ impl<R: Read> DumpReader<R> {
             ));
         }
         let skip = container.payload_skip();
+        if let Some(t) = tag.or(self.tag) {
+            if !self.only.is_empty() && !self.only.contains(&t) {
+                self.consume(total);
+                return Ok(Step::Skipped);
+            }
+        }
         let payload = self.avail().get(skip..total).unwrap_or_default().to_vec();
         let tag = tag.or(self.tag).or_else(|| infer_tag(container, &payload));
         self.consume(total);
-        Ok(Some(Record {
+        Ok(Step::Record(Record {
             offset: at,
             payload_offset: at + skip as u64,
             tag,
@@ -365,18 +391,21 @@ impl<R: Read> Iterator for DumpReader<R> {
         if self.done {
             return None;
         }
-        match self.next_record() {
-            Ok(Some(record)) => Some(Ok(record)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                if matches!(e.kind, DumpErrorKind::Io(_)) {
+        loop {
+            return match self.next_record() {
+                Ok(Step::Record(record)) => Some(Ok(record)),
+                Ok(Step::Skipped) => continue,
+                Ok(Step::End) => {
                     self.done = true;
+                    None
                 }
-                Some(Err(e))
-            }
+                Err(e) => {
+                    if matches!(e.kind, DumpErrorKind::Io(_)) {
+                        self.done = true;
+                    }
+                    Some(Err(e))
+                }
+            };
         }
     }
 }

@@ -69,8 +69,15 @@ pub fn replay_source<'s>(
     channel_source(ctx, false, |ingress| {
         let mut readers = Vec::new();
         for f in &files {
+            // Records of other tags are skipped unread (a log source
+            // wants 2 tags of a recording that holds 8).
+            let only = tags
+                .iter()
+                .filter_map(|t| daq::controlhost::Tag::new(t).ok())
+                .collect();
             let reader = rootio::RecordReader::open(f)
-                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?;
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?
+                .with_only_tags(only);
             let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
             env.progress.bytes_total.fetch_add(size, Ordering::Relaxed);
             readers.push(FileCursor {
