@@ -326,6 +326,10 @@ fn only_the_asked_tags_are_returned() {
         .collect();
     assert_eq!(
         got,
-        [("IO_SUM".into(), 0), ("MSG".into(), 2), ("IO_SUM".into(), 4)]
+        [
+            ("IO_SUM".into(), 0),
+            ("MSG".into(), 2),
+            ("IO_SUM".into(), 4)
+        ]
     );
 }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use daq::detector::address::ORDERED_PMT_IDS;
-use daq::detector::Detector;
+use daq::detector::{Detector, IdMap};
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
 use pipeline::plot::{Colormap, Plot, PlotSpec, Waterfall, WaterfallColumn};
@@ -198,14 +198,14 @@ fn per_dom_columns<'s>(
         by_dom,
         "pmt_rates_dom",
         move |_, _| {
-            let mut open: BTreeMap<Time, (Capability<Time>, HashMap<u32, Acc>)> = BTreeMap::new();
+            let mut open: BTreeMap<Time, (Capability<Time>, IdMap<Acc>)> = BTreeMap::new();
             move |(input, frontier), output| {
                 metrics.busy(|| {
                     input.for_each(|cap, data| {
                         let Some(&t) = cap.least() else { return };
                         let w = t / window;
                         let (_, accs) = open.entry(w).or_insert_with(|| {
-                            (cap.delayed(&((w + 1) * window - 1), 0), HashMap::new())
+                            (cap.delayed(&((w + 1) * window - 1), 0), IdMap::default())
                         });
                         for item in data.drain(..) {
                             let Item::Tmch(p) = item else { continue };

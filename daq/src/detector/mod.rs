@@ -18,6 +18,7 @@ mod clbmap;
 mod detx;
 mod error;
 mod generate;
+pub mod idhash;
 mod model;
 mod write;
 
@@ -25,5 +26,6 @@ pub use calib::{slew, CalibError, CalibratedHit, SLEWING_TABLE};
 pub use clbmap::{ClbMap, ClbMapError, ClbMapErrorKind, ClbRow};
 pub use error::{DetxError, DetxErrorKind, Record};
 pub use generate::GeneratorLayout;
+pub use idhash::IdMap;
 pub use model::{Detector, ModelError, Module, Pmt, UtmReference, Validity};
 pub use write::WriteError;

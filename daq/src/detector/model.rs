@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use super::idhash::IdMap;
+
 /// One PMT of a module.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pmt {
@@ -150,7 +152,7 @@ pub struct Detector {
     utm: Option<UtmReference>,
     comments: Vec<String>,
     modules: Vec<Module>,
-    by_dom: HashMap<u32, usize>,
+    by_dom: IdMap<usize>,
     by_location: HashMap<(u32, i32), usize>,
     by_pmt_id: HashMap<u32, (usize, usize)>,
     dus_sorted: Vec<u32>,
@@ -182,7 +184,7 @@ impl Detector {
 
     /// Modules must have unique DOM ids and channels equal to positions.
     pub(crate) fn from_checked(det_id: i32, version: u32, modules: Vec<Module>) -> Detector {
-        let mut by_dom = HashMap::with_capacity(modules.len());
+        let mut by_dom = IdMap::with_capacity_and_hasher(modules.len(), Default::default());
         let mut by_location = HashMap::with_capacity(modules.len());
         let mut by_pmt_id = HashMap::new();
         let mut dus_file_order = Vec::new();
