@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use pipeline::item::{Item, Row, Time};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
-use pipeline::plot::{Marker, Plot, PlotSpec, Rgb, Series, TimeMarker, TimeSeries};
+use pipeline::plot::{Marker, Plot, Rgb, Series, TimeMarker, TimeSeries};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
@@ -230,6 +230,7 @@ mod tests {
     use super::*;
     use crate::monitor::run_by_hand;
     use crate::tag_rates::HEADER;
+    use pipeline::plot::PlotSpec;
 
     fn row(end_s: u64, tag: &str, run: u32, messages: u64, change: bool) -> Item {
         let cells = [
