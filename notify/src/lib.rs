@@ -10,4 +10,6 @@
 
 pub mod chat;
 pub mod config;
+pub mod deliver;
+pub mod email;
 pub mod message;
