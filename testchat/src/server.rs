@@ -23,7 +23,10 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/api/v1/channels.history", get(channels_history))
         .route("/api/v1/chat.postMessage", post(post_message))
         .route("/hooks/{id}/{token}", post(hook))
-        .layer(middleware::from_fn_with_state(state.clone(), record_and_fault))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_and_fault,
+        ))
         .with_state(state)
 }
 
@@ -130,17 +133,12 @@ fn user_id(name: &str) -> String {
     format!("u-{name}")
 }
 
-/// The user a token belongs to, or the 401 Rocket.Chat answers.
-fn authed(s: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+/// The user a token belongs to (`None`: answer [`unauthorized`]).
+fn authed(s: &Shared, headers: &HeaderMap) -> Option<String> {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let st = lock(s);
-    match (h("x-auth-token"), h("x-user-id")) {
-        (Some(t), Some(id)) => match st.tokens.get(t) {
-            Some(u) if user_id(u) == id => Ok(u.clone()),
-            _ => Err(unauthorized()),
-        },
-        _ => Err(unauthorized()),
-    }
+    let user = st.tokens.get(h("x-auth-token")?)?;
+    (h("x-user-id")? == user_id(user)).then(|| user.clone())
 }
 
 fn unauthorized() -> Response {
@@ -160,8 +158,8 @@ async fn channels_list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authed(&s, &headers) {
-        return r;
+    if authed(&s, &headers).is_none() {
+        return unauthorized();
     }
     let st = lock(&s);
     let offset = num(&q, "offset").unwrap_or(0);
@@ -195,11 +193,14 @@ async fn channels_history(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authed(&s, &headers) {
-        return r;
+    if authed(&s, &headers).is_none() {
+        return unauthorized();
     }
     let Some(room) = q.get("roomId") else {
-        return error(StatusCode::BAD_REQUEST, "The parameter \"roomId\" is required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The parameter \"roomId\" is required",
+        );
     };
     let count = num(&q, "count").unwrap_or(20);
     let inclusive = q.get("inclusive").is_some_and(|v| v == "true");
@@ -225,9 +226,8 @@ async fn channels_history(
 }
 
 async fn post_message(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let user = match authed(&s, &headers) {
-        Ok(u) => u,
-        Err(r) => return r,
+    let Some(user) = authed(&s, &headers) else {
+        return unauthorized();
     };
     let f = fields(&headers, &body);
     let Some(channel) = f.get("channel").or_else(|| f.get("roomId")) else {
@@ -254,7 +254,10 @@ async fn hook(
 ) -> Response {
     let mut st = lock(&s);
     if st.hook.0 != id || st.hook.1 != token {
-        return error(StatusCode::NOT_FOUND, "Invalid integration id or token provided.");
+        return error(
+            StatusCode::NOT_FOUND,
+            "Invalid integration id or token provided.",
+        );
     }
     // JSON body, or Mattermost/Slack's form field `payload=<json>`.
     let payload: Value = if headers
