@@ -263,11 +263,11 @@ fn http_500_is_retried_then_delivered() {
 fn slow_server_times_out_and_the_retry_delivers() {
     let chat = TestChat::start(Options::default()).unwrap();
     let d = Delivery::new(
-        vec![(Box::new(bot(&chat, Duration::from_millis(300))), 10)],
+        vec![(Box::new(bot(&chat, Duration::from_secs(1))), 10)],
         fast(5),
     );
     // The login answers late; the client gives up on it and tries again.
-    chat.slow_next(1, Duration::from_secs(2));
+    chat.slow_next(1, Duration::from_secs(3));
     d.submit(outgoing(7, "chat", "time sync lost")).unwrap();
     let o = next_outcome(&d);
     assert!(o.delivered, "{o:?}");
