@@ -1,0 +1,211 @@
+//! The `plots` sink node: requests from every worker meet on the leader,
+//! whose render thread draws them (see the module above for coalescing).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use pipeline::item::{Item, Time};
+use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::plot::Plot;
+use pipeline::StreamKind;
+use serde::Deserialize;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use super::render_with;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlotSink {
+    /// Directory under `--out` for the PNG and JSON files.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// Wall-clock seconds between two renderings of one file: a newer
+    /// request arriving sooner waits (newest wins) until then. Live, every
+    /// plot updates far less often; a full-speed replay would otherwise
+    /// draw each file every few hundred ms for nobody. The last request of
+    /// every file is drawn when the stream ends. 0 = draw every request.
+    #[serde(default = "default_min_interval")]
+    pub min_interval: f64,
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("plots")
+}
+
+fn default_min_interval() -> f64 {
+    2.0
+}
+
+impl NodeConfig for PlotSink {
+    const TYPE: &'static str = "plots";
+    const ROLE: Role = Role::Sink;
+    const ABOUT: &'static str =
+        "renders plots to PNG (atomic) with the numbers beside them as JSON";
+}
+
+impl Node for PlotSink {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Plots]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        None
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        let mut e: Vec<(String, String)> = check_relative("dir", &self.dir).into_iter().collect();
+        if !(0.0..=3600.0).contains(&self.min_interval) {
+            e.push(("min_interval".into(), "must be within 0 and 3600 s".into()));
+        }
+        e
+    }
+    fn build<'s>(
+        &self,
+        ctx: &BuildContext<'s>,
+        input: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        let input = input.ok_or_else(|| anyhow::anyhow!("plots needs an input"))?;
+        let mut tx: Option<Sender<Arc<Plot>>> = None;
+        if ctx.is_leader() {
+            let (s, r) = unbounded();
+            let dir = ctx.out_path(&self.dir);
+            let metrics = ctx.metrics.clone();
+            let min_interval = Duration::from_secs_f64(self.min_interval);
+            ctx.spawn_io("render", move || renderer(&dir, r, &metrics, min_interval))?;
+            tx = Some(s);
+        }
+        let mut pending: BTreeMap<Time, Vec<Arc<Plot>>> = BTreeMap::new();
+        input.sink(
+            Exchange::new(|_: &Item| 0),
+            "plots",
+            move |(input, frontier)| {
+                input.for_each(|cap, data| {
+                    let Some(&t) = cap.least() else { return };
+                    let plots = pending.entry(t).or_default();
+                    plots.extend(data.drain(..).filter_map(|i| match i {
+                        Item::Plot(p) => Some(p),
+                        _ => None,
+                    }));
+                });
+                let f = frontier.frontier().iter().min().copied();
+                while let Some((&t, _)) = pending.first_key_value() {
+                    if f.is_some_and(|f| f <= t) {
+                        break;
+                    }
+                    let mut plots = pending.pop_first().expect("non-empty").1;
+                    plots.sort_by(|a, b| a.name.cmp(&b.name));
+                    if let Some(tx) = &tx {
+                        for p in plots {
+                            let _ = tx.send(p);
+                        }
+                    }
+                }
+                if f.is_none() {
+                    tx = None;
+                }
+            },
+        );
+        Ok(None)
+    }
+}
+
+/// The render thread: newest request per file wins; a file is drawn at
+/// most once per `min_interval` of wall time, and every file's last
+/// request is drawn before the thread ends.
+fn renderer(
+    dir: &Path,
+    rx: Receiver<Arc<Plot>>,
+    metrics: &pipeline::runtime::metrics::NodeMetrics,
+    min_interval: Duration,
+) {
+    let mut waiting: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
+    let mut drawn: HashMap<String, Instant> = HashMap::new();
+    let mut open = true;
+    let mut buffers: [Vec<u8>; RENDER_THREADS] = Default::default();
+    while open || !waiting.is_empty() {
+        let due_at = |name: &String| drawn.get(name).map(|t| *t + min_interval);
+        // Sleep until a request arrives or a waiting one becomes due.
+        let next_due = waiting
+            .keys()
+            .map(|n| due_at(n).unwrap_or_else(Instant::now))
+            .min();
+        if open {
+            let got = match next_due {
+                Some(due) => rx.recv_deadline(due),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match got {
+                Ok(p) => {
+                    waiting.insert(p.name.clone(), p);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            loop {
+                match rx.try_recv() {
+                    Ok(p) => {
+                        waiting.insert(p.name.clone(), p);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        let names: Vec<String> = waiting
+            .keys()
+            .filter(|n| !open || due_at(n).is_none_or(|d| d <= now))
+            .cloned()
+            .collect();
+        let batch: Vec<(String, Arc<Plot>)> = names
+            .into_iter()
+            .filter_map(|n| waiting.remove_entry(&n))
+            .collect();
+        for (name, _) in &batch {
+            drawn.insert(name.clone(), now);
+        }
+        render_batch(dir, &batch, metrics, &mut buffers);
+    }
+}
+
+/// Renders independent files on up to [`RENDER_THREADS`] threads.
+fn render_batch(
+    dir: &Path,
+    batch: &[(String, Arc<Plot>)],
+    metrics: &pipeline::runtime::metrics::NodeMetrics,
+    buffers: &mut [Vec<u8>; RENDER_THREADS],
+) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = |buf: &mut Vec<u8>| loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some((name, plot)) = batch.get(i) else {
+            break;
+        };
+        if let Err(e) = metrics.busy(|| render_with(dir, plot, buf)) {
+            tracing::error!("plot {name}: {e:#}");
+        }
+    };
+    let threads = RENDER_THREADS.min(batch.len()).max(1);
+    let (first, rest) = buffers.split_at_mut(1);
+    if threads == 1 {
+        work(&mut first[0]);
+    } else {
+        let work = &work;
+        std::thread::scope(|s| {
+            for buf in rest.iter_mut().take(threads - 1) {
+                s.spawn(move || work(buf));
+            }
+            work(&mut first[0]);
+        });
+    }
+}
+
+/// Threads rendering one batch of requests (a window's 115 per-DU
+/// waterfalls are independent files). Two: the monitoring host runs the
+/// dataflow on the other cores.
+const RENDER_THREADS: usize = 2;
