@@ -79,8 +79,21 @@ fn user_name() -> String {
     let who = ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(account_name)
         .unwrap_or_else(|| "unknown".into());
     format!("{who} (ctl)")
+}
+
+/// The login name of this process's uid, from /etc/passwd (services
+/// often run without USER set).
+fn account_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+    })
 }
 
 /// The control socket of `run`/`demo`: `path`, or OUT/km3mon.sock.

@@ -195,6 +195,7 @@ impl NodeControl {
             name: self.name.clone(),
             type_name: self.type_name.clone(),
             group: self.group.clone(),
+            role: self.role.name().to_string(),
             state: l.state.name().to_string(),
             reason: match &l.state {
                 NodeState::Failed(r) => Some(r.clone()),
