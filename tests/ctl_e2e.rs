@@ -341,6 +341,60 @@ fn ctl_steers_a_live_demo() {
     assert_eq!(code, 400);
     assert!(body.contains("needs a target"), "{body}");
 
+    // The status page's buttons and silence form, in a browser.
+    let chromium = common::browser::find_chromium()
+        .expect("chromium not found: install it (scripts/test does), or set KM3MON_CHROMIUM");
+    let b = common::browser::Browser::launch(&chromium, &dir.join("chrome-profile"));
+    let mut page = b.page();
+    page.call("Network.enable", serde_json::json!({}));
+    let basic = format!(
+        "Basic {}",
+        web::auth::base64_encode(format!("{}:{}", creds.0, creds.1).as_bytes())
+    );
+    page.call(
+        "Network.setExtraHTTPHeaders",
+        serde_json::json!({ "headers": { "Authorization": basic } }),
+    );
+    page.navigate(&format!("http://127.0.0.1:{port}/status"));
+    page.eval("window.confirm = () => true; true");
+    let click = |page: &mut common::browser::Page, cmd: &str| {
+        let sel = serde_json::Value::from(format!("button[data-cmd=\"{cmd}\"]"));
+        page.wait_true(&format!("document.querySelector({sel}) !== null"), cmd);
+        page.eval(&format!("document.querySelector({sel}).click(); true"));
+    };
+    let reply_has = |page: &mut common::browser::Page, text: &str| {
+        let t = serde_json::Value::from(text);
+        page.wait_true(
+            &format!("(document.getElementById('control-reply').textContent || '').includes({t})"),
+            text,
+        );
+    };
+    click(&mut page, "stop monitoring_process:*");
+    reply_has(&mut page, "monitoring_process:dom_rates: stopped");
+    page.wait_true(
+        "document.querySelector('tr[data-node=\"dom_rates\"] td.ctl-stopped') !== null",
+        "the table shows dom_rates stopped",
+    );
+    assert_eq!(node(&dir, "pmt_rates")["state"], "STOPPED");
+    assert_eq!(node(&dir, "plots")["state"], "RUNNING");
+    click(&mut page, "start dom_rates");
+    reply_has(&mut page, "monitoring_process:dom_rates: started");
+    assert_eq!(node(&dir, "dom_rates")["state"], "RUNNING");
+    assert_eq!(node(&dir, "pmt_rates")["state"], "STOPPED");
+    page.eval(
+        "var f = document.getElementById('silence-form'); f.elements.pattern.value = 'dom_activity:*'; \
+         f.elements.duration.value = '30m'; f.elements.reason.value = 'DU 3 swap'; f.requestSubmit(); true",
+    );
+    reply_has(&mut page, "silenced `dom_activity:*`");
+    assert!(ctl_ok(&dir, &["silences"]).contains("dom_activity:*  until "));
+    click(&mut page, "unsilence dom_activity:*");
+    reply_has(&mut page, "unsilenced `dom_activity:*`");
+    click(&mut page, "start monitoring_process:*");
+    reply_has(&mut page, "monitoring_process:pmt_rates: started");
+    assert!(!ctl_ok(&dir, &["status"]).contains("STOPPED"));
+    drop(page);
+    drop(b);
+
     let audit = std::fs::read_to_string(dir.join("data/alerts.jsonl")).unwrap();
     let control: Vec<serde_json::Value> = audit
         .lines()
@@ -355,15 +409,20 @@ fn ctl_steers_a_live_demo() {
     assert_eq!(states[1], ("dom_rates", "started"));
     assert!(states.contains(&("timesync:*", "silenced")));
     assert!(states.contains(&("timesync:*", "unsilenced")));
-    assert_eq!(states.last(), Some(&("dom_activity", "restarted")));
+    assert!(states.contains(&("dom_activity", "restarted")));
+    assert!(states.contains(&("dom_activity:*", "silenced")));
+    assert_eq!(states.last(), Some(&("trigger_rates", "started")));
     assert_eq!(
         control[0]["message"],
         "stop monitoring_process:dom_rates by shifter (ctl)"
     );
-    assert!(control.last().unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .ends_with(&format!("by {} (web)", creds.0)));
+    assert_eq!(
+        control.last().unwrap()["message"],
+        format!(
+            "start monitoring_process:trigger_rates by {} (web)",
+            creds.0
+        )
+    );
 
     let kill = Command::new("kill")
         .args(["-TERM", &demo.0.id().to_string()])
