@@ -444,3 +444,119 @@ fn ctl_steers_a_live_demo() {
     assert!(!sock.exists(), "the socket is removed at exit");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits (bounded) for `path` to exist.
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `km3mon run` without a web login: the socket works, a second instance
+/// on the same socket is refused, the web refuses control (403) and shows
+/// no buttons; a standalone `km3mon serve` has no control at all (501).
+#[test]
+fn run_socket_is_exclusive_and_web_control_needs_a_login() {
+    let dir = common::scratch("ctl-e2e", "run");
+    let (ligier_port, web_port) = (common::free_port(), common::free_port());
+    let start = |out: &str| {
+        Command::new(common::km3mon())
+            .args(["run", "--graph"])
+            .arg(repo().join("graphs/tag_rates.toml"))
+            .args(["--out", out, "--web", &format!("127.0.0.1:{web_port}")])
+            // Nobody listens there: the source keeps reconnecting.
+            .env("DAQ_LIGIER_PORT", ligier_port.to_string())
+            .env("KM3MON_LOG", "warn")
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start km3mon run")
+    };
+    let run = Guard(start("out"));
+    let sock = dir.join("out/km3mon.sock");
+    wait_for(&sock);
+    let status = ctl_ok(&dir.join("out"), &["status"]);
+    assert_eq!(status.lines().count(), 3, "{status}");
+    assert!(status.starts_with("daq:daq "), "{status}");
+    assert!(status.contains("monitoring_process:rates "), "{status}");
+    assert!(status.contains("output:csv "), "{status}");
+
+    let second = start("out").wait_with_output().unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another km3mon instance listens on"), "{err}");
+    assert!(sock.exists(), "the first instance's socket stays");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (code, body) = loop {
+        if TcpStream::connect(("127.0.0.1", web_port)).is_ok() {
+            break post(
+                web_port,
+                r#"{"command": "stop all"}"#,
+                "application/json",
+                None,
+            );
+        }
+        assert!(Instant::now() < deadline, "the web server never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("needs a login"), "{body}");
+    assert!(!ctl_ok(&dir.join("out"), &["status"]).contains("STOPPED"));
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &run.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut run = run;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while run.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "run still going 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!sock.exists());
+
+    // `km3mon serve` scrapes metrics only: no control.
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        "[WebServer]\nusername = \"u\"\npassword = \"p-long-enough\"\noutput_dir = \"out\"\n",
+    )
+    .unwrap();
+    let mut serve = Guard(
+        Command::new(common::km3mon())
+            .args(["serve", "--config"])
+            .arg(&site)
+            .args(["--bind", &format!("127.0.0.1:{web_port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start km3mon serve"),
+    );
+    let mut line = String::new();
+    BufReader::new(serve.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let cmd = r#"{"command": "status"}"#;
+    assert_eq!(post(web_port, cmd, "application/json", None).0, 401);
+    let (code, body) = post(
+        web_port,
+        cmd,
+        "application/json",
+        Some(("u", "p-long-enough")),
+    );
+    assert_eq!(code, 501, "{body}");
+    drop(serve);
+    let _ = std::fs::remove_dir_all(&dir);
+}
