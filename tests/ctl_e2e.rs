@@ -140,6 +140,36 @@ fn a_stopped_node_drops_its_input_and_the_others_are_unchanged() {
     let _ = std::fs::remove_dir_all(&stop);
 }
 
+/// A sink that cannot write reports it: `plots` when its folder is a file,
+/// a CSV sink when its file is a folder; `start` clears the failure.
+#[test]
+fn sinks_that_cannot_write_are_failed() {
+    let out = common::scratch("ctl-e2e", "failed");
+    std::fs::write(out.join("plots"), "not a folder").unwrap();
+    std::fs::create_dir_all(out.join("data/trigger_rates.csv")).unwrap();
+    let (_, control) = replay(&out, &[]);
+    let st = control.execute("status plots trigger_rates_csv tag_rates_csv", "t");
+    let by_name: BTreeMap<&str, &pipeline::control::NodeStatus> =
+        st.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    assert_eq!(by_name["plots"].state, "FAILED", "{}", st.text);
+    assert!(by_name["plots"]
+        .reason
+        .as_deref()
+        .unwrap()
+        .starts_with("plot "));
+    assert_eq!(by_name["trigger_rates_csv"].state, "FAILED", "{}", st.text);
+    assert!(by_name["trigger_rates_csv"]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("trigger_rates.csv"));
+    assert_eq!(by_name["tag_rates_csv"].state, "RUNNING", "{}", st.text);
+    assert!(st.text.contains("FAILED"), "{}", st.text);
+    assert!(control.execute("start plots trigger_rates_csv", "t").ok);
+    assert!(!control.execute("status", "t").text.contains("FAILED"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// Kills the demo if the test fails half-way, so no process outlives it.
 struct Guard(Child);
 
