@@ -405,6 +405,11 @@ fn ctl_steers_a_live_demo() {
         "document.querySelector('tr[data-node=\"dom_rates\"] td.ctl-stopped') !== null",
         "the table shows dom_rates stopped",
     );
+    assert_eq!(
+        page.eval("document.querySelector('button[data-cmd=\"stop dom_rates\"]').disabled"),
+        true,
+        "a stopped node's stop button is disabled"
+    );
     assert_eq!(node(&dir, "pmt_rates")["state"], "STOPPED");
     assert_eq!(node(&dir, "plots")["state"], "RUNNING");
     click(&mut page, "start dom_rates");
