@@ -11,6 +11,7 @@ mod cmd_ligier;
 mod cmd_pipeline;
 mod cmd_serve;
 mod cmd_simulate;
+mod cmd_testchat;
 mod signals;
 
 #[derive(Parser)]
@@ -48,6 +49,8 @@ enum Command {
     Demo(cmd_demo::DemoArgs),
     /// Steer a running `run`/`demo`: status, stop|start|restart NODE|GROUP:*, silence.
     Ctl(cmd_ctl::CtlArgs),
+    /// A stand-in Rocket.Chat server on 127.0.0.1 to try alerts and the chatbot.
+    Testchat(cmd_testchat::TestchatArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => cmd_serve::run(args),
         Command::Demo(args) => cmd_demo::run(args),
         Command::Ctl(args) => cmd_ctl::run(args),
+        Command::Testchat(args) => cmd_testchat::run(args),
     };
     match result {
         Ok(code) => code,
