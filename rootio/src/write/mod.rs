@@ -63,6 +63,10 @@ pub struct WriteOptions {
     /// Largest uncompressed block (ROOT: 16 MiB − 1); smaller values make
     /// every basket multi-block.
     pub block_size: usize,
+    /// Keep compressed baskets even where compression does not make them
+    /// smaller (ROOT stores those raw; lzma-rs' simple encoder often
+    /// does not shrink them): makes sure the decompressor runs.
+    pub always_compress: bool,
 }
 
 impl Default for WriteOptions {
@@ -71,6 +75,7 @@ impl Default for WriteOptions {
             compression: Compression::Zlib,
             basket_size: 4 << 20,
             block_size: 0xff_ffff,
+            always_compress: false,
         }
     }
 }
@@ -320,7 +325,7 @@ impl RootWriter {
             self.opts.compression,
             self.opts.block_size,
             &mut zbuf,
-        );
+        ) && (zbuf.len() < object.len() || self.opts.always_compress);
         let stored: &[u8] = if compressed { &zbuf } else { &object };
         let nbytes = keylen + stored.len();
         let mut head = ObjWriter::from(key_header(

@@ -161,7 +161,8 @@ pub fn key_header(
 }
 
 /// Compress `object` into `out` in blocks of at most `block` bytes; false
-/// (and `out` unusable) if that would not make it smaller.
+/// (and `out` unusable) if there is nothing to compress or a block does
+/// not fit ROOT's 24-bit size field.
 pub fn compress(object: &[u8], how: Compression, block: usize, out: &mut Vec<u8>) -> bool {
     out.clear();
     if how == Compression::None || object.is_empty() {
@@ -216,7 +217,7 @@ pub fn compress(object: &[u8], how: Compression, block: usize, out: &mut Vec<u8>
         ];
         out[at..at + 9].copy_from_slice(&head);
     }
-    out.len() < object.len()
+    true
 }
 
 /// The `TTree` object (version 20) of `tree`. With `embed`, each branch's
