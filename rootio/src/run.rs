@@ -174,13 +174,32 @@ impl RunReader {
             frame,
         }))
     }
+
+    /// The next entry as a tagged dump record in wire encoding, made
+    /// straight from the ROOT bytes where the layout allows (the same
+    /// bytes as `next_entry()?.to_record()`).
+    pub fn next_record(&mut self) -> Option<Result<Record>> {
+        if let Some(e) = self.errors.pop_front() {
+            return Some(Err(e));
+        }
+        let (s, index) = self.next_position()?;
+        self.done += 1;
+        let reader = &mut self.streams[s];
+        let mut payload = Vec::new();
+        Some(reader.wire_into(index, &mut payload).map(|offset| Record {
+            offset,
+            payload_offset: offset,
+            tag: Tag::new(reader.stream().tag()).ok(),
+            payload,
+        }))
+    }
 }
 
 impl Iterator for RunReader {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Result<Record>> {
-        self.next_entry().map(|e| e.map(|e| e.to_record()))
+        self.next_record()
     }
 }
 

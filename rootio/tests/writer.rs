@@ -95,6 +95,13 @@ fn every_compression_round_trips_with_multi_block_baskets() {
             );
             assert_eq!(got.len(), want.len(), "{how:?} {block_size}");
             assert!(got == want, "{how:?} {block_size}: frames differ");
+            let records: Vec<_> = RunReader::open(&path, Order::File)
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for (r, f) in records.iter().zip(&want) {
+                assert!(r.payload == f.encode(), "{how:?}: wire bytes differ");
+            }
             got = read(&path, Order::Time);
             let fis: Vec<i32> = got.iter().map(|f| f.header().frame_index).collect();
             assert!(fis.windows(2).all(|w| w[0] <= w[1]), "{fis:?}");

@@ -3,6 +3,7 @@
 
 mod decode;
 mod timeslice;
+mod wire;
 
 use std::sync::Arc;
 
@@ -280,6 +281,44 @@ impl StreamReader {
                 Ok(detail) => err(detail),
                 Err(e) => e,
             }),
+        }
+    }
+
+    /// Entry `i` in the DAQ wire encoding, appended to `out`, and the file
+    /// offset of the basket holding its payload. Summaryslices and
+    /// member-wise timeslices go straight from ROOT bytes to wire bytes;
+    /// the rest is decoded and re-encoded.
+    pub fn wire_into(&mut self, i: u64, out: &mut Vec<u8>) -> Result<u64> {
+        let stream = self.stream;
+        let fail = move |detail: String| RootError::Entry {
+            tree: stream.tree().to_string(),
+            entry: i,
+            detail,
+        };
+        match &mut self.kind {
+            Kind::Summary { header, frames } => {
+                let h = slice_header(header.entry(i)?.0).map_err(fail)?;
+                let (raw, at) = frames.entry(i)?;
+                wire::summaryslice(&h, raw, out).map_err(fail)?;
+                Ok(at)
+            }
+            Kind::Timeslice {
+                header,
+                frames: TsFrames::Blob(blob),
+            } => {
+                let h = ts_header(header, i).map_err(|e| match e {
+                    Ok(detail) => fail(detail),
+                    Err(e) => e,
+                })?;
+                let (raw, at) = blob.entry(i)?;
+                wire::memberwise(stream.data_type(), &h, raw, out).map_err(fail)?;
+                Ok(at)
+            }
+            _ => {
+                let (frame, at) = self.frame(i)?;
+                frame.encode_into(out);
+                Ok(at)
+            }
         }
     }
 
