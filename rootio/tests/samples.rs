@@ -63,6 +63,7 @@ fn every_online_sample_decodes_completely() {
         let entries = read_all(&path, Order::File).unwrap_or_else(|e| panic!("{name}: {e}"));
         let run = RunReader::open(&path, Order::File).unwrap();
         assert_eq!(entries.len() as u64, run.len(), "{name}");
+        assert_eq!(run.incomplete(), None, "{name}: a closed file is complete");
         assert!(!entries.is_empty(), "{name}: no entries");
         // The wire encoding decodes back to the same frame.
         for e in &entries {

@@ -109,3 +109,78 @@ fn every_compression_round_trips_with_multi_block_baskets() {
         }
     }
 }
+
+/// A file still being written: trees saved at an autosave (the baskets
+/// being filled embedded in the metadata), more baskets written after it,
+/// no final key list. Everything the metadata reaches is read, embedded
+/// baskets included; the entries after it are counted and named; a copy
+/// cut inside the last basket reads the same.
+#[test]
+fn file_still_being_written_reads_to_its_last_autosave() {
+    let path = scratch("in-progress.root");
+    let mut g = RunGen::new(133, 9001, 30, 3);
+    let opts = WriteOptions {
+        compression: Compression::Zlib,
+        basket_size: 40 << 10,
+        ..WriteOptions::default()
+    };
+    let mut w = RootWriter::create(&path, opts).unwrap();
+    let mut saved = Vec::new();
+    for fi in 1..=25 {
+        let s = g.summaryslice(fi);
+        let t = g.timeslice(fi, DataType::TimesliceSn, 20);
+        w.summaryslice(&s).unwrap();
+        w.timeslice(Stream::Sn, &t).unwrap();
+        if fi <= 17 {
+            saved.push(DaqFrame::Summaryslice(s));
+            saved.push(DaqFrame::Timeslice(t));
+        }
+        if fi == 17 {
+            w.autosave().unwrap();
+        }
+    }
+    // Dropped, not finished: the process writing it is still at work.
+    drop(w);
+
+    let file = rootio::RootFile::open(&path).unwrap();
+    let tree = rootio::Tree::read(&file, file.key("KM3NET_TIMESLICE_SN").unwrap()).unwrap();
+    let blob = tree.branch("vector<KM3NETDAQ::JDAQSuperFrame>").unwrap();
+    assert!(blob.embedded.is_some(), "the autosave embeds the open basket");
+    assert!(!blob.baskets.is_empty(), "and lists the written ones");
+
+    // Streams with entries after the autosave that can be seen.
+    let check = |path: &std::path::Path, streams: usize| {
+        let run = RunReader::open(path, Order::Time).unwrap();
+        let missing = run.unreached();
+        assert_eq!(missing.len(), streams, "{missing:?}");
+        assert!(missing.iter().all(|&(_, n)| n > 0 && n <= 8), "{missing:?}");
+        let warning = run.incomplete().expect("a warning");
+        assert!(warning.contains("not reached"), "{warning}");
+        assert!(warning.contains("KM3NET_TIMESLICE_SN"), "{warning}");
+        let mut got = read(path, Order::File);
+        got.sort_by_key(|f| (f.header().frame_index, matches!(f, DaqFrame::Timeslice(_))));
+        assert_eq!(got.len(), saved.len());
+        assert!(got == saved, "frames up to the autosave");
+    };
+    check(&path, 2);
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = scratch("in-progress-cut.root");
+    std::fs::write(&cut, &bytes[..bytes.len() - 700]).unwrap();
+    // The summaryslice basket written last is cut: only the timeslice
+    // entries after the autosave can still be counted.
+    check(&cut, 1);
+
+    // Never saved at all: an error that says what is there.
+    let never = scratch("never-saved.root");
+    let mut w = RootWriter::create(&never, opts).unwrap();
+    for fi in 1..=40 {
+        w.summaryslice(&g.summaryslice(fi)).unwrap();
+    }
+    drop(w);
+    let e = RunReader::open(&never, Order::Time).err().expect("an error");
+    let e = e.to_string();
+    assert!(e.contains("not closed") && e.contains("KM3NET_SUMMARYSLICE"), "{e}");
+    for p in [path, cut, never] {
+        std::fs::remove_file(p).ok();
+    }
+}

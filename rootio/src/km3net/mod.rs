@@ -145,6 +145,8 @@ enum TsFrames {
 pub struct StreamReader {
     stream: Stream,
     entries: u64,
+    /// Entries of the tree that no written or embedded basket holds.
+    unreached: u64,
     kind: Kind,
 }
 
@@ -159,7 +161,7 @@ impl StreamReader {
                 .map(|b| BranchReader::new(file.clone(), b))
                 .ok_or_else(|| RootError::Missing(format!("branch {name} in tree {}", tree.name)))
         };
-        let has = |name: &str| tree.branch(name).is_some_and(|b| !b.baskets.is_empty());
+        let has = |name: &str| tree.branch(name).is_some_and(|b| b.readable_entries() > 0);
         let kind = match stream {
             Stream::Event => Kind::Event {
                 header: branch("KM3NETDAQ::JDAQEventHeader")?,
@@ -218,14 +220,16 @@ impl StreamReader {
         let mut r = StreamReader {
             stream,
             entries: tree.entries,
+            unreached: 0,
             kind,
         };
-        // Entries still in an unsaved basket (a file being written) cannot
-        // be read: stop before them.
+        // Entries the metadata counts but no basket holds (a file being
+        // written) cannot be read: stop before them, and say how many.
         r.entries = r
             .readers()
             .map(|b| b.entries())
             .fold(tree.entries, u64::min);
+        r.unreached = tree.entries - r.entries;
         Ok(Some(r))
     }
 
@@ -258,6 +262,29 @@ impl StreamReader {
     /// Readable entries.
     pub fn len(&self) -> u64 {
         self.entries
+    }
+
+    /// File offsets of every basket the stream's branches list.
+    pub fn basket_seeks(&self) -> Vec<u64> {
+        self.readers()
+            .flat_map(|r| r.branch().baskets.iter().map(|b| b.seek))
+            .collect()
+    }
+
+    /// Per branch: name, end of the written baskets, readable entries.
+    pub fn branch_ends(&self) -> Vec<(String, u64, u64)> {
+        self.readers()
+            .map(|r| {
+                let b = r.branch();
+                let written = b.baskets.last().map_or(0, |x| x.end_entry);
+                (b.name.clone(), written, b.readable_entries())
+            })
+            .collect()
+    }
+
+    /// Entries the tree counts that cannot be read (see [`StreamReader::new`]).
+    pub fn unreached(&self) -> u64 {
+        self.unreached
     }
 
     pub fn is_empty(&self) -> bool {
