@@ -44,6 +44,15 @@ impl RecordReader {
         Ok(RecordReader::Dump(DumpReader::new(Box::new(file))))
     }
 
+    /// For a ROOT file still being written: which entries will not be
+    /// read (see [`RunReader::incomplete`]).
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            RecordReader::Dump(_) => None,
+            RecordReader::Root(r) => r.incomplete(),
+        }
+    }
+
     /// Bytes of the file consumed so far (estimated for ROOT files).
     pub fn position(&self) -> u64 {
         match self {

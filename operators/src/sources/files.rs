@@ -71,6 +71,9 @@ pub fn replay_source<'s>(
         for f in &files {
             let reader = rootio::RecordReader::open(f)
                 .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?;
+            if let Some(warning) = reader.warning() {
+                tracing::warn!("{warning}");
+            }
             let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
             env.progress.bytes_total.fetch_add(size, Ordering::Relaxed);
             readers.push(FileCursor {
