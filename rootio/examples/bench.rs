@@ -11,6 +11,18 @@ use std::time::Instant;
 use daq::dump::{DumpReader, Record};
 use rootio::{Order, RunReader};
 
+/// CPU seconds (user + system) of the process so far, all threads.
+fn cpu_s() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -28,7 +40,7 @@ fn passes(
     files: &[String],
     dat: &std::path::Path,
     decode: bool,
-) -> Result<(f64, u64, f64, u64), Box<dyn std::error::Error>> {
+) -> Result<[(f64, f64, u64); 2], Box<dyn std::error::Error>> {
     let use_record = |r: Record| -> Result<(), Box<dyn std::error::Error>> {
         if decode {
             std::hint::black_box(daq::frame::decode_frame(&r.payload)?);
@@ -37,7 +49,7 @@ fn passes(
         }
         Ok(())
     };
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_s());
     let mut n = 0u64;
     for _ in 0..reps {
         for f in files {
@@ -47,8 +59,8 @@ fn passes(
             }
         }
     }
-    let root_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
+    let root = (t.elapsed().as_secs_f64(), cpu_s() - c, n);
+    let (t, c) = (Instant::now(), cpu_s());
     let mut m = 0u64;
     for _ in 0..reps {
         for r in DumpReader::open(dat)? {
@@ -56,7 +68,7 @@ fn passes(
             m += 1;
         }
     }
-    Ok((root_s, n, t.elapsed().as_secs_f64(), m))
+    Ok([root, (t.elapsed().as_secs_f64(), cpu_s() - c, m)])
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -77,22 +89,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dat_bytes = std::fs::metadata(&dat)?.len();
     let mb = |bytes: u64, s: f64| bytes as f64 * reps as f64 / s / 1e6;
     for decode in [false, true] {
-        let (root_s, n, dat_s, m) = passes(reps, &files, &dat, decode)?;
+        let [(root_s, root_cpu, n), (dat_s, dat_cpu, m)] = passes(reps, &files, &dat, decode)?;
         let what = if decode { "records + decode" } else { "records" };
         println!(
-            "{what}: ROOT {n} entries, {:.1} MB/s of ROOT file, {:.1} MB/s of frame data, {:.0} entries/s",
+            "{what}: ROOT {n} entries in {root_s:.2} s ({root_cpu:.2} CPU s): {:.1} MB/s of ROOT file, {:.1} MB/s of frame data, {:.0} entries/s",
             mb(root_bytes, root_s),
             mb(dat_bytes, root_s),
             n as f64 / root_s
         );
         println!(
-            "{what}: .dat {m} records, {:.1} MB/s, {:.0} records/s",
+            "{what}: .dat {m} records in {dat_s:.2} s ({dat_cpu:.2} CPU s): {:.1} MB/s, {:.0} records/s",
             mb(dat_bytes, dat_s),
             m as f64 / dat_s
         );
         println!(
-            "{what}: ROOT/.dat speed {:.2}",
-            (n as f64 / root_s) / (m as f64 / dat_s)
+            "{what}: ROOT/.dat speed {:.2} (wall), {:.2} (per CPU second)",
+            (n as f64 / root_s) / (m as f64 / dat_s),
+            (n as f64 / root_cpu) / (m as f64 / dat_cpu)
         );
         if !decode {
             println!(

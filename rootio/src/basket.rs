@@ -92,11 +92,16 @@ impl Basket {
         if key.objlen as usize > MAX_OBJECT {
             return Err(bad("basket object length", key.objlen.to_string()));
         }
-        let data = if key.objlen == stored.len() as u64 {
-            stored.to_vec()
+        // An uncompressed basket is used where it was read (no copy): its
+        // object starts `base` bytes into the buffer.
+        let uncompressed = key.objlen == stored.len() as u64;
+        let (data, base) = if uncompressed {
+            (None, keylen as usize)
         } else {
-            decompress(stored, key.objlen as usize, info.seek + keylen)?
+            let out = decompress(stored, key.objlen as usize, info.seek + keylen)?;
+            (Some(out), 0)
         };
+        let object: &[u8] = data.as_deref().unwrap_or(stored);
         let expected = info.end_entry - info.first_entry;
         if n as u64 != expected {
             return Err(bad(
@@ -106,11 +111,11 @@ impl Basket {
         }
         let data_end = last
             .checked_sub(keylen)
-            .filter(|&e| e <= data.len() as u64)
+            .filter(|&e| e <= object.len() as u64)
             .ok_or_else(|| bad("basket data end", format!("{last} (key of {keylen} bytes)")))?
             as usize;
-        let bounds = if with_offsets {
-            offsets(&data, data_end, n, keylen).map_err(|e| e.shifted(info.seek + keylen))?
+        let mut bounds = if with_offsets {
+            offsets(object, data_end, n, keylen).map_err(|e| e.shifted(info.seek + keylen))?
         } else {
             if entry_size.checked_mul(n) != Some(data_end) {
                 return Err(bad(
@@ -120,10 +125,13 @@ impl Basket {
             }
             (0..=n).map(|k| k * entry_size).collect()
         };
+        if base > 0 {
+            bounds.iter_mut().for_each(|b| *b += base);
+        }
         Ok(Basket {
             first_entry: info.first_entry,
             seek: info.seek,
-            data,
+            data: data.unwrap_or(raw),
             bounds,
         })
     }
