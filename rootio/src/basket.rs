@@ -178,11 +178,22 @@ pub struct BranchReader {
     depth: usize,
 }
 
-/// Baskets read ahead per branch by default: one per spare core, at most 3.
+/// Baskets read ahead per branch by default: one per spare core, at most
+/// 3, none on machines of fewer than 4 cores; `KM3MON_ROOT_READ_AHEAD=N`
+/// sets it (0: no helper threads).
 pub fn default_read_ahead() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get().saturating_sub(1))
-        .clamp(1, 3)
+    if let Some(n) = std::env::var("KM3MON_ROOT_READ_AHEAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    // With two cores or fewer a helper thread only competes with the
+    // decoding (measured: no gain, more memory).
+    match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        n if n >= 4 => (n - 1).min(3),
+        _ => 0,
+    }
 }
 
 impl BranchReader {

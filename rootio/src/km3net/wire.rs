@@ -159,15 +159,10 @@ pub fn memberwise(
         let from = &hits[at..at + len];
         at += len;
         let base = out.len();
-        out.resize(base + len, 0);
-        for (o, i) in out[base..].chunks_exact_mut(HIT).zip(from.chunks_exact(HIT)) {
+        out.extend_from_slice(from);
+        for hit in out[base..].chunks_exact_mut(HIT) {
             // PMT, TDC little-endian on disk → big-endian on the wire, ToT.
-            o[0] = i[0];
-            o[1] = i[4];
-            o[2] = i[3];
-            o[3] = i[2];
-            o[4] = i[1];
-            o[5] = i[5];
+            hit[1..5].reverse();
         }
         finish(out, frame)?;
     }
