@@ -120,7 +120,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mb = |bytes: u64, s: f64| bytes as f64 * reps as f64 / s / 1e6;
     for decode in [false, true] {
         let [(root_s, root_cpu, n), (dat_s, dat_cpu, m)] = passes(reps, &files, &dat, decode)?;
-        let what = if decode { "records + decode" } else { "records" };
+        let what = if decode {
+            "records + decode"
+        } else {
+            "records"
+        };
         println!(
             "{what}: ROOT {n} entries in {root_s:.2} s ({root_cpu:.2} CPU s): {:.1} MB/s of ROOT file, {:.1} MB/s of frame data, {:.0} entries/s",
             mb(root_bytes, root_s),

@@ -32,6 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fi += 2;
     }
     w.finish()?;
-    println!("{out}: {} slices, {} bytes", fi - 1, std::fs::metadata(&out)?.len());
+    println!(
+        "{out}: {} slices, {} bytes",
+        fi - 1,
+        std::fs::metadata(&out)?.len()
+    );
     Ok(())
 }

@@ -52,7 +52,12 @@ impl Basket {
 
     /// Build a basket from its decompressed object: `bounds` are the start
     /// of each entry in `data` plus the end of the last.
-    pub(crate) fn from_parts(first_entry: u64, seek: u64, data: Vec<u8>, bounds: Vec<usize>) -> Basket {
+    pub(crate) fn from_parts(
+        first_entry: u64,
+        seek: u64,
+        data: Vec<u8>,
+        bounds: Vec<usize>,
+    ) -> Basket {
         Basket {
             first_entry,
             seek,
@@ -201,10 +206,7 @@ impl BranchReader {
         let mut branch = branch.clone();
         // Sub-branches have readers of their own.
         branch.branches.clear();
-        let big = branch
-            .baskets
-            .iter()
-            .any(|b| b.bytes >= PREFETCH_MIN_BYTES);
+        let big = branch.baskets.iter().any(|b| b.bytes >= PREFETCH_MIN_BYTES);
         BranchReader {
             file,
             branch,
@@ -290,12 +292,7 @@ impl BranchReader {
             return Ok(None);
         }
         let k = self.branch.baskets.partition_point(|b| b.end_entry <= i);
-        if self
-            .branch
-            .baskets
-            .get(k)
-            .is_none_or(|b| b.first_entry > i)
-        {
+        if self.branch.baskets.get(k).is_none_or(|b| b.first_entry > i) {
             return Err(RootError::Missing(format!(
                 "entry {i} of branch {}",
                 self.branch.name

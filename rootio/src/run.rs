@@ -118,8 +118,19 @@ pub struct RunReader {
 
 impl RunReader {
     pub fn open(path: impl AsRef<Path>, order: Order) -> Result<RunReader> {
+        RunReader::open_streams(path, order, |_| true)
+    }
+
+    /// Like [`RunReader::open`], reading only the streams `keep` wants:
+    /// the others are never decompressed.
+    pub fn open_streams(
+        path: impl AsRef<Path>,
+        order: Order,
+        keep: impl Fn(Stream) -> bool,
+    ) -> Result<RunReader> {
         let file = Arc::new(RootFile::open(path)?);
         let mut streams = streams(&file)?;
+        streams.retain(|s| keep(s.stream()));
         let total = streams.iter().map(StreamReader::len).sum();
         let mut errors = VecDeque::new();
         let queues = match order {

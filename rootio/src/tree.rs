@@ -356,7 +356,10 @@ fn embedded_basket(r: &mut ObjReader<'_>, offsets: bool) -> Result<(Vec<u8>, Vec
         }
     } else {
         if entry_size.checked_mul(n) != Some(data.len()) {
-            return Err(bad(format!("{n} entries of {entry_size} bytes in {}", data.len())));
+            return Err(bad(format!(
+                "{n} entries of {entry_size} bytes in {}",
+                data.len()
+            )));
         }
         bounds.extend((0..n).map(|k| k * entry_size));
     }

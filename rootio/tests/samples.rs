@@ -80,7 +80,12 @@ fn every_online_sample_decodes_completely() {
         assert_eq!(records.len(), entries.len(), "{name}");
         for (r, e) in records.iter().zip(&entries) {
             let want = e.to_record();
-            assert!(r.payload == want.payload, "{name}: {:?} entry {}", e.stream, e.index);
+            assert!(
+                r.payload == want.payload,
+                "{name}: {:?} entry {}",
+                e.stream,
+                e.index
+            );
             assert_eq!((r.tag, r.offset), (want.tag, want.offset), "{name}");
         }
         let timed = read_all(&path, Order::Time).unwrap();

@@ -145,7 +145,10 @@ fn file_still_being_written_reads_to_its_last_autosave() {
     let file = rootio::RootFile::open(&path).unwrap();
     let tree = rootio::Tree::read(&file, file.key("KM3NET_TIMESLICE_SN").unwrap()).unwrap();
     let blob = tree.branch("vector<KM3NETDAQ::JDAQSuperFrame>").unwrap();
-    assert!(blob.embedded.is_some(), "the autosave embeds the open basket");
+    assert!(
+        blob.embedded.is_some(),
+        "the autosave embeds the open basket"
+    );
     assert!(!blob.baskets.is_empty(), "and lists the written ones");
 
     // Streams with entries after the autosave that can be seen.
@@ -177,9 +180,14 @@ fn file_still_being_written_reads_to_its_last_autosave() {
         w.summaryslice(&g.summaryslice(fi)).unwrap();
     }
     drop(w);
-    let e = RunReader::open(&never, Order::Time).err().expect("an error");
+    let e = RunReader::open(&never, Order::Time)
+        .err()
+        .expect("an error");
     let e = e.to_string();
-    assert!(e.contains("not closed") && e.contains("KM3NET_SUMMARYSLICE"), "{e}");
+    assert!(
+        e.contains("not closed") && e.contains("KM3NET_SUMMARYSLICE"),
+        "{e}"
+    );
     for p in [path, cut, never] {
         std::fs::remove_file(p).ok();
     }

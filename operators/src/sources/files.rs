@@ -69,7 +69,7 @@ pub fn replay_source<'s>(
     channel_source(ctx, false, |ingress| {
         let mut readers = Vec::new();
         for f in &files {
-            let reader = rootio::RecordReader::open(f)
+            let reader = rootio::RecordReader::open_tags(f, &tags)
                 .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?;
             if let Some(warning) = reader.warning() {
                 tracing::warn!("{warning}");

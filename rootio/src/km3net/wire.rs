@@ -126,10 +126,7 @@ pub fn memberwise(
         &[][..]
     } else {
         b.object_header("hit buffer")?;
-        b.take(
-            total.checked_mul(HIT).ok_or("hit count overflows")?,
-            "hits",
-        )?
+        b.take(total.checked_mul(HIT).ok_or("hit count overflows")?, "hits")?
     };
     b.end("hit buffer")?;
     for k in 0..n {
@@ -149,7 +146,13 @@ pub fn memberwise(
         le(out, 0);
         out.extend_from_slice(&DataType::SuperFrame.as_i32().to_le_bytes());
         let u = &utc[UTC_LEN * k + 6..UTC_LEN * (k + 1)];
-        for w in [word(det, k), word(run, k), word(fi, k), word(u, 0), word(u, 1)] {
+        for w in [
+            word(det, k),
+            word(run, k),
+            word(fi, k),
+            word(u, 0),
+            word(u, 1),
+        ] {
             le(out, w);
         }
         for col in &cols {

@@ -88,7 +88,12 @@ impl RunGen {
     }
 
     /// A timeslice with about `mean_hits` hits per DOM.
-    pub fn timeslice(&mut self, frame_index: i32, data_type: DataType, mean_hits: u32) -> Timeslice {
+    pub fn timeslice(
+        &mut self,
+        frame_index: i32,
+        data_type: DataType,
+        mean_hits: u32,
+    ) -> Timeslice {
         let header = self.header(frame_index);
         let frames = (0..self.n_doms)
             .map(|k| {

@@ -69,7 +69,14 @@ impl RootWriter {
             let st = &f.status;
             be(
                 &mut frames,
-                [f.dom_id, st.daq, st.status, st.fifo, st.status_3, st.status_4],
+                [
+                    f.dom_id,
+                    st.daq,
+                    st.status,
+                    st.fifo,
+                    st.status_3,
+                    st.status_4,
+                ],
             );
             frames.extend_from_slice(&f.rates);
         }

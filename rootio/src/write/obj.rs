@@ -263,7 +263,9 @@ pub fn tree_object(tree: &TreeW, embed: bool, basket_size: usize) -> Vec<u8> {
     w.end(a);
     w.obj_array(tree.branches.len(), |w, k| {
         let b = &tree.branches[k];
-        w.pointer("TBranchElement", |w| branch(w, b, &tree.name, embed, basket_size));
+        w.pointer("TBranchElement", |w| {
+            branch(w, b, &tree.name, embed, basket_size)
+        });
     });
     w.obj_array(0, |_, _| {}); // fLeaves
     w.u32(0); // fAliases
@@ -348,7 +350,15 @@ fn embedded_basket(w: &mut ObjWriter, b: &BranchW, tree: &str, basket_size: usiz
     let keylen = key_len("TBasket", &b.name, tree, false) + BASKET_FIELDS;
     let offsets = b.fixed.is_none();
     let objlen = b.data.len() + if offsets { 8 + 4 * b.starts.len() } else { 0 };
-    let head = key_header(keylen, objlen, keylen, 1, 0, 100, ("TBasket", &b.name, tree));
+    let head = key_header(
+        keylen,
+        objlen,
+        keylen,
+        1,
+        0,
+        100,
+        ("TBasket", &b.name, tree),
+    );
     w.bytes(&head);
     w.u16(3);
     w.i32(basket_size as i32);
