@@ -62,13 +62,16 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// Wall seconds, CPU seconds and records of one reader's passes.
+type Pass = (f64, f64, u64);
+
 /// Passes over the ROOT files and the dump; `decode` also decodes frames.
 fn passes(
     reps: usize,
     files: &[String],
     dat: &std::path::Path,
     decode: bool,
-) -> Result<[(f64, f64, u64); 2], Box<dyn std::error::Error>> {
+) -> Result<[Pass; 2], Box<dyn std::error::Error>> {
     let use_record = |r: Record| -> Result<(), Box<dyn std::error::Error>> {
         if decode {
             std::hint::black_box(daq::frame::decode_frame(&r.payload)?);

@@ -107,6 +107,9 @@ pub use daq::frame::DaqFrame as Frame;
 
 const SF: &str = "vector<KM3NETDAQ::JDAQSuperFrame>";
 
+// One per stream and file: the size difference of the variants costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Event {
         header: BranchReader,
