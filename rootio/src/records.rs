@@ -63,6 +63,12 @@ impl RecordReader {
         }
     }
 
+    /// True for a ROOT run with no entries this reader will read (e.g. none
+    /// of the wanted tags): its bytes do not count towards progress.
+    pub fn reads_nothing(&self) -> bool {
+        matches!(self, RecordReader::Root(r) if r.is_empty())
+    }
+
     /// Bytes of the file consumed so far (estimated for ROOT files).
     pub fn position(&self) -> u64 {
         match self {

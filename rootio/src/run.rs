@@ -222,7 +222,8 @@ impl RunReader {
     /// entry share of the file), for progress bars.
     pub fn position(&self) -> u64 {
         if self.total == 0 {
-            return self.file.size();
+            // Nothing to read (or nothing wanted): no progress to show.
+            return 0;
         }
         (self.file.size() as u128 * u128::from(self.done) / u128::from(self.total)) as u64
     }

@@ -74,7 +74,10 @@ pub fn replay_source<'s>(
             if let Some(warning) = reader.warning() {
                 tracing::warn!("{warning}");
             }
-            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            let size = match reader.reads_nothing() {
+                true => 0,
+                false => std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
+            };
             env.progress.bytes_total.fetch_add(size, Ordering::Relaxed);
             readers.push(FileCursor {
                 name: f.display().to_string(),
