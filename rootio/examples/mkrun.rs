@@ -42,7 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if in_progress {
         // Dropped unfinished: what a writer still at work leaves on disk.
         drop(w);
-        println!("{out}: {} slices written, trees saved at two thirds", fi - 1);
+        println!(
+            "{out}: {} slices written, trees saved at two thirds",
+            fi - 1
+        );
         return Ok(());
     }
     w.finish()?;
