@@ -16,7 +16,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, watch};
 mod assets;
 pub mod auth;
 pub mod config;
+pub mod control;
 mod files;
 mod health;
 pub mod layout;
@@ -36,7 +37,10 @@ pub mod timefmt;
 mod top10;
 
 pub use config::{Credentials, Page, WebConfig};
-pub use status::{FnSource, NoPipeline, NodeStatus, PromScraper, StatusSnapshot, StatusSource};
+pub use control::{ControlOutcome, Controller};
+pub use status::{
+    ControlledSource, FnSource, NoPipeline, NodeStatus, PromScraper, StatusSnapshot, StatusSource,
+};
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -272,6 +276,7 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/static/{file}", get(assets::serve))
         .route("/api/status", get(api_status))
         .route("/api/plots", get(api_plots))
+        .route("/api/control", post(control::api_control))
         .route("/api/events", get(plot_events))
         .route("/api/livelog", get(livelog_events))
         .route("/metrics", get(metrics))

@@ -73,7 +73,10 @@ impl Node for PlotSink {
             let dir = ctx.out_path(&self.dir);
             let metrics = ctx.metrics.clone();
             let min_interval = Duration::from_secs_f64(self.min_interval);
-            ctx.spawn_io("render", move || renderer(&dir, r, &metrics, min_interval))?;
+            let control = ctx.node_control();
+            ctx.spawn_io("render", move || {
+                renderer(&dir, r, &metrics, &control, min_interval)
+            })?;
             tx = Some(s);
         }
         let mut pending: BTreeMap<Time, Vec<Arc<Plot>>> = BTreeMap::new();
@@ -118,6 +121,7 @@ fn renderer(
     dir: &Path,
     rx: Receiver<Arc<Plot>>,
     metrics: &pipeline::runtime::metrics::NodeMetrics,
+    control: &pipeline::control::NodeControl,
     min_interval: Duration,
 ) {
     let mut waiting: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
@@ -169,7 +173,7 @@ fn renderer(
         for (name, _) in &batch {
             drawn.insert(name.clone(), now);
         }
-        render_batch(dir, &batch, metrics, &mut buffers);
+        render_batch(dir, &batch, metrics, control, &mut buffers);
     }
 }
 
@@ -178,6 +182,7 @@ fn render_batch(
     dir: &Path,
     batch: &[(String, Arc<Plot>)],
     metrics: &pipeline::runtime::metrics::NodeMetrics,
+    control: &pipeline::control::NodeControl,
     buffers: &mut [Vec<u8>; RENDER_THREADS],
 ) {
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -188,6 +193,7 @@ fn render_batch(
         };
         if let Err(e) = metrics.busy(|| render_with(dir, plot, buf)) {
             tracing::error!("plot {name}: {e:#}");
+            control.fail(format!("plot {name}: {e:#}"));
         }
     };
     let threads = RENDER_THREADS.min(batch.len()).max(1);

@@ -69,16 +69,15 @@ pub fn replay_source<'s>(
     channel_source(ctx, false, |ingress| {
         let mut readers = Vec::new();
         for f in &files {
-            // Records of other tags are skipped unread (a log source
-            // wants 2 tags of a recording that holds 8).
-            let only = tags
-                .iter()
-                .filter_map(|t| daq::controlhost::Tag::new(t).ok())
-                .collect();
-            let reader = rootio::RecordReader::open(f)
-                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?
-                .with_only_tags(only);
-            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            let reader = rootio::RecordReader::open_tags(f, &tags)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?;
+            if let Some(warning) = reader.warning() {
+                tracing::warn!("{warning}");
+            }
+            let size = match reader.reads_nothing() {
+                true => 0,
+                false => std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
+            };
             env.progress.bytes_total.fetch_add(size, Ordering::Relaxed);
             readers.push(FileCursor {
                 name: f.display().to_string(),
