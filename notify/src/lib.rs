@@ -1,6 +1,9 @@
 //! Telling people what the monitors found, and letting them answer.
 //!
 //! * [`config`]: the `[Alerts]` section of the site config, typed.
+//! * [`shifters`]: who is on shift (state file beside the site config).
+//! * [`bot`]: the chatbot's commands and authorisation; [`poller`]: its
+//!   REST-bot mode (polling the channel).
 //! * [`message`]: what a route hands to a sink ([`message::Outgoing`]) and
 //!   what a sink reports back ([`message::Outcome`]); the [`message::Transport`]
 //!   contract every sink implements.
@@ -10,3 +13,6 @@
 
 pub mod config;
 pub mod message;
+pub mod bot;
+pub mod poller;
+pub mod shifters;
