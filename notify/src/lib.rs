@@ -1,6 +1,8 @@
 //! Telling people what the monitors found, and letting them answer.
 //!
 //! * [`config`]: the `[Alerts]` section of the site config, typed.
+//! * [`route`]: the [`route::Router`] — which alerts reach people, grouped,
+//!   throttled, silenced, as firing / reminder / resolved messages.
 //! * [`message`]: what a route hands to a sink ([`message::Outgoing`]) and
 //!   what a sink reports back ([`message::Outcome`]); the [`message::Transport`]
 //!   contract every sink implements.
@@ -10,3 +12,4 @@
 
 pub mod config;
 pub mod message;
+pub mod route;

@@ -210,7 +210,9 @@ mod tests {
     #[test]
     fn place_travels_with_firing_reminder_and_resolved() {
         let mut book = AlertBook::new("m", 60);
-        let a = book.raise_at("d:1", 0, Some((5, 7)), || "x".into()).unwrap();
+        let a = book
+            .raise_at("d:1", 0, Some((5, 7)), || "x".into())
+            .unwrap();
         assert_eq!((a.du, a.floor), (Some(5), Some(7)));
         let r = book.reminders(60 * S);
         assert_eq!((r[0].du, r[0].floor), (Some(5), Some(7)));

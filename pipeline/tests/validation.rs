@@ -411,7 +411,9 @@ const ROUTES: &str = "[Routes]\nlevel = 3\n\n[[Routes.route]]\nname = \"a\"\npor
 
 fn section_errors(routes: &str, reference: &str) -> Vec<String> {
     let site = SiteConfig::parse("site.toml", routes.to_string(), ".".into()).unwrap();
-    let graph = format!("{GOOD}\n[nodes.d]\ntype = \"sect\"\ninputs = [\"b\"]\nsection = \"{reference}\"\n");
+    let graph = format!(
+        "{GOOD}\n[nodes.d]\ntype = \"sect\"\ninputs = [\"b\"]\nsection = \"{reference}\"\n"
+    );
     match Graph::parse("g.toml", &graph, &site, &registry()) {
         Ok(_) => vec![],
         Err(d) => d.0.iter().map(|e| e.to_string()).collect(),
@@ -425,14 +427,20 @@ fn whole_section_references_are_checked_where_the_section_is_written() {
     let e = section_errors(&ROUTES.replace("port = 2", "prot = 2"), "@config.Routes");
     assert_eq!(e, ["site.toml:10:1: Routes.route[1].prot: unknown field `prot`, expected `name` or `port` (in `nodes.d.section` = \"@config.Routes\", g.toml:18:11)"]);
     // Wrong type: at the value.
-    let e = section_errors(&ROUTES.replace("port = 1", "port = \"one\""), "@config.Routes");
+    let e = section_errors(
+        &ROUTES.replace("port = 1", "port = \"one\""),
+        "@config.Routes",
+    );
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
         e[0].starts_with("site.toml:6:8: Routes.route[0].port: invalid type: string \"one\""),
         "{e:?}"
     );
     // A node check names a path inside the section.
-    let e = section_errors(&ROUTES.replace("name = \"b\"", "name = \"a\""), "@config.Routes");
+    let e = section_errors(
+        &ROUTES.replace("name = \"b\"", "name = \"a\""),
+        "@config.Routes",
+    );
     assert_eq!(e, ["site.toml:9:8: Routes.route[1].name: duplicate route `a` (in `nodes.d.section` = \"@config.Routes\", g.toml:18:11)"]);
     // A missing section: at the reference in the graph.
     let e = section_errors(ROUTES, "@config.Rutes");
