@@ -109,7 +109,7 @@ pub fn check(cfg: &AlertsConfig) -> Vec<(String, String)> {
         ),
         _ => {}
     }
-    if c.mode != ChatMode::Off && !(c.timeout > 0.0) {
+    if c.mode != ChatMode::Off && (c.timeout.is_nan() || c.timeout <= 0.0) {
         err(
             "chat.timeout".into(),
             "the timeout must be positive seconds".into(),

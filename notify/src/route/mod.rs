@@ -222,17 +222,16 @@ impl Route {
         self.due_ns.get_or_insert(now.saturating_add(window));
     }
 
-    /// Returns the decision when the alert is not queued.
+    /// Queues the alert for the next message, or notes why not.
     fn take(
         &mut self,
         a: &Alert,
         severity: Severity,
         silenced: &mut dyn FnMut() -> bool,
-        now: u64,
-        window: u64,
-        stats: &mut Stats,
-        out: &mut Output,
+        step: &mut Step<'_>,
     ) {
+        let (now, window) = (step.now, step.window);
+        let (stats, out) = (&mut *step.stats, &mut *step.out);
         let ks = self.keys.get(&a.key).copied().unwrap_or_default();
         let mut notice = Notice::of(a);
         if notice == Notice::Reminder && !ks.announced && !self.pending.contains_key(&a.key) {
@@ -368,6 +367,14 @@ impl Route {
     }
 }
 
+/// One push: the router's clock and where results go.
+struct Step<'a> {
+    now: u64,
+    window: u64,
+    stats: &'a mut Stats,
+    out: &'a mut Output,
+}
+
 struct Flush<'a> {
     shifters: &'a [String],
     next_id: &'a mut u64,
@@ -463,20 +470,18 @@ impl Router {
         let silence = &self.silenced;
         let mut silenced = || *silenced_memo.get_or_insert_with(|| silence(&alert.key));
         let mut routed = false;
+        let mut step = Step {
+            now: now_ns,
+            window: self.window_ns,
+            stats: &mut self.stats,
+            out,
+        };
         for r in &mut self.routes {
             if !r.matches(&alert.key, severity) {
                 continue;
             }
             routed = true;
-            r.take(
-                alert,
-                severity,
-                &mut silenced,
-                now_ns,
-                self.window_ns,
-                &mut self.stats,
-                out,
-            );
+            r.take(alert, severity, &mut silenced, &mut step);
         }
         if !routed {
             self.stats.unrouted += 1;
