@@ -4,6 +4,8 @@
 //! * [`shifters`]: who is on shift (state file beside the site config).
 //! * [`bot`]: the chatbot's commands and authorisation; [`poller`]: its
 //!   REST-bot mode (polling the channel).
+//! * [`route`]: the [`route::Router`] — which alerts reach people, grouped,
+//!   throttled, silenced, as firing / reminder / resolved messages.
 //! * [`message`]: what a route hands to a sink ([`message::Outgoing`]) and
 //!   what a sink reports back ([`message::Outcome`]); the [`message::Transport`]
 //!   contract every sink implements.
@@ -18,4 +20,5 @@ pub mod email;
 pub mod message;
 pub mod bot;
 pub mod poller;
+pub mod route;
 pub mod shifters;

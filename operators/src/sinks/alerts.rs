@@ -258,6 +258,8 @@ mod tests {
             state: AlertState::Firing,
             reminder: false,
             message: "invalid time sync for DOM 1".into(),
+            du: None,
+            floor: None,
         };
         assert_eq!(
             msg_line(&a),
