@@ -24,14 +24,25 @@ use std::sync::{Arc, RwLock};
 
 use crate::shifters::{join_names, Shifters};
 
-/// What the bot needs of the running pipeline.
+/// What the bot needs of the running pipeline: implemented by
+/// [`pipeline::control::Control`], the interface `km3mon ctl` uses too.
 pub trait ControlPort: Send + Sync {
-    /// The node status table as plain text (what `km3mon ctl status` prints).
-    fn status(&self) -> String;
-    /// One command line in the control parser's syntax (`stop NODE`,
-    /// `start GROUP:*`, `silence PATTERN DURATION reason`, `silences` …);
-    /// `user` goes to the audit line. Ok: the reply; Err: what went wrong.
+    /// One command line in the control parser's syntax (`status`, `stop
+    /// NODE`, `start GROUP:*`, `silence PATTERN DURATION reason`,
+    /// `silences` …); `user` goes to the audit line. Ok: the reply; Err:
+    /// what went wrong.
     fn execute(&self, line: &str, user: &str) -> Result<String, String>;
+}
+
+impl ControlPort for pipeline::control::Control {
+    fn execute(&self, line: &str, user: &str) -> Result<String, String> {
+        let r = pipeline::control::Control::execute(self, line, user);
+        if r.ok {
+            Ok(r.text)
+        } else {
+            Err(r.error.unwrap_or(r.text))
+        }
+    }
 }
 
 /// One chat message, however it arrived.
@@ -181,7 +192,7 @@ impl Bot {
         match verb.as_str() {
             "help" => HELP.replace("BOT", &self.botname),
             "hi" | "hello" | "hey" | "ciao" => format!("hello @{user}"),
-            "status" => self.query(user, "status", |b| b.status_reply()),
+            "status" => self.query(user, "ask for the status", |b| b.status_reply(user, &args)),
             "silences" => self.query(user, "list the silences", |b| {
                 b.control_reply(user, "silences")
             }),
@@ -209,8 +220,8 @@ impl Bot {
     /// control interface.
     fn supervisorctl(&self, user: &str, args: &[&str]) -> String {
         match args.split_first() {
-            Some((action, _)) if action.eq_ignore_ascii_case("status") => {
-                self.query(user, "ask for the status", |b| b.status_reply())
+            Some((action, rest)) if action.eq_ignore_ascii_case("status") => {
+                self.query(user, "ask for the status", |b| b.status_reply(user, rest))
             }
             Some((action, rest)) if matches!(action.to_lowercase().as_str(), "stop" | "start" | "restart") => {
                 let verb = action.to_lowercase();
@@ -248,8 +259,18 @@ impl Bot {
         }
     }
 
-    fn status_reply(&self) -> String {
-        format!("```\n{}\n```", self.control.status().trim_end())
+    /// The status table in a fenced code block (also an error, as the
+    /// original did with supervisorctl's output).
+    fn status_reply(&self, user: &str, targets: &[&str]) -> String {
+        let line = std::iter::once("status")
+            .chain(targets.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let text = match self.control.execute(&line, &format!("chat:{user}")) {
+            Ok(t) => t,
+            Err(e) => format!("error: {e}"),
+        };
+        format!("```\n{}\n```", text.trim_end())
     }
 
     fn control_line(&self, user: &str, verb: &str, args: &[&str]) -> String {
