@@ -220,3 +220,59 @@ pub fn spawn<A: ChatApi + 'static>(
         .spawn(move || p.run(stop))?;
     Ok((stats, h))
 }
+
+/// The Rocket.Chat REST client as the poller's chat server. `botname` is
+/// the bot's user name (with a personal access token the client does not
+/// know it).
+pub struct RestChat {
+    pub client: crate::chat::rest::RestClient,
+    pub botname: String,
+}
+
+impl ChatApi for RestChat {
+    fn own_name(&self) -> String {
+        self.botname.clone()
+    }
+    fn channel_id(&mut self, name: &str) -> Result<Option<String>, String> {
+        self.client.channel_id(name).map_err(|e| e.to_string())
+    }
+    fn history(&mut self, room: &str, oldest: Option<&str>) -> Result<Vec<ChatMessage>, String> {
+        let msgs = self
+            .client
+            .history(room, oldest)
+            .map_err(|e| e.to_string())?;
+        Ok(msgs
+            .into_iter()
+            .map(|m| ChatMessage {
+                room: if m.room_id.is_empty() {
+                    room.to_string()
+                } else {
+                    m.room_id
+                },
+                id: m.id,
+                user: m.username,
+                text: m.text,
+                ts: m.ts,
+            })
+            .collect())
+    }
+    fn post(&mut self, room: &str, text: &str) -> Result<(), String> {
+        self.client.post(room, text).map_err(|e| e.to_string())
+    }
+}
+
+/// Starts REST-bot mode from the site config: a client of its own (the
+/// chat sink has another), polling every `[Alerts.chat] poll_interval`.
+pub fn start_rest(
+    alerts: &crate::config::AlertsConfig,
+    bot: Arc<Bot>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(Arc<PollerStats>, std::thread::JoinHandle<()>)> {
+    let client = crate::chat::rest::RestClient::new(alerts)?;
+    let api = RestChat {
+        client,
+        botname: alerts.botname.clone(),
+    };
+    let interval = Duration::from_secs_f64(alerts.chat.poll_interval.max(0.05));
+    Ok(spawn(api, bot, interval, stop)?)
+}
