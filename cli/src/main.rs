@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_ctl;
 mod cmd_demo;
 mod cmd_dump;
 mod cmd_ligier;
@@ -48,6 +49,8 @@ enum Command {
     Demo(cmd_demo::DemoArgs),
     /// A stand-in Rocket.Chat server on 127.0.0.1 to try alerts and the chatbot.
     Testchat(cmd_testchat::TestchatArgs),
+    /// Steer a running `run`/`demo`: status, stop|start|restart NODE|GROUP:*, silence.
+    Ctl(cmd_ctl::CtlArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => cmd_serve::run(args),
         Command::Demo(args) => cmd_demo::run(args),
         Command::Testchat(args) => cmd_testchat::run(args),
+        Command::Ctl(args) => cmd_ctl::run(args),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,8 @@ pub struct NodeStatus {
     #[serde(rename = "type")]
     pub type_name: String,
     pub group: String,
+    /// `source`, `operator` or `sink`.
+    pub role: String,
     /// `RUNNING`, `STOPPED` or `FAILED`.
     pub state: String,
     /// Why it failed.
@@ -151,6 +153,7 @@ pub fn status_text(nodes: &[NodeStatus], now: f64) -> String {
             };
             let mut tail = match n.last_output_utc {
                 Some(t) => format!("last output {}", ago(now - t)),
+                None if n.role == "sink" => "sink".into(),
                 None => "no output yet".into(),
             };
             if n.restarts > 0 {
