@@ -8,6 +8,7 @@
 //! operator: those live in the `operators` crate and implement the contract
 //! of [`operator`].
 
+pub mod control;
 pub mod diag;
 pub mod graph;
 pub mod item;

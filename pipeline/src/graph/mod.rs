@@ -44,7 +44,21 @@ pub struct NodeSpec {
     pub type_name: String,
     pub role: Role,
     pub inputs: Vec<String>,
+    /// The control group (`km3mon ctl stop GROUP:*`): the node's `group`
+    /// key, else [`default_group`] of its role.
+    pub group: String,
     pub node: Arc<dyn Node>,
+}
+
+/// A node's group when its table names none: sources `daq`, operators
+/// `monitoring_process`, sinks `output`. (The graph sets the original's
+/// groups — logging, alerts, … — explicitly where they differ.)
+pub fn default_group(role: Role) -> &'static str {
+    match role {
+        Role::Source => "daq",
+        Role::Transform => "monitoring_process",
+        Role::Sink => "output",
+    }
 }
 
 /// A validated graph, nodes in topological order (inputs first).
@@ -285,6 +299,25 @@ fn raw_node(
             )),
         }
     }
+    let mut group = default_group(ty.role).to_string();
+    if let Some(v) = table.get("group") {
+        match v.get_ref().as_str() {
+            Some(g)
+                if !g.is_empty()
+                    && g != "all"
+                    && g.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+            {
+                group = g.to_string()
+            }
+            _ => diags.push(Diagnostic::at(
+                src,
+                v.span(),
+                format!("{base}.group"),
+                "`group` must be a name of letters, digits, `_` and `-` (not `all`), e.g. \"monitoring_process\"",
+            )),
+        }
+    }
     let role_article = if ty.role == Role::Transform {
         "an"
     } else {
@@ -330,7 +363,7 @@ fn raw_node(
     let mut ok = true;
     for (k, v) in table.iter() {
         let k_str = k.get_ref().as_ref();
-        if k_str == "type" || k_str == "inputs" {
+        if k_str == "type" || k_str == "inputs" || k_str == "group" {
             continue;
         }
         conv.keys.push((k_str.to_string(), Loc::graph(k.span())));
@@ -371,6 +404,7 @@ fn raw_node(
             type_name: type_name.0,
             role: ty.role,
             inputs,
+            group,
             node,
         },
         name_span: key.span(),

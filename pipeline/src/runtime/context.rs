@@ -15,6 +15,7 @@ use timely::dataflow::{Scope, Stream};
 use super::metrics::{Metrics, NodeMetrics};
 use super::progress::Progress;
 use super::state::StateStore;
+use crate::control::{Control, NodeControl};
 use crate::item::{Item, Time};
 
 /// Every edge: batches of [`Item`]s at DAQ-time timestamps.
@@ -52,6 +53,8 @@ pub struct RunEnv {
     pub shutdown: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
     pub progress: Arc<Progress>,
+    /// The run's control plane (node states, silences).
+    pub control: Arc<Control>,
 }
 
 impl RunEnv {
@@ -65,6 +68,8 @@ pub struct BuildContext<'s> {
     pub node: String,
     pub env: Arc<RunEnv>,
     pub metrics: Arc<NodeMetrics>,
+    /// This node's control block (state, failure reports).
+    pub(crate) control: Arc<NodeControl>,
     pub(crate) io: Rc<RefCell<Vec<JoinHandle<()>>>>,
 }
 
@@ -91,6 +96,19 @@ impl<'s> BuildContext<'s> {
             .spawn(f)?;
         self.io.borrow_mut().push(h);
         Ok(())
+    }
+
+    /// Reports that this node failed (its status turns `FAILED (reason)`
+    /// until an operator starts it again). From an I/O thread, use a clone
+    /// of [`BuildContext::node_control`].
+    pub fn fail(&self, reason: impl Into<String>) {
+        self.control.fail(reason);
+    }
+
+    /// This node's control block, `Send + Sync`: for I/O threads that
+    /// report failures, or nodes that look at their own state.
+    pub fn node_control(&self) -> Arc<NodeControl> {
+        self.control.clone()
     }
 
     /// The run's detector, for nodes that need the layout (DOM → DU and

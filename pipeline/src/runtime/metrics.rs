@@ -21,14 +21,17 @@ pub enum DropReason {
     UnknownDom,
     /// Older than the source's capability (live data later than the allowed lateness).
     Late,
+    /// The node was stopped by an operator (`km3mon ctl stop`).
+    Stopped,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::Overflow,
         DropReason::Corrupt,
         DropReason::UnknownDom,
         DropReason::Late,
+        DropReason::Stopped,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +39,7 @@ impl DropReason {
             DropReason::Corrupt => "corrupt",
             DropReason::UnknownDom => "unknown_dom",
             DropReason::Late => "late",
+            DropReason::Stopped => "stopped",
         }
     }
 }
@@ -45,13 +49,15 @@ impl DropReason {
 pub struct NodeMetrics {
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
-    drops: [AtomicU64; 4],
+    drops: [AtomicU64; 5],
     pub busy_ns: AtomicU64,
     /// Drops by reason and detail (e.g. corrupt: truncated), for the
     /// reasons where "why exactly" matters to whoever fixes the source.
     details: Mutex<BTreeMap<(DropReason, String), u64>>,
     /// Output frontier in ticks; `u64::MAX` = none yet / finished.
     pub frontier: AtomicU64,
+    /// Wall clock of the last output, Unix ms; 0 = none yet.
+    last_output_ms: AtomicU64,
 }
 
 impl NodeMetrics {
@@ -64,7 +70,20 @@ impl NodeMetrics {
         self.records_in.fetch_add(n as u64, Ordering::Relaxed);
     }
     pub fn add_out(&self, n: usize) {
-        self.records_out.fetch_add(n as u64, Ordering::Relaxed);
+        if n > 0 {
+            self.records_out.fetch_add(n as u64, Ordering::Relaxed);
+            let ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            self.last_output_ms.fetch_max(ms, Ordering::Relaxed);
+        }
+    }
+    /// Wall clock (Unix s) of the last output.
+    pub fn last_output_utc(&self) -> Option<f64> {
+        match self.last_output_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(ms as f64 / 1e3),
+        }
     }
     pub fn drop_record(&self, reason: DropReason, n: u64) {
         self.drops[reason as usize].fetch_add(n, Ordering::Relaxed);
@@ -207,6 +226,16 @@ impl Metrics {
                     String::new(),
                     format!("{:.6}", m.busy_ns.load(Ordering::Relaxed) as f64 / 1e9),
                 )]
+            },
+        );
+        family(
+            "km3mon_last_output_seconds",
+            "gauge",
+            "Wall clock (Unix s) of the node's last output.",
+            &|m| {
+                m.last_output_utc()
+                    .map(|t| vec![(String::new(), format!("{t:.3}"))])
+                    .unwrap_or_default()
             },
         );
         family(

@@ -23,6 +23,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Concatenate;
 use timely::{CommunicationConfig, WorkerConfig};
 
+use crate::control::{Control, NodeControl};
 use crate::graph::Graph;
 use crate::item::{Item, Time};
 pub use context::{BuildContext, ItemStream, Mode, RunEnv};
@@ -86,6 +87,10 @@ pub struct RunOptions {
     /// A stop flag owned by the caller (`km3mon demo` stops the simulator
     /// and the Ligier on the same signal); set it to end a live run.
     pub shutdown: Option<Arc<AtomicBool>>,
+    /// The control plane shared with the control socket, the web server
+    /// and the chatbot; `run` creates one (audit under `out_dir`,
+    /// silences in `state_dir`) when `None`. Every node is registered.
+    pub control: Option<Arc<Control>>,
 }
 
 impl RunOptions {
@@ -107,6 +112,7 @@ impl RunOptions {
             handle_signals: true,
             metrics: None,
             shutdown: None,
+            control: None,
         }
     }
 }
@@ -140,8 +146,18 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
         }
     }
     let metrics = opts.metrics.clone().unwrap_or_default();
+    let control = opts
+        .control
+        .clone()
+        .unwrap_or_else(|| Arc::new(Control::new(Some(&opts.out_dir), opts.state_dir.as_deref())));
     for n in &graph.nodes {
-        metrics.node(&n.name);
+        control.register(
+            &n.name,
+            &n.type_name,
+            &n.group,
+            n.role,
+            metrics.node(&n.name),
+        );
     }
     if let Some(addr) = opts.metrics_addr {
         let local = metrics::serve(addr, metrics.clone())?;
@@ -170,6 +186,7 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
         progress: progress.clone(),
+        control: control.clone(),
     });
 
     let workers = opts.workers.max(1);
@@ -203,6 +220,7 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
                 let mut streams: HashMap<String, ItemStream<'_>> = HashMap::new();
                 for spec in &graph.nodes {
                     let m = env.metrics.node(&spec.name);
+                    let gate = env.control.node(&spec.name).expect("registered above");
                     let input = if spec.inputs.is_empty() {
                         None
                     } else {
@@ -226,20 +244,24 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
                         } else {
                             scope.concatenate(ins)
                         };
-                        Some(meter(s, m.clone(), false))
+                        // The gate: a stopped node's input is dropped here.
+                        Some(meter(s, m.clone(), false, Some(gate.clone())))
                     };
                     let ctx = BuildContext {
                         scope,
                         node: spec.name.clone(),
                         env: env.clone(),
                         metrics: m.clone(),
+                        control: gate.clone(),
                         io: io.clone(),
                     };
                     let out = spec.node.build(&ctx, input).map_err(|e| {
                         anyhow::anyhow!("building node `{}` ({}): {e:#}", spec.name, spec.type_name)
                     })?;
                     if let Some(o) = out {
-                        streams.insert(spec.name.clone(), meter(o, m, true));
+                        // A source has no input to gate: its output is.
+                        let g = spec.inputs.is_empty().then_some(gate);
+                        streams.insert(spec.name.clone(), meter(o, m, true, g));
                     }
                 }
                 Ok(())
@@ -313,14 +335,26 @@ fn only_kinds<'s>(s: ItemStream<'s>, kinds: Vec<crate::item::StreamKind>) -> Ite
 }
 
 /// Counts records and records the frontier on an edge, passing batches
-/// through untouched.
-fn meter<'s>(s: ItemStream<'s>, m: Arc<NodeMetrics>, output: bool) -> ItemStream<'s> {
+/// through untouched — unless `gate`'s node is stopped: then batches are
+/// dropped and counted (`DropReason::Stopped`), while the frontier still
+/// advances, so downstream windows keep closing. (The gate lives in the
+/// meter to add no operator, and so no per-timestamp cost, to the graph.)
+fn meter<'s>(
+    s: ItemStream<'s>,
+    m: Arc<NodeMetrics>,
+    output: bool,
+    gate: Option<Arc<NodeControl>>,
+) -> ItemStream<'s> {
     s.unary_frontier::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
         Pipeline,
         "meter",
         move |_cap, _info| {
             move |(input, frontier), out| {
                 input.for_each(|cap, data| {
+                    if gate.as_ref().is_some_and(|g| g.is_stopped()) {
+                        m.drop_record(metrics::DropReason::Stopped, data.len() as u64);
+                        return;
+                    }
                     if output {
                         m.add_out(data.len());
                     } else {

@@ -1,0 +1,383 @@
+//! The one textual command language of the control plane, shared by
+//! `km3mon ctl`, the chatbot and the web's `POST /api/control`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The longest silence one command may set; a forgotten silence must run
+/// out before anyone forgets the detector.
+pub const MAX_SILENCE: Duration = Duration::from_secs(30 * 86_400);
+
+/// What a `stop`/`start`/`restart`/`status` addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `all`.
+    All,
+    /// `GROUP:*`.
+    Group(String),
+    /// `NODE`, or `GROUP:NODE` (then the node must be in that group). A bare
+    /// name that is no node but a group means the group.
+    Node { group: Option<String>, name: String },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::All => f.write_str("all"),
+            Target::Group(g) => write!(f, "{g}:*"),
+            Target::Node {
+                group: Some(g),
+                name,
+            } => write!(f, "{g}:{name}"),
+            Target::Node { group: None, name } => f.write_str(name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Stop,
+    Start,
+    Restart,
+}
+
+impl Action {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Stop => "stop",
+            Action::Start => "start",
+            Action::Restart => "restart",
+        }
+    }
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `status [TARGET…]` (no target = every node).
+    Status(Vec<Target>),
+    /// `stop|start|restart TARGET…`.
+    Act(Action, Vec<Target>),
+    /// `silence PATTERN DURATION [reason…]`.
+    Silence {
+        pattern: String,
+        duration: Duration,
+        reason: String,
+    },
+    /// `unsilence PATTERN`.
+    Unsilence(String),
+    /// `silences`.
+    Silences,
+    /// `help`.
+    Help,
+}
+
+/// A command that could not be parsed; the message says what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+pub const HELP: &str = "\
+commands:
+  status [TARGET…]                 state, uptime, records and drops of each node
+  stop TARGET…                     stop nodes (their input is dropped and counted)
+  start TARGET…                    start stopped or failed nodes
+  restart TARGET…                  stop and start (restarts + 1, uptime reset)
+  silence PATTERN DURATION [why…]  silence alerts whose key matches PATTERN (* = anything)
+                                   for DURATION (30m, 2h, 1d, 1h30m; at most 30d)
+  unsilence PATTERN                end the silences with exactly this pattern
+  silences                         list the active silences
+  help                             this text
+TARGET: NODE, GROUP:NODE, GROUP:* or all
+groups: daq, logging, monitoring_process, alerts, reconstruction, output (or the graph's own)";
+
+const VERBS: &str = "status, stop, start, restart, silence, unsilence, silences, help";
+
+impl Command {
+    /// Parses one command line (words separated by white space; the verb
+    /// is case-insensitive, names are not).
+    pub fn parse(line: &str) -> Result<Command, ParseError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((verb, args)) = words.split_first() else {
+            return Err(ParseError("empty command; try `help`".into()));
+        };
+        let err = |m: String| Err(ParseError(m));
+        match verb.to_ascii_lowercase().as_str() {
+            "status" => Ok(Command::Status(targets(args)?)),
+            v @ ("stop" | "start" | "restart") => {
+                let action = match v {
+                    "stop" => Action::Stop,
+                    "start" => Action::Start,
+                    _ => Action::Restart,
+                };
+                if args.is_empty() {
+                    return err(format!(
+                        "`{v}` needs a target: NODE, GROUP:NODE, GROUP:* or all"
+                    ));
+                }
+                Ok(Command::Act(action, targets(args)?))
+            }
+            "silence" => {
+                let (Some(pattern), Some(d)) = (args.first(), args.get(1)) else {
+                    return err(
+                        "usage: silence PATTERN DURATION [reason…], e.g. `silence timesync:* 2h DU 7 in maintenance`"
+                            .into(),
+                    );
+                };
+                check_pattern(pattern)?;
+                let duration = parse_duration(d)?;
+                Ok(Command::Silence {
+                    pattern: pattern.to_string(),
+                    duration,
+                    reason: args[2..].join(" "),
+                })
+            }
+            "unsilence" => match args {
+                [p] => {
+                    check_pattern(p)?;
+                    Ok(Command::Unsilence(p.to_string()))
+                }
+                _ => err("usage: unsilence PATTERN (as listed by `silences`)".into()),
+            },
+            "silences" if args.is_empty() => Ok(Command::Silences),
+            "help" => Ok(Command::Help),
+            "silences" => err("`silences` takes no arguments".into()),
+            other => err(format!("unknown command `{other}`; commands: {VERBS}")),
+        }
+    }
+}
+
+fn targets(args: &[&str]) -> Result<Vec<Target>, ParseError> {
+    args.iter().map(|a| target(a)).collect()
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn target(word: &str) -> Result<Target, ParseError> {
+    if word.eq_ignore_ascii_case("all") {
+        return Ok(Target::All);
+    }
+    let bad = || {
+        ParseError(format!(
+            "bad target `{word}`: expected NODE, GROUP:NODE, GROUP:* or all"
+        ))
+    };
+    match word.split_once(':') {
+        Some((g, "*")) if valid_name(g) => Ok(Target::Group(g.to_string())),
+        Some((g, n)) if valid_name(g) && valid_name(n) => Ok(Target::Node {
+            group: Some(g.to_string()),
+            name: n.to_string(),
+        }),
+        None if valid_name(word) => Ok(Target::Node {
+            group: None,
+            name: word.to_string(),
+        }),
+        _ => Err(bad()),
+    }
+}
+
+fn check_pattern(p: &str) -> Result<(), ParseError> {
+    if p.chars().any(char::is_control) || p.len() > 200 {
+        return Err(ParseError(format!("bad alert-key pattern `{p}`")));
+    }
+    Ok(())
+}
+
+/// `30m`, `2h`, `1d`, `45s`, `1h30m`: numbers each followed by a unit
+/// (s, m, h, d, w); more than zero and at most [`MAX_SILENCE`].
+pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
+    let bad = |why: &str| {
+        Err(ParseError(format!(
+            "bad duration `{s}`: {why} (e.g. 30m, 2h, 1d, 1h30m)"
+        )))
+    };
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit: u64 = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return bad("units are s, m, h, d, w"),
+        };
+        if num.is_empty() {
+            return bad("a unit needs a number before it");
+        }
+        let Ok(n) = num.parse::<u64>() else {
+            return bad("number too large");
+        };
+        total = total.saturating_add(n.saturating_mul(unit));
+        num.clear();
+    }
+    if !num.is_empty() {
+        return bad("a number needs a unit after it");
+    }
+    if total == 0 {
+        return bad("must be longer than zero");
+    }
+    if total > MAX_SILENCE.as_secs() {
+        return bad("at most 30d");
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Glob match of an alert key: `*` is any sequence (also empty), `?` one
+/// character; everything else matches itself.
+pub fn glob_match(pattern: &str, key: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let k: Vec<char> = key.chars().collect();
+    let (mut pi, mut ki) = (0, 0);
+    // Where the last `*` was, and the key position it currently covers up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ki < k.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == k[ki]) {
+            pi += 1;
+            ki += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ki));
+            pi += 1;
+        } else if let Some((sp, sk)) = star {
+            pi = sp + 1;
+            ki = sk + 1;
+            star = Some((sp, sk + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(n: &str) -> Target {
+        Target::Node {
+            group: None,
+            name: n.into(),
+        }
+    }
+
+    #[test]
+    fn every_command_form() {
+        assert_eq!(Command::parse("status"), Ok(Command::Status(vec![])));
+        assert_eq!(
+            Command::parse("  STATUS  dom_rates alerts:* "),
+            Ok(Command::Status(vec![
+                node("dom_rates"),
+                Target::Group("alerts".into())
+            ]))
+        );
+        assert_eq!(
+            Command::parse("stop dom_rates"),
+            Ok(Command::Act(Action::Stop, vec![node("dom_rates")]))
+        );
+        assert_eq!(
+            Command::parse("start monitoring_process:dom_rates"),
+            Ok(Command::Act(
+                Action::Start,
+                vec![Target::Node {
+                    group: Some("monitoring_process".into()),
+                    name: "dom_rates".into()
+                }]
+            ))
+        );
+        assert_eq!(
+            Command::parse("restart monitoring_process:* all"),
+            Ok(Command::Act(
+                Action::Restart,
+                vec![Target::Group("monitoring_process".into()), Target::All]
+            ))
+        );
+        assert_eq!(
+            Command::parse("silence timesync:du7:* 2h DU 7 in maintenance"),
+            Ok(Command::Silence {
+                pattern: "timesync:du7:*".into(),
+                duration: Duration::from_secs(7200),
+                reason: "DU 7 in maintenance".into()
+            })
+        );
+        assert_eq!(
+            Command::parse("silence * 30m"),
+            Ok(Command::Silence {
+                pattern: "*".into(),
+                duration: Duration::from_secs(1800),
+                reason: String::new()
+            })
+        );
+        assert_eq!(
+            Command::parse("unsilence *"),
+            Ok(Command::Unsilence("*".into()))
+        );
+        assert_eq!(Command::parse("silences"), Ok(Command::Silences));
+        assert_eq!(Command::parse("Help"), Ok(Command::Help));
+        assert_eq!(
+            Target::Node {
+                group: Some("g".into()),
+                name: "n".into()
+            }
+            .to_string(),
+            "g:n"
+        );
+    }
+
+    #[test]
+    fn bad_input_gives_a_clear_error() {
+        let e = |s: &str| Command::parse(s).unwrap_err().0;
+        assert_eq!(e(""), "empty command; try `help`");
+        assert!(e("reboot now").contains("unknown command `reboot`"));
+        assert!(e("reboot now").contains("status, stop"));
+        assert!(e("stop").contains("`stop` needs a target"));
+        assert!(e("restart").contains("`restart` needs a target"));
+        assert!(e("stop dom rates;rm").contains("bad target `rates;rm`"));
+        assert!(e("stop :*").contains("bad target `:*`"));
+        assert!(e("stop a:b:c").contains("bad target"));
+        assert!(e("silence x").starts_with("usage: silence"));
+        assert!(e("silence x 10").contains("needs a unit"));
+        assert!(e("silence x h").contains("needs a number"));
+        assert!(e("silence x 2y").contains("units are"));
+        assert!(e("silence x 0m").contains("longer than zero"));
+        assert!(e("silence x 31d").contains("at most 30d"));
+        assert!(e("unsilence").starts_with("usage: unsilence"));
+        assert!(e("unsilence a b").starts_with("usage: unsilence"));
+        assert!(e("silences now").contains("no arguments"));
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s| parse_duration(s).unwrap().as_secs();
+        assert_eq!(d("45s"), 45);
+        assert_eq!(d("30m"), 1800);
+        assert_eq!(d("2h"), 7200);
+        assert_eq!(d("1d"), 86_400);
+        assert_eq!(d("1h30m"), 5400);
+        assert_eq!(d("2W"), 14 * 86_400);
+        assert!(parse_duration("99999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", ""));
+        assert!(glob_match("*", "timesync:du7"));
+        assert!(glob_match("timesync:*", "timesync:du7"));
+        assert!(!glob_match("timesync:*", "dom_activity:dom1"));
+        assert!(glob_match("*:du7:*", "timesync:du7:floor3"));
+        assert!(!glob_match("*:du7:*", "timesync:du17:floor3"));
+        assert!(glob_match("du?", "du7"));
+        assert!(!glob_match("du?", "du17"));
+        assert!(glob_match("a*b*c", "aXbYbZc"));
+        assert!(!glob_match("a*b*c", "aXbYbZ"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+    }
+}

@@ -1,0 +1,538 @@
+//! The control plane of a running graph — the `supervisorctl` of km3mon.
+//!
+//! One [`Control`] per run, shared (`Arc<Control>`) by the runtime, the
+//! control socket (`km3mon ctl`), the web server (`POST /api/control`) and
+//! the chatbot. All of them speak the same textual commands, parsed by
+//! [`Command::parse`] and executed by [`Control::execute`]:
+//!
+//! ```text
+//! status [TARGET…]                 stop|start|restart TARGET…
+//! silence PATTERN DURATION [why…]  unsilence PATTERN   silences   help
+//! TARGET = NODE | GROUP:NODE | GROUP:* | all
+//! ```
+//!
+//! API for other parts of the program:
+//!
+//! * `Control::new(out_dir, state_dir)` — `out_dir` receives the audit lines
+//!   (`<out>/data/alerts.jsonl`), `state_dir` the silences
+//!   (`<state>/silences.json`, loaded here, so a restart keeps them).
+//!   `runtime::run` creates one when `RunOptions::control` is `None` and
+//!   registers every node of the graph ([`Control::register`]).
+//! * [`Control::execute`]`(command_line, user) -> Reply`: parse + apply;
+//!   never panics, a bad command is `Reply { ok: false, error, text }`.
+//!   [`Reply::text`] is the supervisorctl-like rendering; the other fields
+//!   are structured (serde) for programs.
+//! * [`Control::apply`] for an already parsed [`Command`].
+//! * [`Control::is_silenced`]`(alert_key)`: true while an unexpired silence
+//!   pattern (glob, `*` and `?`) matches the key — for the alert router.
+//! * [`Control::nodes`]: the status rows without the text.
+//! * For nodes: [`NodeControl::fail`] (via `BuildContext::fail` or a clone
+//!   of `BuildContext::node_control()` on an I/O thread) reports a failure;
+//!   the runtime's gate reads [`NodeControl::is_stopped`].
+//!
+//! States: `RUNNING`; `STOPPED` — the gate in front of the node (on a
+//! source: behind it) drops every batch and counts it as
+//! `DropReason::Stopped`, while timestamps and frontiers pass on, so the
+//! other nodes' windows keep closing; `FAILED (reason)` — reported by the
+//! node (a sink whose writes fail); data still flows (the node keeps
+//! trying) until an operator stops it or `start`/`restart` clears the
+//! failure. `restart` = stop + start, `restarts` + 1, uptime from zero; the
+//! node's window state is kept (there is no reset signal).
+//!
+//! Every stop/start/restart/silence/unsilence is audited: a tracing line
+//! and a JSON line appended to `<out>/data/alerts.jsonl`:
+//! `{"time_utc", "monitor": "control", "key", "state", "message"}`.
+
+pub mod command;
+mod render;
+pub mod socket;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+pub use command::{glob_match, parse_duration, Action, Command, ParseError, Target, HELP};
+pub use render::{format_hms, NodeStatus, Reply};
+
+use crate::operator::Role;
+use crate::runtime::metrics::NodeMetrics;
+
+/// Who issued a command, when nobody said.
+const UNKNOWN_USER: &str = "unknown";
+
+/// A node's life as the operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "reason", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NodeState {
+    Running,
+    Stopped,
+    Failed(String),
+}
+
+impl NodeState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeState::Running => "RUNNING",
+            NodeState::Stopped => "STOPPED",
+            NodeState::Failed(_) => "FAILED",
+        }
+    }
+}
+
+struct Life {
+    state: NodeState,
+    since: Instant,
+    since_wall: SystemTime,
+    restarts: u64,
+}
+
+/// One node's control block: read by its gate on every batch (one atomic
+/// load), written by commands and failure reports.
+pub struct NodeControl {
+    pub name: String,
+    pub type_name: String,
+    pub group: String,
+    pub role: Role,
+    pub metrics: Arc<NodeMetrics>,
+    stopped: AtomicBool,
+    life: Mutex<Life>,
+}
+
+impl NodeControl {
+    fn new(
+        name: &str,
+        type_name: &str,
+        group: &str,
+        role: Role,
+        metrics: Arc<NodeMetrics>,
+    ) -> Self {
+        NodeControl {
+            name: name.into(),
+            type_name: type_name.into(),
+            group: group.into(),
+            role,
+            metrics,
+            stopped: AtomicBool::new(false),
+            life: Mutex::new(Life {
+                state: NodeState::Running,
+                since: Instant::now(),
+                since_wall: SystemTime::now(),
+                restarts: 0,
+            }),
+        }
+    }
+
+    /// The gate's question, per batch.
+    #[inline]
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    pub fn state(&self) -> NodeState {
+        self.life.lock().expect("control lock").state.clone()
+    }
+
+    /// Reports a failure (from any thread). A running node becomes
+    /// `FAILED (reason)` until `start`/`restart`; logged once per change.
+    pub fn fail(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        let mut l = self.life.lock().expect("control lock");
+        if l.state == NodeState::Running {
+            tracing::error!("node `{}` failed: {reason}", self.name);
+            l.state = NodeState::Failed(reason);
+            l.since = Instant::now();
+            l.since_wall = SystemTime::now();
+        }
+    }
+
+    /// `group:node`, as supervisorctl names a program.
+    pub fn full_name(&self) -> String {
+        format!("{}:{}", self.group, self.name)
+    }
+
+    fn set(&self, action: Action) -> &'static str {
+        let mut l = self.life.lock().expect("control lock");
+        let now = (Instant::now(), SystemTime::now());
+        let outcome = match (action, &l.state) {
+            (Action::Stop, NodeState::Stopped) => return "already stopped",
+            (Action::Stop, _) => {
+                self.stopped.store(true, Ordering::SeqCst);
+                l.state = NodeState::Stopped;
+                "stopped"
+            }
+            (Action::Start, NodeState::Running) => return "already running",
+            (Action::Start, _) => {
+                self.stopped.store(false, Ordering::SeqCst);
+                l.state = NodeState::Running;
+                "started"
+            }
+            (Action::Restart, _) => {
+                self.stopped.store(false, Ordering::SeqCst);
+                l.state = NodeState::Running;
+                l.restarts += 1;
+                "restarted"
+            }
+        };
+        (l.since, l.since_wall) = now;
+        outcome
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        use std::sync::atomic::Ordering::Relaxed;
+        let l = self.life.lock().expect("control lock");
+        let m = &self.metrics;
+        let drops_by_reason: BTreeMap<String, u64> = crate::runtime::metrics::DropReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), m.drops(*r)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        NodeStatus {
+            name: self.name.clone(),
+            type_name: self.type_name.clone(),
+            group: self.group.clone(),
+            state: l.state.name().to_string(),
+            reason: match &l.state {
+                NodeState::Failed(r) => Some(r.clone()),
+                _ => None,
+            },
+            since_utc: unix_secs(l.since_wall),
+            uptime_seconds: l.since.elapsed().as_secs_f64(),
+            restarts: l.restarts,
+            records_in: m.records_in.load(Relaxed),
+            records_out: m.records_out.load(Relaxed),
+            drops: drops_by_reason.values().sum(),
+            drops_by_reason,
+            last_output_utc: m.last_output_utc(),
+        }
+    }
+}
+
+/// An alert silence: alerts whose key matches `pattern` are not sent to
+/// people until `until_utc` (Unix s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub pattern: String,
+    pub until_utc: f64,
+    pub created_utc: f64,
+    pub user: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct SilenceFile {
+    silences: Vec<Silence>,
+}
+
+/// The control plane of one run (see the module docs).
+pub struct Control {
+    nodes: RwLock<Vec<Arc<NodeControl>>>,
+    silences: Mutex<Vec<Silence>>,
+    silence_file: Option<PathBuf>,
+    audit_file: Option<PathBuf>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control::new(None, None)
+    }
+}
+
+impl Control {
+    /// `out_dir`: audit lines go to `<out>/data/alerts.jsonl`; `state_dir`:
+    /// silences persist in `<state>/silences.json` (loaded now; a bad file
+    /// is logged and ignored rather than stopping the monitoring).
+    pub fn new(out_dir: Option<&Path>, state_dir: Option<&Path>) -> Control {
+        let silence_file = state_dir.map(|d| d.join("silences.json"));
+        let mut silences = Vec::new();
+        if let Some(f) = &silence_file {
+            match std::fs::read_to_string(f) {
+                Ok(text) => match serde_json::from_str::<SilenceFile>(&text) {
+                    Ok(s) => silences = s.silences,
+                    Err(e) => tracing::warn!("ignoring {}: {e}", f.display()),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("cannot read {}: {e}", f.display()),
+            }
+        }
+        let now = now_utc();
+        silences.retain(|s| s.until_utc > now);
+        Control {
+            nodes: RwLock::new(Vec::new()),
+            silences: Mutex::new(silences),
+            silence_file,
+            audit_file: out_dir.map(|d| d.join("data").join("alerts.jsonl")),
+        }
+    }
+
+    /// Adds a node (the runtime does this for every node of the graph);
+    /// registering a name again returns the existing block.
+    pub fn register(
+        &self,
+        name: &str,
+        type_name: &str,
+        group: &str,
+        role: Role,
+        metrics: Arc<NodeMetrics>,
+    ) -> Arc<NodeControl> {
+        let mut nodes = self.nodes.write().expect("control lock");
+        if let Some(n) = nodes.iter().find(|n| n.name == name) {
+            return n.clone();
+        }
+        let n = Arc::new(NodeControl::new(name, type_name, group, role, metrics));
+        nodes.push(n.clone());
+        n
+    }
+
+    pub fn node(&self, name: &str) -> Option<Arc<NodeControl>> {
+        let nodes = self.nodes.read().expect("control lock");
+        nodes.iter().find(|n| n.name == name).cloned()
+    }
+
+    /// Every node's status, in graph order.
+    pub fn nodes(&self) -> Vec<NodeStatus> {
+        let nodes = self.nodes.read().expect("control lock");
+        nodes.iter().map(|n| n.status()).collect()
+    }
+
+    /// Whether an unexpired silence matches the alert key.
+    pub fn is_silenced(&self, key: &str) -> bool {
+        let now = now_utc();
+        let s = self.silences.lock().expect("control lock");
+        s.iter()
+            .any(|s| s.until_utc > now && glob_match(&s.pattern, key))
+    }
+
+    /// The unexpired silences.
+    pub fn silences(&self) -> Vec<Silence> {
+        let now = now_utc();
+        let mut s = self.silences.lock().expect("control lock");
+        s.retain(|s| s.until_utc > now);
+        s.clone()
+    }
+
+    /// Parses and applies one command line on behalf of `user`.
+    pub fn execute(&self, line: &str, user: &str) -> Reply {
+        match Command::parse(line) {
+            Ok(c) => self.apply(&c, user),
+            Err(e) => Reply::error(e.0),
+        }
+    }
+
+    /// Applies a parsed command on behalf of `user`.
+    pub fn apply(&self, cmd: &Command, user: &str) -> Reply {
+        let user = if user.trim().is_empty() {
+            UNKNOWN_USER
+        } else {
+            user.trim()
+        };
+        match cmd {
+            Command::Help => Reply::text(HELP.to_string()),
+            Command::Status(targets) => match self.resolve(targets) {
+                Ok(nodes) => {
+                    let rows: Vec<NodeStatus> = nodes.iter().map(|n| n.status()).collect();
+                    Reply::status(rows)
+                }
+                Err(e) => Reply::error(e),
+            },
+            Command::Act(action, targets) => match self.resolve(targets) {
+                Ok(nodes) => {
+                    let mut lines = Vec::new();
+                    let mut changed = Vec::new();
+                    for n in &nodes {
+                        let outcome = n.set(*action);
+                        lines.push(format!("{}: {outcome}", n.full_name()));
+                        if !outcome.starts_with("already") {
+                            changed.push(n.name.clone());
+                            self.audit(
+                                &n.name,
+                                outcome,
+                                &format!("{} {} by {user}", action.verb(), n.full_name()),
+                            );
+                        }
+                    }
+                    let mut r = Reply::text(lines.join("\n"));
+                    r.changed = changed;
+                    r.nodes = nodes.iter().map(|n| n.status()).collect();
+                    r
+                }
+                Err(e) => Reply::error(e),
+            },
+            Command::Silence {
+                pattern,
+                duration,
+                reason,
+            } => {
+                let now = now_utc();
+                let s = Silence {
+                    pattern: pattern.clone(),
+                    until_utc: now + duration.as_secs_f64(),
+                    created_utc: now,
+                    user: user.to_string(),
+                    reason: reason.clone(),
+                };
+                let list = {
+                    let mut all = self.silences.lock().expect("control lock");
+                    all.retain(|x| x.until_utc > now && x.pattern != *pattern);
+                    all.push(s.clone());
+                    all.clone()
+                };
+                self.persist(&list);
+                let until = render::iso_utc(s.until_utc);
+                let why = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                };
+                self.audit(
+                    pattern,
+                    "silenced",
+                    &format!("silence {pattern} until {until} by {user}{why}"),
+                );
+                let mut r = Reply::text(format!("silenced `{pattern}` until {until}"));
+                r.silences = vec![s];
+                r
+            }
+            Command::Unsilence(pattern) => {
+                let (removed, list) = {
+                    let mut all = self.silences.lock().expect("control lock");
+                    let before = all.len();
+                    all.retain(|x| x.pattern != *pattern);
+                    (before - all.len(), all.clone())
+                };
+                if removed == 0 {
+                    return Reply::error(format!(
+                        "no silence with pattern `{pattern}` (see `silences`)"
+                    ));
+                }
+                self.persist(&list);
+                self.audit(
+                    pattern,
+                    "unsilenced",
+                    &format!("unsilence {pattern} by {user}"),
+                );
+                Reply::text(format!("unsilenced `{pattern}`"))
+            }
+            Command::Silences => Reply::silences(self.silences()),
+        }
+    }
+
+    /// The nodes a list of targets names, in graph order, each once; an
+    /// empty list is every node.
+    fn resolve(&self, targets: &[Target]) -> Result<Vec<Arc<NodeControl>>, String> {
+        let nodes = self.nodes.read().expect("control lock");
+        if targets.is_empty() {
+            return Ok(nodes.clone());
+        }
+        let mut pick = vec![false; nodes.len()];
+        let groups = || {
+            let mut g: Vec<&str> = nodes.iter().map(|n| n.group.as_str()).collect();
+            g.sort_unstable();
+            g.dedup();
+            g.join(", ")
+        };
+        for t in targets {
+            let hits: Vec<usize> = match t {
+                Target::All => (0..nodes.len()).collect(),
+                Target::Group(g) => {
+                    let v: Vec<usize> =
+                        (0..nodes.len()).filter(|&i| nodes[i].group == *g).collect();
+                    if v.is_empty() {
+                        return Err(format!("no such group `{g}` (groups: {})", groups()));
+                    }
+                    v
+                }
+                Target::Node { group, name } => match nodes.iter().position(|n| n.name == *name) {
+                    Some(i) => {
+                        if let Some(g) = group {
+                            if nodes[i].group != *g {
+                                return Err(format!(
+                                    "node `{name}` is in group `{}`, not `{g}`",
+                                    nodes[i].group
+                                ));
+                            }
+                        }
+                        vec![i]
+                    }
+                    None if group.is_none() && nodes.iter().any(|n| n.group == *name) => (0..nodes
+                        .len())
+                        .filter(|&i| nodes[i].group == *name)
+                        .collect(),
+                    None => {
+                        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+                        return Err(format!(
+                            "no such node `{name}` (nodes: {}; groups: {})",
+                            names.join(", "),
+                            groups()
+                        ));
+                    }
+                },
+            };
+            for i in hits {
+                pick[i] = true;
+            }
+        }
+        Ok(nodes
+            .iter()
+            .zip(pick)
+            .filter(|(_, p)| *p)
+            .map(|(n, _)| n.clone())
+            .collect())
+    }
+
+    fn persist(&self, list: &[Silence]) {
+        let Some(f) = &self.silence_file else { return };
+        let body = serde_json::to_vec_pretty(&SilenceFile {
+            silences: list.to_vec(),
+        })
+        .unwrap_or_default();
+        if let Err(e) = crate::runtime::io::write_atomic(f, &body) {
+            tracing::error!("cannot save silences to {}: {e}", f.display());
+        }
+    }
+
+    /// A tracing line and an `alerts.jsonl` line.
+    fn audit(&self, key: &str, state: &str, message: &str) {
+        tracing::info!("control: {message}");
+        let Some(f) = &self.audit_file else { return };
+        let line = serde_json::json!({
+            "time_utc": render::iso_utc(now_utc()),
+            "monitor": "control",
+            "key": key,
+            "state": state,
+            "message": message,
+        });
+        let res = (|| {
+            if let Some(d) = f.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f)?;
+            // One write per line: O_APPEND keeps it whole beside the
+            // alerts sink, which appends to the same file.
+            file.write_all(format!("{line}\n").as_bytes())
+        })();
+        if let Err(e) = res {
+            tracing::error!("cannot append the audit line to {}: {e}", f.display());
+        }
+    }
+}
+
+fn unix_secs(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn now_utc() -> f64 {
+    unix_secs(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests;
