@@ -1,6 +1,9 @@
 //! Telling people what the monitors found, and letting them answer.
 //!
 //! * [`config`]: the `[Alerts]` section of the site config, typed.
+//! * [`shifters`]: who is on shift (state file beside the site config).
+//! * [`bot`]: the chatbot's commands and authorisation; [`poller`]: its
+//!   REST-bot mode (polling the channel).
 //! * [`route`]: the [`route::Router`] — which alerts reach people, grouped,
 //!   throttled, silenced, as firing / reminder / resolved messages.
 //! * [`message`]: what a route hands to a sink ([`message::Outgoing`]) and
@@ -15,4 +18,7 @@ pub mod config;
 pub mod deliver;
 pub mod email;
 pub mod message;
+pub mod bot;
+pub mod poller;
 pub mod route;
+pub mod shifters;
