@@ -226,6 +226,7 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    opts.site_config = c.config.clone();
     opts.detector = c.detector.clone().or_else(|| site.detector_file());
     if let Some(d) = &opts.detector {
         // Fail before starting rather than in the middle of a worker.

@@ -328,9 +328,7 @@ pub fn strip_mention<'a>(text: &'a str, botname: &str) -> Option<&'a str> {
     let tail = &rest[botname.len()..];
     match tail.chars().next() {
         None => Some(""),
-        Some(c) if c.is_whitespace() || c == ':' || c == ',' => {
-            Some(tail[c.len_utf8()..].trim())
-        }
+        Some(c) if c.is_whitespace() || c == ':' || c == ',' => Some(tail[c.len_utf8()..].trim()),
         Some(_) => None,
     }
 }
@@ -368,8 +366,14 @@ mod tests {
 
     #[test]
     fn mention_is_stripped_exactly() {
-        assert_eq!(strip_mention("@monitoring status", "monitoring"), Some("status"));
-        assert_eq!(strip_mention("  @Monitoring: status  ", "monitoring"), Some("status"));
+        assert_eq!(
+            strip_mention("@monitoring status", "monitoring"),
+            Some("status")
+        );
+        assert_eq!(
+            strip_mention("  @Monitoring: status  ", "monitoring"),
+            Some("status")
+        );
         assert_eq!(strip_mention("@monitoring,hi", "monitoring"), Some("hi"));
         assert_eq!(strip_mention("@monitoring", "monitoring"), Some(""));
         // The original's character-set strip turned this into `est`.
@@ -382,7 +386,10 @@ mod tests {
     #[test]
     fn names_parse() {
         assert_eq!(parse_names(&["a", "and", "b"]).unwrap(), ["a", "b"]);
-        assert_eq!(parse_names(&["@a,", "b,c", "and", "a"]).unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            parse_names(&["@a,", "b,c", "and", "a"]).unwrap(),
+            ["a", "b", "c"]
+        );
         assert!(parse_names(&["nobody"]).unwrap().is_empty());
         assert!(parse_names(&[]).is_err());
         assert!(parse_names(&["a;rm"]).is_err());

@@ -338,7 +338,11 @@ impl Worker {
             let too_old = resume.duration_since(submitted) > self.policy.max_age;
             let past_deadline = lock(&self.deadline).is_some_and(|d| resume > d);
             if attempt >= self.policy.max_attempts || too_old || past_deadline {
-                return (false, attempt, Some(format!("gave up after {attempt} attempts: {err}")));
+                return (
+                    false,
+                    attempt,
+                    Some(format!("gave up after {attempt} attempts: {err}")),
+                );
             }
             tracing::debug!(target: "notify", sink = self.transport.name(), attempt,
                 ?wait, "delivery failed, retrying: {err}");

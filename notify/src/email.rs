@@ -141,9 +141,13 @@ mod tests {
 
     #[test]
     fn refuses_missing_sender_or_recipients() {
-        let e = EmailTransport::new(&cfg("to = [\"a@b.org\"]")).err().unwrap();
+        let e = EmailTransport::new(&cfg("to = [\"a@b.org\"]"))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("from"), "{e}");
-        let e = EmailTransport::new(&cfg("from = \"a@b.org\"")).err().unwrap();
+        let e = EmailTransport::new(&cfg("from = \"a@b.org\""))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("recipient"), "{e}");
         let e = EmailTransport::new(&cfg("from = \"a@b.org\"\nto = [\"nobody\"]"))
             .err()

@@ -13,12 +13,12 @@
 //! The crate knows the pipeline's alert type and control interface, not the
 //! operators: the `alerts_notify` graph node (in `operators`) feeds it.
 
+pub mod bot;
 pub mod chat;
 pub mod config;
 pub mod deliver;
 pub mod email;
 pub mod message;
-pub mod bot;
 pub mod poller;
 pub mod route;
 pub mod shifters;

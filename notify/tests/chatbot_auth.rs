@@ -74,7 +74,11 @@ const MATRIX: &[(&str, Role, bool)] = &[
     ("restart dom_rates", Role::Operator, true),
     ("supervisorctl stop dom_rates", Role::Operator, true),
     ("supervisorctl start dom_activity", Role::Operator, true),
-    ("silence dom_inactive:* 2h DU3 recabled", Role::Operator, true),
+    (
+        "silence dom_inactive:* 2h DU3 recabled",
+        Role::Operator,
+        true,
+    ),
     ("unsilence time_sync:*", Role::Operator, true),
     ("shifters are cnorris and bspencer", Role::Operator, true),
 ];
@@ -117,11 +121,20 @@ fn replies() {
     let (bot, control, _) = bot();
     assert_eq!(say(&bot, "bob", "hey"), "hello @bob");
     assert_eq!(say(&bot, "bob", ""), "Here I am");
-    assert_eq!(say(&bot, "bob", "frobnicate"), "@bob: command not found, try help");
+    assert_eq!(
+        say(&bot, "bob", "frobnicate"),
+        "@bob: command not found, try help"
+    );
     assert!(say(&bot, "bob", "help").contains("@monitoring"));
     let status = say(&bot, "bobby", "status");
-    assert!(status.starts_with("```\n") && status.ends_with("\n```"), "{status}");
-    assert!(status.contains("monitoring_process:dom_rates") && status.contains("STOPPED"), "{status}");
+    assert!(
+        status.starts_with("```\n") && status.ends_with("\n```"),
+        "{status}"
+    );
+    assert!(
+        status.contains("monitoring_process:dom_rates") && status.contains("STOPPED"),
+        "{status}"
+    );
     let r = say(&bot, "opal", "stop dom_rates");
     assert!(control.node("dom_rates").unwrap().is_stopped(), "{r}");
     assert!(say(&bot, "opal", "stop no_such_node").starts_with("@opal: "));
@@ -131,7 +144,10 @@ fn replies() {
     assert!(say(&bot, "opal", "shifters are a;b").contains("not a chat user name"));
     let r = say(&bot, "opal", "shifters are cnorris, bspencer");
     assert!(r.contains("@cnorris and @bspencer"), "{r}");
-    assert_eq!(say(&bot, "cnorris", "shifters"), "The shifters are cnorris and bspencer.");
+    assert_eq!(
+        say(&bot, "cnorris", "shifters"),
+        "The shifters are cnorris and bspencer."
+    );
     // bobby was replaced: no longer a shifter.
     assert!(say(&bot, "bobby", "status").starts_with("Sorry @bobby"));
 }
@@ -149,14 +165,23 @@ fn only_the_configured_channel_and_real_mentions_are_served() {
     };
     assert_eq!(bot.handle(&req("random", "@monitoring stop x", true)), None);
     assert_eq!(bot.handle(&req("operations", "stop x", true)), None);
-    assert_eq!(bot.handle(&req("operations", "@monitoringtest stop x", true)), None);
+    assert_eq!(
+        bot.handle(&req("operations", "@monitoringtest stop x", true)),
+        None
+    );
     assert_eq!(observable(&control, &shifters), before);
     // A webhook fires on its trigger word: the mention is optional.
-    assert_eq!(bot.handle(&req("#operations", "hi", false)).as_deref(), Some("hello @opal"));
+    assert_eq!(
+        bot.handle(&req("#operations", "hi", false)).as_deref(),
+        Some("hello @opal")
+    );
     // REST mode tags messages with the room id.
     assert_eq!(bot.handle(&req("ROOM1", "@monitoring hi", true)), None);
     bot.set_room_id("ROOM1");
-    assert_eq!(bot.handle(&req("ROOM1", "@monitoring hi", true)).as_deref(), Some("hello @opal"));
+    assert_eq!(
+        bot.handle(&req("ROOM1", "@monitoring hi", true)).as_deref(),
+        Some("hello @opal")
+    );
     // Its own messages never.
     let mut own = req("operations", "@monitoring hi", true);
     own.user = "monitoring".into();

@@ -75,8 +75,8 @@ pub(crate) async fn post_form(
     if !user.is_empty() && !text.trim().is_empty() {
         lock(&s).add_message(&channel, &user, &text);
     }
-    let back = serde_urlencoded::to_string([("channel", &channel), ("user", &user)])
-        .unwrap_or_default();
+    let back =
+        serde_urlencoded::to_string([("channel", &channel), ("user", &user)]).unwrap_or_default();
     Redirect::to(&format!("/?{back}")).into_response()
 }
 

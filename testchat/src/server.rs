@@ -23,7 +23,10 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/api/v1/channels.history", get(channels_history))
         .route("/api/v1/chat.postMessage", post(post_message))
         .route("/hooks/{id}/{token}", post(hook))
-        .layer(middleware::from_fn_with_state(state.clone(), record_and_fault))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_and_fault,
+        ))
         .with_state(state)
 }
 
@@ -199,7 +202,10 @@ async fn channels_history(
         return r;
     }
     let Some(room) = q.get("roomId") else {
-        return error(StatusCode::BAD_REQUEST, "The parameter \"roomId\" is required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The parameter \"roomId\" is required",
+        );
     };
     let count = num(&q, "count").unwrap_or(20);
     let inclusive = q.get("inclusive").is_some_and(|v| v == "true");
@@ -254,7 +260,10 @@ async fn hook(
 ) -> Response {
     let mut st = lock(&s);
     if st.hook.0 != id || st.hook.1 != token {
-        return error(StatusCode::NOT_FOUND, "Invalid integration id or token provided.");
+        return error(
+            StatusCode::NOT_FOUND,
+            "Invalid integration id or token provided.",
+        );
     }
     // JSON body, or Mattermost/Slack's form field `payload=<json>`.
     let payload: Value = if headers

@@ -167,7 +167,11 @@ impl RestClient {
             Credentials::Password { user, password } => (user.clone(), password.clone()),
         };
         // Rocket.Chat takes an e-mail address in `user`, a name in `username`.
-        let field = if user.contains('@') { "user" } else { "username" };
+        let field = if user.contains('@') {
+            "user"
+        } else {
+            "username"
+        };
         let url = format!("{}/api/v1/login", self.base);
         let mut resp = self
             .agent
@@ -408,9 +412,9 @@ fn env_var(name: &str) -> anyhow::Result<String> {
 /// Connection refused, DNS, timeouts, broken replies: the server may come back.
 pub(crate) fn transport_error(what: &str, e: ureq::Error) -> SendError {
     match e {
-        ureq::Error::BadUri(_) | ureq::Error::InvalidProxyUrl | ureq::Error::RequireHttpsOnly(_) => {
-            SendError::Permanent(format!("{what}: {e}"))
-        }
+        ureq::Error::BadUri(_)
+        | ureq::Error::InvalidProxyUrl
+        | ureq::Error::RequireHttpsOnly(_) => SendError::Permanent(format!("{what}: {e}")),
         _ => SendError::Retryable(format!("{what}: {e}")),
     }
 }
@@ -446,10 +450,22 @@ mod tests {
 
     #[test]
     fn statuses_classified() {
-        assert!(matches!(status_error("x", 500, ""), SendError::Retryable(_)));
-        assert!(matches!(status_error("x", 429, ""), SendError::Retryable(_)));
-        assert!(matches!(status_error("x", 400, ""), SendError::Permanent(_)));
-        assert!(matches!(status_error("x", 404, ""), SendError::Permanent(_)));
+        assert!(matches!(
+            status_error("x", 500, ""),
+            SendError::Retryable(_)
+        ));
+        assert!(matches!(
+            status_error("x", 429, ""),
+            SendError::Retryable(_)
+        ));
+        assert!(matches!(
+            status_error("x", 400, ""),
+            SendError::Permanent(_)
+        ));
+        assert!(matches!(
+            status_error("x", 404, ""),
+            SendError::Permanent(_)
+        ));
     }
 
     #[test]

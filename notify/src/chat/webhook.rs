@@ -33,14 +33,19 @@ impl WebhookClient {
             (Some(var), _) => std::env::var(var)
                 .with_context(|| format!("environment variable {var} is not set"))?,
             (None, Some(u)) => u.clone(),
-            (None, None) => bail!("webhook mode needs [Alerts.chat] webhook_url_env or webhook_url"),
+            (None, None) => {
+                bail!("webhook mode needs [Alerts.chat] webhook_url_env or webhook_url")
+            }
         };
         Self::with_url(&url, Duration::from_secs_f64(chat.timeout.max(0.001)))
     }
 
     pub fn with_url(url: &str, timeout: Duration) -> anyhow::Result<Self> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("webhook url {} must start with http:// or https://", redact(url));
+            bail!(
+                "webhook url {} must start with http:// or https://",
+                redact(url)
+            );
         }
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
