@@ -74,13 +74,22 @@ fn login_then_channel_found_on_a_later_page() {
     let reqs = chat.requests();
     let login = &reqs[0];
     assert_eq!(login.path, "/api/v1/login");
-    assert!(login.content_type.as_deref().unwrap().starts_with("application/x-www-form-urlencoded"));
+    assert!(login
+        .content_type
+        .as_deref()
+        .unwrap()
+        .starts_with("application/x-www-form-urlencoded"));
     assert!(login.body.contains("username=monitoring"), "{}", login.body);
-    let lists: Vec<_> = reqs.iter().filter(|r| r.path == "/api/v1/channels.list").collect();
+    let lists: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path == "/api/v1/channels.list")
+        .collect();
     // The server hands out 2 channels a page; `operations` is the 4th.
     assert!(lists.len() >= 2, "{lists:?}");
     assert!(lists[1].query.contains("offset=2"), "{:?}", lists[1]);
-    assert!(lists.iter().all(|r| r.auth_token.is_some() && r.user_id.as_deref() == Some("u-monitoring")));
+    assert!(lists
+        .iter()
+        .all(|r| r.auth_token.is_some() && r.user_id.as_deref() == Some("u-monitoring")));
     assert_eq!(chat.logins(), 1);
 }
 
@@ -93,13 +102,22 @@ fn login_with_an_email_address_uses_the_user_field() {
     let chat = TestChat::start(opts).unwrap();
     let mut c = RestClient::with_credentials(
         &chat.url(),
-        Credentials::Password { user: "bot@example.org".into(), password: "pw".into() },
+        Credentials::Password {
+            user: "bot@example.org".into(),
+            password: "pw".into(),
+        },
         "operations",
         WAIT,
     )
     .unwrap();
     c.login().unwrap();
-    assert!(chat.requests()[0].body.starts_with("user=bot%40example.org"), "{:?}", chat.requests()[0]);
+    assert!(
+        chat.requests()[0]
+            .body
+            .starts_with("user=bot%40example.org"),
+        "{:?}",
+        chat.requests()[0]
+    );
 }
 
 #[test]
@@ -107,7 +125,10 @@ fn wrong_password_is_permanent() {
     let chat = TestChat::start(Options::default()).unwrap();
     let mut c = RestClient::with_credentials(
         &chat.url(),
-        Credentials::Password { user: "monitoring".into(), password: "wrong".into() },
+        Credentials::Password {
+            user: "monitoring".into(),
+            password: "wrong".into(),
+        },
         "operations",
         WAIT,
     )
@@ -126,15 +147,28 @@ fn posts_land_in_the_history_and_history_pages_by_oldest() {
     c.post("operations", "DU 3 silent").unwrap();
     let stored = chat.messages("operations");
     assert_eq!(stored.len(), 1);
-    assert_eq!((stored[0].username.as_str(), stored[0].text.as_str()), ("monitoring", "DU 3 silent"));
-    let post = chat.requests().into_iter().find(|r| r.path == "/api/v1/chat.postMessage").unwrap();
+    assert_eq!(
+        (stored[0].username.as_str(), stored[0].text.as_str()),
+        ("monitoring", "DU 3 silent")
+    );
+    let post = chat
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/v1/chat.postMessage")
+        .unwrap();
     let body: serde_json::Value = serde_json::from_str(&post.body).unwrap();
-    assert_eq!(body, serde_json::json!({"channel": "operations", "text": "DU 3 silent"}));
+    assert_eq!(
+        body,
+        serde_json::json!({"channel": "operations", "text": "DU 3 silent"})
+    );
 
     let room = c.channel_id("operations").unwrap().unwrap();
     chat.post_as("jdoe", "operations", "@monitoring status");
     let all = c.history(&room, None).unwrap();
-    assert_eq!(all.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["DU 3 silent", "@monitoring status"]);
+    assert_eq!(
+        all.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["DU 3 silent", "@monitoring status"]
+    );
     assert_eq!(all[1].username, "jdoe");
     assert_eq!(all[1].room_id, room);
     assert_eq!(all[1].ts.len(), "2026-01-01T00:00:00.000Z".len());
@@ -143,11 +177,17 @@ fn posts_land_in_the_history_and_history_pages_by_oldest() {
     chat.post_as("cnorris", "operations", "@monitoring hi");
     let newer = c.history(&room, Some(&all[1].ts)).unwrap();
     assert_eq!(newer.len(), 1);
-    assert_eq!((newer[0].username.as_str(), newer[0].text.as_str()), ("cnorris", "@monitoring hi"));
+    assert_eq!(
+        (newer[0].username.as_str(), newer[0].text.as_str()),
+        ("cnorris", "@monitoring hi")
+    );
     assert!(c.history(&room, Some(&newer[0].ts)).unwrap().is_empty());
     // Posting by room id works too (how the chatbot replies).
     c.post(&room, "hello @cnorris").unwrap();
-    assert_eq!(chat.messages("operations").last().unwrap().text, "hello @cnorris");
+    assert_eq!(
+        chat.messages("operations").last().unwrap().text,
+        "hello @cnorris"
+    );
 }
 
 #[test]
@@ -159,12 +199,22 @@ fn expired_token_means_one_fresh_login_and_the_post_goes_through() {
     c.post("operations", "second").unwrap();
     assert_eq!(chat.logins(), 2);
     assert_eq!(c.logins(), 2);
-    let texts: Vec<_> = chat.messages("operations").into_iter().map(|m| m.text).collect();
+    let texts: Vec<_> = chat
+        .messages("operations")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
     assert_eq!(texts, ["first", "second"]);
     let paths: Vec<_> = chat.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(
         paths,
-        ["/api/v1/login", "/api/v1/chat.postMessage", "/api/v1/chat.postMessage", "/api/v1/login", "/api/v1/chat.postMessage"]
+        [
+            "/api/v1/login",
+            "/api/v1/chat.postMessage",
+            "/api/v1/chat.postMessage",
+            "/api/v1/login",
+            "/api/v1/chat.postMessage"
+        ]
     );
 }
 
@@ -173,14 +223,23 @@ fn a_refused_personal_access_token_is_permanent() {
     let chat = TestChat::start(Options::default()).unwrap();
     let mut c = RestClient::with_credentials(
         &chat.url(),
-        Credentials::Token { token: "nope".into(), user_id: "u-monitoring".into() },
+        Credentials::Token {
+            token: "nope".into(),
+            user_id: "u-monitoring".into(),
+        },
         "operations",
         WAIT,
     )
     .unwrap();
-    assert!(matches!(c.post("operations", "x"), Err(SendError::Permanent(_))));
+    assert!(matches!(
+        c.post("operations", "x"),
+        Err(SendError::Permanent(_))
+    ));
     let r = &chat.requests()[0];
-    assert_eq!((r.auth_token.as_deref(), r.user_id.as_deref()), (Some("nope"), Some("u-monitoring")));
+    assert_eq!(
+        (r.auth_token.as_deref(), r.user_id.as_deref()),
+        (Some("nope"), Some("u-monitoring"))
+    );
     assert_eq!(chat.logins(), 0);
 }
 
@@ -189,7 +248,8 @@ fn http_500_is_retried_then_delivered() {
     let chat = TestChat::start(Options::default()).unwrap();
     let d = Delivery::new(vec![(Box::new(bot(&chat, WAIT)), 10)], fast(5));
     chat.fail_next(2);
-    d.submit(outgoing(1, "chat", "trigger rate is 0 Hz")).unwrap();
+    d.submit(outgoing(1, "chat", "trigger rate is 0 Hz"))
+        .unwrap();
     let o = next_outcome(&d);
     assert!(o.delivered, "{o:?}");
     assert_eq!((o.id, o.attempts), (1, 3));
@@ -202,9 +262,12 @@ fn http_500_is_retried_then_delivered() {
 #[test]
 fn slow_server_times_out_and_the_retry_delivers() {
     let chat = TestChat::start(Options::default()).unwrap();
-    let d = Delivery::new(vec![(Box::new(bot(&chat, Duration::from_millis(300))), 10)], fast(5));
+    let d = Delivery::new(
+        vec![(Box::new(bot(&chat, Duration::from_secs(1))), 10)],
+        fast(5),
+    );
     // The login answers late; the client gives up on it and tries again.
-    chat.slow_next(1, Duration::from_secs(2));
+    chat.slow_next(1, Duration::from_secs(3));
     d.submit(outgoing(7, "chat", "time sync lost")).unwrap();
     let o = next_outcome(&d);
     assert!(o.delivered, "{o:?}");
@@ -217,10 +280,17 @@ fn slow_server_times_out_and_the_retry_delivers() {
 
 #[test]
 fn server_down_is_counted_as_failed_after_the_retries() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let c = RestClient::with_credentials(
         &format!("http://127.0.0.1:{port}"),
-        Credentials::Password { user: "monitoring".into(), password: "pw".into() },
+        Credentials::Password {
+            user: "monitoring".into(),
+            password: "pw".into(),
+        },
         "operations",
         Duration::from_secs(2),
     )
@@ -230,7 +300,13 @@ fn server_down_is_counted_as_failed_after_the_retries() {
     let o = next_outcome(&d);
     assert!(!o.delivered);
     assert_eq!(o.attempts, 3);
-    assert!(o.error.as_deref().unwrap().contains("gave up after 3 attempts"), "{o:?}");
+    assert!(
+        o.error
+            .as_deref()
+            .unwrap()
+            .contains("gave up after 3 attempts"),
+        "{o:?}"
+    );
     let s = stats(&d, "chat");
     assert_eq!((s.delivered, s.failed, s.retries, s.queued), (0, 1, 2, 0));
 }
@@ -241,20 +317,32 @@ fn a_full_queue_drops_and_counts_without_blocking_the_caller() {
     // Every answer takes 3 s: the first message occupies the sink thread.
     chat.set_delay(Duration::from_secs(3));
     let d = Delivery::new(vec![(Box::new(bot(&chat, WAIT)), 2)], fast(2));
-    let results: Vec<_> = (0..10).map(|i| d.submit(outgoing(i, "chat", "x"))).collect();
+    let results: Vec<_> = (0..10)
+        .map(|i| d.submit(outgoing(i, "chat", "x")))
+        .collect();
     // All ten submits returned while the server still sat on the first request.
     assert_eq!(stats(&d, "chat").delivered, 0);
-    let dropped = results.iter().filter(|r| matches!(r, Err(SubmitError::QueueFull(_)))).count();
+    let dropped = results
+        .iter()
+        .filter(|r| matches!(r, Err(SubmitError::QueueFull(_))))
+        .count();
     // Queue of 2, plus possibly one already taken by the sink thread.
     assert!((7..=8).contains(&dropped), "{results:?}");
     let s = stats(&d, "chat");
     assert_eq!(s.dropped as usize, dropped);
     assert_eq!(s.accepted as usize, 10 - dropped);
     // Dropped messages are reported as outcomes too (for alerts.jsonl).
-    let refused: Vec<_> = d.outcomes().try_iter().filter(|o| !o.delivered && o.attempts == 0).collect();
+    let refused: Vec<_> = d
+        .outcomes()
+        .try_iter()
+        .filter(|o| !o.delivered && o.attempts == 0)
+        .collect();
     assert_eq!(refused.len(), dropped);
     assert!(refused[0].error.as_deref().unwrap().contains("queue"));
-    assert!(matches!(d.submit(outgoing(99, "pager", "x")), Err(SubmitError::UnknownSink(_))));
+    assert!(matches!(
+        d.submit(outgoing(99, "pager", "x")),
+        Err(SubmitError::UnknownSink(_))
+    ));
     // Shutdown waits no longer than asked, even with the sink stuck.
     let s = d.shutdown(Duration::from_millis(100));
     assert_eq!(s[0].delivered, 0);
@@ -265,11 +353,16 @@ fn shutdown_drains_the_queue() {
     let chat = TestChat::start(Options::default()).unwrap();
     let d = Delivery::new(vec![(Box::new(bot(&chat, WAIT)), 10)], fast(3));
     for i in 0..4 {
-        d.submit(outgoing(i, "chat", &format!("message {i}"))).unwrap();
+        d.submit(outgoing(i, "chat", &format!("message {i}")))
+            .unwrap();
     }
     let s = d.shutdown(WAIT);
     assert_eq!((s[0].delivered, s[0].failed, s[0].queued), (4, 0, 0));
-    let texts: Vec<_> = chat.messages("operations").into_iter().map(|m| m.text).collect();
+    let texts: Vec<_> = chat
+        .messages("operations")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
     assert_eq!(texts, ["message 0", "message 1", "message 2", "message 3"]);
 }
 
@@ -277,14 +370,18 @@ fn shutdown_drains_the_queue() {
 fn webhook_posts_text_json_to_the_hook() {
     let chat = TestChat::start(Options::default()).unwrap();
     let mut w = WebhookClient::with_url(&chat.hook_url(), WAIT).unwrap();
-    w.send(&outgoing(1, "chat", "DU 2: 18 DOMs silent")).unwrap();
+    w.send(&outgoing(1, "chat", "DU 2: 18 DOMs silent"))
+        .unwrap();
     let m = chat.messages("operations");
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].text, "DU 2: 18 DOMs silent");
     let r = chat.requests().pop().unwrap();
     assert_eq!(r.path, "/hooks/km3mon/testtoken");
     assert_eq!(r.content_type.as_deref(), Some("application/json"));
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&r.body).unwrap(), serde_json::json!({"text": "DU 2: 18 DOMs silent"}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap(),
+        serde_json::json!({"text": "DU 2: 18 DOMs silent"})
+    );
 
     let wrong = chat.hook_url().replace("testtoken", "guess");
     let mut w = WebhookClient::with_url(&wrong, WAIT).unwrap();

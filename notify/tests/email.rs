@@ -11,7 +11,7 @@ use std::time::Duration;
 use notify::config::EmailConfig;
 use notify::deliver::{Delivery, RetryPolicy};
 use notify::email::EmailTransport;
-use notify::message::{Outgoing, SendError, Severity, Transport};
+use notify::message::{Outgoing, Severity, Transport};
 use serde_json::Value;
 
 const PEER: &str = r#"
@@ -71,7 +71,8 @@ impl SmtpPeer {
     }
 
     fn start_on(py: &PathBuf, name: &str, port: u16) -> SmtpPeer {
-        let out = std::env::temp_dir().join(format!("km3mon-smtp-{}-{name}.jsonl", std::process::id()));
+        let out =
+            std::env::temp_dir().join(format!("km3mon-smtp-{}-{name}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&out);
         let mut child = Command::new(py)
             .args(["-c", PEER, &port.to_string(), &out.display().to_string()])
@@ -79,8 +80,15 @@ impl SmtpPeer {
             .spawn()
             .expect("start the aiosmtpd peer");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "aiosmtpd peer did not start (is aiosmtpd installed in {}?)", py.display());
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "aiosmtpd peer did not start (is aiosmtpd installed in {}?)",
+            py.display()
+        );
         SmtpPeer { child, port, out }
     }
 
@@ -102,7 +110,11 @@ impl Drop for SmtpPeer {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn config(port: u16, to: &[&str]) -> EmailConfig {
@@ -133,21 +145,43 @@ fn alert(id: u64) -> Outgoing {
 fn mail_arrives_with_headers_sender_recipients_and_body() {
     let Some(py) = python() else { return };
     let peer = SmtpPeer::start(&py, "headers");
-    let mut mail = EmailTransport::new(&config(peer.port, &["shifter@arca.example.org", "Run Coordinator <rc@km3net.example>"])).unwrap();
+    let mut mail = EmailTransport::new(&config(
+        peer.port,
+        &[
+            "shifter@arca.example.org",
+            "Run Coordinator <rc@km3net.example>",
+        ],
+    ))
+    .unwrap();
     mail.send(&alert(1)).unwrap();
     let got = peer.received();
     assert_eq!(got.len(), 1);
     let m = &got[0];
     assert_eq!(m["mail_from"], "monitoring@arca.example.org");
-    assert_eq!(m["rcpt_tos"], serde_json::json!(["shifter@arca.example.org", "rc@km3net.example"]));
+    assert_eq!(
+        m["rcpt_tos"],
+        serde_json::json!(["shifter@arca.example.org", "rc@km3net.example"])
+    );
     let h = &m["headers"];
     assert_eq!(h["Subject"], "Trigger rate is 0 Hz");
     assert_eq!(h["From"], "KM3NeT monitoring <monitoring@arca.example.org>");
-    assert_eq!(h["To"], "shifter@arca.example.org, Run Coordinator <rc@km3net.example>");
+    assert_eq!(
+        h["To"],
+        "shifter@arca.example.org, Run Coordinator <rc@km3net.example>"
+    );
     assert!(h["Date"].as_str().unwrap().contains(" +0000"), "{h}");
     let id = h["Message-ID"].as_str().unwrap();
-    assert!(id.starts_with('<') && id.ends_with('>') && id.contains('@'), "{id}");
-    assert!(h["Content-Type"].as_str().unwrap().starts_with("text/plain"), "{h}");
+    assert!(
+        id.starts_with('<') && id.ends_with('>') && id.contains('@'),
+        "{id}"
+    );
+    assert!(
+        h["Content-Type"]
+            .as_str()
+            .unwrap()
+            .starts_with("text/plain"),
+        "{h}"
+    );
     // SMTP ends the body with a line break of its own.
     let body = m["body"].as_str().unwrap().replace("\r\n", "\n");
     assert_eq!(body.trim_end(), alert(1).text.trim_end());
@@ -178,8 +212,15 @@ fn smtp_server_down_is_retried_then_counted_and_a_later_mail_gets_through() {
     assert!(!o.delivered);
     assert_eq!(o.attempts, 3);
     let s = &d.stats()[0];
-    assert_eq!((s.sink.as_str(), s.failed, s.retries, s.delivered), ("email", 1, 2, 0));
-    assert!(s.last_error.as_deref().unwrap().contains(&format!("127.0.0.1:{port}")));
+    assert_eq!(
+        (s.sink.as_str(), s.failed, s.retries, s.delivered),
+        ("email", 1, 2, 0)
+    );
+    assert!(s
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains(&format!("127.0.0.1:{port}")));
 
     // The server comes up on that port: the sink recovers by itself.
     let peer = SmtpPeer::start_on(&py, "down", port);
