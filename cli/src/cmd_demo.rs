@@ -149,6 +149,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     opts.workers = args.workers.max(1);
     opts.detector = Some(detx);
     opts.state_dir = Some(dir.join("state"));
+    // Alert texts read the shifters the chatbot stores beside it.
+    opts.site_config = Some(site_path.clone());
     opts.metrics = Some(metrics);
     opts.control = Some(control);
     opts.shutdown = Some(stop.clone());
