@@ -87,7 +87,10 @@ fn wait_post(chat: &TestChat, after: usize, within: Duration, f: impl Fn(&str) -
         if let Some(p) = posts.iter().skip(after).find(|p| f(p)) {
             return p.clone();
         }
-        assert!(Instant::now() < deadline, "no such post; bot posts: {posts:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "no such post; bot posts: {posts:#?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -106,7 +109,11 @@ fn ctl(dir: &Path, words: &[&str]) -> String {
         .args(words)
         .output()
         .unwrap();
-    assert!(o.status.success(), "ctl {words:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "ctl {words:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -125,12 +132,23 @@ fn demo_with_a_silent_dom_and_a_test_chat() {
     let run = dir.join("run");
     let port = common::free_port();
     let child = Command::new(common::km3mon())
-        .args(["demo", "--generate-detector", "3x6", "--port", &port.to_string()])
+        .args([
+            "demo",
+            "--generate-detector",
+            "3x6",
+            "--port",
+            &port.to_string(),
+        ])
         .args(["--chat-url", &chat.url(), "--config"])
         .arg(&site)
         .arg("--dir")
         .arg(&run)
-        .args(["--fault", "dom-silent@5s+25s:2/1", "--fault", "dom-silent@5s+25s:2/2"])
+        .args([
+            "--fault",
+            "dom-silent@5s+25s:2/1",
+            "--fault",
+            "dom-silent@5s+25s:2/2",
+        ])
         .env("KM3MON_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -148,7 +166,8 @@ fn demo_with_a_silent_dom_and_a_test_chat() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let n = bot_posts(&chat).len();
-        chat.post_as("bob", "operations", "@monitoring hello").unwrap();
+        chat.post_as("bob", "operations", "@monitoring hello")
+            .unwrap();
         let answered = (0..20).any(|_| {
             std::thread::sleep(Duration::from_millis(100));
             bot_posts(&chat).len() > n
@@ -160,32 +179,48 @@ fn demo_with_a_silent_dom_and_a_test_chat() {
     }
 
     // An operator of the example config sets the shifters; a stranger is refused.
-    let r = ask(&chat, "operator1", "@monitoring shifters are cnorris and bspencer", |t| {
-        t.starts_with("Welcome")
-    });
+    let r = ask(
+        &chat,
+        "operator1",
+        "@monitoring shifters are cnorris and bspencer",
+        |t| t.starts_with("Welcome"),
+    );
     assert!(r.contains("@cnorris and @bspencer"), "{r}");
     let f: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("km3mon-shifters.json")).unwrap()).unwrap();
     assert_eq!(f["shifters"], serde_json::json!(["cnorris", "bspencer"]));
     assert_eq!(std::fs::read(run.join("pipeline.toml")).unwrap(), written);
-    let r = ask(&chat, "bob", "@monitoring stop dom_rates", |t| t.contains("@bob"));
+    let r = ask(&chat, "bob", "@monitoring stop dom_rates", |t| {
+        t.contains("@bob")
+    });
     assert!(r.starts_with("Sorry @bob, only operators may"), "{r}");
     assert!(r.contains("operator1 and operator2"), "{r}");
     assert_eq!(state(&run, "dom_rates"), "RUNNING");
 
     // Stop and start one monitor with km3mon ctl …
-    assert_eq!(ctl(&run, &["stop", "dom_rates"]).trim(), "monitoring_process:dom_rates: stopped");
-    let r = ask(&chat, "cnorris", "@monitoring status dom_rates", |t| t.starts_with("```"));
+    assert_eq!(
+        ctl(&run, &["stop", "dom_rates"]).trim(),
+        "monitoring_process:dom_rates: stopped"
+    );
+    let r = ask(&chat, "cnorris", "@monitoring status dom_rates", |t| {
+        t.starts_with("```")
+    });
     assert!(r.contains("STOPPED"), "{r}");
     ctl(&run, &["start", "dom_rates"]);
     assert_eq!(state(&run, "dom_rates"), "RUNNING");
     // … and from the chat; a shifter may not.
-    let r = ask(&chat, "cnorris", "@monitoring stop dom_rates", |t| t.contains("@cnorris"));
+    let r = ask(&chat, "cnorris", "@monitoring stop dom_rates", |t| {
+        t.contains("@cnorris")
+    });
     assert!(r.starts_with("Sorry @cnorris, only operators"), "{r}");
-    let r = ask(&chat, "operator1", "@monitoring stop dom_rates", |t| t.contains("dom_rates"));
+    let r = ask(&chat, "operator1", "@monitoring stop dom_rates", |t| {
+        t.contains("dom_rates")
+    });
     assert_eq!(r, "monitoring_process:dom_rates: stopped");
     assert_eq!(state(&run, "dom_rates"), "STOPPED");
-    let r = ask(&chat, "operator1", "@monitoring start dom_rates", |t| t.contains("dom_rates"));
+    let r = ask(&chat, "operator1", "@monitoring start dom_rates", |t| {
+        t.contains("dom_rates")
+    });
     assert_eq!(r, "monitoring_process:dom_rates: started");
     assert_eq!(state(&run, "dom_rates"), "RUNNING");
 
@@ -194,12 +229,21 @@ fn demo_with_a_silent_dom_and_a_test_chat() {
     let firing = wait_post(&chat, 0, Duration::from_secs(60), |t| t.contains("FIRING"));
     assert!(firing.starts_with("@cnorris @bspencer: FIRING"), "{firing}");
     assert!(firing.contains("DU 2: 2 DOMs inactive"), "{firing}");
-    let resolved = wait_post(&chat, 0, Duration::from_secs(60), |t| t.contains("RESOLVED"));
-    assert!(resolved.contains("DU 2: 2 DOMs sending data again"), "{resolved}");
+    let resolved = wait_post(&chat, 0, Duration::from_secs(60), |t| {
+        t.contains("RESOLVED")
+    });
+    assert!(
+        resolved.contains("DU 2: 2 DOMs sending data again"),
+        "{resolved}"
+    );
     let alerts: Vec<String> = bot_posts(&chat)
         .into_iter()
         .filter(|t| t.contains("FIRING") || t.contains("RESOLVED"))
         .collect();
     assert_eq!(alerts.len(), 2, "{alerts:#?}");
-    assert!(started.elapsed() < Duration::from_secs(90), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -46,7 +46,13 @@ fn post(port: u16, path: &str, body: &str, ctype: &str) -> (u16, String) {
 }
 
 /// A Rocket.Chat outgoing-webhook post (JSON); `None` fields are left out.
-fn rocket(port: u16, token: Option<&str>, channel: &str, user: &str, text: &str) -> (u16, serde_json::Value) {
+fn rocket(
+    port: u16,
+    token: Option<&str>,
+    channel: &str,
+    user: &str,
+    text: &str,
+) -> (u16, serde_json::Value) {
     let mut v = serde_json::json!({
         "bot": false,
         "channel_id": "GENERAL-ID",
@@ -62,7 +68,10 @@ fn rocket(port: u16, token: Option<&str>, channel: &str, user: &str, text: &str)
         v["token"] = t.into();
     }
     let (code, body) = post(port, "/chat/command", &v.to_string(), "application/json");
-    (code, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+    (
+        code,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 fn text(r: &(u16, serde_json::Value)) -> String {
@@ -103,7 +112,10 @@ command_token_env = "{TOKEN_VAR}"
     ))
     .unwrap();
     // The example's other [Alerts] keys stay: the graph refers to them.
-    let section = doc.get_mut("Alerts").and_then(|v| v.as_table_mut()).unwrap();
+    let section = doc
+        .get_mut("Alerts")
+        .and_then(|v| v.as_table_mut())
+        .unwrap();
     section.extend(alerts);
     let site = dir.join("site.toml");
     std::fs::write(&site, toml::to_string(&doc).unwrap()).unwrap();
@@ -111,7 +123,14 @@ command_token_env = "{TOKEN_VAR}"
     let port = common::free_port();
     let run = dir.join("run");
     let child = Command::new(common::km3mon())
-        .args(["demo", "--generate-detector", "3x6", "--port", &port.to_string(), "--config"])
+        .args([
+            "demo",
+            "--generate-detector",
+            "3x6",
+            "--port",
+            &port.to_string(),
+            "--config",
+        ])
         .arg(&site)
         .arg("--dir")
         .arg(&run)
@@ -133,34 +152,94 @@ command_token_env = "{TOKEN_VAR}"
     // without the right token.
     let (code, _) = post(port, "/api/control", "status", "text/plain");
     assert_eq!(code, 401, "the rest of the server asks for Basic auth");
-    assert_eq!(rocket(port, Some("wrong"), "operations", "opal", "stop dom_rates").0, 401);
-    assert_eq!(rocket(port, None, "operations", "opal", "stop dom_rates").0, 401);
-    assert_eq!(rocket(port, Some(&TOKEN[..TOKEN.len() - 1]), "operations", "opal", "hi").0, 401);
+    assert_eq!(
+        rocket(port, Some("wrong"), "operations", "opal", "stop dom_rates").0,
+        401
+    );
+    assert_eq!(
+        rocket(port, None, "operations", "opal", "stop dom_rates").0,
+        401
+    );
+    assert_eq!(
+        rocket(
+            port,
+            Some(&TOKEN[..TOKEN.len() - 1]),
+            "operations",
+            "opal",
+            "hi"
+        )
+        .0,
+        401
+    );
     // Another channel: answered with nothing.
-    let r = rocket(port, Some(TOKEN), "random", "opal", "@monitoring stop dom_rates");
+    let r = rocket(
+        port,
+        Some(TOKEN),
+        "random",
+        "opal",
+        "@monitoring stop dom_rates",
+    );
     assert_eq!(r, (200, serde_json::json!({})));
     assert_eq!(ctl_status(&run, "dom_rates")["state"], "RUNNING");
 
-    let t = text(&rocket(port, Some(TOKEN), "operations", "bob", "@monitoring status"));
-    assert!(t.starts_with("Sorry @bob, only shifters and operators"), "{t}");
+    let t = text(&rocket(
+        port,
+        Some(TOKEN),
+        "operations",
+        "bob",
+        "@monitoring status",
+    ));
+    assert!(
+        t.starts_with("Sorry @bob, only shifters and operators"),
+        "{t}"
+    );
     assert!(t.contains("bobby") && t.contains("opal"), "{t}");
-    assert_eq!(text(&rocket(port, Some(TOKEN), "operations", "bob", "@monitoring hello")), "hello @bob");
+    assert_eq!(
+        text(&rocket(
+            port,
+            Some(TOKEN),
+            "operations",
+            "bob",
+            "@monitoring hello"
+        )),
+        "hello @bob"
+    );
 
     // Mattermost posts a form.
     let form = format!(
         "token={TOKEN}&team_id=t1&team_domain=km3net&channel_id=c1&channel_name=operations&timestamp=1764064800&user_id=u2&user_name=bobby&post_id=p1&text=%40monitoring+status&trigger_word=%40monitoring"
     );
-    let (code, body) = post(port, "/chat/command", &form, "application/x-www-form-urlencoded");
+    let (code, body) = post(
+        port,
+        "/chat/command",
+        &form,
+        "application/x-www-form-urlencoded",
+    );
     assert_eq!(code, 200, "{body}");
     let t: serde_json::Value = serde_json::from_str(&body).unwrap();
     let t = t["text"].as_str().unwrap();
-    assert!(t.starts_with("```") && t.contains("monitoring_process:dom_rates"), "{t}");
-    let t = text(&rocket(port, Some(TOKEN), "operations", "bobby", "@monitoring stop dom_rates"));
+    assert!(
+        t.starts_with("```") && t.contains("monitoring_process:dom_rates"),
+        "{t}"
+    );
+    let t = text(&rocket(
+        port,
+        Some(TOKEN),
+        "operations",
+        "bobby",
+        "@monitoring stop dom_rates",
+    ));
     assert!(t.starts_with("Sorry @bobby, only operators"), "{t}");
     assert_eq!(ctl_status(&run, "dom_rates")["state"], "RUNNING");
 
     // The operator stops and starts a monitor of the live graph.
-    let t = text(&rocket(port, Some(TOKEN), "operations", "opal", "@monitoring stop dom_rates"));
+    let t = text(&rocket(
+        port,
+        Some(TOKEN),
+        "operations",
+        "opal",
+        "@monitoring stop dom_rates",
+    ));
     assert_eq!(t, "monitoring_process:dom_rates: stopped");
     let before = ctl_status(&run, "dom_rates");
     assert_eq!(before["state"], "STOPPED");
@@ -173,22 +252,43 @@ command_token_env = "{TOKEN_VAR}"
             assert_eq!(now["records_in"], before["records_in"]);
             break;
         }
-        assert!(Instant::now() < deadline, "no input dropped while stopped: {now}");
+        assert!(
+            Instant::now() < deadline,
+            "no input dropped while stopped: {now}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let t = text(&rocket(port, Some(TOKEN), "operations", "opal", "supervisorctl start dom_rates"));
+    let t = text(&rocket(
+        port,
+        Some(TOKEN),
+        "operations",
+        "opal",
+        "supervisorctl start dom_rates",
+    ));
     assert_eq!(t, "monitoring_process:dom_rates: started");
     assert_eq!(ctl_status(&run, "dom_rates")["state"], "RUNNING");
 
     // Shifters go to the state file beside the site config, never into it.
-    let t = text(&rocket(port, Some(TOKEN), "operations", "opal", "@monitoring shifters are cnorris and bspencer"));
+    let t = text(&rocket(
+        port,
+        Some(TOKEN),
+        "operations",
+        "opal",
+        "@monitoring shifters are cnorris and bspencer",
+    ));
     assert!(t.starts_with("Welcome @cnorris and @bspencer"), "{t}");
     let f: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("km3mon-shifters.json")).unwrap()).unwrap();
     assert_eq!(f["shifters"], serde_json::json!(["cnorris", "bspencer"]));
     assert_eq!(f["set_by"], "opal");
     assert_eq!(std::fs::read(run.join("pipeline.toml")).unwrap(), written);
-    let t = text(&rocket(port, Some(TOKEN), "operations", "cnorris", "@monitoring silences"));
+    let t = text(&rocket(
+        port,
+        Some(TOKEN),
+        "operations",
+        "cnorris",
+        "@monitoring silences",
+    ));
     assert_eq!(t, "no active silences");
 }
 
@@ -206,7 +306,10 @@ fn the_endpoint_needs_a_configured_token() {
         Some("should not happen".into())
     });
     let extras = web::Extras {
-        chat: Some(web::ChatCommands { token: None, handler }),
+        chat: Some(web::ChatCommands {
+            token: None,
+            handler,
+        }),
     };
     let server = web::spawn_with(cfg.clone(), Arc::new(web::NoPipeline), extras).unwrap();
     let port = server.addr.port();
@@ -218,5 +321,14 @@ fn the_endpoint_needs_a_configured_token() {
     server.stop();
 
     let server = web::spawn(cfg, Arc::new(web::NoPipeline)).unwrap();
-    assert_eq!(post(server.addr.port(), "/chat/command", body, "application/json").0, 404);
+    assert_eq!(
+        post(
+            server.addr.port(),
+            "/chat/command",
+            body,
+            "application/json"
+        )
+        .0,
+        404
+    );
 }

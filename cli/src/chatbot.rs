@@ -34,11 +34,14 @@ impl ChatBot {
 /// `[Alerts]` of the site config (the built-in example without one).
 pub fn alerts_config(site: Option<&Path>) -> anyhow::Result<AlertsConfig> {
     let text = match site {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
         None => pipeline::site::EXAMPLE.to_string(),
     };
     let name = site.map_or("pipeline.toml.example".into(), |p| p.display().to_string());
-    let mut doc: toml::Table = toml::from_str(&text).with_context(|| format!("{name}: invalid TOML"))?;
+    let mut doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{name}: invalid TOML"))?;
     let alerts = doc
         .remove("Alerts")
         .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
@@ -102,9 +105,8 @@ pub fn start(
                     None
                 }
             };
-            let handler: web::CommandHandler = Arc::new(move |r: web::CommandRequest| {
-                bot.handle(&webhook_request(r))
-            });
+            let handler: web::CommandHandler =
+                Arc::new(move |r: web::CommandRequest| bot.handle(&webhook_request(r)));
             Ok(Some(ChatBot {
                 extras: web::Extras {
                     chat: Some(web::ChatCommands { token, handler }),

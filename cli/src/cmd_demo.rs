@@ -124,11 +124,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
     let control = Arc::new(Control::new(Some(&dir), Some(&dir.join("state"))));
     let socket = crate::cmd_ctl::start_socket(control.clone(), args.control.as_deref(), &dir)?;
-    let bot = crate::chatbot::start(
-        Some(&site_path),
-        Some(&dir.join("state")),
-        control.clone(),
-    )?;
+    let bot = crate::chatbot::start(Some(&site_path), Some(&dir.join("state")), control.clone())?;
     let extras = bot.as_ref().map(|b| b.extras.clone()).unwrap_or_default();
     let web = start_web(&site_path, &dir, args.port, control.clone(), extras)?;
     info!(
@@ -240,7 +236,10 @@ fn write_site_config(
     if let Some(url) = &args.chat_url {
         let alerts = section(&mut doc, "Alerts");
         alerts.insert("enabled".into(), true.into());
-        if matches!(alerts.get("password").and_then(toml::Value::as_str), None | Some("change-me")) {
+        if matches!(
+            alerts.get("password").and_then(toml::Value::as_str),
+            None | Some("change-me")
+        ) {
             // `km3mon testchat`'s bot account.
             alerts.insert("password".into(), "monitoring".into());
         }

@@ -115,14 +115,23 @@ fn rest_bot_against_testchat() {
     let n = chat.messages("operations").len();
     chat.post_as("bob", "operations", "@monitoring status");
     let r = reply(&chat, n, |t| t.contains("@bob"));
-    assert!(r.starts_with("Sorry @bob, only shifters and operators"), "{r}");
+    assert!(
+        r.starts_with("Sorry @bob, only shifters and operators"),
+        "{r}"
+    );
     assert!(r.contains("bobby") && r.contains("opal"), "{r}");
-    assert!(!control.node("dom_rates").unwrap().is_stopped(), "the backlog was obeyed");
+    assert!(
+        !control.node("dom_rates").unwrap().is_stopped(),
+        "the backlog was obeyed"
+    );
 
     let n = chat.messages("operations").len();
     chat.post_as("bobby", "operations", "@monitoring status");
     let r = reply(&chat, n, |t| t.starts_with("```"));
-    assert!(r.contains("monitoring_process:dom_rates") && r.contains("RUNNING"), "{r}");
+    assert!(
+        r.contains("monitoring_process:dom_rates") && r.contains("RUNNING"),
+        "{r}"
+    );
     let n = chat.messages("operations").len();
     chat.post_as("bobby", "operations", "@monitoring stop dom_rates");
     let r = reply(&chat, n, |t| t.contains("@bobby"));
@@ -135,13 +144,21 @@ fn rest_bot_against_testchat() {
     reply(&chat, n, |t| t.contains("dom_rates"));
     assert!(control.node("dom_rates").unwrap().is_stopped());
     let n = chat.messages("operations").len();
-    chat.post_as("opal", "operations", "@Monitoring supervisorctl start dom_rates");
+    chat.post_as(
+        "opal",
+        "operations",
+        "@Monitoring supervisorctl start dom_rates",
+    );
     reply(&chat, n, |t| t.contains("dom_rates"));
     assert!(!control.node("dom_rates").unwrap().is_stopped());
 
     // Operator sets shifters: the state file is written, pipeline.toml is not.
     let n = chat.messages("operations").len();
-    chat.post_as("opal", "operations", "@monitoring shifters are cnorris and bspencer");
+    chat.post_as(
+        "opal",
+        "operations",
+        "@monitoring shifters are cnorris and bspencer",
+    );
     let r = reply(&chat, n, |t| t.starts_with("Welcome"));
     assert!(r.contains("@cnorris and @bspencer"), "{r}");
     assert_eq!(std::fs::read_to_string(&site).unwrap(), site_text);
@@ -163,8 +180,16 @@ fn rest_bot_against_testchat() {
     let n = chat.messages("operations").len();
     chat.post_as("cnorris", "operations", "@monitoring hi");
     reply(&chat, n, |t| t == "hello @cnorris");
-    assert_eq!(bot_replies(&chat), before + 1, "{:#?}", chat.messages("operations"));
-    assert!(chat.messages("random").iter().all(|m| m.username != "monitoring"));
+    assert_eq!(
+        bot_replies(&chat),
+        before + 1,
+        "{:#?}",
+        chat.messages("operations")
+    );
+    assert!(chat
+        .messages("random")
+        .iter()
+        .all(|m| m.username != "monitoring"));
     assert!(!control.node("dom_rates").unwrap().is_stopped());
 
     // Server errors back off and are counted; an expired token is renewed.
