@@ -55,7 +55,6 @@ fn site_config(dir: &Path) -> PathBuf {
         r#"
 enabled = true
 group_window = 3
-channel = "operations"
 [[route]]
 name = "shift"
 match = ["dom_inactive:*"]

@@ -99,6 +99,8 @@ fn webhook_mode_in_a_live_demo() {
     )
     .unwrap();
     let mut doc: toml::Table = toml::from_str(&example).unwrap();
+    // Alerts would go to its incoming webhook (alerts stay off here).
+    let chat = testchat::TestChat::start(testchat::Options::default()).unwrap();
     let alerts: toml::Table = toml::from_str(&format!(
         r#"
 botname = "monitoring"
@@ -108,7 +110,9 @@ shifters = ["bobby"]
 [chat]
 mode = "webhook"
 command_token_env = "{TOKEN_VAR}"
-"#
+webhook_url = "{hook}"
+"#,
+        hook = chat.hook_url()
     ))
     .unwrap();
     // The example's other [Alerts] keys stay: the graph refers to them.

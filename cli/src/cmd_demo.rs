@@ -79,10 +79,19 @@ pub struct DemoArgs {
     /// A Rocket.Chat server for alerts and the chatbot (REST mode), e.g.
     /// the `km3mon testchat` at http://127.0.0.1:3000: bot `monitoring`
     /// (password `monitoring` unless the site config has one), channel
-    /// `operations` (unless --config names one), operators from the config
-    /// (the example's: operator1, operator2). See docs/chatbot.md.
+    /// --chat-channel, operators from the config (the example's:
+    /// operator1, operator2). See docs/chatbot.md.
     #[arg(long, value_name = "URL")]
     chat_url: Option<String>,
+    /// With --chat-url: the channel for alerts and commands (testchat's
+    /// page opens on `operations`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "operations",
+        requires = "chat_url"
+    )]
+    chat_channel: String,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -243,9 +252,7 @@ fn write_site_config(
             // `km3mon testchat`'s bot account.
             alerts.insert("password".into(), "monitoring".into());
         }
-        if args.config.is_none() {
-            alerts.insert("channel".into(), "operations".into());
-        }
+        alerts.insert("channel".into(), args.chat_channel.clone().into());
         let chat = section(alerts, "chat");
         chat.insert("mode".into(), "rest".into());
         chat.insert("url".into(), url.clone().into());
