@@ -17,16 +17,31 @@ use pipeline::control::Control;
 /// A running chatbot; [`ChatBot::extras`] goes to the web server.
 pub struct ChatBot {
     pub extras: web::Extras,
-    poller: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    poller: Option<Poller>,
+}
+
+struct Poller {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    stats: Arc<notify::poller::PollerStats>,
 }
 
 impl ChatBot {
     pub fn stop(mut self) {
-        if let Some((stop, thread)) = self.poller.take() {
-            stop.store(true, Ordering::SeqCst);
-            if thread.join().is_err() {
+        if let Some(p) = self.poller.take() {
+            p.stop.store(true, Ordering::SeqCst);
+            if p.thread.join().is_err() {
                 tracing::warn!("chatbot: the polling thread panicked");
             }
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            tracing::info!(
+                "chatbot: {} polls, {} messages, {} commands answered, {} poll errors, {} replies lost",
+                n(&p.stats.polls),
+                n(&p.stats.messages),
+                n(&p.stats.commands),
+                n(&p.stats.errors),
+                n(&p.stats.reply_failures)
+            );
         }
     }
 }
@@ -73,7 +88,7 @@ pub fn start(
         ChatMode::Off => Ok(None),
         ChatMode::Rest => {
             let stop = Arc::new(AtomicBool::new(false));
-            let (_, thread) = notify::poller::start_rest(&alerts, bot, stop.clone())
+            let (stats, thread) = notify::poller::start_rest(&alerts, bot, stop.clone())
                 .context("chatbot (REST mode)")?;
             tracing::info!(
                 "chatbot: polling #{} on {} every {} s as @{}",
@@ -84,7 +99,11 @@ pub fn start(
             );
             Ok(Some(ChatBot {
                 extras: web::Extras::default(),
-                poller: Some((stop, thread)),
+                poller: Some(Poller {
+                    stop,
+                    thread,
+                    stats,
+                }),
             }))
         }
         ChatMode::Webhook => {
@@ -137,5 +156,36 @@ fn webhook_request(r: web::CommandRequest) -> Request {
         text,
         message_id: r.message_id,
         require_mention: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(text: &str, trigger: Option<&str>) -> Request {
+        webhook_request(web::CommandRequest {
+            user_name: "opal".into(),
+            channel_name: "operations".into(),
+            text: text.into(),
+            trigger_word: trigger.map(String::from),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn trigger_words_are_removed_but_the_mention_is_left_to_the_bot() {
+        assert_eq!(req("!km3 status", Some("!km3")).text, "status");
+        assert_eq!(
+            req("@monitoring status", Some("@monitoring")).text,
+            "@monitoring status"
+        );
+        assert_eq!(req(" status ", None).text, "status");
+        let r = req("hi", None);
+        assert_eq!(
+            (r.user.as_str(), r.channel.as_str()),
+            ("opal", "operations")
+        );
+        assert!(!r.require_mention);
     }
 }
