@@ -140,6 +140,36 @@ fn a_stopped_node_drops_its_input_and_the_others_are_unchanged() {
     let _ = std::fs::remove_dir_all(&stop);
 }
 
+/// A sink that cannot write reports it: `plots` when its folder is a file,
+/// a CSV sink when its file is a folder; `start` clears the failure.
+#[test]
+fn sinks_that_cannot_write_are_failed() {
+    let out = common::scratch("ctl-e2e", "failed");
+    std::fs::write(out.join("plots"), "not a folder").unwrap();
+    std::fs::create_dir_all(out.join("data/trigger_rates.csv")).unwrap();
+    let (_, control) = replay(&out, &[]);
+    let st = control.execute("status plots trigger_rates_csv tag_rates_csv", "t");
+    let by_name: BTreeMap<&str, &pipeline::control::NodeStatus> =
+        st.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    assert_eq!(by_name["plots"].state, "FAILED", "{}", st.text);
+    assert!(by_name["plots"]
+        .reason
+        .as_deref()
+        .unwrap()
+        .starts_with("plot "));
+    assert_eq!(by_name["trigger_rates_csv"].state, "FAILED", "{}", st.text);
+    assert!(by_name["trigger_rates_csv"]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("trigger_rates.csv"));
+    assert_eq!(by_name["tag_rates_csv"].state, "RUNNING", "{}", st.text);
+    assert!(st.text.contains("FAILED"), "{}", st.text);
+    assert!(control.execute("start plots trigger_rates_csv", "t").ok);
+    assert!(!control.execute("status", "t").text.contains("FAILED"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// Kills the demo if the test fails half-way, so no process outlives it.
 struct Guard(Child);
 
@@ -341,6 +371,65 @@ fn ctl_steers_a_live_demo() {
     assert_eq!(code, 400);
     assert!(body.contains("needs a target"), "{body}");
 
+    // The status page's buttons and silence form, in a browser.
+    let chromium = common::browser::find_chromium()
+        .expect("chromium not found: install it (scripts/test does), or set KM3MON_CHROMIUM");
+    let b = common::browser::Browser::launch(&chromium, &dir.join("chrome-profile"));
+    let mut page = b.page();
+    page.call("Network.enable", serde_json::json!({}));
+    let basic = format!(
+        "Basic {}",
+        web::auth::base64_encode(format!("{}:{}", creds.0, creds.1).as_bytes())
+    );
+    page.call(
+        "Network.setExtraHTTPHeaders",
+        serde_json::json!({ "headers": { "Authorization": basic } }),
+    );
+    page.navigate(&format!("http://127.0.0.1:{port}/status"));
+    page.eval("window.confirm = () => true; true");
+    let click = |page: &mut common::browser::Page, cmd: &str| {
+        let sel = serde_json::Value::from(format!("button[data-cmd=\"{cmd}\"]"));
+        page.wait_true(&format!("document.querySelector({sel}) !== null"), cmd);
+        page.eval(&format!("document.querySelector({sel}).click(); true"));
+    };
+    let reply_has = |page: &mut common::browser::Page, text: &str| {
+        let t = serde_json::Value::from(text);
+        page.wait_true(
+            &format!("(document.getElementById('control-reply').textContent || '').includes({t})"),
+            text,
+        );
+    };
+    click(&mut page, "stop monitoring_process:*");
+    reply_has(&mut page, "monitoring_process:dom_rates: stopped");
+    page.wait_true(
+        "document.querySelector('tr[data-node=\"dom_rates\"] td.ctl-stopped') !== null",
+        "the table shows dom_rates stopped",
+    );
+    assert_eq!(
+        page.eval("document.querySelector('button[data-cmd=\"stop dom_rates\"]').disabled"),
+        true,
+        "a stopped node's stop button is disabled"
+    );
+    assert_eq!(node(&dir, "pmt_rates")["state"], "STOPPED");
+    assert_eq!(node(&dir, "plots")["state"], "RUNNING");
+    click(&mut page, "start dom_rates");
+    reply_has(&mut page, "monitoring_process:dom_rates: started");
+    assert_eq!(node(&dir, "dom_rates")["state"], "RUNNING");
+    assert_eq!(node(&dir, "pmt_rates")["state"], "STOPPED");
+    page.eval(
+        "var f = document.getElementById('silence-form'); f.elements.pattern.value = 'dom_activity:*'; \
+         f.elements.duration.value = '30m'; f.elements.reason.value = 'DU 3 swap'; f.requestSubmit(); true",
+    );
+    reply_has(&mut page, "silenced `dom_activity:*`");
+    assert!(ctl_ok(&dir, &["silences"]).contains("dom_activity:*  until "));
+    click(&mut page, "unsilence dom_activity:*");
+    reply_has(&mut page, "unsilenced `dom_activity:*`");
+    click(&mut page, "start monitoring_process:*");
+    reply_has(&mut page, "monitoring_process:pmt_rates: started");
+    assert!(!ctl_ok(&dir, &["status"]).contains("STOPPED"));
+    drop(page);
+    drop(b);
+
     let audit = std::fs::read_to_string(dir.join("data/alerts.jsonl")).unwrap();
     let control: Vec<serde_json::Value> = audit
         .lines()
@@ -355,15 +444,20 @@ fn ctl_steers_a_live_demo() {
     assert_eq!(states[1], ("dom_rates", "started"));
     assert!(states.contains(&("timesync:*", "silenced")));
     assert!(states.contains(&("timesync:*", "unsilenced")));
-    assert_eq!(states.last(), Some(&("dom_activity", "restarted")));
+    assert!(states.contains(&("dom_activity", "restarted")));
+    assert!(states.contains(&("dom_activity:*", "silenced")));
+    assert_eq!(states.last(), Some(&("trigger_rates", "started")));
     assert_eq!(
         control[0]["message"],
         "stop monitoring_process:dom_rates by shifter (ctl)"
     );
-    assert!(control.last().unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .ends_with(&format!("by {} (web)", creds.0)));
+    assert_eq!(
+        control.last().unwrap()["message"],
+        format!(
+            "start monitoring_process:trigger_rates by {} (web)",
+            creds.0
+        )
+    );
 
     let kill = Command::new("kill")
         .args(["-TERM", &demo.0.id().to_string()])
@@ -383,5 +477,121 @@ fn ctl_steers_a_live_demo() {
     };
     assert!(status.success(), "demo exited with {status}");
     assert!(!sock.exists(), "the socket is removed at exit");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits (bounded) for `path` to exist.
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `km3mon run` without a web login: the socket works, a second instance
+/// on the same socket is refused, the web refuses control (403) and shows
+/// no buttons; a standalone `km3mon serve` has no control at all (501).
+#[test]
+fn run_socket_is_exclusive_and_web_control_needs_a_login() {
+    let dir = common::scratch("ctl-e2e", "run");
+    let (ligier_port, web_port) = (common::free_port(), common::free_port());
+    let start = |out: &str| {
+        Command::new(common::km3mon())
+            .args(["run", "--graph"])
+            .arg(repo().join("graphs/tag_rates.toml"))
+            .args(["--out", out, "--web", &format!("127.0.0.1:{web_port}")])
+            // Nobody listens there: the source keeps reconnecting.
+            .env("DAQ_LIGIER_PORT", ligier_port.to_string())
+            .env("KM3MON_LOG", "warn")
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start km3mon run")
+    };
+    let run = Guard(start("out"));
+    let sock = dir.join("out/km3mon.sock");
+    wait_for(&sock);
+    let status = ctl_ok(&dir.join("out"), &["status"]);
+    assert_eq!(status.lines().count(), 3, "{status}");
+    assert!(status.starts_with("daq:daq "), "{status}");
+    assert!(status.contains("monitoring_process:rates "), "{status}");
+    assert!(status.contains("output:csv "), "{status}");
+
+    let second = start("out").wait_with_output().unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another km3mon instance listens on"), "{err}");
+    assert!(sock.exists(), "the first instance's socket stays");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (code, body) = loop {
+        if TcpStream::connect(("127.0.0.1", web_port)).is_ok() {
+            break post(
+                web_port,
+                r#"{"command": "stop all"}"#,
+                "application/json",
+                None,
+            );
+        }
+        assert!(Instant::now() < deadline, "the web server never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("needs a login"), "{body}");
+    assert!(!ctl_ok(&dir.join("out"), &["status"]).contains("STOPPED"));
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &run.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut run = run;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while run.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "run still going 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!sock.exists());
+
+    // `km3mon serve` scrapes metrics only: no control.
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        "[WebServer]\nusername = \"u\"\npassword = \"p-long-enough\"\noutput_dir = \"out\"\n",
+    )
+    .unwrap();
+    let mut serve = Guard(
+        Command::new(common::km3mon())
+            .args(["serve", "--config"])
+            .arg(&site)
+            .args(["--bind", &format!("127.0.0.1:{web_port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start km3mon serve"),
+    );
+    let mut line = String::new();
+    BufReader::new(serve.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let cmd = r#"{"command": "status"}"#;
+    assert_eq!(post(web_port, cmd, "application/json", None).0, 401);
+    let (code, body) = post(
+        web_port,
+        cmd,
+        "application/json",
+        Some(("u", "p-long-enough")),
+    );
+    assert_eq!(code, 501, "{body}");
+    drop(serve);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,11 +24,11 @@ pub struct CtlArgs {
     /// Print the structured reply (JSON) instead of the text.
     #[arg(long)]
     json: bool,
-    /// The command: status [TARGET…], stop|start|restart TARGET…,
-    /// silence PATTERN DURATION [reason…], unsilence PATTERN, silences,
-    /// help. TARGET: NODE, GROUP:NODE, GROUP:* or all (quote the `*`).
+    /// The command (default: status): status [TARGET…],
+    /// stop|start|restart TARGET…, silence PATTERN DURATION [reason…],
+    /// unsilence PATTERN, silences, help. TARGET: NODE, GROUP:NODE,
+    /// GROUP:* or all (quote the `*`).
     #[arg(
-        required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "COMMAND"
@@ -43,7 +43,11 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| args.out.join(SOCKET_NAME));
     let req = Request {
-        command: args.command.join(" "),
+        command: if args.command.is_empty() {
+            "status".into()
+        } else {
+            args.command.join(" ")
+        },
         user: user_name(),
     };
     let reply = match socket::request(&path, &req, Duration::from_secs(30)) {

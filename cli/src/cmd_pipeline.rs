@@ -173,8 +173,15 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     ));
     // Before the graph loads: a second instance on the same --out stops
     // here, before it touches any output.
-    let socket =
-        crate::cmd_ctl::start_socket(control.clone(), args.control.as_deref(), &args.common.out)?;
+    // Cluster processes beyond the first get a socket of their own (they
+    // may share a host and an --out).
+    let path = args.control.clone().or_else(|| {
+        args.common
+            .process
+            .filter(|&p| p > 0)
+            .map(|p| args.common.out.join(format!("km3mon.p{p}.sock")))
+    });
+    let socket = crate::cmd_ctl::start_socket(control.clone(), path.as_deref(), &args.common.out)?;
     opts.control = Some(control);
     let r = execute(&args.common, opts);
     drop(socket);

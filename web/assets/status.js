@@ -19,9 +19,11 @@
     var t = Math.max(0, Math.floor(v));
     return Math.floor(t / 3600) + ':' + pad(Math.floor(t / 60) % 60) + ':' + pad(t % 60);
   }
-  function buttons(target) {
+  // As health.rs: the button that would change nothing is disabled.
+  function buttons(target, state) {
     return ['stop', 'start', 'restart'].map(function (v) {
-      return '<button type="button" class="ctl" data-cmd="' + esc(v + ' ' + target) + '">' + v + '</button>';
+      var off = (v === 'stop' && state === 'STOPPED') || (v === 'start' && state === 'RUNNING');
+      return '<button type="button" class="ctl" data-cmd="' + esc(v + ' ' + target) + '"' + (off ? ' disabled' : '') + '>' + v + '</button>';
     }).join(' ');
   }
   // The same table as the server draws (health.rs, render_nodes).
@@ -31,7 +33,7 @@
     var h = '<table class="grid nodes"><tr><th>node</th><th>control</th><th>uptime</th><th>restarts</th><th>activity</th>' +
       '<th>in</th><th>out</th><th>drops</th><th>event-time lag</th><th>last output</th>' + (ctl ? '<th></th>' : '') + '</tr>';
     groups.forEach(function (g) {
-      if (g) h += '<tr class="group"><th colspan="10">' + esc(g) + '</th>' + (ctl ? '<th>' + buttons(g + ':*') + '</th>' : '') + '</tr>';
+      if (g) h += '<tr class="group"><th colspan="10">' + esc(g) + '</th>' + (ctl ? '<th title="every node of ' + esc(g) + '">' + buttons(g + ':*', '') + '</th>' : '') + '</tr>';
       nodes.filter(function (n) { return (n.group || '') === g; }).forEach(function (n) {
         var drops = 0;
         Object.keys(n.drops || {}).forEach(function (k) { drops += n.drops[k]; });
@@ -40,7 +42,7 @@
           (n.reason ? ' <span class="err">(' + esc(n.reason) + ')</span>' : '') + '</td><td>' + hms(n.uptime_seconds) + '</td><td>' +
           (n.restarts === undefined ? '–' : n.restarts) + '</td><td class="state-' + esc(n.state) + '">' + esc(n.state) + '</td><td>' +
           n.records_in + '</td><td>' + n.records_out + '</td><td>' + drops + '</td><td>' + secs(n.lag_seconds) +
-          '</td><td>' + iso(n.last_output_utc) + '</td>' + (ctl ? '<td>' + buttons(n.name) + '</td>' : '') + '</tr>';
+          '</td><td>' + iso(n.last_output_utc) + '</td>' + (ctl ? '<td>' + buttons(n.name, cs) + '</td>' : '') + '</tr>';
       });
     });
     return h + '</table>';

@@ -143,12 +143,16 @@ fn control_panel(app: &App) -> String {
     }
 }
 
-fn buttons(target: &str) -> String {
+/// Stop/start/restart of a node (`state` = its control state: the button
+/// that would change nothing is disabled) or of a group (`state` empty).
+fn buttons(target: &str, state: &str) -> String {
     ["stop", "start", "restart"]
         .iter()
         .map(|v| {
+            let off = matches!((*v, state), ("stop", "STOPPED") | ("start", "RUNNING"));
             format!(
-                "<button type=\"button\" class=\"ctl\" data-cmd=\"{v} {t}\">{v}</button>",
+                "<button type=\"button\" class=\"ctl\" data-cmd=\"{v} {t}\"{}>{v}</button>",
+                if off { " disabled" } else { "" },
                 t = esc(target)
             )
         })
@@ -185,7 +189,11 @@ fn render_nodes(s: &Value) -> String {
                 "<tr class=\"group\"><th colspan=\"10\">{}</th>{}</tr>",
                 esc(g),
                 if ctl {
-                    format!("<th>{}</th>", buttons(&format!("{g}:*")))
+                    format!(
+                        "<th title=\"every node of {0}\">{1}</th>",
+                        esc(g),
+                        buttons(&format!("{g}:*"), "")
+                    )
                 } else {
                     String::new()
                 }
@@ -213,7 +221,7 @@ fn render_nodes(s: &Value) -> String {
                 opt_secs(&n["lag_seconds"]),
                 n["last_output_utc"].as_f64().map_or("–".into(), iso),
                 if ctl {
-                    format!("<td>{}</td>", buttons(n["name"].as_str().unwrap_or("")))
+                    format!("<td>{}</td>", buttons(n["name"].as_str().unwrap_or(""), cs))
                 } else {
                     String::new()
                 },
