@@ -10,6 +10,7 @@ mod cmd_ligier;
 mod cmd_pipeline;
 mod cmd_serve;
 mod cmd_simulate;
+mod cmd_testchat;
 mod signals;
 
 #[derive(Parser)]
@@ -45,6 +46,8 @@ enum Command {
     Serve(cmd_serve::ServeArgs),
     /// The whole suite on 127.0.0.1 with one command.
     Demo(cmd_demo::DemoArgs),
+    /// A stand-in Rocket.Chat server on 127.0.0.1 to try alerts and the chatbot.
+    Testchat(cmd_testchat::TestchatArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(args) => cmd_simulate::run(args),
         Command::Serve(args) => cmd_serve::run(args),
         Command::Demo(args) => cmd_demo::run(args),
+        Command::Testchat(args) => cmd_testchat::run(args),
     };
     match result {
         Ok(code) => code,

@@ -249,6 +249,59 @@ impl Drop for Delivery {
     }
 }
 
+/// The sinks a config makes available (`chat`, `email`, `log`), or why one
+/// of them is misconfigured — for `km3mon check`: reads no environment
+/// variable and opens no connection.
+pub fn check_sinks(alerts: &AlertsConfig) -> anyhow::Result<Vec<String>> {
+    let chat = &alerts.chat;
+    let http = |what: &str, url: &str| {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "[Alerts.chat] {what} must start with http:// or https://"
+            ))
+        }
+    };
+    let mut names = Vec::new();
+    match chat.mode {
+        ChatMode::Off => {}
+        ChatMode::Rest => {
+            let url = chat
+                .url
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+                .ok_or_else(|| anyhow::anyhow!("[Alerts.chat] url is required in REST mode"))?;
+            http("url", url)?;
+            match (&chat.token_env, &chat.user_id_env) {
+                (Some(_), Some(_)) => {}
+                (None, None) if chat.password_env.is_some() || alerts.password.is_some() => {}
+                (None, None) => anyhow::bail!(
+                    "REST mode needs [Alerts.chat] password_env, [Alerts] password, or token_env + user_id_env"
+                ),
+                _ => anyhow::bail!("[Alerts.chat] token_env and user_id_env go together"),
+            }
+            names.push("chat".to_string());
+        }
+        ChatMode::Webhook => {
+            match (&chat.webhook_url_env, &chat.webhook_url) {
+                (Some(_), _) => {}
+                (None, Some(u)) => http("webhook_url", u)?,
+                (None, None) => {
+                    anyhow::bail!("webhook mode needs [Alerts.chat] webhook_url_env or webhook_url")
+                }
+            }
+            names.push("chat".to_string());
+        }
+    }
+    if alerts.email.enabled {
+        crate::email::check(&alerts.email)?;
+        names.push("email".to_string());
+    }
+    names.push("log".to_string());
+    Ok(names)
+}
+
 /// See [`Delivery::from_config`].
 pub fn transports_from_config(
     alerts: &AlertsConfig,
@@ -327,7 +380,11 @@ impl Worker {
             if attempt > 1 {
                 lock(&self.stats).retries += 1;
             }
-            let err = match self.transport.send(msg) {
+            // A transport that panics loses this message, not the sink.
+            let sent =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.transport.send(msg)))
+                    .unwrap_or_else(|_| Err(SendError::Permanent("the sink panicked".into())));
+            let err = match sent {
                 Ok(()) => return (true, attempt, None),
                 Err(SendError::Permanent(e)) => return (false, attempt, Some(e)),
                 Err(SendError::Retryable(e)) => e,
@@ -368,6 +425,71 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alerts(text: &str) -> AlertsConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn check_sinks_names_what_is_wrong() {
+        let ok = |t: &str| check_sinks(&alerts(t)).unwrap();
+        let err = |t: &str| check_sinks(&alerts(t)).unwrap_err().to_string();
+        assert_eq!(ok(""), ["log"]);
+        assert_eq!(
+            ok("password = \"x\"\n[chat]\nmode = \"rest\"\nurl = \"https://c.org\"\n[email]\nenabled = true\nfrom = \"a@b.org\"\nto = [\"c@d.org\"]"),
+            ["chat", "email", "log"]
+        );
+        assert!(err("[chat]\nmode = \"rest\"").contains("url"));
+        assert!(
+            err("[chat]\nmode = \"rest\"\nurl = \"c.org\"\npassword_env = \"P\"").contains("http")
+        );
+        assert!(err("[chat]\nmode = \"rest\"\nurl = \"http://c\"").contains("password"));
+        assert!(
+            err("[chat]\nmode = \"rest\"\nurl = \"http://c\"\ntoken_env = \"T\"")
+                .contains("user_id_env")
+        );
+        assert!(err("[chat]\nmode = \"webhook\"").contains("webhook_url"));
+        assert_eq!(
+            ok("[chat]\nmode = \"webhook\"\nwebhook_url_env = \"W\""),
+            ["chat", "log"]
+        );
+        assert!(err("[email]\nenabled = true\nto = [\"c@d.org\"]").contains("from"));
+        assert!(err("[email]\nenabled = true\nfrom = \"a@b.org\"").contains("recipient"));
+    }
+
+    struct Panicky;
+    impl Transport for Panicky {
+        fn name(&self) -> &str {
+            "chat"
+        }
+        fn send(&mut self, msg: &Outgoing) -> Result<(), SendError> {
+            if msg.id == 1 {
+                panic!("boom");
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panicking_sink_loses_one_message_and_keeps_delivering() {
+        let d = Delivery::new(vec![(Box::new(Panicky), 4)], RetryPolicy::default());
+        for id in 1..=2 {
+            let msg = Outgoing {
+                id,
+                route: "r".into(),
+                sink: "chat".into(),
+                severity: crate::message::Severity::Warning,
+                resolved: false,
+                keys: vec![],
+                data_time_ns: 0,
+                subject: String::new(),
+                text: String::new(),
+            };
+            d.submit(msg).unwrap();
+        }
+        let s = d.shutdown(Duration::from_secs(30));
+        assert_eq!((s[0].delivered, s[0].failed), (1, 1));
+    }
 
     #[test]
     fn backoff_doubles_to_the_cap() {

@@ -28,24 +28,7 @@ impl EmailTransport {
     /// addresses, the password variable when a user name is set); does
     /// not connect.
     pub fn new(cfg: &EmailConfig) -> anyhow::Result<Self> {
-        let from = cfg
-            .from
-            .as_deref()
-            .context("[Alerts.email] from is required when e-mail is enabled")?;
-        if cfg.to.is_empty() {
-            bail!("[Alerts.email] to must name at least one recipient when e-mail is enabled");
-        }
-        let from: Mailbox = from
-            .parse()
-            .with_context(|| format!("[Alerts.email] from: {from:?} is not an e-mail address"))?;
-        let to = cfg
-            .to
-            .iter()
-            .map(|a| {
-                a.parse::<Mailbox>()
-                    .with_context(|| format!("[Alerts.email] to: {a:?} is not an e-mail address"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (from, to) = check(cfg)?;
         let builder = match cfg.security {
             SmtpSecurity::None => SmtpTransport::builder_dangerous(cfg.server.as_str()),
             SmtpSecurity::Starttls => SmtpTransport::starttls_relay(&cfg.server)
@@ -56,11 +39,7 @@ impl EmailTransport {
         let mut builder = builder
             .port(cfg.port)
             .timeout(Some(Duration::from_secs_f64(cfg.timeout.max(0.001))));
-        if let Some(user) = &cfg.username {
-            let var = cfg
-                .password_env
-                .as_deref()
-                .context("[Alerts.email] username needs password_env")?;
+        if let (Some(user), Some(var)) = (&cfg.username, &cfg.password_env) {
             let password = std::env::var(var)
                 .with_context(|| format!("environment variable {var} is not set"))?;
             builder = builder.credentials(Credentials::new(user.clone(), password));
@@ -86,6 +65,36 @@ impl EmailTransport {
         b.body(msg.text.clone())
             .map_err(|e| SendError::Permanent(format!("e-mail not built: {e}")))
     }
+}
+
+/// The settings, without connecting or reading the environment: sender
+/// and recipients present and parseable, `password_env` with `username`.
+pub fn check(cfg: &EmailConfig) -> anyhow::Result<(Mailbox, Vec<Mailbox>)> {
+    let from = cfg
+        .from
+        .as_deref()
+        .context("[Alerts.email] from is required when e-mail is enabled")?;
+    if cfg.to.is_empty() {
+        bail!("[Alerts.email] to must name at least one recipient when e-mail is enabled");
+    }
+    let from: Mailbox = from
+        .parse()
+        .with_context(|| format!("[Alerts.email] from: {from:?} is not an e-mail address"))?;
+    let to = cfg
+        .to
+        .iter()
+        .map(|a| {
+            a.parse::<Mailbox>()
+                .with_context(|| format!("[Alerts.email] to: {a:?} is not an e-mail address"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if cfg.username.is_some() && cfg.password_env.is_none() {
+        bail!("[Alerts.email] username needs password_env");
+    }
+    if cfg.server.trim().is_empty() {
+        bail!("[Alerts.email] server is empty");
+    }
+    Ok((from, to))
 }
 
 impl Transport for EmailTransport {

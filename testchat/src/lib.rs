@@ -97,6 +97,8 @@ pub(crate) struct Channel {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub users: HashMap<String, String>,
+    /// The first user: the bot, for the page's hint.
+    pub bot: String,
     /// auth token → user name.
     pub tokens: HashMap<String, String>,
     pub channels: Vec<Channel>,
@@ -171,6 +173,7 @@ impl TestChat {
     pub fn start(opts: Options) -> anyhow::Result<TestChat> {
         let mut state = State {
             users: opts.users.iter().cloned().collect(),
+            bot: opts.users.first().map(|u| u.0.clone()).unwrap_or_default(),
             max_page_size: opts.max_page_size.max(1),
             hook: (opts.hook_id, opts.hook_token, opts.hook_channel.clone()),
             ..State::default()

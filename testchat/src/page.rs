@@ -21,7 +21,7 @@ pub(crate) async fn index(
     let mut out = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>testchat</title>\
          <style>body{font-family:sans-serif;margin:1em 2em}nav a{margin-right:1em}\
-         .m{margin:.3em 0;white-space:pre-wrap}.u{font-weight:bold}.t{color:#888;font-size:80%}\
+         .m{margin:.3em 0;white-space:pre-wrap}.u{font-weight:bold}.t{color:#888;font-size:80%}form{margin-top:1em}\
          </style></head><body><h1>testchat</h1><p>A stand-in Rocket.Chat server for km3mon \
          (not a real chat). Channels:</p><nav>",
     );
@@ -53,14 +53,15 @@ pub(crate) async fn index(
         "</div><form method=\"post\" action=\"/post\">\
          <input type=\"hidden\" name=\"channel\" value=\"{0}\">\
          as <input name=\"user\" value=\"{1}\" size=\"12\"> \
-         <input name=\"text\" size=\"60\" autofocus placeholder=\"@monitoring help\"> \
+         <input name=\"text\" size=\"60\" autofocus placeholder=\"@{2} help\"> \
          <button>post</button></form>\
          <script>setInterval(async()=>{{const r=await fetch(location.href);\
          const d=new DOMParser().parseFromString(await r.text(),'text/html');\
          document.getElementById('messages').innerHTML=d.getElementById('messages').innerHTML}},2000)\
          </script></body></html>",
         esc(&current),
-        esc(&user)
+        esc(&user),
+        esc(&st.bot)
     );
     Html(out)
 }

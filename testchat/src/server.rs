@@ -133,17 +133,12 @@ fn user_id(name: &str) -> String {
     format!("u-{name}")
 }
 
-/// The user a token belongs to, or the 401 Rocket.Chat answers.
-fn authed(s: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+/// The user a token belongs to (`None`: answer [`unauthorized`]).
+fn authed(s: &Shared, headers: &HeaderMap) -> Option<String> {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let st = lock(s);
-    match (h("x-auth-token"), h("x-user-id")) {
-        (Some(t), Some(id)) => match st.tokens.get(t) {
-            Some(u) if user_id(u) == id => Ok(u.clone()),
-            _ => Err(unauthorized()),
-        },
-        _ => Err(unauthorized()),
-    }
+    let user = st.tokens.get(h("x-auth-token")?)?;
+    (h("x-user-id")? == user_id(user)).then(|| user.clone())
 }
 
 fn unauthorized() -> Response {
@@ -163,8 +158,8 @@ async fn channels_list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authed(&s, &headers) {
-        return r;
+    if authed(&s, &headers).is_none() {
+        return unauthorized();
     }
     let st = lock(&s);
     let offset = num(&q, "offset").unwrap_or(0);
@@ -198,8 +193,8 @@ async fn channels_history(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = authed(&s, &headers) {
-        return r;
+    if authed(&s, &headers).is_none() {
+        return unauthorized();
     }
     let Some(room) = q.get("roomId") else {
         return error(
@@ -231,9 +226,8 @@ async fn channels_history(
 }
 
 async fn post_message(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let user = match authed(&s, &headers) {
-        Ok(u) => u,
-        Err(r) => return r,
+    let Some(user) = authed(&s, &headers) else {
+        return unauthorized();
     };
     let f = fields(&headers, &body);
     let Some(channel) = f.get("channel").or_else(|| f.get("roomId")) else {
