@@ -98,16 +98,12 @@ pub fn check(cfg: &AlertsConfig) -> Vec<(String, String)> {
         }
     }
     let c = &cfg.chat;
-    match c.mode {
-        ChatMode::Rest if c.url.as_deref().is_none_or(str::is_empty) => err(
-            "chat".into(),
-            "chat mode `rest` needs the server's `url`".into(),
-        ),
-        ChatMode::Webhook if c.webhook_url.is_none() && c.webhook_url_env.is_none() => err(
-            "chat".into(),
-            "chat mode `webhook` needs `webhook_url_env` (or `webhook_url`)".into(),
-        ),
-        _ => {}
+    // The chat settings as the transports will read them (e-mail is
+    // checked above, key by key).
+    let mut chat_only = cfg.clone();
+    chat_only.email.enabled = false;
+    if let Err(e) = crate::deliver::check_sinks(&chat_only) {
+        err("chat".into(), e.to_string());
     }
     if c.mode != ChatMode::Off && (c.timeout.is_nan() || c.timeout <= 0.0) {
         err(
