@@ -157,7 +157,16 @@ impl<A: ChatApi> Poller<A> {
                 message_id: Some(m.id.clone()),
                 require_mention: true,
             };
-            if let Some(reply) = self.bot.handle(&req) {
+            // A bug in one command must not end the polling.
+            let bot = &self.bot;
+            let answer =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bot.handle(&req)))
+                    .unwrap_or_else(|_| {
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!("chatbot: the command {:?} of {} failed", m.text, m.user);
+                        Some(format!("@{}: that went wrong on my side, sorry", m.user))
+                    });
+            if let Some(reply) = answer {
                 self.stats.commands.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = self.api.post(&room, &reply) {
                     // The command was carried out; only the answer is lost.
