@@ -520,8 +520,16 @@ fn run_socket_is_exclusive_and_web_control_needs_a_login() {
     let run = Guard(start("out"));
     let sock = dir.join("out/km3mon.sock");
     wait_for(&sock);
-    let status = ctl_ok(&dir.join("out"), &["status"]);
-    assert_eq!(status.lines().count(), 3, "{status}");
+    // The socket listens before the graph is built: wait for its nodes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let s = ctl_ok(&dir.join("out"), &["status"]);
+        if s.lines().count() == 3 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(status.starts_with("daq:daq "), "{status}");
     assert!(status.contains("monitoring_process:rates "), "{status}");
     assert!(status.contains("output:csv "), "{status}");

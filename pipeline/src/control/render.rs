@@ -141,7 +141,7 @@ fn ago(secs: f64) -> String {
 /// `group:node  RUNNING  uptime 0:12:03  in 1234  out 56  drops 0  last output 2s ago`.
 pub fn status_text(nodes: &[NodeStatus], now: f64) -> String {
     if nodes.is_empty() {
-        return "no nodes".into();
+        return "no nodes (yet: a graph that is starting has not built them)".into();
     }
     let rows: Vec<[String; 7]> = nodes
         .iter()
