@@ -130,6 +130,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     opts.workers = args.workers.max(1);
     opts.detector = Some(detx);
     opts.state_dir = Some(dir.join("state"));
+    opts.site_config = Some(site_path.clone());
     opts.metrics = Some(metrics);
     opts.shutdown = Some(stop.clone());
     opts.handle_signals = false;
