@@ -233,3 +233,63 @@ fn publish_root_run_into_a_ligier() {
     .collect();
     assert_eq!(counts, expected);
 }
+
+/// A run file still being written (trees last saved at an autosave, more
+/// baskets after it, no final key list): `dump` and `replay` read what the
+/// metadata reaches, embedded baskets included, and warn with the number
+/// of entries not reached; no error, no panic.
+#[test]
+fn file_still_being_written_replays_what_is_saved() {
+    use daq::frame::DataType;
+    use rootio::km3net::Stream;
+    use rootio::write::gen::RunGen;
+    use rootio::write::{RootWriter, WriteOptions};
+
+    let dir = common::scratch("root-e2e", "in-progress");
+    let path = dir.join("KM3NeT_00000133_00009100.root");
+    let mut g = RunGen::new(133, 9100, 20, 5);
+    let opts = WriteOptions {
+        basket_size: 30 << 10,
+        ..WriteOptions::default()
+    };
+    let mut w = RootWriter::create(&path, opts).unwrap();
+    for fi in 1..=30 {
+        w.summaryslice(&g.summaryslice(fi)).unwrap();
+        w.timeslice(Stream::Sn, &g.timeslice(fi, DataType::TimesliceSn, 10))
+            .unwrap();
+        if fi == 20 {
+            w.autosave().unwrap();
+        }
+    }
+    drop(w);
+
+    let (out, lines) = dump(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(lines.len(), 40, "20 summaryslices and 20 timeslices saved");
+    assert!(
+        stderr.contains("warning") && stderr.contains("not reached"),
+        "{stderr}"
+    );
+
+    let graph = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../graphs/km3mon.toml");
+    let run = Command::new(km3mon())
+        .args(["replay", "--no-web", "--graph"])
+        .arg(&graph)
+        .arg("--detector")
+        .arg(testdata().join("detx/detx_v4.detx"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg(&path)
+        .output()
+        .expect("run km3mon replay");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{all}");
+    assert!(all.contains("not reached"), "{all}");
+    assert!(all.contains("frames: 40 "), "{all}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -133,6 +133,11 @@ fn dump_root(path: &Path, out: &mut impl Write) -> io::Result<usize> {
             return Ok(1);
         }
     };
+    // A file still being written dumps what it holds, with a warning
+    // (not an error: nothing is wrong with what is there).
+    if let Some(warning) = run.incomplete() {
+        report(out, format_args!("warning: {warning}"))?;
+    }
     let mut errors = 0;
     while let Some(entry) = run.next_entry() {
         match entry {

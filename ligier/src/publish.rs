@@ -131,6 +131,9 @@ fn publish_file(
         let tag = tag.ok_or_else(|| PublishError::NeedsTag { path: path.clone() })?;
         rootio::RecordReader::Dump(DumpReader::new(input).with_tag(tag))
     };
+    if let Some(warning) = reader.warning() {
+        warn!(path = %path.display(), "{warning}");
+    }
     info!(path = %path.display(), "publishing");
     let mut clock: Option<(u64, Instant)> = None;
     let (start_msgs, start_skipped) = (stats.messages, stats.skipped);

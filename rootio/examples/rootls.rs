@@ -32,6 +32,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         b.entries,
                         b.baskets.len()
                     );
+                    for info in b.baskets.iter().take(3) {
+                        let k = file.read_key(info.seek)?;
+                        println!(
+                            "      basket at {}: {} entries, {} B stored, {} B uncompressed",
+                            info.seek,
+                            info.end_entry - info.first_entry,
+                            k.stored_len(),
+                            k.objlen
+                        );
+                    }
                 }
             }
         }

@@ -124,7 +124,10 @@ impl RootFile {
             keys: Vec::new(),
         };
         f.header = f.read_header()?;
-        f.keys = f.read_top_keys()?;
+        f.keys = match f.read_top_keys() {
+            Err(RootError::Unclosed(why)) => return Err(RootError::Unclosed(f.unclosed(why))),
+            other => other?,
+        };
         Ok(f)
     }
 
@@ -183,6 +186,67 @@ impl RootFile {
         }
         let raw = self.read_at(offset, keylen as u64, "key header")?;
         Key::read(&mut Cursor::new(&raw, offset)).map_err(|e| e.shifted(0))
+    }
+
+    /// Why a file without key list cannot be read, with what it holds.
+    fn unclosed(&self, why: String) -> String {
+        let keys = self.scan_keys(self.header.begin, 1_000_000);
+        let mut trees: Vec<&str> = Vec::new();
+        let mut baskets = 0;
+        for (key, _) in &keys {
+            if key.class_name == "TBasket" {
+                baskets += 1;
+                if !trees.contains(&key.title.as_str()) {
+                    trees.push(&key.title);
+                }
+            }
+        }
+        if baskets == 0 {
+            return why;
+        }
+        format!(
+            "{why}; {baskets} baskets of {} are written but no tree metadata lists them yet (the writer never saved its trees): nothing can be replayed",
+            trees.join(", ")
+        )
+    }
+
+    /// The keys stored one after the other from `from` on (ROOT appends
+    /// every key; a negative size marks a free gap), with the entry count
+    /// of those that are baskets; stops at the end of the file, at the
+    /// first unreadable key (a basket still being written) or after
+    /// `limit` keys. Used to find baskets a file's metadata does not
+    /// list yet.
+    pub fn scan_keys(&self, from: u64, limit: usize) -> Vec<(Key, Option<u64>)> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while out.len() < limit && at + 4 <= self.size {
+            let Ok(word) = self.read_at(at, 4, "key size") else {
+                break;
+            };
+            let n = i32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+            if n < 0 {
+                at += n.unsigned_abs() as u64;
+                continue;
+            }
+            let Ok(key) = self.read_key(at) else {
+                break;
+            };
+            if key.seek_key != at || at + key.nbytes > self.size {
+                break;
+            }
+            let entries = (key.class_name == "TBasket")
+                .then(|| self.read_at(at, key.keylen, "basket header").ok())
+                .flatten()
+                .and_then(|raw| {
+                    // fNevBuf: after the basket version, buffer and entry size.
+                    let p = raw.len().checked_sub(crate::basket::FIELDS_LEN)? + 10;
+                    let b = raw.get(p..p + 4)?;
+                    u64::try_from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok()
+                });
+            at += key.nbytes;
+            out.push((key, entries));
+        }
+        out
     }
 
     /// The object of `key`, decompressed.

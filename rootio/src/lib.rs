@@ -24,6 +24,8 @@ pub use tree::Tree;
 pub mod km3net;
 pub mod records;
 pub mod run;
+#[cfg(feature = "write")]
+pub mod write;
 
 pub use records::{RecordError, RecordReader};
 pub use run::{open_run, Entry, Order, RunReader};

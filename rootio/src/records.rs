@@ -33,15 +33,40 @@ impl RecordReader {
     /// time order), else a dump whose container is recognised from its
     /// content.
     pub fn open(path: impl AsRef<Path>) -> Result<RecordReader, RecordError> {
+        RecordReader::open_tags(path, &[])
+    }
+
+    /// Like [`RecordReader::open`], for a reader that wants only `tags`
+    /// (empty: all): a ROOT file's other streams are not read at all (a
+    /// dump's records are filtered by the caller, as they cost nothing).
+    pub fn open_tags(path: impl AsRef<Path>, tags: &[String]) -> Result<RecordReader, RecordError> {
         let path = path.as_ref();
         if crate::is_root_file(path) {
-            return Ok(RecordReader::Root(Box::new(RunReader::open(
+            let keep =
+                |s: crate::km3net::Stream| tags.is_empty() || tags.iter().any(|t| t == s.tag());
+            return Ok(RecordReader::Root(Box::new(RunReader::open_streams(
                 path,
                 Order::Time,
+                keep,
             )?)));
         }
         let file = File::open(path).map_err(|e| RecordError::Root(RootError::Io(e)))?;
         Ok(RecordReader::Dump(DumpReader::new(Box::new(file))))
+    }
+
+    /// For a ROOT file still being written: which entries will not be
+    /// read (see [`RunReader::incomplete`]).
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            RecordReader::Dump(_) => None,
+            RecordReader::Root(r) => r.incomplete(),
+        }
+    }
+
+    /// True for a ROOT run with no entries this reader will read (e.g. none
+    /// of the wanted tags): its bytes do not count towards progress.
+    pub fn reads_nothing(&self) -> bool {
+        matches!(self, RecordReader::Root(r) if r.is_empty())
     }
 
     /// Bytes of the file consumed so far (estimated for ROOT files).

@@ -3,6 +3,9 @@
 //! offset length and the basket tables. Leaves are parsed only to keep the
 //! class-tag map complete; everything else is skipped by byte count.
 
+use std::sync::Arc;
+
+use crate::basket::Basket;
 use crate::buf::Cursor;
 use crate::error::{Result, RootError};
 use crate::file::{Key, RootFile};
@@ -31,16 +34,20 @@ pub struct Branch {
     pub entry_offset_len: i32,
     pub entries: u64,
     pub baskets: Vec<BasketInfo>,
-    /// Baskets kept inside the tree metadata rather than in their own keys
-    /// (a tree saved while being filled): their entries cannot be read.
-    pub embedded_baskets: usize,
+    /// The basket that was still being filled when the tree metadata was
+    /// saved (a file still being written, at its last autosave): kept
+    /// inside the metadata, right after the written baskets.
+    pub embedded: Option<Arc<Basket>>,
     pub branches: Vec<Branch>,
 }
 
 impl Branch {
-    /// Entries that can be read from written baskets.
+    /// Entries that can be read: written baskets, then the embedded one.
     pub fn readable_entries(&self) -> u64 {
-        self.baskets.last().map_or(0, |b| b.end_entry)
+        match &self.embedded {
+            Some(e) => e.first_entry + e.n_entries(),
+            None => self.baskets.last().map_or(0, |b| b.end_entry),
+        }
     }
 }
 
@@ -190,12 +197,9 @@ fn read_branch(r: &mut ObjReader<'_>, class: &str) -> Result<Branch> {
     r.c.skip(3 * 8, "TBranch sizes")?;
     let branches = r.obj_array(read_branch_object)?;
     r.obj_array(read_leaf)?;
-    let mut embedded_baskets = 0;
-    r.obj_array(|_, class| {
-        if class == "TBasket" {
-            embedded_baskets += 1;
-        }
-        Ok(None::<()>)
+    let mut embedded = r.obj_array(|r, class| match class {
+        "TBasket" => embedded_basket(r, entry_offset_len > 0).map(Some),
+        _ => Ok(None),
     })?;
     let tables_at = r.c.offset();
     let bytes = r.counted_array(max_baskets, 4, "TBranch fBasketBytes", |c| c.i32("b"))?;
@@ -236,6 +240,25 @@ fn read_branch(r: &mut ObjReader<'_>, class: &str) -> Result<Branch> {
             end_entry: end,
         });
     }
+    // The basket being filled starts where the written ones end.
+    let written_end = baskets.last().map_or(0, |b: &BasketInfo| b.end_entry);
+    let embedded = match embedded.pop() {
+        Some((data, bounds)) if bounds.len() > 1 => {
+            let first = first.get(n_written).copied().unwrap_or(0);
+            let n = (bounds.len() - 1) as u64;
+            if u64::try_from(first).ok() != Some(written_end) || written_end + n > entries {
+                return Err(RootError::corrupt(
+                    "TBranch embedded basket",
+                    tables_at,
+                    format!(
+                        "{n} entries from entry {first}, written baskets end at {written_end} of {entries}"
+                    ),
+                ));
+            }
+            Some(Arc::new(Basket::from_parts(written_end, 0, data, bounds)))
+        }
+        _ => None,
+    };
     Ok(Branch {
         name,
         class: class.to_string(),
@@ -243,7 +266,7 @@ fn read_branch(r: &mut ObjReader<'_>, class: &str) -> Result<Branch> {
         entry_offset_len,
         entries,
         baskets,
-        embedded_baskets,
+        embedded,
         branches,
     })
 }
@@ -272,4 +295,74 @@ fn read_leaf(r: &mut ObjReader<'_>, class: &str) -> Result<Option<()>> {
     r.finish(inner, "TLeaf")?;
     r.finish(outer, "leaf")?;
     Ok(None)
+}
+
+/// A `TBasket` streamed inside its branch (ROOT's `TBasket::Streamer`):
+/// key header without a position, basket fields, a flag, the entry offsets
+/// (flag 1 or 2, then also displacements for 2) and, if the flag is 10 or
+/// more, the buffer: `fLast` bytes whose first `fKeylen` are the key's
+/// space. Returns the data and the entry bounds in it.
+fn embedded_basket(r: &mut ObjReader<'_>, offsets: bool) -> Result<(Vec<u8>, Vec<usize>)> {
+    let at = r.c.offset();
+    let bad = |detail: String| RootError::corrupt("embedded basket", at, detail);
+    r.c.skip(4, "basket key size")?;
+    let version = r.c.i16("basket key version")?;
+    r.c.skip(8, "basket key object length, date")?;
+    let keylen = r.c.i16("basket key header length")?;
+    r.c.skip(2, "basket key cycle")?;
+    r.c.skip(if version > 1000 { 16 } else { 8 }, "basket key positions")?;
+    for what in ["basket class", "basket name", "basket title"] {
+        r.c.tstring(what)?;
+    }
+    r.c.skip(2 + 4, "basket version, buffer size")?;
+    let entry_size = r.c.count("basket entry size")?;
+    let n = r.c.count("basket entry count")?;
+    let last = r.c.count("basket data end")?;
+    let flag = r.c.u8("basket flag")?;
+    let keylen = usize::try_from(keylen).map_err(|_| bad(format!("key length {keylen}")))?;
+    let mut starts = Vec::new();
+    if flag % 10 != 0 {
+        let count = r.c.count("embedded entry offset count")?;
+        if count != n || count > r.c.remaining() / 4 {
+            return Err(bad(format!("{count} offsets for {n} entries")));
+        }
+        starts = (0..n)
+            .map(|_| r.c.u32("embedded entry offset"))
+            .collect::<Result<Vec<u32>>>()?;
+        if flag % 10 == 2 {
+            let m = r.c.count("displacement count")?;
+            r.c.skip(m.saturating_mul(4), "displacements")?;
+        }
+    }
+    if flag < 10 || n == 0 {
+        // Only the header was saved: no entries to read.
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let buffer = r.c.bytes(last, "embedded basket buffer")?;
+    let data = buffer
+        .get(keylen..)
+        .ok_or_else(|| bad(format!("data end {last} before the key ({keylen} bytes)")))?;
+    let mut bounds = Vec::with_capacity(n + 1);
+    if offsets {
+        for &s in &starts {
+            let p = (s as usize)
+                .checked_sub(keylen)
+                .filter(|&p| p <= data.len() && bounds.last().is_none_or(|&l| p >= l))
+                .ok_or_else(|| bad(format!("entry offset {s}")))?;
+            bounds.push(p);
+        }
+        if bounds.len() != n {
+            return Err(bad(format!("no entry offsets for {n} entries")));
+        }
+    } else {
+        if entry_size.checked_mul(n) != Some(data.len()) {
+            return Err(bad(format!(
+                "{n} entries of {entry_size} bytes in {}",
+                data.len()
+            )));
+        }
+        bounds.extend((0..n).map(|k| k * entry_size));
+    }
+    bounds.push(data.len());
+    Ok((data.to_vec(), bounds))
 }

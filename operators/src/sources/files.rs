@@ -69,9 +69,15 @@ pub fn replay_source<'s>(
     channel_source(ctx, false, |ingress| {
         let mut readers = Vec::new();
         for f in &files {
-            let reader = rootio::RecordReader::open(f)
+            let reader = rootio::RecordReader::open_tags(f, &tags)
                 .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", f.display()))?;
-            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            if let Some(warning) = reader.warning() {
+                tracing::warn!("{warning}");
+            }
+            let size = match reader.reads_nothing() {
+                true => 0,
+                false => std::fs::metadata(f).map(|m| m.len()).unwrap_or(0),
+            };
             env.progress.bytes_total.fetch_add(size, Ordering::Relaxed);
             readers.push(FileCursor {
                 name: f.display().to_string(),

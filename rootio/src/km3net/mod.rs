@@ -3,6 +3,7 @@
 
 mod decode;
 mod timeslice;
+mod wire;
 
 use std::sync::Arc;
 
@@ -106,6 +107,9 @@ pub use daq::frame::DaqFrame as Frame;
 
 const SF: &str = "vector<KM3NETDAQ::JDAQSuperFrame>";
 
+// One per stream and file: the size difference of the variants costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Event {
         header: BranchReader,
@@ -144,6 +148,8 @@ enum TsFrames {
 pub struct StreamReader {
     stream: Stream,
     entries: u64,
+    /// Entries of the tree that no written or embedded basket holds.
+    unreached: u64,
     kind: Kind,
 }
 
@@ -158,7 +164,7 @@ impl StreamReader {
                 .map(|b| BranchReader::new(file.clone(), b))
                 .ok_or_else(|| RootError::Missing(format!("branch {name} in tree {}", tree.name)))
         };
-        let has = |name: &str| tree.branch(name).is_some_and(|b| !b.baskets.is_empty());
+        let has = |name: &str| tree.branch(name).is_some_and(|b| b.readable_entries() > 0);
         let kind = match stream {
             Stream::Event => Kind::Event {
                 header: branch("KM3NETDAQ::JDAQEventHeader")?,
@@ -217,14 +223,16 @@ impl StreamReader {
         let mut r = StreamReader {
             stream,
             entries: tree.entries,
+            unreached: 0,
             kind,
         };
-        // Entries still in an unsaved basket (a file being written) cannot
-        // be read: stop before them.
+        // Entries the metadata counts but no basket holds (a file being
+        // written) cannot be read: stop before them, and say how many.
         r.entries = r
             .readers()
             .map(|b| b.entries())
             .fold(tree.entries, u64::min);
+        r.unreached = tree.entries - r.entries;
         Ok(Some(r))
     }
 
@@ -259,6 +267,29 @@ impl StreamReader {
         self.entries
     }
 
+    /// File offsets of every basket the stream's branches list.
+    pub fn basket_seeks(&self) -> Vec<u64> {
+        self.readers()
+            .flat_map(|r| r.branch().baskets.iter().map(|b| b.seek))
+            .collect()
+    }
+
+    /// Per branch: name, end of the written baskets, readable entries.
+    pub fn branch_ends(&self) -> Vec<(String, u64, u64)> {
+        self.readers()
+            .map(|r| {
+                let b = r.branch();
+                let written = b.baskets.last().map_or(0, |x| x.end_entry);
+                (b.name.clone(), written, b.readable_entries())
+            })
+            .collect()
+    }
+
+    /// Entries the tree counts that cannot be read (see [`StreamReader::new`]).
+    pub fn unreached(&self) -> u64 {
+        self.unreached
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries == 0
     }
@@ -280,6 +311,44 @@ impl StreamReader {
                 Ok(detail) => err(detail),
                 Err(e) => e,
             }),
+        }
+    }
+
+    /// Entry `i` in the DAQ wire encoding, appended to `out`, and the file
+    /// offset of the basket holding its payload. Summaryslices and
+    /// member-wise timeslices go straight from ROOT bytes to wire bytes;
+    /// the rest is decoded and re-encoded.
+    pub fn wire_into(&mut self, i: u64, out: &mut Vec<u8>) -> Result<u64> {
+        let stream = self.stream;
+        let fail = move |detail: String| RootError::Entry {
+            tree: stream.tree().to_string(),
+            entry: i,
+            detail,
+        };
+        match &mut self.kind {
+            Kind::Summary { header, frames } => {
+                let h = slice_header(header.entry(i)?.0).map_err(fail)?;
+                let (raw, at) = frames.entry(i)?;
+                wire::summaryslice(&h, raw, out).map_err(fail)?;
+                Ok(at)
+            }
+            Kind::Timeslice {
+                header,
+                frames: TsFrames::Blob(blob),
+            } => {
+                let h = ts_header(header, i).map_err(|e| match e {
+                    Ok(detail) => fail(detail),
+                    Err(e) => e,
+                })?;
+                let (raw, at) = blob.entry(i)?;
+                wire::memberwise(stream.data_type(), &h, raw, out).map_err(fail)?;
+                Ok(at)
+            }
+            _ => {
+                let (frame, at) = self.frame(i)?;
+                frame.encode_into(out);
+                Ok(at)
+            }
         }
     }
 
