@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use daq::detector::Detector;
 use ligier::{ClientConfig, Ligier, LigierConfig, Shutdown, Speed};
+use pipeline::control::Control;
 use pipeline::runtime::{self, metrics::Metrics, Mode, RunOptions};
 use pipeline::site::SiteConfig;
 use pipeline::Graph;
@@ -72,6 +73,9 @@ pub struct DemoArgs {
     /// Worker threads of the pipeline.
     #[arg(short = 'w', long = "workers", value_name = "N", default_value_t = 1)]
     workers: usize,
+    /// The control socket for `km3mon ctl` (mode 0600); default DIR/km3mon.sock.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -111,7 +115,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .map_err(|d| anyhow::anyhow!("{d}"))?;
 
     let metrics = Arc::new(Metrics::default());
-    let web = start_web(&site_path, &dir, args.port, metrics.clone())?;
+    let control = Arc::new(Control::new(Some(&dir), Some(&dir.join("state"))));
+    let socket = crate::cmd_ctl::start_socket(control.clone(), args.control.as_deref(), &dir)?;
+    let web = start_web(&site_path, &dir, args.port, control.clone())?;
     info!(
         "demo: {} DOMs, Ligier on {ligier_addr}, everything under {}",
         detector.n_optical_modules(),
@@ -132,6 +138,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     opts.state_dir = Some(dir.join("state"));
     opts.site_config = Some(site_path.clone());
     opts.metrics = Some(metrics);
+    opts.control = Some(control);
     opts.shutdown = Some(stop.clone());
     opts.handle_signals = false;
     let result = runtime::run(&graph, opts);
@@ -144,6 +151,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         warn!("demo: the simulator thread panicked");
     }
     web.stop();
+    drop(socket);
     ligier.shutdown();
     let report = result?;
     for line in report.metrics.summary() {
@@ -284,11 +292,11 @@ fn start_web(
     site: &Path,
     dir: &Path,
     port: u16,
-    metrics: Arc<Metrics>,
+    control: Arc<Control>,
 ) -> anyhow::Result<web::BackgroundServer> {
     let mut cfg = web::WebConfig::load(site, Some(dir))?;
     cfg.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let status = crate::cmd_pipeline::in_process_status(metrics);
+    let status = crate::cmd_pipeline::in_process_status(control);
     match web::spawn(cfg.clone(), status.clone()) {
         Ok(s) => Ok(s),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {

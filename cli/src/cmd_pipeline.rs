@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod summary;
 
+use pipeline::control::Control;
 use pipeline::runtime::metrics::Metrics;
 use pipeline::runtime::{self, Cluster, Mode, RunOptions};
 use pipeline::site::SiteConfig;
@@ -91,6 +92,9 @@ pub struct RunArgs {
     /// Seconds live data may lag the wall clock and still count at its own time.
     #[arg(long, value_name = "S", default_value_t = 5)]
     lateness: u64,
+    /// The control socket for `km3mon ctl` (mode 0600); default OUT/km3mon.sock.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -163,7 +167,25 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut opts = options(&args.common, Mode::Live, state)?;
     opts.heartbeat = Duration::from_millis(args.heartbeat_ms.max(10));
     opts.lateness = Duration::from_secs(args.lateness);
-    execute(&args.common, opts)
+    let control = Arc::new(Control::new(
+        Some(&args.common.out),
+        opts.state_dir.as_deref(),
+    ));
+    // Before the graph loads: a second instance on the same --out stops
+    // here, before it touches any output.
+    // Cluster processes beyond the first get a socket of their own (they
+    // may share a host and an --out).
+    let path = args.control.clone().or_else(|| {
+        args.common
+            .process
+            .filter(|&p| p > 0)
+            .map(|p| args.common.out.join(format!("km3mon.p{p}.sock")))
+    });
+    let socket = crate::cmd_ctl::start_socket(control.clone(), path.as_deref(), &args.common.out)?;
+    opts.control = Some(control);
+    let r = execute(&args.common, opts);
+    drop(socket);
+    r
 }
 
 pub fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -227,7 +249,12 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
     let replay = matches!(opts.mode, Mode::Replay { .. });
     let metrics = Arc::new(Metrics::default());
     opts.metrics = Some(metrics.clone());
-    let web = start_web(c, !replay, &metrics)?;
+    let state_dir = opts.state_dir.clone();
+    let control = opts
+        .control
+        .get_or_insert_with(|| Arc::new(Control::new(Some(&c.out), state_dir.as_deref())))
+        .clone();
+    let web = start_web(c, !replay, control)?;
     let marks = replay.then(|| summary::Marks::before_run(&g, &c.out));
     let result = runtime::run(&g, opts);
     if let Some(w) = web {
@@ -262,7 +289,7 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
 fn start_web(
     c: &Common,
     live: bool,
-    metrics: &Arc<Metrics>,
+    control: Arc<Control>,
 ) -> anyhow::Result<Option<web::BackgroundServer>> {
     if c.no_web {
         return Ok(None);
@@ -287,7 +314,7 @@ fn start_web(
         _ => return Ok(None),
     };
     let bind = cfg.bind;
-    match web::spawn(cfg, in_process_status(metrics.clone())) {
+    match web::spawn(cfg, in_process_status(control)) {
         Ok(server) => {
             tracing::info!("web pages on http://{}/", server.addr);
             Ok(Some(server))
@@ -310,27 +337,32 @@ fn has_web_section(config: &Path) -> bool {
         .is_some_and(|t| t.contains_key("WebServer"))
 }
 
-/// The /status page's view of this process's metrics registry.
-pub(crate) fn in_process_status(metrics: Arc<Metrics>) -> Arc<dyn web::StatusSource> {
-    use pipeline::runtime::metrics::DropReason;
+/// The /status page's view of this process's nodes (metrics and control
+/// state), with the control plane behind its buttons.
+pub(crate) fn in_process_status(control: Arc<Control>) -> Arc<dyn web::StatusSource> {
     use std::sync::atomic::Ordering::Relaxed;
-    Arc::new(web::FnSource(move || {
-        metrics
-            .snapshot()
-            .into_iter()
-            .map(|(name, m)| web::NodeStatus {
-                name,
-                records_in: m.records_in.load(Relaxed),
-                records_out: m.records_out.load(Relaxed),
-                drops: DropReason::ALL
-                    .iter()
-                    .map(|r| (r.name().to_string(), m.drops(*r)))
-                    .filter(|(_, n)| *n > 0)
-                    .collect(),
-                lag_seconds: m.lag_seconds(),
-                busy_seconds: Some(m.busy_ns.load(Relaxed) as f64 / 1e9),
-                ..Default::default()
-            })
-            .collect()
-    }))
+    let c = control.clone();
+    Arc::new(web::ControlledSource {
+        nodes: move || {
+            c.nodes_with_metrics()
+                .into_iter()
+                .map(|(st, m)| web::NodeStatus {
+                    name: st.name,
+                    records_in: st.records_in,
+                    records_out: st.records_out,
+                    drops: st.drops_by_reason,
+                    lag_seconds: m.lag_seconds(),
+                    last_output_utc: st.last_output_utc,
+                    busy_seconds: Some(m.busy_ns.load(Relaxed) as f64 / 1e9),
+                    group: Some(st.group),
+                    control_state: Some(st.state),
+                    reason: st.reason,
+                    uptime_seconds: Some(st.uptime_seconds),
+                    restarts: Some(st.restarts),
+                    ..Default::default()
+                })
+                .collect()
+        },
+        controller: Arc::new(crate::cmd_ctl::WebController(control)),
+    })
 }

@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_ctl;
 mod cmd_demo;
 mod cmd_dump;
 mod cmd_ligier;
@@ -46,6 +47,8 @@ enum Command {
     Serve(cmd_serve::ServeArgs),
     /// The whole suite on 127.0.0.1 with one command.
     Demo(cmd_demo::DemoArgs),
+    /// Steer a running `run`/`demo`: status, stop|start|restart NODE|GROUP:*, silence.
+    Ctl(cmd_ctl::CtlArgs),
     /// A stand-in Rocket.Chat server on 127.0.0.1 to try alerts and the chatbot.
     Testchat(cmd_testchat::TestchatArgs),
 }
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(args) => cmd_simulate::run(args),
         Command::Serve(args) => cmd_serve::run(args),
         Command::Demo(args) => cmd_demo::run(args),
+        Command::Ctl(args) => cmd_ctl::run(args),
         Command::Testchat(args) => cmd_testchat::run(args),
     };
     match result {

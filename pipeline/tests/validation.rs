@@ -446,3 +446,20 @@ fn whole_section_references_are_checked_where_the_section_is_written() {
     let e = section_errors(ROUTES, "@config.Rutes");
     assert_eq!(e, ["g.toml:18:11: nodes.d.section: undefined site-config section `[Rutes]` (site config: site.toml); a single key is `@config.Section.key`"]);
 }
+
+#[test]
+fn groups_default_by_role_and_are_validated() {
+    let g = ok(&GOOD.replace("interval = 5", "interval = 5\ngroup = \"alerts\""));
+    let groups: Vec<_> = g.nodes.iter().map(|n| n.group.as_str()).collect();
+    assert_eq!(groups, ["daq", "alerts", "output"]);
+    let g = ok(GOOD);
+    assert_eq!(g.nodes[1].group, "monitoring_process");
+    for bad in ["\"all\"", "\"a:b\"", "\"\"", "3"] {
+        let e = errors(&GOOD.replace("interval = 5", &format!("interval = 5\ngroup = {bad}")));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("g.toml:9:9: nodes.b.group: `group` must be a name"),
+            "{e:?}"
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //! binary under test, free loopback ports.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::PathBuf;
 
 /// The KM3NeT sample files: `$KM3MON_TESTDATA`, else `../shared/testdata`

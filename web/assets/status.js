@@ -14,19 +14,91 @@
       pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + ':' + pad(d.getUTCSeconds()) + ' UTC';
   }
   function secs(v) { return (v === null || v === undefined) ? '–' : v.toFixed(1) + ' s'; }
+  function hms(v) {
+    if (v === null || v === undefined) return '–';
+    var t = Math.max(0, Math.floor(v));
+    return Math.floor(t / 3600) + ':' + pad(Math.floor(t / 60) % 60) + ':' + pad(t % 60);
+  }
+  // As health.rs: the button that would change nothing is disabled.
+  function buttons(target, state) {
+    return ['stop', 'start', 'restart'].map(function (v) {
+      var off = (v === 'stop' && state === 'STOPPED') || (v === 'start' && state === 'RUNNING');
+      return '<button type="button" class="ctl" data-cmd="' + esc(v + ' ' + target) + '"' + (off ? ' disabled' : '') + '>' + v + '</button>';
+    }).join(' ');
+  }
+  // The same table as the server draws (health.rs, render_nodes).
+  function nodesTable(nodes, ctl) {
+    var groups = [];
+    nodes.forEach(function (n) { var g = n.group || ''; if (groups.indexOf(g) < 0) groups.push(g); });
+    var h = '<table class="grid nodes"><tr><th>node</th><th>control</th><th>uptime</th><th>restarts</th><th>activity</th>' +
+      '<th>in</th><th>out</th><th>drops</th><th>event-time lag</th><th>last output</th>' + (ctl ? '<th></th>' : '') + '</tr>';
+    groups.forEach(function (g) {
+      if (g) h += '<tr class="group"><th colspan="10">' + esc(g) + '</th>' + (ctl ? '<th title="every node of ' + esc(g) + '">' + buttons(g + ':*', '') + '</th>' : '') + '</tr>';
+      nodes.filter(function (n) { return (n.group || '') === g; }).forEach(function (n) {
+        var drops = 0;
+        Object.keys(n.drops || {}).forEach(function (k) { drops += n.drops[k]; });
+        var cs = n.control_state || '';
+        h += '<tr data-node="' + esc(n.name) + '"><td>' + esc(n.name) + '</td><td class="ctl-' + esc(cs.toLowerCase()) + '">' + esc(cs) +
+          (n.reason ? ' <span class="err">(' + esc(n.reason) + ')</span>' : '') + '</td><td>' + hms(n.uptime_seconds) + '</td><td>' +
+          (n.restarts === undefined ? '–' : n.restarts) + '</td><td class="state-' + esc(n.state) + '">' + esc(n.state) + '</td><td>' +
+          n.records_in + '</td><td>' + n.records_out + '</td><td>' + drops + '</td><td>' + secs(n.lag_seconds) +
+          '</td><td>' + iso(n.last_output_utc) + '</td>' + (ctl ? '<td>' + buttons(n.name, cs) + '</td>' : '') + '</tr>';
+      });
+    });
+    return h + '</table>';
+  }
+  function silencesTable(list, ctl) {
+    if (!list.length) return '';
+    var h = '<h3>Silences</h3><table class="grid silences"><tr><th>pattern</th><th>until</th><th>by</th><th>reason</th><th></th></tr>';
+    list.forEach(function (x) {
+      h += '<tr><td><code>' + esc(x.pattern) + '</code></td><td>' + iso(x.until_utc) + '</td><td>' + esc(x.user) + '</td><td>' +
+        esc(x.reason || '') + '</td><td>' + (ctl ? '<button type="button" class="ctl" data-cmd="' + esc('unsilence ' + x.pattern) +
+        '">unsilence</button>' : '') + '</td></tr>';
+    });
+    return h + '</table>';
+  }
+  var reply = document.getElementById('control-reply');
+  function refresh() {
+    fetch('api/status', { cache: 'no-store', credentials: 'same-origin' })
+      .then(function (r) { return r.json(); }).then(draw).catch(function () {});
+  }
+  // One endpoint for every control: the command line, as `km3mon ctl` takes it.
+  function send(command) {
+    fetch('api/control', {
+      method: 'POST', credentials: 'same-origin', cache: 'no-store',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ command: command })
+    }).then(function (r) { return r.json(); }).then(function (j) {
+      if (reply) { reply.hidden = false; reply.textContent = '$ ' + command + '\n' + (j.text || j.error || ''); }
+      refresh();
+    }).catch(function (e) {
+      if (reply) { reply.hidden = false; reply.textContent = '$ ' + command + '\nfailed: ' + e; }
+    });
+  }
+  document.addEventListener('click', function (ev) {
+    var b = ev.target.closest ? ev.target.closest('button[data-cmd]') : null;
+    if (!b) return;
+    var cmd = b.getAttribute('data-cmd');
+    if (/^(stop|restart) /.test(cmd) && !window.confirm(cmd + '?')) return;
+    send(cmd);
+  });
+  var form = document.getElementById('silence-form');
+  if (form) {
+    form.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var f = form.elements;
+      var words = ['silence', f.pattern.value.trim(), f.duration.value.trim()];
+      if (f.reason.value.trim()) words.push(f.reason.value.trim());
+      send(words.join(' '));
+    });
+  }
   function draw(s) {
     var p = s.pipeline;
+    var ctl = !!(s.control && s.control.available);
     var h = '<h3>Pipeline nodes</h3><p class="muted">source: ' + esc(p.source) +
-      (p.error ? ' — <span class="err">' + esc(p.error) + '</span>' : '') + '</p>' +
-      '<table class="grid"><tr><th>node</th><th>state</th><th>in</th><th>out</th><th>drops</th><th>event-time lag</th><th>last output</th></tr>';
-    p.nodes.forEach(function (n) {
-      var drops = 0;
-      Object.keys(n.drops || {}).forEach(function (k) { drops += n.drops[k]; });
-      h += '<tr><td>' + esc(n.name) + '</td><td class="state-' + esc(n.state) + '">' + esc(n.state) + '</td><td>' +
-        n.records_in + '</td><td>' + n.records_out + '</td><td>' + drops + '</td><td>' + secs(n.lag_seconds) +
-        '</td><td>' + iso(n.last_output_utc) + '</td></tr>';
-    });
-    h += '</table><h3>Plots</h3><table class="grid"><tr><th>plot</th><th>data time</th><th>updated</th><th>age</th><th></th></tr>';
+      (p.error ? ' — <span class="err">' + esc(p.error) + '</span>' : '') + '</p>' + nodesTable(p.nodes, ctl) +
+      silencesTable((s.control && s.control.silences) || [], ctl);
+    h += '<h3>Plots</h3><table class="grid"><tr><th>plot</th><th>data time</th><th>updated</th><th>age</th><th></th></tr>';
     s.plots.forEach(function (pl) {
       h += '<tr' + (pl.stale ? ' class="stale"' : '') + '><td><a href="plot_' + esc(pl.name) + '.html">' + esc(pl.name) +
         '</a></td><td>' + iso(pl.data_time) + '</td><td>' + iso(pl.updated) + '</td><td>' + secs(pl.age_seconds) +
@@ -36,8 +108,5 @@
     s.alerts.forEach(function (a) { h += '<li><code>' + esc(JSON.stringify(a)) + '</code></li>'; });
     root.innerHTML = h + '</ul>';
   }
-  setInterval(function () {
-    fetch('api/status', { cache: 'no-store', credentials: 'same-origin' })
-      .then(function (r) { return r.json(); }).then(draw).catch(function () {});
-  }, 2000);
+  setInterval(refresh, 2000);
 })();

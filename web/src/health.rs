@@ -57,6 +57,10 @@ pub fn status_json(app: &App) -> Value {
             "sse_clients": app.counters.sse_clients.load(Ordering::Relaxed),
         },
         "pipeline": snap,
+        "control": {
+            "available": app.status.controller().is_some() && app.cfg.auth.is_some(),
+            "silences": app.status.controller().map_or(Value::Array(Vec::new()), |c| c.silences()),
+        },
         "plots": plots,
         "alerts": recent_alerts(app),
     })
@@ -72,6 +76,7 @@ pub fn render_page(app: &App) -> String {
              and <code>password</code> in the site config.</div>",
         );
     }
+    body.push_str(&control_panel(app));
     body.push_str("<div id=\"status-root\">");
     body.push_str(&render_tables(&s));
     body.push_str("</div></div>\n");
@@ -97,23 +102,8 @@ fn render_tables(s: &Value) -> String {
             esc(e)
         ))
     );
-    h.push_str("<table class=\"grid\"><tr><th>node</th><th>state</th><th>in</th><th>out</th><th>drops</th><th>event-time lag</th><th>last output</th></tr>");
-    for n in p["nodes"].as_array().into_iter().flatten() {
-        let drops: u64 = n["drops"]
-            .as_object()
-            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td class=\"state-{st}\">{st}</td><td>{}</td><td>{}</td><td>{drops}</td><td>{}</td><td>{}</td></tr>",
-            esc(n["name"].as_str().unwrap_or("")),
-            n["records_in"],
-            n["records_out"],
-            opt_secs(&n["lag_seconds"]),
-            n["last_output_utc"].as_f64().map_or("–".into(), iso),
-            st = esc(n["state"].as_str().unwrap_or("")),
-        );
-    }
-    h.push_str("</table><h3>Plots</h3><table class=\"grid\"><tr><th>plot</th><th>data time</th><th>updated</th><th>age</th><th></th></tr>");
+    h.push_str(&render_nodes(s));
+    h.push_str("<h3>Plots</h3><table class=\"grid\"><tr><th>plot</th><th>data time</th><th>updated</th><th>age</th><th></th></tr>");
     for pl in s["plots"].as_array().into_iter().flatten() {
         let stale = pl["stale"].as_bool().unwrap_or(false);
         let _ = write!(
@@ -133,6 +123,150 @@ fn render_tables(s: &Value) -> String {
     }
     h.push_str("</ul>");
     h
+}
+
+/// The silence form and the place where command replies appear; outside
+/// `status-root`, which status.js redraws every 2 s.
+fn control_panel(app: &App) -> String {
+    match (app.status.controller().is_some(), app.cfg.auth.is_some()) {
+        (false, _) => String::new(),
+        (true, false) => "<p class=\"muted\" id=\"control-off\">Controls are off: they need the \
+             login (<code>[WebServer] username</code> and <code>password</code>).</p>"
+            .into(),
+        (true, true) => "<form id=\"silence-form\" class=\"control\">\
+             <b>Silence alerts</b> matching <input name=\"pattern\" placeholder=\"timesync:*\" required size=\"18\"> \
+             for <input name=\"duration\" placeholder=\"2h\" required size=\"5\"> \
+             because <input name=\"reason\" placeholder=\"DU 7 in maintenance\" size=\"28\"> \
+             <button type=\"submit\">silence</button></form>\
+             <pre id=\"control-reply\" class=\"control-reply\" hidden></pre>"
+            .into(),
+    }
+}
+
+/// Stop/start/restart of a node (`state` = its control state: the button
+/// that would change nothing is disabled) or of a group (`state` empty).
+fn buttons(target: &str, state: &str) -> String {
+    ["stop", "start", "restart"]
+        .iter()
+        .map(|v| {
+            let off = matches!((*v, state), ("stop", "STOPPED") | ("start", "RUNNING"));
+            format!(
+                "<button type=\"button\" class=\"ctl\" data-cmd=\"{v} {t}\"{}>{v}</button>",
+                if off { " disabled" } else { "" },
+                t = esc(target)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The node table, grouped by control group when there is a control
+/// plane; status.js draws the same.
+fn render_nodes(s: &Value) -> String {
+    let mut h = String::new();
+    let nodes: Vec<&Value> = s["pipeline"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    let ctl = s["control"]["available"].as_bool().unwrap_or(false);
+    let mut groups: Vec<&str> = Vec::new();
+    for n in &nodes {
+        let g = n["group"].as_str().unwrap_or("");
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    h.push_str("<table class=\"grid nodes\"><tr><th>node</th><th>control</th><th>uptime</th><th>restarts</th><th>activity</th><th>in</th><th>out</th><th>drops</th><th>event-time lag</th><th>last output</th>");
+    if ctl {
+        h.push_str("<th></th>");
+    }
+    h.push_str("</tr>");
+    for g in groups {
+        if !g.is_empty() {
+            let _ = write!(
+                h,
+                "<tr class=\"group\"><th colspan=\"10\">{}</th>{}</tr>",
+                esc(g),
+                if ctl {
+                    format!(
+                        "<th title=\"every node of {0}\">{1}</th>",
+                        esc(g),
+                        buttons(&format!("{g}:*"), "")
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        for n in nodes
+            .iter()
+            .filter(|n| n["group"].as_str().unwrap_or("") == g)
+        {
+            let drops: u64 = n["drops"]
+                .as_object()
+                .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
+            let cs = n["control_state"].as_str().unwrap_or("");
+            let reason = n["reason"].as_str().map_or(String::new(), |r| {
+                format!(" <span class=\"err\">({})</span>", esc(r))
+            });
+            let name = esc(n["name"].as_str().unwrap_or(""));
+            let _ = write!(
+                h,
+                "<tr data-node=\"{name}\"><td>{name}</td><td class=\"ctl-{cl}\">{cs}{reason}</td><td>{}</td><td>{}</td><td class=\"state-{st}\">{st}</td><td>{}</td><td>{}</td><td>{drops}</td><td>{}</td><td>{}</td>{}</tr>",
+                n["uptime_seconds"].as_f64().map_or("–".into(), hms),
+                n["restarts"].as_u64().map_or("–".into(), |r| r.to_string()),
+                n["records_in"],
+                n["records_out"],
+                opt_secs(&n["lag_seconds"]),
+                n["last_output_utc"].as_f64().map_or("–".into(), iso),
+                if ctl {
+                    format!("<td>{}</td>", buttons(n["name"].as_str().unwrap_or(""), cs))
+                } else {
+                    String::new()
+                },
+                cs = esc(cs),
+                cl = esc(&cs.to_ascii_lowercase()),
+                st = esc(n["state"].as_str().unwrap_or("")),
+            );
+        }
+    }
+    h.push_str("</table>");
+    let silences: Vec<&Value> = s["control"]["silences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    if !silences.is_empty() {
+        h.push_str("<h3>Silences</h3><table class=\"grid silences\"><tr><th>pattern</th><th>until</th><th>by</th><th>reason</th><th></th></tr>");
+        for x in silences {
+            let p = x["pattern"].as_str().unwrap_or("");
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(p),
+                x["until_utc"].as_f64().map_or("–".into(), iso),
+                esc(x["user"].as_str().unwrap_or("")),
+                esc(x["reason"].as_str().unwrap_or("")),
+                if ctl {
+                    format!(
+                        "<button type=\"button\" class=\"ctl\" data-cmd=\"unsilence {}\">unsilence</button>",
+                        esc(p)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        h.push_str("</table>");
+    }
+    h
+}
+
+/// `H:MM:SS` (days folded into the hours).
+fn hms(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Prometheus text: the server's counters, every plot's age, and the

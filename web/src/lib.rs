@@ -25,6 +25,7 @@ mod assets;
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod control;
 mod files;
 mod health;
 pub mod layout;
@@ -38,7 +39,10 @@ mod top10;
 
 pub use chat::{ChatCommands, CommandHandler, CommandRequest};
 pub use config::{Credentials, Page, WebConfig};
-pub use status::{FnSource, NoPipeline, NodeStatus, PromScraper, StatusSnapshot, StatusSource};
+pub use control::{ControlOutcome, Controller};
+pub use status::{
+    ControlledSource, FnSource, NoPipeline, NodeStatus, PromScraper, StatusSnapshot, StatusSource,
+};
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -302,6 +306,7 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/static/{file}", get(assets::serve))
         .route("/api/status", get(api_status))
         .route("/api/plots", get(api_plots))
+        .route("/api/control", post(control::api_control))
         .route("/api/events", get(plot_events))
         .route("/api/livelog", get(livelog_events))
         .route("/metrics", get(metrics))

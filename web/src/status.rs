@@ -29,6 +29,22 @@ pub struct NodeStatus {
     /// growth when the source does not know it.
     pub last_output_utc: Option<f64>,
     pub busy_seconds: Option<f64>,
+    /// Control group (`logging`, `monitoring_process`, …), when the
+    /// pipeline has a control plane (`km3mon run`/`demo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `RUNNING`, `STOPPED` or `FAILED` (the operator's view; `state`
+    /// above is the activity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_state: Option<String>,
+    /// Why a node failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Seconds in the current control state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -48,6 +64,34 @@ pub trait StatusSource: Send + Sync + 'static {
     /// Background work (scraping), spawned on the server's runtime when it
     /// starts; it should end when `shutdown` turns true.
     fn start(self: Arc<Self>, _shutdown: watch::Receiver<bool>) {}
+    /// Who executes `POST /api/control` (none: the page shows no buttons).
+    fn controller(&self) -> Option<Arc<dyn crate::control::Controller>> {
+        None
+    }
+}
+
+/// A closure as a source plus a controller: `km3mon run/demo` with their
+/// in-process control plane.
+pub struct ControlledSource<F> {
+    pub nodes: F,
+    pub controller: Arc<dyn crate::control::Controller>,
+}
+
+impl<F> StatusSource for ControlledSource<F>
+where
+    F: Fn() -> Vec<NodeStatus> + Send + Sync + 'static,
+{
+    fn snapshot(&self) -> StatusSnapshot {
+        StatusSnapshot {
+            source: "in-process".into(),
+            ok: true,
+            error: None,
+            nodes: (self.nodes)(),
+        }
+    }
+    fn controller(&self) -> Option<Arc<dyn crate::control::Controller>> {
+        Some(self.controller.clone())
+    }
 }
 
 /// No pipeline attached.

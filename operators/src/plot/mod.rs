@@ -149,7 +149,8 @@ impl Node for PlotSink {
             let (s, r) = unbounded();
             let dir = ctx.out_path(&self.dir);
             let metrics = ctx.metrics.clone();
-            ctx.spawn_io("render", move || renderer(&dir, r, &metrics))?;
+            let control = ctx.node_control();
+            ctx.spawn_io("render", move || renderer(&dir, r, &metrics, &control))?;
             tx = Some(s);
         }
         let mut pending: BTreeMap<Time, Vec<Arc<Plot>>> = BTreeMap::new();
@@ -192,6 +193,7 @@ fn renderer(
     dir: &Path,
     rx: Receiver<Arc<Plot>>,
     metrics: &pipeline::runtime::metrics::NodeMetrics,
+    control: &pipeline::control::NodeControl,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
@@ -208,6 +210,7 @@ fn renderer(
             };
             if let Err(e) = metrics.busy(|| render_to_dir(dir, plot)) {
                 tracing::error!("plot {name}: {e:#}");
+                control.fail(format!("plot {name}: {e:#}"));
             }
         };
         let threads = RENDER_THREADS.min(batch.len());

@@ -51,7 +51,8 @@ impl Node for CsvSink {
         if ctx.is_leader() {
             let (s, r) = unbounded();
             let path = ctx.out_path(&self.path);
-            ctx.spawn_io("writer", move || writer(&path, r))?;
+            let control = ctx.node_control();
+            ctx.spawn_io("writer", move || writer(&path, r, &control))?;
             tx = Some(s);
         }
         let metrics = ctx.metrics.clone();
@@ -93,9 +94,10 @@ impl Node for CsvSink {
     }
 }
 
-fn writer(path: &Path, rx: Receiver<Vec<Row>>) {
+fn writer(path: &Path, rx: Receiver<Vec<Row>>, control: &pipeline::control::NodeControl) {
     if let Err(e) = write_rows(path, rx) {
         tracing::error!("csv {}: {e}", path.display());
+        control.fail(format!("cannot write {}: {e}", path.display()));
     }
 }
 

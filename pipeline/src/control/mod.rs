@@ -30,9 +30,9 @@
 //!   of `BuildContext::node_control()` on an I/O thread) reports a failure;
 //!   the runtime's gate reads [`NodeControl::is_stopped`].
 //!
-//! States: `RUNNING`; `STOPPED` — the gate in front of the node (on a
-//! source: behind it) drops every batch and counts it as
-//! `DropReason::Stopped`, while timestamps and frontiers pass on, so the
+//! States: `RUNNING`; `STOPPED` — the gates in front of the node and
+//! behind it drop every batch and count it as `DropReason::Stopped`
+//! (`records_in` stays put), while timestamps and frontiers pass on, so the
 //! other nodes' windows keep closing; `FAILED (reason)` — reported by the
 //! node (a sink whose writes fail); data still flows (the node keeps
 //! trying) until an operator stops it or `start`/`restart` clears the
@@ -195,6 +195,7 @@ impl NodeControl {
             name: self.name.clone(),
             type_name: self.type_name.clone(),
             group: self.group.clone(),
+            role: self.role.name().to_string(),
             state: l.state.name().to_string(),
             reason: match &l.state {
                 NodeState::Failed(r) => Some(r.clone()),
@@ -298,6 +299,16 @@ impl Control {
     pub fn nodes(&self) -> Vec<NodeStatus> {
         let nodes = self.nodes.read().expect("control lock");
         nodes.iter().map(|n| n.status()).collect()
+    }
+
+    /// Every node's status with its metrics (for views that show more,
+    /// like the web's event-time lag and busy time).
+    pub fn nodes_with_metrics(&self) -> Vec<(NodeStatus, Arc<NodeMetrics>)> {
+        let nodes = self.nodes.read().expect("control lock");
+        nodes
+            .iter()
+            .map(|n| (n.status(), n.metrics.clone()))
+            .collect()
     }
 
     /// Whether an unexpired silence matches the alert key.

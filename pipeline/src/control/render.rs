@@ -15,6 +15,8 @@ pub struct NodeStatus {
     #[serde(rename = "type")]
     pub type_name: String,
     pub group: String,
+    /// `source`, `operator` or `sink`.
+    pub role: String,
     /// `RUNNING`, `STOPPED` or `FAILED`.
     pub state: String,
     /// Why it failed.
@@ -139,7 +141,7 @@ fn ago(secs: f64) -> String {
 /// `group:node  RUNNING  uptime 0:12:03  in 1234  out 56  drops 0  last output 2s ago`.
 pub fn status_text(nodes: &[NodeStatus], now: f64) -> String {
     if nodes.is_empty() {
-        return "no nodes".into();
+        return "no nodes (yet: a graph that is starting has not built them)".into();
     }
     let rows: Vec<[String; 7]> = nodes
         .iter()
@@ -151,6 +153,7 @@ pub fn status_text(nodes: &[NodeStatus], now: f64) -> String {
             };
             let mut tail = match n.last_output_utc {
                 Some(t) => format!("last output {}", ago(now - t)),
+                None if n.role == "sink" => "sink".into(),
                 None => "no output yet".into(),
             };
             if n.restarts > 0 {

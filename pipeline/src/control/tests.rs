@@ -163,6 +163,7 @@ fn status_text_is_one_aligned_line_per_node() {
     assert!(lines[4].starts_with("alerts:timesync "), "{}", lines[4]);
     assert!(lines[4].contains(" STOPPED  for 0:00:0"), "{}", lines[4]);
     assert!(lines[0].ends_with("no output yet"));
+    assert!(lines[5].ends_with("  sink"), "{}", lines[5]);
     // Every line has its state column at the same offset.
     let col: Vec<usize> = lines
         .iter()

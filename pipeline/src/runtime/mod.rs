@@ -264,9 +264,10 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
                         anyhow::anyhow!("building node `{}` ({}): {e:#}", spec.name, spec.type_name)
                     })?;
                     if let Some(o) = out {
-                        // A source has no input to gate: its output is.
-                        let g = spec.inputs.is_empty().then_some(gate);
-                        streams.insert(spec.name.clone(), meter(o, m, true, g));
+                        // The output is gated too: a stopped source emits
+                        // nothing, and a stopped monitor whose windows
+                        // close on the frontier does not draw empty plots.
+                        streams.insert(spec.name.clone(), meter(o, m, true, Some(gate)));
                     }
                 }
                 Ok(())
@@ -341,8 +342,9 @@ fn only_kinds<'s>(s: ItemStream<'s>, kinds: Vec<crate::item::StreamKind>) -> Ite
 
 /// Counts records and records the frontier on an edge, passing batches
 /// through untouched — unless `gate`'s node is stopped: then batches are
-/// dropped and counted (`DropReason::Stopped`), while the frontier still
-/// advances, so downstream windows keep closing. (The gate lives in the
+/// dropped and counted (`DropReason::Stopped`; in front of the node and
+/// behind it), while the frontier still advances, so downstream windows
+/// keep closing. (The gate lives in the
 /// meter to add no operator, and so no per-timestamp cost, to the graph.)
 fn meter<'s>(
     s: ItemStream<'s>,

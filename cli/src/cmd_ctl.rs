@@ -1,0 +1,134 @@
+//! `km3mon ctl`: the `supervisorctl` of a running graph, over the control
+//! socket of `km3mon run` / `km3mon demo` (docs/control.md); and the glue
+//! that gives those two their socket and the web its controller.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipeline::control::socket::{self, Request, SocketServer};
+use pipeline::control::Control;
+
+/// The socket's file name under `--out` (or the demo's `--dir`).
+pub const SOCKET_NAME: &str = "km3mon.sock";
+
+#[derive(clap::Args)]
+pub struct CtlArgs {
+    /// The control socket (default: OUT/km3mon.sock).
+    #[arg(long, value_name = "PATH", conflicts_with = "out")]
+    socket: Option<PathBuf>,
+    /// The --out of the running `km3mon run` (or the demo's --dir).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+    /// Print the structured reply (JSON) instead of the text.
+    #[arg(long)]
+    json: bool,
+    /// The command (default: status): status [TARGET…],
+    /// stop|start|restart TARGET…, silence PATTERN DURATION [reason…],
+    /// unsilence PATTERN, silences, help. TARGET: NODE, GROUP:NODE,
+    /// GROUP:* or all (quote the `*`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<String>,
+}
+
+/// Exit codes: 0 done, 1 the command failed, 2 no connection.
+pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
+    let path = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| args.out.join(SOCKET_NAME));
+    let req = Request {
+        command: if args.command.is_empty() {
+            "status".into()
+        } else {
+            args.command.join(" ")
+        },
+        user: user_name(),
+    };
+    let reply = match socket::request(&path, &req, Duration::from_secs(30)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "km3mon ctl: cannot talk to {}: {e} (is `km3mon run` or `km3mon demo` running there? see --socket / --out)",
+                path.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    } else if reply.ok {
+        println!("{}", reply.text);
+    } else {
+        eprintln!(
+            "km3mon ctl: {}",
+            reply.error.as_deref().unwrap_or(&reply.text)
+        );
+    }
+    Ok(if reply.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Who runs `ctl`, for the audit line (the socket is 0600: the same
+/// account as the pipeline, so the login name is what tells people apart).
+fn user_name() -> String {
+    let who = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(account_name)
+        .unwrap_or_else(|| "unknown".into());
+    format!("{who} (ctl)")
+}
+
+/// The login name of this process's uid, from /etc/passwd (services
+/// often run without USER set).
+fn account_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+    })
+}
+
+/// The control socket of `run`/`demo`: `path`, or OUT/km3mon.sock.
+pub fn start_socket(
+    control: Arc<Control>,
+    path: Option<&Path>,
+    out: &Path,
+) -> anyhow::Result<SocketServer> {
+    let path = path.map_or_else(|| out.join(SOCKET_NAME), Path::to_path_buf);
+    let s = socket::serve(control, &path)
+        .map_err(|e| anyhow::anyhow!("control socket {}: {e}", path.display()))?;
+    tracing::info!(
+        "control socket {} (km3mon ctl --socket {0} status)",
+        path.display()
+    );
+    Ok(s)
+}
+
+/// The web's view of the control plane.
+pub struct WebController(pub Arc<Control>);
+
+impl web::Controller for WebController {
+    fn execute(&self, command: &str, user: &str) -> web::ControlOutcome {
+        let r = self.0.execute(command, user);
+        web::ControlOutcome {
+            ok: r.ok,
+            text: r.text.clone(),
+            body: serde_json::to_value(&r).unwrap_or_default(),
+        }
+    }
+    fn silences(&self) -> serde_json::Value {
+        serde_json::to_value(self.0.silences()).unwrap_or_default()
+    }
+}
