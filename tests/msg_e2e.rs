@@ -178,6 +178,8 @@ fn live_log_ligier_lines_and_alerts_reach_msg_log() {
         state: pipeline::item::AlertState::Firing,
         reminder: false,
         message: "invalid time sync for DOM 1".into(),
+        du: None,
+        floor: None,
     });
     publisher.publish(tag, daq_line.as_bytes()).unwrap();
     publisher.publish(tag, alert.as_bytes()).unwrap();

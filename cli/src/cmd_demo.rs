@@ -76,6 +76,22 @@ pub struct DemoArgs {
     /// The control socket for `km3mon ctl` (mode 0600); default DIR/km3mon.sock.
     #[arg(long, value_name = "PATH")]
     control: Option<PathBuf>,
+    /// A Rocket.Chat server for alerts and the chatbot (REST mode), e.g.
+    /// the `km3mon testchat` at http://127.0.0.1:3000: bot `monitoring`
+    /// (password `monitoring` unless the site config has one), channel
+    /// --chat-channel, operators from the config (the example's:
+    /// operator1, operator2). See docs/chatbot.md.
+    #[arg(long, value_name = "URL")]
+    chat_url: Option<String>,
+    /// With --chat-url: the channel for alerts and commands (testchat's
+    /// page opens on `operations`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "operations",
+        requires = "chat_url"
+    )]
+    chat_channel: String,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -117,7 +133,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
     let control = Arc::new(Control::new(Some(&dir), Some(&dir.join("state"))));
     let socket = crate::cmd_ctl::start_socket(control.clone(), args.control.as_deref(), &dir)?;
-    let web = start_web(&site_path, &dir, args.port, control.clone())?;
+    let bot = crate::chatbot::start(Some(&site_path), Some(&dir.join("state")), control.clone())?;
+    let extras = bot.as_ref().map(|b| b.extras.clone()).unwrap_or_default();
+    let web = start_web(&site_path, &dir, args.port, control.clone(), extras)?;
     info!(
         "demo: {} DOMs, Ligier on {ligier_addr}, everything under {}",
         detector.n_optical_modules(),
@@ -136,6 +154,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     opts.workers = args.workers.max(1);
     opts.detector = Some(detx);
     opts.state_dir = Some(dir.join("state"));
+    // Alert texts read the shifters the chatbot stores beside it.
+    opts.site_config = Some(site_path.clone());
     opts.metrics = Some(metrics);
     opts.control = Some(control);
     opts.shutdown = Some(stop.clone());
@@ -148,6 +168,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     sim_stop.trigger();
     if sim.join().is_err() {
         warn!("demo: the simulator thread panicked");
+    }
+    if let Some(b) = bot {
+        b.stop();
     }
     web.stop();
     drop(socket);
@@ -218,6 +241,21 @@ fn write_site_config(
             _ => DEMO_INTERVAL_S,
         };
         t.insert(key.into(), shorter.into());
+    }
+    if let Some(url) = &args.chat_url {
+        let alerts = section(&mut doc, "Alerts");
+        alerts.insert("enabled".into(), true.into());
+        if matches!(
+            alerts.get("password").and_then(toml::Value::as_str),
+            None | Some("change-me")
+        ) {
+            // `km3mon testchat`'s bot account.
+            alerts.insert("password".into(), "monitoring".into());
+        }
+        alerts.insert("channel".into(), args.chat_channel.clone().into());
+        let chat = section(alerts, "chat");
+        chat.insert("mode".into(), "rest".into());
+        chat.insert("url".into(), url.clone().into());
     }
     let web = section(&mut doc, "WebServer");
     web.insert("output_dir".into(), path_value(dir));
@@ -292,15 +330,16 @@ fn start_web(
     dir: &Path,
     port: u16,
     control: Arc<Control>,
+    extras: web::Extras,
 ) -> anyhow::Result<web::BackgroundServer> {
     let mut cfg = web::WebConfig::load(site, Some(dir))?;
     cfg.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let status = crate::cmd_pipeline::in_process_status(control);
-    match web::spawn(cfg.clone(), status.clone()) {
+    match web::spawn_with(cfg.clone(), status.clone(), extras.clone()) {
         Ok(s) => Ok(s),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
             cfg.bind.set_port(0);
-            let s = web::spawn(cfg, status).context("cannot start the web server")?;
+            let s = web::spawn_with(cfg, status, extras).context("cannot start the web server")?;
             eprintln!(
                 "km3mon demo: port {port} is taken, serving on {} instead",
                 s.addr.port()

@@ -233,6 +233,7 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    opts.site_config = c.config.clone();
     opts.detector = c.detector.clone().or_else(|| site.detector_file());
     if let Some(d) = &opts.detector {
         // Fail before starting rather than in the middle of a worker.
@@ -253,9 +254,22 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
         .control
         .get_or_insert_with(|| Arc::new(Control::new(Some(&c.out), state_dir.as_deref())))
         .clone();
-    let web = start_web(c, !replay, control)?;
+    // The chatbot answers in a live run only (a replay has no one to steer).
+    let bot = if replay {
+        None
+    } else {
+        crate::chatbot::start(c.config.as_deref(), state_dir.as_deref(), control.clone())?
+    };
+    let extras = bot.as_ref().map(|b| b.extras.clone()).unwrap_or_default();
+    if extras.chat.is_some() && (c.no_web || (c.web.is_none() && c.config.is_none())) {
+        tracing::warn!("chatbot: webhook mode needs the web server (--web or [WebServer])");
+    }
+    let web = start_web(c, !replay, control, extras)?;
     let marks = replay.then(|| summary::Marks::before_run(&g, &c.out));
     let result = runtime::run(&g, opts);
+    if let Some(b) = bot {
+        b.stop();
+    }
     if let Some(w) = web {
         w.stop();
     }
@@ -289,6 +303,7 @@ fn start_web(
     c: &Common,
     live: bool,
     control: Arc<Control>,
+    extras: web::Extras,
 ) -> anyhow::Result<Option<web::BackgroundServer>> {
     if c.no_web {
         return Ok(None);
@@ -313,7 +328,7 @@ fn start_web(
         _ => return Ok(None),
     };
     let bind = cfg.bind;
-    match web::spawn(cfg, in_process_status(control)) {
+    match web::spawn_with(cfg, in_process_status(control), extras) {
         Ok(server) => {
             tracing::info!("web pages on http://{}/", server.addr);
             Ok(Some(server))

@@ -45,6 +45,8 @@ pub fn run(args: TestchatArgs) -> anyhow::Result<ExitCode> {
          channel = \"{ch}\"\n\n[Alerts.chat]\nmode = \"rest\"\nurl = \"{url}\"\n\n\
          or, for the incoming webhook instead:\n\n\
          [Alerts.chat]\nmode = \"webhook\"\nwebhook_url = \"{hook}\"\n\n\
+         Or all in one (bot monitoring/monitoring, docs/chatbot.md):\n\n  \
+         km3mon demo --chat-url {url} --chat-channel {ch}\n\n\
          Ctrl-C stops it.",
         url = chat.url(),
         ch = args.channel,

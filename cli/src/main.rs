@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod chatbot;
 mod cmd_ctl;
 mod cmd_demo;
 mod cmd_dump;

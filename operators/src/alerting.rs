@@ -17,6 +17,9 @@ pub struct Firing {
     pub since_ns: u64,
     pub last_sent_ns: u64,
     pub message: String,
+    /// DU and floor of a DOM-level condition (reminders carry them too).
+    #[serde(default)]
+    pub place: Option<(u32, i32)>,
 }
 
 /// The firing conditions of one monitor (serialisable: it is part of the
@@ -60,6 +63,7 @@ impl AlertBook {
         state: AlertState,
         reminder: bool,
         message: String,
+        place: Option<(u32, i32)>,
     ) -> Alert {
         Alert {
             time_utc_ns: now_ns,
@@ -68,6 +72,8 @@ impl AlertBook {
             state,
             reminder,
             message,
+            du: place.map(|p| p.0),
+            floor: place.map(|p| p.1),
         }
     }
 
@@ -76,6 +82,18 @@ impl AlertBook {
         &mut self,
         key: &str,
         now_ns: u64,
+        message: impl FnOnce() -> String,
+    ) -> Option<Alert> {
+        self.raise_at(key, now_ns, None, message)
+    }
+
+    /// [`AlertBook::raise`] for a condition of one DOM at (DU, floor):
+    /// routing groups such alerts by DU.
+    pub fn raise_at(
+        &mut self,
+        key: &str,
+        now_ns: u64,
+        place: Option<(u32, i32)>,
         message: impl FnOnce() -> String,
     ) -> Option<Alert> {
         if self.firing.contains_key(key) {
@@ -88,9 +106,10 @@ impl AlertBook {
                 since_ns: now_ns,
                 last_sent_ns: now_ns,
                 message: message.clone(),
+                place,
             },
         );
-        Some(self.alert(key, now_ns, AlertState::Firing, false, message))
+        Some(self.alert(key, now_ns, AlertState::Firing, false, message, place))
     }
 
     /// The condition no longer holds: a `resolved` alert if it was firing.
@@ -100,9 +119,9 @@ impl AlertBook {
         now_ns: u64,
         message: impl FnOnce() -> String,
     ) -> Option<Alert> {
-        self.firing.remove(key)?;
+        let f = self.firing.remove(key)?;
         let message = message();
-        Some(self.alert(key, now_ns, AlertState::Resolved, false, message))
+        Some(self.alert(key, now_ns, AlertState::Resolved, false, message, f.place))
     }
 
     /// `raise` or `clear`.
@@ -114,8 +133,21 @@ impl AlertBook {
         firing: impl FnOnce() -> String,
         resolved: impl FnOnce() -> String,
     ) -> Option<Alert> {
+        self.set_at(key, holds, now_ns, None, firing, resolved)
+    }
+
+    /// `raise_at` or `clear`.
+    pub fn set_at(
+        &mut self,
+        key: &str,
+        holds: bool,
+        now_ns: u64,
+        place: Option<(u32, i32)>,
+        firing: impl FnOnce() -> String,
+        resolved: impl FnOnce() -> String,
+    ) -> Option<Alert> {
         if holds {
-            self.raise(key, now_ns, firing)
+            self.raise_at(key, now_ns, place, firing)
         } else {
             self.clear(key, now_ns, resolved)
         }
@@ -130,13 +162,13 @@ impl AlertBook {
         for (key, f) in self.firing.iter_mut() {
             if now_ns >= f.last_sent_ns.saturating_add(self.reminder_ns) {
                 f.last_sent_ns = now_ns;
-                due.push((key.clone(), f.since_ns, f.message.clone()));
+                due.push((key.clone(), f.since_ns, f.message.clone(), f.place));
             }
         }
         due.into_iter()
-            .map(|(key, since, message)| {
+            .map(|(key, since, message, place)| {
                 let text = format!("still firing since {}: {message}", iso_ns(since));
-                self.alert(&key, now_ns, AlertState::Firing, true, text)
+                self.alert(&key, now_ns, AlertState::Firing, true, text, place)
             })
             .collect()
     }
@@ -173,6 +205,21 @@ mod tests {
         let z = book.clear("k", 101 * S, || "up".into()).unwrap();
         assert_eq!(z.state, AlertState::Resolved);
         assert!(book.clear("k", 102 * S, || "up".into()).is_none());
+    }
+
+    #[test]
+    fn place_travels_with_firing_reminder_and_resolved() {
+        let mut book = AlertBook::new("m", 60);
+        let a = book
+            .raise_at("d:1", 0, Some((5, 7)), || "x".into())
+            .unwrap();
+        assert_eq!((a.du, a.floor), (Some(5), Some(7)));
+        let r = book.reminders(60 * S);
+        assert_eq!((r[0].du, r[0].floor), (Some(5), Some(7)));
+        let z = book.clear("d:1", 61 * S, || "ok".into()).unwrap();
+        assert_eq!((z.du, z.floor), (Some(5), Some(7)));
+        let b = book.raise("t", 0, || "x".into()).unwrap();
+        assert_eq!((b.du, b.floor), (None, None));
     }
 
     #[test]

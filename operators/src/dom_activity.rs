@@ -219,7 +219,7 @@ impl Monitor<Item> for DomActivityMonitor {
         let now = self.s.latest_ns;
         let first = self.s.first_ns.unwrap_or(now);
         for i in 0..self.layout.doms.len() {
-            let dom = self.layout.doms[i].0;
+            let (dom, du, floor) = self.layout.doms[i];
             let last = self.s.last_seen_ns.get(&dom).copied();
             let absent = now.saturating_sub(last.unwrap_or(first));
             if absent <= self.inactive_ns {
@@ -231,7 +231,7 @@ impl Monitor<Item> for DomActivityMonitor {
                 Some(l) => format!("last seen {}", iso_ns(l)),
                 None => format!("not seen since monitoring started at {}", iso_ns(first)),
             };
-            if let Some(a) = self.s.alerts.raise(&key, now, || {
+            if let Some(a) = self.s.alerts.raise_at(&key, now, Some((du, floor)), || {
                 format!(
                     "{place} inactive: no summaryslice data for {} s ({since})",
                     absent / NS

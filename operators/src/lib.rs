@@ -46,6 +46,7 @@ pub fn registry() -> Registry {
         .with::<plot::PlotSink>()
         .with::<sinks::alerts::AlertsJsonl>()
         .with::<sinks::alerts::AlertsMsg>()
+        .with::<sinks::notify::AlertsNotify>()
         .with::<msg::dumper::MsgDumper>()
         .with::<msg::stats::LogStats>()
         .with::<ztplot::ZtPlot>()

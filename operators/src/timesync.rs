@@ -195,14 +195,16 @@ impl TimeSyncMonitor {
         if in_sync && !self.alerts.is_firing(&key) {
             return;
         }
-        let place = match self.places.get(&dom) {
+        let at = self.places.get(&dom).copied();
+        let place = match at {
             Some((du, floor)) => format!("DU{du} floor {floor} (DOM {dom})"),
             None => format!("DOM {dom}"),
         };
-        let alert = self.alerts.set(
+        let alert = self.alerts.set_at(
             &key,
             !in_sync,
             now,
+            at,
             || format!("invalid time sync for {place}: White Rabbit bit cleared in {source}"),
             || format!("time sync of {place} is valid again"),
         );

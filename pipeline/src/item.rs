@@ -147,6 +147,14 @@ pub struct Alert {
     /// True for a repeated notification of a condition still firing.
     pub reminder: bool,
     pub message: String,
+    /// DU and floor of the DOM a DOM-level condition concerns, so that
+    /// alert routing can group by DU without parsing `message`. (Always
+    /// serialised: cluster exchanges use a format that is not
+    /// self-describing.)
+    #[serde(default)]
+    pub du: Option<u32>,
+    #[serde(default)]
+    pub floor: Option<i32>,
 }
 
 /// A MSG log line (UTF-8, lossily decoded).

@@ -88,6 +88,11 @@ impl SiteConfig {
         self.table.get(section)?.get_ref().as_table()?.get(key)
     }
 
+    /// A whole `[section]`, with its span in this file.
+    pub fn section(&self, section: &str) -> Option<&Spanned<DeValue<'static>>> {
+        self.table.get(section)
+    }
+
     /// Default for an environment variable from the `[env]` table.
     pub fn env_default(&self, name: &str) -> Option<String> {
         let v = self.get("env", name)?;

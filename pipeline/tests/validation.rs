@@ -120,12 +120,68 @@ impl Node for Relay {
     }
 }
 
+/// A sink configured by a whole site-config section (like `alerts_notify`
+/// with `alerts = "@config.Alerts"`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sect {
+    section: Section,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    #[allow(dead_code)]
+    level: u32,
+    #[serde(default)]
+    route: Vec<SectRoute>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SectRoute {
+    name: String,
+    #[allow(dead_code)]
+    port: u16,
+}
+impl NodeConfig for Sect {
+    const TYPE: &'static str = "sect";
+    const ROLE: Role = Role::Sink;
+    const ABOUT: &'static str = "test sink with a section";
+}
+impl Node for Sect {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Table]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        None
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        let r = &self.section.route;
+        (1..r.len())
+            .filter(|&i| r[..i].iter().any(|o| o.name == r[i].name))
+            .map(|i| {
+                (
+                    format!("section.route[{i}].name"),
+                    format!("duplicate route `{}`", r[i].name),
+                )
+            })
+            .collect()
+    }
+    fn build<'s>(
+        &self,
+        _: &BuildContext<'s>,
+        _: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        unreachable!("validation only")
+    }
+}
+
 fn registry() -> Registry {
     Registry::new()
         .with::<Src>()
         .with::<Count>()
         .with::<Out>()
         .with::<Relay>()
+        .with::<Sect>()
 }
 
 fn site() -> SiteConfig {
@@ -219,7 +275,7 @@ fn missing_parameter_points_at_the_node() {
 #[test]
 fn unknown_type_lists_the_known_ones() {
     let e = errors(&GOOD.replace("type = \"count\"", "type = \"cuont\""));
-    assert_eq!(e, ["g.toml:6:8: nodes.b.type: unknown node type `cuont`; known types: count, out, relay, src"]);
+    assert_eq!(e, ["g.toml:6:8: nodes.b.type: unknown node type `cuont`; known types: count, out, relay, sect, src"]);
 }
 
 #[test]
@@ -349,6 +405,46 @@ fn validating_the_example_graph_is_fast() {
         ok(GOOD);
     }
     assert!(start.elapsed() < std::time::Duration::from_millis(100 * 10));
+}
+
+const ROUTES: &str = "[Routes]\nlevel = 3\n\n[[Routes.route]]\nname = \"a\"\nport = 1\n\n[[Routes.route]]\nname = \"b\"\nport = 2\n";
+
+fn section_errors(routes: &str, reference: &str) -> Vec<String> {
+    let site = SiteConfig::parse("site.toml", routes.to_string(), ".".into()).unwrap();
+    let graph = format!(
+        "{GOOD}\n[nodes.d]\ntype = \"sect\"\ninputs = [\"b\"]\nsection = \"{reference}\"\n"
+    );
+    match Graph::parse("g.toml", &graph, &site, &registry()) {
+        Ok(_) => vec![],
+        Err(d) => d.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn whole_section_references_are_checked_where_the_section_is_written() {
+    assert!(section_errors(ROUTES, "@config.Routes").is_empty());
+    // Unknown key: at the key in the site config, naming the reference.
+    let e = section_errors(&ROUTES.replace("port = 2", "prot = 2"), "@config.Routes");
+    assert_eq!(e, ["site.toml:10:1: Routes.route[1].prot: unknown field `prot`, expected `name` or `port` (in `nodes.d.section` = \"@config.Routes\", g.toml:18:11)"]);
+    // Wrong type: at the value.
+    let e = section_errors(
+        &ROUTES.replace("port = 1", "port = \"one\""),
+        "@config.Routes",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("site.toml:6:8: Routes.route[0].port: invalid type: string \"one\""),
+        "{e:?}"
+    );
+    // A node check names a path inside the section.
+    let e = section_errors(
+        &ROUTES.replace("name = \"b\"", "name = \"a\""),
+        "@config.Routes",
+    );
+    assert_eq!(e, ["site.toml:9:8: Routes.route[1].name: duplicate route `a` (in `nodes.d.section` = \"@config.Routes\", g.toml:18:11)"]);
+    // A missing section: at the reference in the graph.
+    let e = section_errors(ROUTES, "@config.Rutes");
+    assert_eq!(e, ["g.toml:18:11: nodes.d.section: undefined site-config section `[Rutes]` (site config: site.toml); a single key is `@config.Section.key`"]);
 }
 
 #[test]

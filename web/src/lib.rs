@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, watch};
 
 mod assets;
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod control;
 mod files;
@@ -36,6 +37,7 @@ pub mod status;
 pub mod timefmt;
 mod top10;
 
+pub use chat::{ChatCommands, CommandHandler, CommandRequest};
 pub use config::{Credentials, Page, WebConfig};
 pub use control::{ControlOutcome, Controller};
 pub use status::{
@@ -59,6 +61,14 @@ pub(crate) struct App {
     counters: Counters,
     started: f64,
     shutdown: watch::Receiver<bool>,
+    chat: Option<ChatCommands>,
+}
+
+/// What a server may offer beyond the pages, filled by the binary.
+#[derive(Clone, Default)]
+pub struct Extras {
+    /// `POST /chat/command`, the chatbot's outgoing-webhook endpoint.
+    pub chat: Option<ChatCommands>,
 }
 
 pub(crate) type AppState = Arc<App>;
@@ -93,6 +103,16 @@ pub async fn serve(
     status: Arc<dyn StatusSource>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<ServerHandle> {
+    serve_with(cfg, status, Extras::default(), shutdown).await
+}
+
+/// [`serve`] with [`Extras`].
+pub async fn serve_with(
+    cfg: WebConfig,
+    status: Arc<dyn StatusSource>,
+    extras: Extras,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<ServerHandle> {
     let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
     let addr = listener.local_addr()?;
     match &cfg.auth {
@@ -121,6 +141,7 @@ pub async fn serve(
         counters: Counters::default(),
         started: timefmt::now_secs(),
         shutdown: stop_rx,
+        chat: extras.chat,
     });
     let router = router(app);
     let task = tokio::spawn(async move {
@@ -168,6 +189,15 @@ impl Drop for BackgroundServer {
 
 /// Starts a server on a dedicated two-thread runtime; returns once bound.
 pub fn spawn(cfg: WebConfig, status: Arc<dyn StatusSource>) -> std::io::Result<BackgroundServer> {
+    spawn_with(cfg, status, Extras::default())
+}
+
+/// [`spawn`] with [`Extras`].
+pub fn spawn_with(
+    cfg: WebConfig,
+    status: Arc<dyn StatusSource>,
+    extras: Extras,
+) -> std::io::Result<BackgroundServer> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -186,7 +216,7 @@ pub fn spawn(cfg: WebConfig, status: Arc<dyn StatusSource>) -> std::io::Result<B
                 }
             };
             rt.block_on(async move {
-                match serve(cfg, status, async move {
+                match serve_with(cfg, status, extras, async move {
                     let _ = stop_rx.await;
                 })
                 .await
@@ -286,6 +316,9 @@ pub(crate) fn router(app: AppState) -> Router {
             app.clone(),
             auth::require,
         ))
+        // After the Basic-auth layer: the chat server authenticates with
+        // the webhook token instead.
+        .route("/chat/command", post(chat::command))
         .layer(axum::middleware::from_fn(auth::headers))
         .with_state(app)
 }

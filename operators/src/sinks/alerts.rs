@@ -27,9 +27,29 @@ use timely::dataflow::operators::generic::Operator;
 
 use crate::util::iso_ns;
 
-/// Hands the alerts of each completed timestamp, sorted, to `tx`.
-fn ordered_sink(input: ItemStream<'_>, name: &str, mut tx: Option<Sender<Vec<Alert>>>) {
+/// What [`ordered`] hands on, in data-time order.
+pub(crate) enum Ordered {
+    /// The alerts of one completed timestamp, sorted.
+    Alerts(Time, Vec<Alert>),
+    /// Every timestamp before this one is complete (sent when it moved by
+    /// at least the `progress` step given to [`ordered`]).
+    Progress(Time),
+    /// The input ended.
+    End,
+}
+
+/// Exchanges alerts to worker 0 and calls `emit` with the alerts of each
+/// completed timestamp, sorted; `progress` > 0 also reports the frontier
+/// in steps of that many ticks (for time-driven sinks).
+pub(crate) fn ordered(
+    input: ItemStream<'_>,
+    name: &str,
+    progress: Time,
+    mut emit: impl FnMut(Ordered) + 'static,
+) {
     let mut pending: BTreeMap<Time, Vec<Alert>> = BTreeMap::new();
+    let mut reported: Option<Time> = None;
+    let mut ended = false;
     input.sink(
         Exchange::new(|_: &Item| 0),
         name,
@@ -51,15 +71,35 @@ fn ordered_sink(input: ItemStream<'_>, name: &str, mut tx: Option<Sender<Vec<Ale
                 }
                 let mut alerts = pending.pop_first().expect("non-empty").1;
                 alerts.sort();
-                if let Some(tx) = &tx {
-                    let _ = tx.send(alerts);
-                }
+                emit(Ordered::Alerts(t, alerts));
             }
-            if f.is_none() {
-                tx = None;
+            match f {
+                Some(f) if progress > 0 && reported.is_none_or(|r| f >= r + progress) => {
+                    reported = Some(f);
+                    emit(Ordered::Progress(f));
+                }
+                None if !ended => {
+                    ended = true;
+                    emit(Ordered::End);
+                }
+                _ => {}
             }
         },
     );
+}
+
+/// Hands the alerts of each completed timestamp, sorted, to `tx`.
+fn ordered_sink(input: ItemStream<'_>, name: &str, mut tx: Option<Sender<Vec<Alert>>>) {
+    ordered(input, name, 0, move |o| match o {
+        Ordered::Alerts(_, alerts) => {
+            if let Some(tx) = &tx {
+                let _ = tx.send(alerts);
+            }
+        }
+        Ordered::Progress(_) => {}
+        // Closing the channel ends the writer thread.
+        Ordered::End => tx = None,
+    });
 }
 
 /// One line of `alerts.jsonl` (field order as documented).
@@ -258,6 +298,8 @@ mod tests {
             state: AlertState::Firing,
             reminder: false,
             message: "invalid time sync for DOM 1".into(),
+            du: None,
+            floor: None,
         };
         assert_eq!(
             msg_line(&a),

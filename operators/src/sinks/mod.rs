@@ -3,3 +3,4 @@
 
 pub mod alerts;
 pub mod csv;
+pub mod notify;

@@ -33,6 +33,7 @@ use toml::Spanned;
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
 use crate::operator::{Node, Registry, Role};
 use crate::site::SiteConfig;
+use subst::Loc;
 
 pub use dot::to_dot;
 
@@ -356,6 +357,7 @@ fn raw_node(
         diags,
         spans: Vec::new(),
         keys: Vec::new(),
+        via: None,
     };
     let mut params = toml::Table::new();
     let mut ok = true;
@@ -364,7 +366,7 @@ fn raw_node(
         if k_str == "type" || k_str == "inputs" || k_str == "group" {
             continue;
         }
-        conv.keys.push((k_str.to_string(), k.span()));
+        conv.keys.push((k_str.to_string(), Loc::graph(k.span())));
         match conv.convert(v, &format!("{base}.{k_str}"), k_str) {
             Some(val) => {
                 params.insert(k_str.to_string(), val);
@@ -380,13 +382,8 @@ fn raw_node(
     let node = match ty.parse(toml::Value::Table(params)) {
         Ok(n) => n,
         Err(e) => {
-            let (span, path) = locate(&spans, &keys, &e.path, &e.message, key.span());
-            let full = if path.is_empty() {
-                base.clone()
-            } else {
-                format!("{base}.{path}")
-            };
-            diags.push(Diagnostic::at(src, span, full, e.message));
+            let (at, path) = locate(&spans, &keys, &e.path, &e.message, key.span());
+            diags.push(located(src, site, &base, at, &path, e.message));
             return None;
         }
     };
@@ -396,11 +393,10 @@ fn raw_node(
         input_spans.clear();
     }
     for (path, message) in node.check() {
-        let span = spans
-            .iter()
-            .find(|(p, _)| *p == path)
-            .map_or(key.span(), |(_, s)| s.clone());
-        diags.push(Diagnostic::at(src, span, format!("{base}.{path}"), message));
+        // The longest known prefix: a check may name a key that was left
+        // out (a missing e-mail recipient list, say).
+        let at = locate(&spans, &keys, &path, "", key.span()).0;
+        diags.push(located(src, site, &base, at, &path, message));
     }
     Some(RawNode {
         spec: NodeSpec {
@@ -417,15 +413,47 @@ fn raw_node(
     })
 }
 
-/// Maps a serde error path to a span: the unknown key itself for
-/// `unknown field`, else the longest known prefix, else the node header.
+/// A diagnostic at `at`: in the graph, or in the site config for a value
+/// that came from a whole `"@config.Section"` (then the path is the site
+/// config's, and the message says which node pulled it in).
+fn located(
+    src: &SourceFile,
+    site: &SiteConfig,
+    base: &str,
+    at: Loc,
+    path: &str,
+    message: String,
+) -> Diagnostic {
+    if let Some(via) = &at.via {
+        let inner = path.strip_prefix(via.rel.as_str()).unwrap_or(path);
+        let (l, c) = src.line_col(via.reference.start);
+        return Diagnostic::at(
+            &site.src,
+            at.span,
+            format!("{}{inner}", via.section),
+            format!(
+                "{message} (in `{base}.{}` = \"@config.{}\", {}:{l}:{c})",
+                via.rel, via.section, src.name
+            ),
+        );
+    }
+    let full = if path.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}.{path}")
+    };
+    Diagnostic::at(src, at.span, full, message)
+}
+
+/// Maps a serde error path to where it is written: the unknown key itself
+/// for `unknown field`, else the longest known prefix, else the node header.
 fn locate(
-    spans: &[(String, Range<usize>)],
-    keys: &[(String, Range<usize>)],
+    spans: &[(String, Loc)],
+    keys: &[(String, Loc)],
     path: &str,
     message: &str,
     node_span: Range<usize>,
-) -> (Range<usize>, String) {
+) -> (Loc, String) {
     let path = if path == "." { "" } else { path };
     let find = |p: &str| spans.iter().find(|(k, _)| k == p).map(|(_, s)| s.clone());
     if let Some(field) = message
@@ -457,7 +485,7 @@ fn locate(
         }
         match p.rfind(['.', '[']) {
             Some(i) => p.truncate(i),
-            None => return (node_span, path.to_string()),
+            None => return (Loc::graph(node_span), path.to_string()),
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Turns a spanned TOML value of the graph into a plain `toml::Value`,
-//! resolving `${VAR}` / `${VAR:-default}` from the environment and
-//! `"@config.Section.key"` from the site config, and remembering the span of
-//! every key path so that typed-config errors point at the right column.
+//! resolving `${VAR}` / `${VAR:-default}` from the environment,
+//! `"@config.Section.key"` and whole sections `"@config.Section"` from the
+//! site config, and remembering the span of every key path so that
+//! typed-config errors point at the right column — for a whole section, in
+//! the site config where the bad key is written.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use toml::de::DeValue;
 use toml::Spanned;
@@ -11,14 +14,40 @@ use toml::Spanned;
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
 use crate::site::{lookup_env, SiteConfig};
 
+/// Where a key or value of a node's config is written.
+#[derive(Debug, Clone)]
+pub(crate) struct Loc {
+    /// In the graph file, or in the site config when `via` is set.
+    pub span: Range<usize>,
+    pub via: Option<Arc<Via>>,
+}
+
+/// A whole site-config section pulled into a node by `"@config.Section"`.
+#[derive(Debug)]
+pub(crate) struct Via {
+    /// Span of the `"@config.Section"` string in the graph.
+    pub reference: Range<usize>,
+    /// Node-relative path of the key holding the reference (e.g. `alerts`).
+    pub rel: String,
+    pub section: String,
+}
+
+impl Loc {
+    pub fn graph(span: Range<usize>) -> Loc {
+        Loc { span, via: None }
+    }
+}
+
 pub(crate) struct Converter<'a> {
     pub src: &'a SourceFile,
     pub site: &'a SiteConfig,
     pub diags: &'a mut Diagnostics,
-    /// Node-relative key path (serde_path_to_error syntax) → span of the value.
-    pub spans: Vec<(String, Range<usize>)>,
-    /// Node-relative key path → span of the key itself.
-    pub keys: Vec<(String, Range<usize>)>,
+    /// Node-relative key path (serde_path_to_error syntax) → where the value is.
+    pub spans: Vec<(String, Loc)>,
+    /// Node-relative key path → where the key itself is.
+    pub keys: Vec<(String, Loc)>,
+    /// Set while converting a whole site-config section.
+    pub via: Option<Arc<Via>>,
 }
 
 fn join(rel: &str, key: &str) -> String {
@@ -38,7 +67,8 @@ impl Converter<'_> {
         full: &str,
         rel: &str,
     ) -> Option<toml::Value> {
-        self.spans.push((rel.to_string(), v.span()));
+        let here = self.loc(v.span());
+        self.spans.push((rel.to_string(), here));
         Some(match v.get_ref() {
             DeValue::String(s) => return self.string(s, v.span(), full, rel),
             DeValue::Integer(i) => {
@@ -69,13 +99,21 @@ impl Converter<'_> {
                 let mut out = toml::Table::new();
                 for (k, e) in t.iter() {
                     let key = k.get_ref().to_string();
-                    self.keys.push((join(rel, &key), k.span()));
+                    let at = self.loc(k.span());
+                    self.keys.push((join(rel, &key), at));
                     let val = self.convert(e, &join(full, &key), &join(rel, &key))?;
                     out.insert(key, val);
                 }
                 toml::Value::Table(out)
             }
         })
+    }
+
+    fn loc(&self, span: Range<usize>) -> Loc {
+        Loc {
+            span,
+            via: self.via.clone(),
+        }
     }
 
     fn string(
@@ -109,8 +147,7 @@ impl Converter<'_> {
         rel: &str,
     ) -> Option<toml::Value> {
         let Some((section, key)) = reference.split_once('.') else {
-            self.diags.push(Diagnostic::at(self.src, span, full, format!("bad site-config reference `@config.{reference}`: expected `@config.Section.key`")));
-            return None;
+            return self.section_ref(reference, span, full, rel);
         };
         let Some(value) = self.site.get(section, key) else {
             self.diags.push(Diagnostic::at(
@@ -125,6 +162,7 @@ impl Converter<'_> {
             return None;
         };
         // Errors inside the referenced value still point at the reference.
+        let at = self.loc(span.clone());
         let site_src = self.site.src.clone();
         let mut inner = Converter {
             src: &site_src,
@@ -132,12 +170,65 @@ impl Converter<'_> {
             diags: self.diags,
             spans: Vec::new(),
             keys: Vec::new(),
+            via: None,
         };
         let v = inner.convert(value, &format!("{section}.{key}"), rel);
         self.spans
-            .extend(inner.spans.into_iter().map(|(p, _)| (p, span.clone())));
+            .extend(inner.spans.into_iter().map(|(p, _)| (p, at.clone())));
         self.keys
-            .extend(inner.keys.into_iter().map(|(p, _)| (p, span.clone())));
+            .extend(inner.keys.into_iter().map(|(p, _)| (p, at.clone())));
+        v
+    }
+
+    /// `"@config.Section"`: the whole table, e.g. `[Alerts]` with its
+    /// sub-tables. Errors inside it point into the site config.
+    fn section_ref(
+        &mut self,
+        section: &str,
+        span: Range<usize>,
+        full: &str,
+        rel: &str,
+    ) -> Option<toml::Value> {
+        let value = match self.site.section(section) {
+            Some(v) if self.via.is_none() => v,
+            Some(_) => {
+                self.diags.push(Diagnostic::at(
+                    self.src,
+                    span,
+                    full,
+                    "a site-config section cannot reference another section",
+                ));
+                return None;
+            }
+            None => {
+                self.diags.push(Diagnostic::at(
+                    self.src,
+                    span,
+                    full,
+                    format!(
+                        "undefined site-config section `[{section}]` (site config: {}); a single key is `@config.Section.key`",
+                        self.site.src.name
+                    ),
+                ));
+                return None;
+            }
+        };
+        let site_src = self.site.src.clone();
+        let mut inner = Converter {
+            src: &site_src,
+            site: self.site,
+            diags: self.diags,
+            spans: Vec::new(),
+            keys: Vec::new(),
+            via: Some(Arc::new(Via {
+                reference: span,
+                rel: rel.to_string(),
+                section: section.to_string(),
+            })),
+        };
+        let v = inner.convert(value, section, rel);
+        self.spans.extend(inner.spans);
+        self.keys.extend(inner.keys);
         v
     }
 

@@ -37,6 +37,8 @@ pub struct RunEnv {
     pub mode: Mode,
     pub out_dir: PathBuf,
     pub state_dir: Option<PathBuf>,
+    /// The site config file (`--config`), if one was given.
+    pub site_config: Option<PathBuf>,
     /// DETX file from `--detector` or the site config's `[Detector] file`.
     pub detector: Option<PathBuf>,
     /// The detector of `detector`, parsed once and shared by every node.

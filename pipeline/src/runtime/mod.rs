@@ -70,6 +70,9 @@ pub struct RunOptions {
     pub cluster: Option<Cluster>,
     pub out_dir: PathBuf,
     pub state_dir: Option<PathBuf>,
+    /// The site config file (`--config`), if one was given: state that
+    /// belongs beside it (the shifters set from the chat) is found from it.
+    pub site_config: Option<PathBuf>,
     pub detector: Option<PathBuf>,
     pub heartbeat: Duration,
     pub lateness: Duration,
@@ -101,6 +104,7 @@ impl RunOptions {
             cluster: None,
             out_dir,
             state_dir: None,
+            site_config: None,
             detector: None,
             heartbeat: Duration::from_millis(500),
             lateness: Duration::from_secs(5),
@@ -178,6 +182,7 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
         mode: opts.mode.clone(),
         out_dir: opts.out_dir.clone(),
         state_dir: opts.state_dir.clone(),
+        site_config: opts.site_config.clone(),
         detector: opts.detector.clone(),
         heartbeat: opts.heartbeat,
         lateness: opts.lateness,

@@ -1,0 +1,189 @@
+//! The chatbot's authorisation matrix: operator, shifter and stranger ×
+//! every command, against the real control plane
+//! (`pipeline::control::Control`, the one `km3mon ctl` drives). Before and
+//! after each command the observable state (node states, restarts,
+//! silences, shifters) is compared: a refused command must change nothing,
+//! an allowed control command must change it.
+
+use std::sync::Arc;
+
+use notify::bot::{Bot, Request, Role};
+use notify::shifters::Shifters;
+use pipeline::control::Control;
+use pipeline::operator::Role as NodeRole;
+use pipeline::runtime::metrics::Metrics;
+
+fn bot() -> (Bot, Arc<Control>, Arc<Shifters>) {
+    let control = Arc::new(Control::new(None, None));
+    let m = Metrics::default();
+    for (n, g, r) in [
+        ("daq", "daq", NodeRole::Source),
+        ("dom_rates", "monitoring_process", NodeRole::Transform),
+        ("dom_activity", "monitoring_process", NodeRole::Transform),
+        ("alerts", "alerts", NodeRole::Sink),
+    ] {
+        control.register(n, n, g, r, m.node(n));
+    }
+    // So that `start` and `unsilence` have something to change.
+    assert!(control.execute("stop dom_activity", "setup").ok);
+    assert!(control.execute("silence time_sync:* 1h setup", "setup").ok);
+    let shifters = Shifters::in_memory(&["bobby"]);
+    let bot = Bot::new(
+        "monitoring",
+        "operations",
+        vec!["opal".into()],
+        shifters.clone(),
+        control.clone(),
+    );
+    (bot, control, shifters)
+}
+
+fn observable(control: &Control, shifters: &Shifters) -> String {
+    let nodes: Vec<(String, String, u64)> = control
+        .nodes()
+        .into_iter()
+        .map(|n| (n.name, n.state, n.restarts))
+        .collect();
+    let silences: Vec<String> = control.silences().into_iter().map(|s| s.pattern).collect();
+    format!("{nodes:?} {silences:?} {:?}", shifters.names())
+}
+
+fn say(bot: &Bot, user: &str, text: &str) -> String {
+    bot.handle(&Request {
+        user: user.into(),
+        channel: "operations".into(),
+        text: format!("@monitoring {text}"),
+        message_id: None,
+        require_mention: true,
+    })
+    .expect("a reply")
+}
+
+/// (command, least role allowed, whether it changes something when allowed)
+const MATRIX: &[(&str, Role, bool)] = &[
+    ("help", Role::Stranger, false),
+    ("hello", Role::Stranger, false),
+    ("CIAO", Role::Stranger, false),
+    ("status", Role::Shifter, false),
+    ("status dom_rates", Role::Shifter, false),
+    ("supervisorctl status", Role::Shifter, false),
+    ("silences", Role::Shifter, false),
+    ("shifters", Role::Shifter, false),
+    ("stop dom_rates", Role::Operator, true),
+    ("start monitoring_process:*", Role::Operator, true),
+    ("restart dom_rates", Role::Operator, true),
+    ("supervisorctl stop dom_rates", Role::Operator, true),
+    ("supervisorctl start dom_activity", Role::Operator, true),
+    (
+        "silence dom_inactive:* 2h DU3 recabled",
+        Role::Operator,
+        true,
+    ),
+    ("unsilence time_sync:*", Role::Operator, true),
+    ("shifters are cnorris and bspencer", Role::Operator, true),
+];
+
+#[test]
+fn authorisation_matrix() {
+    for (user, role) in [
+        ("opal", Role::Operator),
+        ("bobby", Role::Shifter),
+        ("bob", Role::Stranger),
+    ] {
+        for &(cmd, least, changes) in MATRIX {
+            let (bot, control, shifters) = bot();
+            assert_eq!(bot.role(user), role);
+            let before = observable(&control, &shifters);
+            let reply = say(&bot, user, cmd);
+            let after = observable(&control, &shifters);
+            if role >= least {
+                assert!(!reply.starts_with("Sorry"), "{user} {cmd}: {reply}");
+                assert!(!reply.contains("error"), "{user} {cmd}: {reply}");
+                assert_eq!(before != after, changes, "{user} {cmd}: {before} → {after}");
+            } else {
+                assert!(
+                    reply.starts_with(&format!("Sorry @{user}, only ")),
+                    "{user} {cmd}: {reply}"
+                );
+                // The refusal says who may.
+                assert!(reply.contains("opal"), "{reply}");
+                if least == Role::Shifter {
+                    assert!(reply.contains("bobby"), "{reply}");
+                }
+                assert_eq!(before, after, "{user} {cmd} changed something");
+            }
+        }
+    }
+}
+
+#[test]
+fn replies() {
+    let (bot, control, _) = bot();
+    assert_eq!(say(&bot, "bob", "hey"), "hello @bob");
+    assert_eq!(say(&bot, "bob", ""), "Here I am");
+    assert_eq!(
+        say(&bot, "bob", "frobnicate"),
+        "@bob: command not found, try help"
+    );
+    assert!(say(&bot, "bob", "help").contains("@monitoring"));
+    let status = say(&bot, "bobby", "status");
+    assert!(
+        status.starts_with("```\n") && status.ends_with("\n```"),
+        "{status}"
+    );
+    assert!(
+        status.contains("monitoring_process:dom_rates") && status.contains("STOPPED"),
+        "{status}"
+    );
+    let r = say(&bot, "opal", "stop dom_rates");
+    assert!(control.node("dom_rates").unwrap().is_stopped(), "{r}");
+    assert!(say(&bot, "opal", "stop no_such_node").starts_with("@opal: "));
+    assert!(say(&bot, "opal", "supervisorctl shutdown").contains("not available"));
+    assert!(say(&bot, "opal", "stop").starts_with("Usage"));
+    assert!(say(&bot, "opal", "shifters are").contains("Usage"));
+    assert!(say(&bot, "opal", "shifters are a;b").contains("not a chat user name"));
+    let r = say(&bot, "opal", "shifters are cnorris, bspencer");
+    assert!(r.contains("@cnorris and @bspencer"), "{r}");
+    assert_eq!(
+        say(&bot, "cnorris", "shifters"),
+        "The shifters are cnorris and bspencer."
+    );
+    // bobby was replaced: no longer a shifter.
+    assert!(say(&bot, "bobby", "status").starts_with("Sorry @bobby"));
+}
+
+#[test]
+fn only_the_configured_channel_and_real_mentions_are_served() {
+    let (bot, control, shifters) = bot();
+    let before = observable(&control, &shifters);
+    let req = |channel: &str, text: &str, mention: bool| Request {
+        user: "opal".into(),
+        channel: channel.into(),
+        text: text.into(),
+        message_id: Some("m1".into()),
+        require_mention: mention,
+    };
+    assert_eq!(bot.handle(&req("random", "@monitoring stop x", true)), None);
+    assert_eq!(bot.handle(&req("operations", "stop x", true)), None);
+    assert_eq!(
+        bot.handle(&req("operations", "@monitoringtest stop x", true)),
+        None
+    );
+    assert_eq!(observable(&control, &shifters), before);
+    // A webhook fires on its trigger word: the mention is optional.
+    assert_eq!(
+        bot.handle(&req("#operations", "hi", false)).as_deref(),
+        Some("hello @opal")
+    );
+    // REST mode tags messages with the room id.
+    assert_eq!(bot.handle(&req("ROOM1", "@monitoring hi", true)), None);
+    bot.set_room_id("ROOM1");
+    assert_eq!(
+        bot.handle(&req("ROOM1", "@monitoring hi", true)).as_deref(),
+        Some("hello @opal")
+    );
+    // Its own messages never.
+    let mut own = req("operations", "@monitoring hi", true);
+    own.user = "monitoring".into();
+    assert_eq!(bot.handle(&own), None);
+}

@@ -1,0 +1,456 @@
+//! `type = "alerts_notify"`: alerts to people — the `[Alerts]` routes of
+//! the site config (grouping, throttle, reminders, resolved, silences; see
+//! `notify::route`) and delivery to chat, e-mail and the log.
+//!
+//! ```toml
+//! [nodes.notify]
+//! type = "alerts_notify"
+//! inputs = ["dom_activity", "trigger_rates", "timesync", "log_stats"]
+//! alerts = "@config.Alerts"        # the whole section
+//! path = "data/alerts.jsonl"       # where routing lines go (default)
+//! in_replay = false                # deliver in a replay too (default: no)
+//! ```
+//!
+//! Alerts are exchanged to worker 0 and handed, in data-time order, to an
+//! I/O thread that runs the router and the delivery threads. Live, the
+//! router's clock is the wall clock (a group window is 10 real seconds);
+//! in a replay it is data time, and nothing is delivered unless
+//! `in_replay = true` (replaying archived data must not page the shift):
+//! routing still runs and every message is written to `alerts.jsonl` as
+//! not sent.
+//!
+//! Every message a route makes lands in `alerts.jsonl` (one line per sink,
+//! after delivery: `delivered`, `attempts`, `error`), and so does every
+//! alert a route did not send (`decision`: throttled, silenced, transient,
+//! unannounced). Both kinds carry `route`; the monitors' alert lines carry
+//! `monitor` instead. Lines are appended whole (one write per batch).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ::notify::config::{AlertsConfig, Shifters as ConfigShifters};
+use ::notify::deliver::{Delivery, RetryPolicy};
+use ::notify::email::LogTransport;
+use ::notify::message::{Outcome, Outgoing, Transport};
+use ::notify::route::{Note, Notice, Output, Router};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
+use pipeline::item::{Time, TICKS_PER_SECOND, TICK_NS};
+use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::runtime::metrics::{DropReason, NodeMetrics};
+use pipeline::StreamKind;
+use serde::{Deserialize, Serialize};
+
+use super::alerts::{ordered, Ordered};
+use crate::util::iso_ns;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsNotify {
+    /// The `[Alerts]` section: `alerts = "@config.Alerts"`.
+    pub alerts: AlertsConfig,
+    /// JSON Lines file the routing lines are appended to (under --out).
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// Also deliver when replaying files (default: only live).
+    #[serde(default)]
+    pub in_replay: bool,
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("data/alerts.jsonl")
+}
+
+impl NodeConfig for AlertsNotify {
+    const TYPE: &'static str = "alerts_notify";
+    const ROLE: Role = Role::Sink;
+    const ABOUT: &'static str =
+        "routes alerts to people ([Alerts] routes: grouping, throttle, silences) via chat, e-mail, log";
+}
+
+impl Node for AlertsNotify {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Alerts]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        None
+    }
+    fn check(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = ::notify::route::check(&self.alerts)
+            .into_iter()
+            .map(|(p, m)| (format!("alerts.{p}"), m))
+            .collect();
+        out.extend(check_relative("path", &self.path));
+        out
+    }
+    fn build<'s>(
+        &self,
+        ctx: &BuildContext<'s>,
+        input: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        let input = input.ok_or_else(|| anyhow::anyhow!("alerts_notify needs an input"))?;
+        let live = matches!(ctx.env.mode, Mode::Live);
+        let mut emit: Option<crossbeam_channel::Sender<Ordered>> = None;
+        if ctx.is_leader() {
+            let (tx, rx) = unbounded();
+            let router = self.router(ctx);
+            let delivery = if live || self.in_replay {
+                Some(self.delivery(ctx))
+            } else {
+                None
+            };
+            let lines = ctx.out_path(&self.path);
+            let metrics = ctx.metrics.clone();
+            ctx.spawn_io("router", move || {
+                let mut run = Run {
+                    router,
+                    delivery,
+                    sent: HashMap::new(),
+                    lines: Lines::new(lines),
+                    metrics,
+                    live,
+                    data_now_ns: 0,
+                };
+                run.run(rx);
+            })?;
+            emit = Some(tx);
+        }
+        // Replay: a group window closes on data time, also while no alert
+        // arrives, so the frontier is reported every second of data time.
+        ordered(input, "alerts_notify", TICKS_PER_SECOND, move |o| {
+            let end = matches!(o, Ordered::End);
+            if let Some(tx) = &emit {
+                let _ = tx.send(o);
+            }
+            if end {
+                emit = None;
+            }
+        });
+        Ok(None)
+    }
+}
+
+impl AlertsNotify {
+    fn router(&self, ctx: &BuildContext<'_>) -> Router {
+        let control = ctx.env.control.clone();
+        let path = ::notify::shifters::Shifters::path_for(
+            ctx.env.site_config.as_deref(),
+            ctx.env.state_dir.as_deref(),
+        );
+        let shifters = ShiftersFile::new(path, self.alerts.shifters.clone());
+        Router::new(&self.alerts)
+            .with_silences(move |key| control.is_silenced(key))
+            .with_shifters(move || shifters.names())
+    }
+
+    /// One delivery thread per sink the routes name. A transport that
+    /// cannot be set up (a missing secret in the environment) fails the
+    /// node — visible on /status and `km3mon ctl status` — and its
+    /// messages go to the log instead; the monitoring goes on.
+    fn delivery(&self, ctx: &BuildContext<'_>) -> Delivery {
+        let log_only = || vec![(Box::new(LogTransport) as Box<dyn Transport>, 1000)];
+        let transports = if self.alerts.enabled {
+            match ::notify::deliver::transports_from_config(&self.alerts) {
+                Ok(t) => t,
+                Err(e) => {
+                    let why = format!("alert delivery: {e:#}");
+                    tracing::error!("{}: {why}; alerts go to the log only", ctx.node);
+                    ctx.fail(why);
+                    log_only()
+                }
+            }
+        } else {
+            log_only()
+        };
+        Delivery::new(transports, RetryPolicy::default())
+    }
+}
+
+/// The shifters for alert texts: the chatbot's state file (re-read when it
+/// changes), else `[Alerts] shifters`.
+struct ShiftersFile {
+    path: Option<PathBuf>,
+    initial: ConfigShifters,
+    cache: Mutex<(Option<SystemTime>, Vec<String>)>,
+}
+
+impl ShiftersFile {
+    fn new(path: Option<PathBuf>, initial: ConfigShifters) -> ShiftersFile {
+        let names = initial.names();
+        ShiftersFile {
+            path,
+            initial,
+            cache: Mutex::new((None, names)),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mtime = self
+            .path
+            .as_deref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok());
+        if mtime != cache.0 {
+            let names =
+                ::notify::shifters::Shifters::open(self.path.clone(), &self.initial).names();
+            *cache = (mtime, names);
+        }
+        cache.1.clone()
+    }
+}
+
+/// A message sent and not yet reported on.
+struct Sent {
+    msg: Outgoing,
+    notice: Notice,
+}
+
+struct Run {
+    router: Router,
+    delivery: Option<Delivery>,
+    sent: HashMap<u64, Sent>,
+    lines: Lines,
+    metrics: Arc<NodeMetrics>,
+    live: bool,
+    data_now_ns: u64,
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Run {
+    fn now(&self) -> u64 {
+        if self.live {
+            wall_ns()
+        } else {
+            self.data_now_ns
+        }
+    }
+
+    fn advance(&mut self, t: Time) {
+        self.data_now_ns = self.data_now_ns.max(t.saturating_mul(TICK_NS));
+    }
+
+    fn run(&mut self, rx: Receiver<Ordered>) {
+        loop {
+            let mut out = Output::default();
+            // Live: tick on the wall clock also while no alert comes.
+            let next = if self.live {
+                rx.recv_timeout(Duration::from_millis(200))
+            } else {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            };
+            match next {
+                Ok(Ordered::Alerts(t, alerts)) => {
+                    self.advance(t);
+                    let now = self.now();
+                    for a in &alerts {
+                        self.router.push(a, now, &mut out);
+                    }
+                    self.router.tick(now, &mut out);
+                }
+                Ok(Ordered::Progress(t)) => {
+                    self.advance(t);
+                    self.router.tick(self.now(), &mut out);
+                }
+                Err(RecvTimeoutError::Timeout) => self.router.tick(self.now(), &mut out),
+                Ok(Ordered::End) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.hand_on(out);
+            self.outcomes();
+        }
+        // End of input or shutdown: what is collected goes now.
+        let mut out = Output::default();
+        self.router.flush(self.now(), &mut out);
+        self.hand_on(out);
+        if let Some(d) = self.delivery.take() {
+            let outcomes = d.outcomes();
+            // Let queued messages out, but never hang on a dead server.
+            let within = if self.live { 5 } else { 30 };
+            d.shutdown(Duration::from_secs(within));
+            let rest: Vec<Outcome> = outcomes.try_iter().collect();
+            self.report(rest);
+        }
+        // Anything never reported (a sink still busy at the deadline).
+        let left: Vec<Outcome> = self
+            .sent
+            .keys()
+            .map(|&id| Outcome {
+                id,
+                sink: self.sent[&id].msg.sink.clone(),
+                delivered: false,
+                attempts: 0,
+                error: Some("not sent: still queued at shutdown".into()),
+            })
+            .collect();
+        self.report(left);
+        let s = self.router.stats();
+        tracing::info!(
+            "alerts_notify: {} alerts, {} messages; throttled {}, silenced {}, transient {}, unannounced {}, reminders skipped {}",
+            s.alerts, s.messages, s.throttled, s.silenced, s.transient, s.unannounced, s.reminders_skipped
+        );
+    }
+
+    /// Messages to delivery (or straight to the file when not delivering),
+    /// decisions to the file.
+    fn hand_on(&mut self, out: Output) {
+        let mut lines = Vec::new();
+        for n in &out.notes {
+            lines.push(decision_line(n));
+        }
+        for r in out.messages {
+            match &self.delivery {
+                Some(d) => {
+                    let id = r.msg.id;
+                    self.sent.insert(
+                        id,
+                        Sent {
+                            msg: r.msg.clone(),
+                            notice: r.notice,
+                        },
+                    );
+                    self.metrics.add_out(1);
+                    if let Err(e) = d.submit(r.msg) {
+                        // Reported as an outcome too; counted here.
+                        self.metrics
+                            .drop_detail(DropReason::Overflow, &e.to_string(), 1);
+                    }
+                }
+                None => lines.push(delivery_line(
+                    &r.msg,
+                    r.notice,
+                    &Outcome {
+                        id: r.msg.id,
+                        sink: r.msg.sink.clone(),
+                        delivered: false,
+                        attempts: 0,
+                        error: Some("not sent: replay (set in_replay = true to deliver)".into()),
+                    },
+                )),
+            }
+        }
+        self.lines.append(&lines);
+    }
+
+    fn outcomes(&mut self) {
+        let Some(d) = &self.delivery else { return };
+        let got: Vec<Outcome> = d.outcomes().try_iter().collect();
+        self.report(got);
+    }
+
+    fn report(&mut self, outcomes: Vec<Outcome>) {
+        let mut lines = Vec::new();
+        for o in outcomes {
+            if let Some(s) = self.sent.remove(&o.id) {
+                lines.push(delivery_line(&s.msg, s.notice, &o));
+            }
+        }
+        self.lines.append(&lines);
+    }
+}
+
+/// A routed message and what became of it.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct DeliveryLine {
+    /// Data time of the newest alert in the message.
+    pub time_utc: String,
+    pub route: String,
+    pub sink: String,
+    /// `firing`, `reminder` or `resolved`.
+    pub notice: String,
+    pub severity: String,
+    pub keys: Vec<String>,
+    pub subject: String,
+    pub delivered: bool,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+/// An alert a route did not send, and why.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct DecisionLine {
+    pub time_utc: String,
+    pub route: String,
+    pub key: String,
+    pub notice: String,
+    /// `throttled`, `silenced`, `transient` or `unannounced`.
+    pub decision: String,
+}
+
+fn delivery_line(m: &Outgoing, notice: Notice, o: &Outcome) -> Vec<u8> {
+    json_line(&DeliveryLine {
+        time_utc: iso_ns(m.data_time_ns),
+        route: m.route.clone(),
+        sink: m.sink.clone(),
+        notice: notice.name().into(),
+        severity: m.severity.name().into(),
+        keys: m.keys.clone(),
+        subject: m.subject.clone(),
+        delivered: o.delivered,
+        attempts: o.attempts,
+        error: o.error.clone(),
+    })
+}
+
+fn decision_line(n: &Note) -> Vec<u8> {
+    json_line(&DecisionLine {
+        time_utc: iso_ns(n.data_time_ns),
+        route: n.route.clone(),
+        key: n.key.clone(),
+        notice: n.notice.name().into(),
+        decision: n.decision.name().into(),
+    })
+}
+
+fn json_line(v: &impl Serialize) -> Vec<u8> {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    b
+}
+
+/// `alerts.jsonl`, shared with the `alerts_jsonl` sink: opened for
+/// appending, each batch of whole lines in one write.
+struct Lines {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Lines {
+    fn new(path: PathBuf) -> Lines {
+        Lines { path, file: None }
+    }
+
+    fn open(path: &Path) -> std::io::Result<std::fs::File> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    }
+
+    fn append(&mut self, lines: &[Vec<u8>]) {
+        if lines.is_empty() {
+            return;
+        }
+        let buf = lines.concat();
+        let result = match &mut self.file {
+            Some(f) => f.write_all(&buf),
+            None => Lines::open(&self.path).and_then(|mut f| {
+                let r = f.write_all(&buf);
+                self.file = Some(f);
+                r
+            }),
+        };
+        if let Err(e) = result {
+            tracing::error!("alerts_notify {}: {e}", self.path.display());
+        }
+    }
+}
