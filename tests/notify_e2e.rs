@@ -230,6 +230,51 @@ fn silent_doms_of_one_du_give_one_grouped_message_and_one_resolved() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The chat server is down for the whole replay: the replay still ends
+/// (delivery never blocks the graph), every routed message is written down
+/// as not delivered with the connection error, and the run's summary counts
+/// them as `undelivered` drops (the same counter /status shows).
+#[test]
+fn chat_server_down_is_counted_and_never_blocks_the_graph() {
+    let dir = common::scratch("notify-e2e", "down");
+    let (rec, detx) = silent_doms(&dir);
+    // A port nobody listens on.
+    let port = common::free_port();
+    let site = site_config(&dir, &format!("http://127.0.0.1:{port}"));
+    let out = dir.join("out");
+    let run = ok(
+        km3mon(&[
+            "replay",
+            "--graph",
+            graph(&dir, true).to_str().unwrap(),
+            "--config",
+            site.to_str().unwrap(),
+            "--detector",
+            detx.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            rec.to_str().unwrap(),
+        ]),
+        "km3mon replay with the chat server down",
+    );
+    let lines = routing_lines(&out);
+    let delivery: Vec<_> = lines
+        .iter()
+        .filter(|l| l.get("delivered").is_some())
+        .collect();
+    assert_eq!(delivery.len(), 2, "{lines:#?}");
+    for l in &delivery {
+        assert_eq!(l["delivered"], false, "{l}");
+        assert!(l["error"].as_str().is_some_and(|e| !e.is_empty()), "{l}");
+    }
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("undelivered/chat"),
+        "the summary does not count the undelivered messages:\n{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn check_points_at_bad_alerts_keys_in_the_site_config() {
     let dir = common::scratch("notify-e2e", "check");

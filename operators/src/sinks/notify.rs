@@ -316,11 +316,9 @@ impl Run {
                         },
                     );
                     self.metrics.add_out(1);
-                    if let Err(e) = d.submit(r.msg) {
-                        // Reported as an outcome too; counted here.
-                        self.metrics
-                            .drop_detail(DropReason::Overflow, &e.to_string(), 1);
-                    }
+                    // A full queue comes back as an undelivered outcome,
+                    // counted in `report`.
+                    let _ = d.submit(r.msg);
                 }
                 None => lines.push(delivery_line(
                     &r.msg,
@@ -347,6 +345,12 @@ impl Run {
     fn report(&mut self, outcomes: Vec<Outcome>) {
         let mut lines = Vec::new();
         for o in outcomes {
+            if !o.delivered {
+                // Counted per sink so /status and the metrics show what
+                // people did not get; the reason is in alerts.jsonl.
+                self.metrics
+                    .drop_detail(DropReason::Undelivered, &o.sink, 1);
+            }
             if let Some(s) = self.sent.remove(&o.id) {
                 lines.push(delivery_line(&s.msg, s.notice, &o));
             }

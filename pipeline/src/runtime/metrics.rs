@@ -23,15 +23,19 @@ pub enum DropReason {
     Late,
     /// The node was stopped by an operator (`km3mon ctl stop`).
     Stopped,
+    /// A message for people that no sink could deliver (after its retries,
+    /// or because the delivery queue was full).
+    Undelivered,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::Overflow,
         DropReason::Corrupt,
         DropReason::UnknownDom,
         DropReason::Late,
         DropReason::Stopped,
+        DropReason::Undelivered,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +44,7 @@ impl DropReason {
             DropReason::UnknownDom => "unknown_dom",
             DropReason::Late => "late",
             DropReason::Stopped => "stopped",
+            DropReason::Undelivered => "undelivered",
         }
     }
 }
@@ -49,7 +54,7 @@ impl DropReason {
 pub struct NodeMetrics {
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
-    drops: [AtomicU64; 5],
+    drops: [AtomicU64; 6],
     pub busy_ns: AtomicU64,
     /// Drops by reason and detail (e.g. corrupt: truncated), for the
     /// reasons where "why exactly" matters to whoever fixes the source.
