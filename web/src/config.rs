@@ -114,6 +114,14 @@ fn default_pages() -> Vec<(&'static str, &'static str, Vec<Vec<&'static str>>)> 
             vec![vec!["trigger_rates"], vec!["trigger_rates_lin"]],
         ),
         (
+            "daq",
+            "DAQ",
+            vec![
+                vec!["timesync", "timeslice_rates"],
+                vec!["timeslice_rates_lin"],
+            ],
+        ),
+        (
             "acoustics",
             "Acoustics",
             vec![vec!["Online_Acoustic_Monitoring"]],

@@ -38,6 +38,7 @@ pub fn json_block(id: &str, v: &serde_json::Value) -> String {
 const NAV: &[(&str, &str)] = &[
     ("index", "Overview"),
     ("trigger", "Trigger"),
+    ("daq", "DAQ"),
     ("acoustics", "Acoustics"),
     ("ahrs", "AHRS"),
     ("rttc", "RTTC"),
