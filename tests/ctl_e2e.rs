@@ -468,22 +468,7 @@ fn ctl_steers_a_live_demo() {
         )
     );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &demo.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = demo.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "demo still running 30 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = common::terminate(&mut demo.0, Duration::from_secs(30), "demo");
     assert!(status.success(), "demo exited with {status}");
     assert!(!sock.exists(), "the socket is removed at exit");
     let _ = std::fs::remove_dir_all(&dir);
@@ -563,20 +548,8 @@ fn run_socket_is_exclusive_and_web_control_needs_a_login() {
     assert!(body.contains("needs a login"), "{body}");
     assert!(!ctl_ok(&dir.join("out"), &["status"]).contains("STOPPED"));
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &run.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
     let mut run = run;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while run.0.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "run still going 30 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::terminate(&mut run.0, Duration::from_secs(30), "km3mon run");
     assert!(!sock.exists());
 
     // `km3mon serve` scrapes metrics only: no control.

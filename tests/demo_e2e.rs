@@ -138,22 +138,7 @@ fn demo_serves_the_overview_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &demo.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = demo.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "demo still running 30 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = common::terminate(&mut demo.0, Duration::from_secs(30), "demo");
     assert!(status.success(), "demo exited with {status}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -122,7 +122,7 @@ fn graph(dir: &Path, in_replay: bool) -> PathBuf {
     p
 }
 
-fn replay(graph: &Path, site: &Path, detx: &Path, rec: &Path, out: &Path) {
+fn replay(graph: &Path, site: &Path, detx: &Path, rec: &Path, out: &Path) -> Output {
     ok(
         km3mon(&[
             "replay",
@@ -137,7 +137,7 @@ fn replay(graph: &Path, site: &Path, detx: &Path, rec: &Path, out: &Path) {
             rec.to_str().unwrap(),
         ]),
         "km3mon replay",
-    );
+    )
 }
 
 /// The routing lines of alerts.jsonl (those with a `route`).
@@ -242,21 +242,7 @@ fn chat_server_down_is_counted_and_never_blocks_the_graph() {
     let port = common::free_port();
     let site = site_config(&dir, &format!("http://127.0.0.1:{port}"));
     let out = dir.join("out");
-    let run = ok(
-        km3mon(&[
-            "replay",
-            "--graph",
-            graph(&dir, true).to_str().unwrap(),
-            "--config",
-            site.to_str().unwrap(),
-            "--detector",
-            detx.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            rec.to_str().unwrap(),
-        ]),
-        "km3mon replay with the chat server down",
-    );
+    let run = replay(&graph(&dir, true), &site, &detx, &rec, &out);
     let lines = routing_lines(&out);
     let delivery: Vec<_> = lines
         .iter()

@@ -88,3 +88,29 @@ pub fn online_samples() -> PathBuf {
     );
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
+
+/// Sends SIGTERM to `child` and waits at most `within` for it to exit
+/// (km3mon's runs stop cleanly on it); panics naming `what` otherwise.
+#[allow(dead_code)]
+pub fn terminate(
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success(), "kill -TERM {what}");
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} still running {within:?} after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
