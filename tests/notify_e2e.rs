@@ -261,6 +261,20 @@ fn chat_server_down_is_counted_and_never_blocks_the_graph() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Writes `text` to `path`, runs `km3mon check` of the shipped graph with
+/// it as the site config, expects a refusal and returns what it printed.
+fn check_refuses(path: &Path, text: &str) -> String {
+    std::fs::write(path, text).unwrap();
+    let out = km3mon(&[
+        "check",
+        "graphs/km3mon.toml",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "check accepted:\n{text}");
+    String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout)
+}
+
 #[test]
 fn check_points_at_bad_alerts_keys_in_the_site_config() {
     let dir = common::scratch("notify-e2e", "check");
@@ -285,16 +299,7 @@ fn check_points_at_bad_alerts_keys_in_the_site_config() {
         "{example}\n[[Alerts.route]]\nname = \"shift\"\nmin_severity = \"urgent\"\nsinks = [\"log\"]\n"
     );
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, &bad_text).unwrap();
-    let out = km3mon(&[
-        "check",
-        "graphs/km3mon.toml",
-        "--config",
-        bad.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let stderr =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let stderr = check_refuses(&bad, &bad_text);
     let l = line_of(&bad_text, "min_severity = \"urgent\"");
     let at = format!(
         "{}:{l}:16: Alerts.route[0].min_severity: unknown variant `urgent`",
@@ -305,16 +310,7 @@ fn check_points_at_bad_alerts_keys_in_the_site_config() {
     let bad_text = format!(
         "{example}\n[Alerts.email]\nenabled = true\nfrom = \"km3mon@example.org\"\n\n[[Alerts.route]]\nname = \"shift\"\nsinks = [\"log\", \"chta\"]\nthrotle = 60\n"
     );
-    std::fs::write(&bad, &bad_text).unwrap();
-    let out = km3mon(&[
-        "check",
-        "graphs/km3mon.toml",
-        "--config",
-        bad.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let stderr =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let stderr = check_refuses(&bad, &bad_text);
     // Unknown keys are refused before the other checks run.
     let l = line_of(&bad_text, "throtle = 60");
     let at = format!(
@@ -324,16 +320,7 @@ fn check_points_at_bad_alerts_keys_in_the_site_config() {
     assert!(stderr.contains(&at), "expected `{at}` in:\n{stderr}");
 
     let bad_text = bad_text.replace("throtle = 60\n", "");
-    std::fs::write(&bad, &bad_text).unwrap();
-    let out = km3mon(&[
-        "check",
-        "graphs/km3mon.toml",
-        "--config",
-        bad.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let stderr =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let stderr = check_refuses(&bad, &bad_text);
     let l = line_of(&bad_text, "sinks = [\"log\", \"chta\"]");
     let at = format!(
         "{}:{l}:17: Alerts.route[0].sinks[1]: unknown sink `chta`",
