@@ -4,7 +4,7 @@
 //! holds at most 16 MiB − 1. Large baskets therefore come in several blocks,
 //! which is exactly what other Rust readers got wrong.
 //!
-//! Only pure-Rust decompressors are used: zlib (`ZL`) through miniz_oxide,
+//! Only pure-Rust decompressors are used: zlib (`ZL`) through flate2 with zlib-rs,
 //! LZMA (`XZ`) through lzma-rs, LZ4 (`L4`, after ROOT's 8-byte xxhash64
 //! checksum) through lz4_flex, ZSTD (`ZS`) through ruzstd.
 
