@@ -56,7 +56,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1 only (the server offers nothing else): without this the
+    // builder first waits for bytes to tell HTTP/1 from HTTP/2, with no
+    // timeout at all.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -89,7 +92,7 @@ pub async fn serve(
         let (builder, mut stop) = (builder.clone(), stop.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             let stopping = async move {
                 let _ = stop.wait_for(|v| *v).await;
@@ -126,4 +129,68 @@ async fn refuse(mut stream: TcpStream) {
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Everything the server sends until it closes; panics if it does not
+    /// close within 10 s (the configured timeout is half a second).
+    fn read_until_closed(s: &mut TcpStream) -> String {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let start = Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("not closed after {:?}: {e}", start.elapsed()),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    #[test]
+    fn silent_half_sent_and_idle_connections_are_closed_and_the_excess_refused() {
+        let dir = std::env::temp_dir().join(format!("km3mon-web-conn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = crate::WebConfig::from_toml(
+            "[WebServer]\nbind = \"127.0.0.1:0\"\nheader_timeout = 0.5\nmax_connections = 3\n",
+            &dir,
+            Some(&dir),
+        )
+        .unwrap();
+        let server = crate::spawn(cfg, Arc::new(crate::NoPipeline)).unwrap();
+        let connect = || TcpStream::connect(server.addr).unwrap();
+
+        // Silent: never sends a byte.
+        let mut silent = connect();
+        // Half-sent: a request head that never ends.
+        let mut partial = connect();
+        partial.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let third = connect();
+        // Three connections open: the fourth is refused at once.
+        let mut extra = connect();
+        let answer = read_until_closed(&mut extra);
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+        drop(third);
+
+        read_until_closed(&mut silent);
+        read_until_closed(&mut partial);
+        // Idle keep-alive: one request answered, then silence.
+        let mut idle = connect();
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let answer = read_until_closed(&mut idle);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        server.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

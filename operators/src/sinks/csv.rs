@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Item, Row, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{check_relative_file, BuildContext, ItemStream, Node, NodeConfig, Role};
 use pipeline::StreamKind;
 use serde::Deserialize;
 use timely::dataflow::channels::pact::Exchange;
@@ -39,7 +39,9 @@ impl Node for CsvSink {
         None
     }
     fn check(&self) -> Vec<(String, String)> {
-        check_relative("path", &self.path).into_iter().collect()
+        check_relative_file("path", &self.path)
+            .into_iter()
+            .collect()
     }
     fn build<'s>(
         &self,
