@@ -294,3 +294,74 @@ fn dump_and_replay_read_pipes_fifos_and_refuse_directories() {
     assert_ne!(code, Some(0));
     assert!(err.contains("is a directory"), "{err}");
 }
+
+/// Unmounts the test's tmpfs, whatever happens.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk: the replay of the sample dumps through the whole suite
+/// into a 1 MiB tmpfs ends (it used to take 25 times as long, or hang),
+/// fails with the node and the file it could not write, logs each failing
+/// node once (not once per plot and window), and leaves no temporary
+/// files. Needs `mount` (root, as in CI's container); says so and passes
+/// trivially where it is not allowed.
+#[test]
+fn a_full_disk_fails_the_replay_once_per_node_naming_the_file() {
+    let dir = scratch("full");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&out)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    }
+    let _mount = Mount(out.clone());
+    let graph = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../graphs/km3mon.toml");
+    let detx = common::testdata().join("detx/D_ORCA006_t.A02181836.p.A02181837.r.A02182001.detx");
+    let mut args = vec![
+        "replay".to_string(),
+        "--graph".into(),
+        graph.display().to_string(),
+        "--detector".into(),
+        detx.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    args.extend(common::sample_dumps());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, err) = km3mon_with_input(&args, b"");
+    assert_eq!(code, Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("replay failed: node"), "{err}");
+    assert!(
+        last.contains(&out.display().to_string()),
+        "the file is named: {last}"
+    );
+    // One error line per failing node, not one per plot or write.
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("ERROR")).collect();
+    let failed = errors.iter().filter(|l| l.contains("failed:")).count();
+    assert_eq!(errors.len(), failed, "{errors:#?}");
+    let mut left = Vec::new();
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if e.file_name().to_string_lossy().contains(".tmp") {
+                left.push(p);
+            }
+        }
+    }
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}

@@ -98,7 +98,7 @@ impl Node for CsvSink {
 
 fn writer(path: &Path, rx: Receiver<Vec<Row>>, control: &pipeline::control::NodeControl) {
     if let Err(e) = write_rows(path, rx) {
-        tracing::error!("csv {}: {e}", path.display());
+        // `fail` logs it (once).
         control.fail(format!("cannot write {}: {e}", path.display()));
     }
 }
