@@ -165,7 +165,20 @@ fn sinks_that_cannot_write_are_failed() {
         .contains("trigger_rates.csv"));
     assert_eq!(by_name["tag_rates_csv"].state, "RUNNING", "{}", st.text);
     assert!(st.text.contains("FAILED"), "{}", st.text);
-    assert!(control.execute("start plots trigger_rates_csv", "t").ok);
+    // The z-t plot writes into plots/ too: FAILED, naming its file (it
+    // used to log one error per event instead).
+    let zt = control.execute("status ztplot", "t");
+    assert_eq!(zt.nodes[0].state, "FAILED", "{}", zt.text);
+    assert!(
+        zt.nodes[0].reason.as_deref().unwrap().contains("plots"),
+        "{}",
+        zt.text
+    );
+    assert!(
+        control
+            .execute("start plots trigger_rates_csv ztplot", "t")
+            .ok
+    );
     assert!(!control.execute("status", "t").text.contains("FAILED"));
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -84,7 +84,8 @@ fn unchunk(mut b: &[u8]) -> Vec<u8> {
 
 #[test]
 fn demo_serves_the_overview_and_stops_on_sigterm() {
-    let dir = scratch("demo");
+    // A folder the demo creates itself (mode 0700).
+    let dir = scratch("demo").join("demo");
     let port = common::free_port();
     let child = Command::new(common::km3mon())
         .args(["demo", "--port", &port.to_string(), "--dir"])
@@ -111,6 +112,15 @@ fn demo_serves_the_overview_and_stops_on_sigterm() {
         "a generated password, not {:?}",
         creds.1
     );
+
+    // The password is readable by its owner only.
+    let mode = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&dir), 0o700, "the demo folder");
+    assert_eq!(mode(&dir.join("pipeline.toml")), 0o600, "the site config");
+    second_demo_is_refused_untouched(&dir);
 
     let (status, body) = get(port, "/", Some(creds));
     assert_eq!(status, 200);
@@ -141,6 +151,51 @@ fn demo_serves_the_overview_and_stops_on_sigterm() {
     let status = common::terminate(&mut demo.0, Duration::from_secs(30), "demo");
     assert!(status.success(), "demo exited with {status}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A second demo on the running one's folder stops before it rewrites any
+/// of that demo's files (it used to write a new password and Ligier port
+/// first, and only then find the control socket taken).
+fn second_demo_is_refused_untouched(dir: &std::path::Path) {
+    let files = ["pipeline.toml", "km3mon.toml", "detector.detx"];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    let mut second = Guard(
+        Command::new(common::km3mon())
+            .args(["demo", "--port", "0", "--dir"])
+            .arg(dir)
+            .env("KM3MON_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a second demo"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = second.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the second demo did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    second
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "second demo: {status}");
+    assert!(err.contains("another km3mon instance"), "{err}");
+    for (f, b) in files.iter().zip(&before) {
+        assert!(
+            std::fs::read(dir.join(f)).unwrap() == *b,
+            "{f} was rewritten"
+        );
+    }
 }
 
 fn km3mon(args: &[&str]) -> Output {

@@ -96,6 +96,11 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = demo_dir(args.dir.as_deref())?;
+    // The control socket first: a demo already running in DIR answers on
+    // it, and this one must stop before it rewrites any of that demo's
+    // files (its password, its Ligier port, its detector).
+    let control = Arc::new(Control::new(Some(&dir), Some(&dir.join("state"))));
+    let socket = crate::cmd_ctl::start_socket(control.clone(), args.control.as_deref(), &dir)?;
     let detector = match &args.detector {
         Some(p) => Detector::from_file(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
         None => args.generate_detector.build(None),
@@ -131,8 +136,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .map_err(|d| anyhow::anyhow!("{d}"))?;
 
     let metrics = Arc::new(Metrics::default());
-    let control = Arc::new(Control::new(Some(&dir), Some(&dir.join("state"))));
-    let socket = crate::cmd_ctl::start_socket(control.clone(), args.control.as_deref(), &dir)?;
     let bot = crate::chatbot::start(Some(&site_path), Some(&dir.join("state")), control.clone())?;
     let extras = bot.as_ref().map(|b| b.extras.clone()).unwrap_or_default();
     let web = start_web(&site_path, &dir, args.port, control.clone(), extras)?;
@@ -183,13 +186,32 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--dir` (created) or a new folder in the temp dir.
+/// `--dir` (created) or a new folder in the temp dir, mode 0700: it holds
+/// the web password and the control socket, and the temp dir is shared.
 fn demo_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt as _};
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::temp_dir().join(format!("km3mon-demo-{}", std::process::id())),
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if dir.is_dir() {
+        // The user's own folder keeps its mode (it may be their working
+        // directory); the secrets in it are 0600 anyway.
+        let mode = std::fs::metadata(&dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            warn!(
+                "demo: {} is readable by other users (mode {:o}); its plots and logs are too",
+                dir.display(),
+                mode & 0o777
+            );
+        }
+    } else {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
     // Absolute, because the site config written there must not depend on
     // the working directory of whoever reruns a piece of it.
     Ok(std::fs::canonicalize(&dir)?)
@@ -275,7 +297,8 @@ fn write_site_config(
     let header = "# Written by `km3mon demo`; rerun pieces by hand with\n\
                   #   km3mon run --graph km3mon.toml --config pipeline.toml --out .\n";
     let body = toml::to_string(&doc).context("serialising the site config")?;
-    std::fs::write(path, format!("{header}{body}"))
+    // It holds the web password: readable by its owner only.
+    pipeline::runtime::io::write_atomic_private(path, format!("{header}{body}").as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok((user, password))
 }

@@ -30,7 +30,8 @@ use serde::Serialize;
 pub struct Args {
     /// Dump files: DAQ frames back to back (IO_EVT, IO_SUM, IO_TS*),
     /// length-prefixed CLB packets (IO_MONIT), ControlHost recordings or
-    /// ROOT files of archived runs; recognised from their content.
+    /// ROOT files of archived runs; recognised from their content. FIFOs
+    /// and pipes work; `-` reads standard input.
     #[arg(required_unless_present = "detx")]
     files: Vec<PathBuf>,
     /// Read the files as dumps of this tag (IO_MONIT: length-prefixed
@@ -86,12 +87,15 @@ fn dump_files(args: &Args, out: &mut impl Write) -> io::Result<ExitCode> {
     let mut errors = 0usize;
     for path in &args.files {
         let name = path.display();
-        if rootio::is_root_file(path) {
-            errors += dump_root(path, out)?;
-            continue;
-        }
-        let reader = match DumpReader::open(path) {
-            Ok(r) => r.with_max_record(args.max_record),
+        // Opened once: a FIFO or a pipe cannot be read twice.
+        let reader = match rootio::open_input(path) {
+            Ok(rootio::Input::Root) => {
+                errors += dump_root(path, out)?;
+                continue;
+            }
+            Ok(rootio::Input::Stream(input)) => {
+                DumpReader::new(input).with_max_record(args.max_record)
+            }
             Err(e) => {
                 report(out, format_args!("{name}: {e}"))?;
                 errors += 1;

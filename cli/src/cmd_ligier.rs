@@ -44,6 +44,10 @@ pub struct LigierArgs {
     /// Seconds between status log lines (0: none).
     #[arg(long, default_value_t = 60.0)]
     status_interval: f64,
+    /// Connections served at once; more are closed at once, with a warning
+    /// in the log.
+    #[arg(long, value_name = "N", default_value_t = ligier::server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Do not serve: print the counters of the Ligier at HOST[:PORT].
     #[arg(long, value_name = "HOST[:PORT]")]
     status: Option<String>,
@@ -142,6 +146,7 @@ pub fn run_ligier(args: LigierArgs) -> anyhow::Result<ExitCode> {
         all_wait: seconds(args.all_wait, "--all-wait")?,
         status_interval: Some(seconds(args.status_interval, "--status-interval")?)
             .filter(|d| !d.is_zero()),
+        max_connections: args.max_connections.max(1),
     };
     let stop = crate::signals::stop_on_signals()?;
     let handle = Ligier::start(config.clone())

@@ -107,9 +107,14 @@ pub struct ReplayArgs {
     /// `max` (as fast as possible) or a factor of real time (1, 10, …).
     #[arg(long, value_name = "max|F", default_value = "max")]
     speed: String,
-    /// Recordings (`km3mon record`) or .dat dumps, recognised from their content.
+    /// Recordings (`km3mon record`) or .dat dumps, recognised from their
+    /// content; FIFOs work, and `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Exit 0 even when corrupt input was dropped (it is still counted in
+    /// the summary). Without it, dropped corrupt input fails the replay.
+    #[arg(long)]
+    allow_corrupt: bool,
 }
 
 fn load_site(config: Option<&Path>) -> Result<SiteConfig, Diagnostics> {
@@ -183,7 +188,7 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     });
     let socket = crate::cmd_ctl::start_socket(control.clone(), path.as_deref(), &args.common.out)?;
     opts.control = Some(control);
-    let r = execute(&args.common, opts);
+    let r = execute(&args.common, opts, false);
     drop(socket);
     r
 }
@@ -200,7 +205,18 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     };
     for f in &args.files {
-        anyhow::ensure!(f.is_file(), "no such file: {}", f.display());
+        // FIFOs and `-` (standard input) are streams like any other.
+        if f.as_os_str() == "-" {
+            continue;
+        }
+        match std::fs::metadata(f) {
+            Ok(m) if m.is_dir() => anyhow::bail!("{}: is a directory", f.display()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                anyhow::bail!("no such file: {}", f.display())
+            }
+            Err(e) => anyhow::bail!("{}: {e}", f.display()),
+        }
     }
     let opts = options(
         &args.common,
@@ -210,7 +226,7 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         },
         args.state_dir.clone(),
     )?;
-    execute(&args.common, opts)
+    execute(&args.common, opts, args.allow_corrupt)
 }
 
 fn options(c: &Common, mode: Mode, state_dir: Option<PathBuf>) -> anyhow::Result<RunOptions> {
@@ -228,7 +244,7 @@ fn options(c: &Common, mode: Mode, state_dir: Option<PathBuf>) -> anyhow::Result
     Ok(o)
 }
 
-fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
+fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Result<ExitCode> {
     let (site, g) = match load(&c.graph, c.config.as_deref()) {
         Ok(x) => x,
         Err(code) => return Ok(code),
@@ -264,7 +280,7 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
     if extras.chat.is_some() && (c.no_web || (c.web.is_none() && c.config.is_none())) {
         tracing::warn!("chatbot: webhook mode needs the web server (--web or [WebServer])");
     }
-    let web = start_web(c, !replay, control, extras)?;
+    let web = start_web(c, !replay, control.clone(), extras)?;
     let marks = replay.then(|| summary::Marks::before_run(&g, &c.out));
     let result = runtime::run(&g, opts);
     if let Some(b) = bot {
@@ -277,11 +293,13 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
     for line in report.metrics.summary() {
         tracing::info!("{line}");
     }
+    let mut failure = None;
     if let Some(m) = marks {
         // On stderr with the progress bar; stdout stays for data.
         for line in m.lines(&report.metrics) {
             eprintln!("{line}");
         }
+        failure = summary::failure(&control.nodes(), &report.metrics, allow_corrupt);
     }
     tracing::info!(
         "finished in {:.2}s{}",
@@ -292,7 +310,14 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
             ""
         }
     );
-    Ok(ExitCode::SUCCESS)
+    // The last line says why the exit status is not 0.
+    Ok(match failure {
+        Some(why) => {
+            eprintln!("{why}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    })
 }
 
 /// The in-process web server of `run`/`replay`: on `--web ADDR`, or for a

@@ -89,6 +89,9 @@ pub struct StatusReport {
     pub connections_total: u64,
     /// Connections closed for a protocol error or a too-slow "all" reader.
     pub connections_refused: u64,
+    /// Connections turned away because `--max-connections` were open.
+    #[serde(default)]
+    pub connections_over_limit: u64,
     pub connections: Vec<ConnectionStatus>,
     pub tags: Vec<TagStatus>,
 }
@@ -104,6 +107,13 @@ impl fmt::Display for StatusReport {
             self.connections_total,
             self.connections_refused
         )?;
+        if self.connections_over_limit > 0 {
+            writeln!(
+                f,
+                "{} connections refused: --max-connections reached",
+                self.connections_over_limit
+            )?;
+        }
         writeln!(
             f,
             "\n{:<9} {:>5} {:>12} {:>14} {:>12} {:>14} {:>10}",

@@ -107,6 +107,23 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// Span of the line nesting deepest (dots in a key or header, brackets
+/// and braces), for parse errors that come without a position.
+pub(crate) fn deepest_line(text: &str) -> std::ops::Range<usize> {
+    let mut best = (0, 0..0);
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or("");
+        let key = code.split('=').next().unwrap_or("");
+        let depth = key.matches('.').count() + code.matches(['[', '{']).count();
+        if depth > best.0 {
+            best = (depth, start..start + line.trim_end().len());
+        }
+        start += line.len();
+    }
+    best.1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,19 +166,74 @@ impl Registry {
 
 /// A path under the output directory; sinks must not escape `--out`.
 pub fn check_relative(path_key: &str, p: &std::path::Path) -> Option<(String, String)> {
-    if p.is_absolute()
+    use std::os::unix::ffi::OsStrExt as _;
+    /// Linux's PATH_MAX and NAME_MAX: longer paths fail at run time.
+    const MAX_PATH: usize = 4096;
+    const MAX_NAME: usize = 255;
+    let bytes = p.as_os_str().as_bytes();
+    let shown = || {
+        let s = p.display().to_string();
+        match s.char_indices().nth(60) {
+            Some((i, _)) => format!("{}…", &s[..i]),
+            None => s,
+        }
+    };
+    let problem = if p.is_absolute()
         || p.components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
     {
-        Some((
-            path_key.to_string(),
-            format!(
-                "`{}` must be relative and stay under the output directory (--out)",
-                p.display()
-            ),
+        Some(format!(
+            "`{}` must be relative and stay under the output directory (--out)",
+            shown()
+        ))
+    } else if bytes.len() > MAX_PATH {
+        Some(format!(
+            "the path is {} bytes long; at most {MAX_PATH} work",
+            bytes.len()
         ))
     } else {
-        None
+        p.components()
+            .find(|c| c.as_os_str().len() > MAX_NAME)
+            .map(|c| {
+                format!(
+                    "the name `{}` has {} bytes; at most {MAX_NAME} work",
+                    shown_name(c.as_os_str()),
+                    c.as_os_str().len()
+                )
+            })
+    };
+    problem.map(|m| (path_key.to_string(), m))
+}
+
+/// [`check_relative`] for a key that names a file (a sink's `path`): it
+/// must also be non-empty and not a folder (`""`, `"."`, `"data/"` failed
+/// only at run time).
+pub fn check_relative_file(path_key: &str, p: &std::path::Path) -> Option<(String, String)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let bytes = p.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return Some((
+            path_key.to_string(),
+            "the path is empty: name a file under the output directory".to_string(),
+        ));
+    }
+    if p.file_name().is_none() || bytes.ends_with(b"/") || bytes.ends_with(b"/.") {
+        return Some((
+            path_key.to_string(),
+            format!(
+                "`{}` names a folder, not a file (e.g. `data/out.csv`)",
+                shown_name(p.as_os_str())
+            ),
+        ));
+    }
+    check_relative(path_key, p)
+}
+
+fn shown_name(s: &std::ffi::OsStr) -> String {
+    let s = s.to_string_lossy();
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.into_owned(),
     }
 }
 

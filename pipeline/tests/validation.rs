@@ -83,7 +83,7 @@ impl Node for Out {
         None
     }
     fn check(&self) -> Vec<(String, String)> {
-        pipeline::operator::check_relative("path", std::path::Path::new(&self.path))
+        pipeline::operator::check_relative_file("path", std::path::Path::new(&self.path))
             .into_iter()
             .collect()
     }
@@ -376,6 +376,45 @@ fn node_checks_are_reported_at_their_key() {
 }
 
 #[test]
+fn sink_paths_that_cannot_be_written_are_refused_at_check_time() {
+    let with = |p: &str| errors(&GOOD.replace("path = \"x.csv\"", &format!("path = \"{p}\"")));
+    assert_eq!(
+        with(""),
+        ["g.toml:13:8: nodes.c.path: the path is empty: name a file under the output directory"]
+    );
+    for folder in [".", "data/", "data/."] {
+        let e = with(folder);
+        assert_eq!(e.len(), 1, "{folder}: {e:?}");
+        assert!(e[0].starts_with("g.toml:13:8: nodes.c.path: "), "{e:?}");
+        assert!(e[0].contains("names a folder, not a file"), "{e:?}");
+    }
+    let long = "d/".repeat(2100) + "x.csv";
+    let e = with(&long);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("at most 4096 work"), "{e:?}");
+    let e = with(&format!("{}.csv", "n".repeat(300)));
+    assert!(e[0].contains("at most 255 work"), "{e:?}");
+}
+
+#[test]
+fn nested_defaults_resolve_or_name_the_inner_variable() {
+    ok(&GOOD.replace(
+        "path = \"x.csv\"",
+        "path = \"${NO_SUCH_A_KM3:-${NO_SUCH_B_KM3:-${KNOWN}}}.csv\"",
+    ));
+    // Used to write a file literally named `${NO_SUCH_B_KM3}`.
+    let e = errors(&GOOD.replace(
+        "path = \"x.csv\"",
+        "path = \"${NO_SUCH_A_KM3:-${NO_SUCH_B_KM3}}\"",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("g.toml:13:") && e[0].contains("undefined variable `NO_SUCH_B_KM3`"),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn unknown_top_level_key() {
     let e = errors(&format!("nodez = 1\n{GOOD}"));
     assert_eq!(
@@ -462,4 +501,16 @@ fn groups_default_by_role_and_are_validated() {
             "{e:?}"
         );
     }
+}
+
+#[test]
+fn too_deep_nesting_points_at_its_line() {
+    // A header nested past the parser's recursion limit used to be
+    // reported at 1:1 (the parser gives that error no position).
+    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+    let text = format!("{GOOD}\n[{}]\nx = 1\n", keys.join("."));
+    let line = text.lines().position(|l| l.starts_with("[k0.")).unwrap() + 1;
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with(&format!("g.toml:{line}:1: ")), "{e:?}");
 }

@@ -120,7 +120,13 @@ impl Basket {
             .ok_or_else(|| bad("basket data end", format!("{last} (key of {keylen} bytes)")))?
             as usize;
         let mut bounds = if with_offsets {
-            offsets(object, data_end, n, keylen).map_err(|e| e.shifted(info.seek + keylen))?
+            offsets(object, data_end, n, keylen).map_err(|e| {
+                if uncompressed {
+                    e.shifted(info.seek + keylen)
+                } else {
+                    e.in_decompressed(info.seek, "basket")
+                }
+            })?
         } else {
             if entry_size.checked_mul(n) != Some(data_end) {
                 return Err(bad(

@@ -108,6 +108,31 @@ impl RootError {
             other => other,
         }
     }
+
+    /// For an error found inside a decompressed object: its offsets count
+    /// bytes of the decompressed data, which can lie past the end of the
+    /// file. Report the object's place in the file instead (`object_at`),
+    /// and the position inside the object in the text.
+    pub(crate) fn in_decompressed(self, object_at: u64, object: &'static str) -> RootError {
+        let position = match &self {
+            RootError::Truncated { offset, .. }
+            | RootError::Corrupt { offset, .. }
+            | RootError::UnsupportedVersion { offset, .. }
+            | RootError::Unsupported { offset, .. }
+            | RootError::Decompress { offset, .. } => *offset,
+            _ => return self,
+        };
+        let text = self.to_string();
+        let text = text
+            .strip_prefix(&format!("byte {position}: "))
+            .unwrap_or(&text)
+            .to_string();
+        RootError::Corrupt {
+            what: object,
+            offset: object_at,
+            detail: format!("{text} (at byte {position} of the decompressed data)"),
+        }
+    }
 }
 
 pub type Result<T, E = RootError> = std::result::Result<T, E>;

@@ -2,7 +2,6 @@
 //! recording (through `daq::dump::DumpReader`) or a ROOT run file (through
 //! [`RunReader`], in time order), told apart by the file's first bytes.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -42,22 +41,26 @@ impl RecordReader {
     /// payload (a log source wants 2 tags of a recording that holds 8).
     pub fn open_tags(path: impl AsRef<Path>, tags: &[String]) -> Result<RecordReader, RecordError> {
         let path = path.as_ref();
-        if crate::is_root_file(path) {
-            let keep =
-                |s: crate::km3net::Stream| tags.is_empty() || tags.iter().any(|t| t == s.tag());
-            return Ok(RecordReader::Root(Box::new(RunReader::open_streams(
-                path,
-                Order::Time,
-                keep,
-            )?)));
-        }
-        let file = File::open(path).map_err(|e| RecordError::Root(RootError::Io(e)))?;
+        let input = match crate::open_input(path)
+            .map_err(|e| RecordError::Root(RootError::Io(e)))?
+        {
+            crate::Input::Root => {
+                let keep =
+                    |s: crate::km3net::Stream| tags.is_empty() || tags.iter().any(|t| t == s.tag());
+                return Ok(RecordReader::Root(Box::new(RunReader::open_streams(
+                    path,
+                    Order::Time,
+                    keep,
+                )?)));
+            }
+            crate::Input::Stream(input) => input,
+        };
         let only = tags
             .iter()
             .filter_map(|t| daq::controlhost::Tag::new(t).ok())
             .collect();
         Ok(RecordReader::Dump(
-            DumpReader::new(Box::new(file) as Box<dyn Read + Send>).with_only_tags(only),
+            DumpReader::new(input).with_only_tags(only),
         ))
     }
 

@@ -64,7 +64,12 @@ impl Tree {
         let data = file.read_object(key)?;
         let base = key.seek_key + key.keylen;
         let mut r = ObjReader::new(Cursor::new(&data, base), key.keylen);
-        read_tree(&mut r)
+        let compressed = data.len() as u64 != key.nbytes.saturating_sub(key.keylen);
+        // Offsets in decompressed data are not file offsets.
+        read_tree(&mut r).map_err(|e| match compressed {
+            true => e.in_decompressed(key.seek_key, "tree"),
+            false => e,
+        })
     }
 
     /// The branch named `name` (full name, as ROOT lists it), at any depth.

@@ -61,6 +61,11 @@ pub struct WebConfig {
     pub metrics_url: Option<String>,
     pub issues_url: String,
     pub pages: BTreeMap<String, Page>,
+    /// A connection must send a request head within this long (also
+    /// between keep-alive requests); silent ones are closed.
+    pub header_timeout: Duration,
+    /// Connections served at once; more get `503`.
+    pub max_connections: usize,
 }
 
 /// Pages with a fixed meaning; a layout may not take their names.
@@ -80,6 +85,9 @@ struct RawWeb {
     #[serde(default)]
     stale: BTreeMap<String, u64>,
     poll_ms: Option<u64>,
+    /// Seconds (fractions allowed) for a request head; default 30.
+    header_timeout: Option<f64>,
+    max_connections: Option<usize>,
     metrics_url: Option<String>,
     issues_url: Option<String>,
     #[serde(default)]
@@ -349,6 +357,20 @@ impl WebConfig {
                 .issues_url
                 .unwrap_or("https://git.km3net.de/km3py/km3mon/issues".into()),
             pages,
+            header_timeout: match raw.header_timeout {
+                None => crate::conn::Limits::default().header_timeout,
+                Some(s) => Duration::try_from_secs_f64(s)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .with_context(|| {
+                        format!("[WebServer] header_timeout must be a positive number of seconds, not {s}")
+                    })?,
+            },
+            max_connections: match raw.max_connections {
+                None => crate::conn::Limits::default().max_connections,
+                Some(0) => bail!("[WebServer] max_connections must be at least 1"),
+                Some(n) => n,
+            },
         })
     }
 

@@ -25,6 +25,7 @@ mod assets;
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod conn;
 pub mod control;
 mod files;
 mod health;
@@ -143,19 +144,19 @@ pub async fn serve_with(
         shutdown: stop_rx,
         chat: extras.chat,
     });
+    let limits = conn::Limits {
+        header_timeout: app.cfg.header_timeout,
+        max_connections: app.cfg.max_connections,
+    };
     let router = router(app);
     let task = tokio::spawn(async move {
-        let mut stop_rx2 = stop_tx.subscribe();
+        let stop_rx2 = stop_tx.subscribe();
         let graceful = async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         };
         tokio::spawn(graceful);
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx2.wait_for(|v| *v).await;
-            })
-            .await
+        conn::serve(listener, router, limits, stop_rx2, Duration::from_secs(5)).await
     });
     Ok(ServerHandle { addr, task })
 }

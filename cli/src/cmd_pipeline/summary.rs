@@ -129,6 +129,35 @@ impl Marks {
     }
 }
 
+/// Why a replay failed, or None: a node that ended FAILED, or corrupt
+/// input dropped (unless `allow_corrupt`). Scripts and CI rely on the exit
+/// status, so a replay that lost data must not look like a clean one.
+pub fn failure(
+    nodes: &[pipeline::control::NodeStatus],
+    metrics: &Metrics,
+    allow_corrupt: bool,
+) -> Option<String> {
+    let mut why = Vec::new();
+    for n in nodes.iter().filter(|n| n.state == "FAILED") {
+        why.push(format!(
+            "node `{}` FAILED ({})",
+            n.name,
+            n.reason.as_deref().unwrap_or("no reason given")
+        ));
+    }
+    let corrupt: u64 = metrics
+        .snapshot()
+        .iter()
+        .map(|(_, m)| m.drops(DropReason::Corrupt))
+        .sum();
+    if corrupt > 0 && !allow_corrupt {
+        why.push(format!(
+            "{corrupt} corrupt input record(s) dropped (--allow-corrupt makes this a warning)"
+        ));
+    }
+    (!why.is_empty()).then(|| format!("replay failed: {}", why.join("; ")))
+}
+
 /// Drops summed over the nodes, by reason (with details when known).
 fn drops(metrics: &Metrics) -> String {
     let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::ingest::{Frame, Ingest};
 use super::outbox::{Class, Entry, Outbox, PushError};
+use super::subscribe::{self, MAX_SUBSCRIPTION_TAGS};
 use super::{RouteTable, Server, MAX_TAG_ROWS};
 use crate::stats::{ConnectionStatus, Counters};
 use crate::wire::ReadError;
@@ -194,9 +195,14 @@ struct Reader {
 fn read_loop(server: &Arc<Server>, conn: &Arc<Conn>, mut stream: TcpStream) {
     let mut ingest = Ingest::new(server.config.max_message_size);
     let mut frames = Vec::new();
+    // Nothing here allocates until the peer sends something: with a
+    // per-thread allocator (mimalloc), a thread that never allocates
+    // never gets a heap, so an idle connection costs little more than its
+    // stack.
+    let (generation, routes) = server.current_routes();
     let mut reader = Reader {
-        generation: u64::MAX,
-        routes: Arc::new(HashMap::new()),
+        generation,
+        routes,
         stages: Vec::new(),
         stage_of: HashMap::new(),
         last: None,
@@ -337,11 +343,12 @@ impl Reader {
     ) -> Result<(), String> {
         match tag.as_str() {
             "_Subscri" => {
-                let text = String::from_utf8_lossy(payload).into_owned();
-                let sub = Subscription::parse(payload)
-                    .map_err(|e| format!("bad _Subscri payload {text:?}: {e}"))?;
-                info!(conn = conn.id, peer = %conn.peer, subscription = text.trim(), "subscribed");
-                *conn.subscription.lock().unwrap_or_else(|e| e.into_inner()) = sub;
+                // Parsed without any lock held: a huge subscription costs
+                // only its own connection's time.
+                let parsed = subscribe::parse(payload, MAX_SUBSCRIPTION_TAGS)
+                    .map_err(|e| format!("bad _Subscri payload ({} bytes): {e}", payload.len()))?;
+                info!(conn = conn.id, peer = %conn.peer, subscription = %parsed.summary(), "subscribed");
+                *conn.subscription.lock().unwrap_or_else(|e| e.into_inner()) = parsed.subscription;
                 conn.ensure_outbox(server)?;
                 server.rebuild_routes();
             }

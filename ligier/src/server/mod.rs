@@ -9,6 +9,7 @@
 mod conn;
 mod ingest;
 mod outbox;
+mod subscribe;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -45,6 +46,9 @@ pub struct LigierConfig {
     pub all_wait: Duration,
     /// Period of the status log lines (None: never).
     pub status_interval: Option<Duration>,
+    /// Connections served at once; more are closed right after accept,
+    /// with a warning in the log (at most one per status interval).
+    pub max_connections: usize,
 }
 
 impl Default for LigierConfig {
@@ -57,6 +61,7 @@ impl Default for LigierConfig {
             all_queue_bytes: 64 << 20,
             all_wait: Duration::from_secs(10),
             status_interval: Some(Duration::from_secs(60)),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -81,6 +86,10 @@ struct Route {
 }
 
 type RouteTable = HashMap<Tag, Vec<Route>>;
+
+/// Default `max_connections`: far more than a shore station uses (a few
+/// dozen), few enough that even a flood of idle peers stays cheap.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 
 /// Distinct tags with their own counters; a flood of made-up tags beyond
 /// this shares one "(other)" row so that memory stays bounded.
@@ -113,12 +122,16 @@ struct Server {
     started: Instant,
     stop: Shutdown,
     conns: Mutex<BTreeMap<u64, Arc<Conn>>>,
+    /// Held for a whole routing-table rebuild.
+    rebuilding: Mutex<()>,
     routes: RwLock<Arc<RouteTable>>,
     /// Bumped on every routing change; readers reload when it moves.
     route_generation: AtomicU64,
     tags: Arc<TagRegistry>,
     next_id: AtomicU64,
     refused: AtomicU64,
+    /// Connections turned away by `max_connections`.
+    over_limit: AtomicU64,
 }
 
 impl Server {
@@ -129,29 +142,35 @@ impl Server {
     }
 
     /// Rebuild the routing table from every connection's subscription.
-    /// Runs under the connection-map lock so concurrent rebuilds cannot
-    /// install a stale table.
+    /// Rebuilds are serialised (each takes its snapshot of the connections
+    /// after the previous one installed its table, so none installs a
+    /// stale one), but the connection map is locked only to copy it:
+    /// accepting and closing connections never wait for a rebuild.
+    /// Subscriptions are deduplicated, so this is linear in their size.
     fn rebuild_routes(&self) {
-        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let _serial = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
+        let conns: Vec<Arc<Conn>> = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         let mut table: RouteTable = HashMap::new();
-        for conn in conns.values() {
+        for conn in &conns {
             let Some(outbox) = conn.outbox() else {
                 continue;
             };
-            let sub = conn.subscription();
-            for (_, tag) in &sub.entries {
-                let class = match sub.mode_for(tag) {
-                    Some(Mode::All) => Class::All,
-                    _ => Class::Any,
+            for (mode, tag) in conn.subscription().entries {
+                let class = match mode {
+                    Mode::All => Class::All,
+                    Mode::Any => Class::Any,
                 };
-                let routes = table.entry(*tag).or_default();
-                if !routes.iter().any(|r| Arc::ptr_eq(&r.conn, conn)) {
-                    routes.push(Route {
-                        outbox: Arc::clone(&outbox),
-                        class,
-                        conn: Arc::clone(conn),
-                    });
-                }
+                table.entry(tag).or_default().push(Route {
+                    outbox: Arc::clone(&outbox),
+                    class,
+                    conn: Arc::clone(conn),
+                });
             }
         }
         *self.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
@@ -210,6 +229,7 @@ impl Server {
             uptime_s: self.started.elapsed().as_secs_f64(),
             connections_total: self.next_id.load(Ordering::Relaxed),
             connections_refused: self.refused.load(Ordering::Relaxed),
+            connections_over_limit: self.over_limit.load(Ordering::Relaxed),
             connections: conns.iter().map(|c| c.status()).collect(),
             tags,
         }
@@ -228,11 +248,13 @@ impl Ligier {
             started: Instant::now(),
             stop: Shutdown::new(),
             conns: Mutex::new(BTreeMap::new()),
+            rebuilding: Mutex::new(()),
             routes: RwLock::new(Arc::new(HashMap::new())),
             route_generation: AtomicU64::new(0),
             tags: Arc::default(),
             next_id: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            over_limit: AtomicU64::new(0),
         });
         info!(%addr, "ligier listening");
         let acceptor = {
@@ -323,12 +345,18 @@ impl Drop for LigierHandle {
 }
 
 fn accept_loop(server: &Arc<Server>, listener: TcpListener) {
+    let mut last_refusal_log: Option<Instant> = None;
     for stream in listener.incoming() {
         if server.stop.is_triggered() {
             break;
         }
         match stream {
             Ok(stream) => {
+                let open = server.conns.lock().unwrap_or_else(|e| e.into_inner()).len();
+                if open >= server.config.max_connections {
+                    refuse(server, stream, open, &mut last_refusal_log);
+                    continue;
+                }
                 let id = server.next_id.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Err(e) = Conn::spawn(server, id, stream) {
                     warn!(conn = id, "cannot serve new connection: {e}");
@@ -345,12 +373,53 @@ fn accept_loop(server: &Arc<Server>, listener: TcpListener) {
     }
 }
 
+/// Close a connection beyond `max_connections` at once. ControlHost has no
+/// error message, so the peer just sees the socket close; the log says why
+/// (once per status interval, with the count since).
+fn refuse(server: &Server, stream: TcpStream, open: usize, last_log: &mut Option<Instant>) {
+    let n = server.over_limit.fetch_add(1, Ordering::Relaxed) + 1;
+    let every = server
+        .config
+        .status_interval
+        .unwrap_or(Duration::from_secs(60));
+    if last_log.is_none_or(|t| t.elapsed() >= every) {
+        *last_log = Some(Instant::now());
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        warn!(
+            %peer,
+            open,
+            refused_so_far = n,
+            "connection refused: {open} connections open, the limit is {} (--max-connections)",
+            server.config.max_connections
+        );
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// The tags worth a status line: those with messages in or drops since
+/// the last report (`last`: per tag, messages in and drops then). The rest
+/// are only counted, so a Ligier that once saw thousands of tags does not
+/// log thousands of lines per interval.
+fn active_tags<'a>(
+    report: &'a StatusReport,
+    last: &HashMap<String, (u64, u64)>,
+) -> (Vec<&'a TagStatus>, usize) {
+    let (active, quiet): (Vec<&TagStatus>, Vec<&TagStatus>) = report.tags.iter().partition(|t| {
+        let before = last.get(&t.tag).copied().unwrap_or((0, 0));
+        (t.counters.msgs_in, t.counters.drops) != before
+    });
+    (active, quiet.len())
+}
+
 fn status_loop(server: &Server, period: Duration) {
     let mut last: HashMap<String, (u64, u64)> = HashMap::new();
     while !server.stop.sleep(period) {
         let report = server.report();
         let secs = period.as_secs_f64();
-        for t in &report.tags {
+        let (active, quiet) = active_tags(&report, &last);
+        for t in active {
             let c = &t.counters;
             let (msgs_before, drops_before) = last.get(&t.tag).copied().unwrap_or((0, 0));
             info!(
@@ -365,8 +434,12 @@ fn status_loop(server: &Server, period: Duration) {
                 new_drops = c.drops - drops_before,
                 "ligier status"
             );
-            last.insert(t.tag.clone(), (c.msgs_in, c.drops));
         }
+        last = report
+            .tags
+            .iter()
+            .map(|t| (t.tag.clone(), (t.counters.msgs_in, t.counters.drops)))
+            .collect();
         for c in report.connections.iter().filter(|c| c.counters.drops > 0) {
             info!(
                 conn = c.id,
@@ -382,7 +455,54 @@ fn status_loop(server: &Server, period: Duration) {
             connections = report.connections.len(),
             accepted = report.connections_total,
             closed_for_errors = report.connections_refused,
+            refused_over_limit = report.connections_over_limit,
+            tags = report.tags.len(),
+            quiet_tags = quiet,
             "ligier status"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::CounterSnapshot;
+
+    fn tag(name: &str, msgs_in: u64, drops: u64) -> TagStatus {
+        TagStatus {
+            tag: name.into(),
+            subscribers: 0,
+            counters: CounterSnapshot {
+                msgs_in,
+                drops,
+                ..CounterSnapshot::default()
+            },
+        }
+    }
+
+    #[test]
+    fn status_lines_are_for_active_tags_only() {
+        let mut report = StatusReport {
+            version: String::new(),
+            uptime_s: 0.0,
+            connections_total: 0,
+            connections_refused: 0,
+            connections_over_limit: 0,
+            connections: Vec::new(),
+            tags: (0..20_000).map(|i| tag(&format!("T{i}"), 1, 0)).collect(),
+        };
+        let first: HashMap<String, (u64, u64)> = HashMap::new();
+        assert_eq!(active_tags(&report, &first).0.len(), 20_000);
+        let last: HashMap<String, (u64, u64)> = report
+            .tags
+            .iter()
+            .map(|t| (t.tag.clone(), (t.counters.msgs_in, t.counters.drops)))
+            .collect();
+        report.tags[7].counters.msgs_in += 5;
+        report.tags[9].counters.drops += 1;
+        let (active, quiet) = active_tags(&report, &last);
+        let names: Vec<&str> = active.iter().map(|t| t.tag.as_str()).collect();
+        assert_eq!(names, ["T7", "T9"]);
+        assert_eq!(quiet, 19_998);
     }
 }

@@ -85,6 +85,17 @@ struct State {
     tag_counters: HashMap<Tag, Arc<Counters>>,
 }
 
+impl Entry {
+    /// What queueing this entry holds in memory: its share of the chunk
+    /// it lives in (a chunk may be larger than the messages in it) and the
+    /// queue slot. The queue bounds count this, so that they bound memory.
+    fn cost(&self) -> usize {
+        let (used, capacity) = (self.data.len().max(1), self.data.capacity());
+        let share = (self.len as u128 * capacity as u128).div_ceil(used as u128) as usize;
+        share.max(self.len) + std::mem::size_of::<Entry>()
+    }
+}
+
 /// Most messages taken per batch: bounds the writer's private backlog.
 const MAX_BATCH: usize = 4096;
 /// Slices per `writev` (Linux allows 1024).
@@ -120,7 +131,7 @@ impl Outbox {
             if st.closed {
                 return Err(PushError::Closed);
             }
-            let len = entry.len;
+            let len = entry.cost();
             match entry.class {
                 Class::Any => {
                     while st.any_msgs > 0
@@ -186,7 +197,7 @@ impl Outbox {
         };
         let entry = st.queue.remove(pos).expect("position is in range");
         st.any_msgs -= 1;
-        st.any_bytes -= entry.len;
+        st.any_bytes -= entry.cost();
         self.counters.add_drop();
         *st.drops_by_tag.entry(entry.tag).or_default() += 1;
         let tags = &self.tags;
@@ -273,10 +284,10 @@ impl Outbox {
                 match class {
                     Class::Any => {
                         st.any_msgs -= 1;
-                        st.any_bytes -= entry.len;
+                        st.any_bytes -= entry.cost();
                     }
                     Class::All => {
-                        st.all_bytes -= entry.len;
+                        st.all_bytes -= entry.cost();
                         freed_all = true;
                     }
                     Class::Reply => {}
@@ -400,9 +411,10 @@ mod tests {
         }
     }
 
+    /// Room for 100 bytes of payload in two entries.
     fn limits() -> QueueLimits {
         QueueLimits {
-            any_bytes: 100,
+            any_bytes: 100 + 2 * std::mem::size_of::<Entry>(),
             any_msgs: 3,
             all_bytes: 100,
             all_wait: Duration::from_millis(50),
@@ -428,6 +440,23 @@ mod tests {
         // A byte limit hit drops as many as needed.
         out.push(entry("BIG", 90, Class::Any)).unwrap();
         assert_eq!(out.queued(), (2, 100));
+    }
+
+    #[test]
+    fn queues_count_the_memory_an_entry_holds() {
+        // A 100-byte message in a chunk allocated for 400 holds 400.
+        let mut chunk = Vec::with_capacity(400);
+        chunk.resize(100, 0u8);
+        let e = Entry {
+            data: Arc::new(chunk),
+            start: 0,
+            len: 100,
+            tag: Tag::new("A").unwrap(),
+            class: Class::Any,
+        };
+        assert!(e.cost() >= 400, "{}", e.cost());
+        let exact = entry("A", 100, Class::Any);
+        assert_eq!(exact.cost(), 100 + std::mem::size_of::<Entry>());
     }
 
     #[test]

@@ -65,8 +65,9 @@ pub fn render_to_dir(dir: &Path, plot: &Plot) -> anyhow::Result<()> {
 /// all of it): the render threads reuse their buffers, where a fresh
 /// 2-5 MB allocation per plot cost more in page faults than the encoding.
 pub fn render_with(dir: &Path, plot: &Plot, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
     fonts();
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let png = dir.join(format!("{}.png", plot.name));
     let tmp = dir.join(format!(".{}.tmp{}.png", plot.name, std::process::id()));
     // Drawn into an RGB buffer, encoded here with fast deflate: the
@@ -84,14 +85,18 @@ pub fn render_with(dir: &Path, plot: &Plot, buf: &mut Vec<u8>) -> anyhow::Result
         PlotSpec::Waterfall(w) => waterfall::render(buf, w),
         PlotSpec::HitMatrix(m) => matrix::render(buf, m),
     }?;
-    let written = write_png(&tmp, size, buf);
+    // Errors name the file: "No space left on device" alone does not say
+    // which output failed.
+    let written = write_png(&tmp, size, buf)
+        .and_then(|()| std::fs::rename(&tmp, &png).map_err(anyhow::Error::from));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+        return Err(e.context(format!("cannot write {}", png.display())));
     }
-    std::fs::rename(&tmp, &png)?;
     if let Some(json) = &plot.json {
-        write_atomic(&dir.join(format!("{}.json", plot.name)), json.as_bytes())?;
+        let path = dir.join(format!("{}.json", plot.name));
+        write_atomic(&path, json.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

@@ -192,7 +192,8 @@ fn render_batch(
             break;
         };
         if let Err(e) = metrics.busy(|| render_with(dir, plot, buf)) {
-            tracing::error!("plot {name}: {e:#}");
+            // Logged by `fail`, once: a full disk fails every plot of
+            // every window, and the node's FAILED state says it.
             control.fail(format!("plot {name}: {e:#}"));
         }
     };

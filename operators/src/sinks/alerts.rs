@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Alert, AlertState, Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative_file, BuildContext, ItemStream, Mode, Node, NodeConfig, Role,
+};
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
@@ -149,7 +151,9 @@ impl Node for AlertsJsonl {
         None
     }
     fn check(&self) -> Vec<(String, String)> {
-        check_relative("path", &self.path).into_iter().collect()
+        check_relative_file("path", &self.path)
+            .into_iter()
+            .collect()
     }
     fn build<'s>(
         &self,

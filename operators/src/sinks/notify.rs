@@ -38,7 +38,9 @@ use ::notify::message::{Outcome, Outgoing, Transport};
 use ::notify::route::{Note, Notice, Output, Router};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
 use pipeline::item::{Time, TICKS_PER_SECOND, TICK_NS};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative_file, BuildContext, ItemStream, Mode, Node, NodeConfig, Role,
+};
 use pipeline::runtime::metrics::{DropReason, NodeMetrics};
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
@@ -82,7 +84,7 @@ impl Node for AlertsNotify {
             .into_iter()
             .map(|(p, m)| (format!("alerts.{p}"), m))
             .collect();
-        out.extend(check_relative("path", &self.path));
+        out.extend(check_relative_file("path", &self.path));
         out
     }
     fn build<'s>(

@@ -133,6 +133,7 @@ impl Node for ZtPlot {
                 dir: absolute(&ctx.out_path(&self.dir)),
                 source: Box::new(calib_source::Static(det.clone())),
                 metrics: ctx.metrics.clone(),
+                control: ctx.node_control(),
             };
             ctx.spawn_io("plotter", move || worker::run(setup, r))?;
             tx = Some(s);

@@ -288,6 +288,7 @@ fn plot_thread_writes_png_candidates_and_skips_routine_plots() {
         dir: d.join("plots"),
         source: Box::new(super::calib_source::Static(det)),
         metrics: Arc::new(pipeline::runtime::metrics::NodeMetrics::new()),
+        control: control(),
     };
     let mut st = State::new(setup);
     let evs = sample_events();
@@ -346,4 +347,46 @@ fn synthetic_event_without_detector_doms_is_plotted_empty() {
     let cal = calibrate(&det, &ev);
     assert_eq!((cal.hits.len(), cal.uncalibrated), (0, 1));
     assert!(!passes_cuts(&det, &ev, 1, 1));
+}
+
+fn control() -> Arc<pipeline::control::NodeControl> {
+    pipeline::control::Control::default().register(
+        "ztplot",
+        "ztplot",
+        "output",
+        pipeline::operator::Role::Sink,
+        Arc::new(pipeline::runtime::metrics::NodeMetrics::new()),
+    )
+}
+
+#[test]
+fn unwritable_output_fails_the_node_once_naming_the_file() {
+    use super::worker::{Setup, State};
+    let d = tmpdir("unwritable");
+    // The plot folder's place is taken by a file: every plot fails.
+    std::fs::write(d.join("plots"), "not a folder").unwrap();
+    let cfg: super::ZtPlot = serde_json::from_str(r#"{"db": "data/m.sqlite3"}"#).unwrap();
+    let control = control();
+    let setup = Setup {
+        cfg,
+        db: d.join("data/m.sqlite3"),
+        dir: d.join("plots"),
+        source: Box::new(super::calib_source::Static(Arc::new(detx()))),
+        metrics: Arc::new(pipeline::runtime::metrics::NodeMetrics::new()),
+        control: control.clone(),
+    };
+    let mut st = State::new(setup);
+    for (_, e) in &sample_events() {
+        st.event(e);
+    }
+    match control.state() {
+        pipeline::control::NodeState::Failed(why) => {
+            assert!(
+                why.contains(&d.join("plots").display().to_string()),
+                "{why}"
+            )
+        }
+        other => panic!("expected FAILED, got {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(d);
 }

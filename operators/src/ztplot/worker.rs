@@ -25,6 +25,8 @@ pub struct Setup {
     pub dir: PathBuf,
     pub source: Box<dyn CalibrationSource>,
     pub metrics: Arc<NodeMetrics>,
+    /// Output failures mark the node FAILED here (and are logged once).
+    pub control: Arc<pipeline::control::NodeControl>,
 }
 
 pub fn run(setup: Setup, rx: Receiver<Arc<Event>>) {
@@ -131,14 +133,18 @@ impl State {
             return;
         }
         let png = self.setup.dir.join("ztplot.png");
+        // Failures go to the node's state, logged once per change: a full
+        // disk used to print one identical line per event, naming no file.
         if let Err(e) = self.plot(&det, ev, &cal.hits, &png) {
-            tracing::error!("ztplot: plot: {e}");
+            self.setup.control.fail(format!("ztplot: {e:#}"));
             return;
         }
         self.last_plot = Some(h.utc_seconds);
         if candidate {
             if let Err(e) = self.archive(ev, &cal.hits, sizes, &png) {
-                tracing::error!("ztplot: event selection: {e}");
+                self.setup
+                    .control
+                    .fail(format!("ztplot event selection: {e:#}"));
             }
         }
     }
@@ -185,16 +191,19 @@ impl State {
             max_z,
             ytick_distance: self.setup.cfg.ytick_distance,
         };
-        std::fs::create_dir_all(&self.setup.dir)?;
+        use anyhow::Context as _;
+        std::fs::create_dir_all(&self.setup.dir)
+            .with_context(|| format!("cannot create {}", self.setup.dir.display()))?;
         let tmp = self
             .setup
             .dir
             .join(format!(".ztplot.tmp{}.png", std::process::id()));
-        if let Err(e) = draw::render(&tmp, &fig) {
+        let drawn = draw::render(&tmp, &fig)
+            .and_then(|()| std::fs::rename(&tmp, png).map_err(anyhow::Error::from));
+        if let Err(e) = drawn {
             let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            return Err(e.context(format!("cannot write {}", png.display())));
         }
-        std::fs::rename(&tmp, png)?;
         Ok(())
     }
 

@@ -337,10 +337,11 @@ impl Control {
 
     /// Applies a parsed command on behalf of `user`.
     pub fn apply(&self, cmd: &Command, user: &str) -> Reply {
-        let user = if user.trim().is_empty() {
+        let user = escape_controls(user.trim());
+        let user = if user.is_empty() {
             UNKNOWN_USER
         } else {
-            user.trim()
+            user.as_str()
         };
         match cmd {
             Command::Help => Reply::text(HELP.to_string()),
@@ -509,6 +510,9 @@ impl Control {
 
     /// A tracing line and an `alerts.jsonl` line.
     fn audit(&self, key: &str, state: &str, message: &str) {
+        // Everything in `message` may come from a request: a newline in it
+        // would forge log lines.
+        let message = &escape_controls(message);
         tracing::info!("control: {message}");
         let Some(f) = &self.audit_file else { return };
         let line = serde_json::json!({
@@ -534,6 +538,21 @@ impl Control {
             tracing::error!("cannot append the audit line to {}: {e}", f.display());
         }
     }
+}
+
+/// `s` with control characters (newlines, escape sequences, …) written as
+/// `\n`, `\u{1b}`, so that text from a request cannot forge log lines or
+/// steer a terminal.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn unix_secs(t: SystemTime) -> f64 {

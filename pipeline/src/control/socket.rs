@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read as _, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,16 +94,13 @@ pub fn serve(control: Arc<Control>, path: &Path) -> std::io::Result<SocketServer
     let thread = std::thread::Builder::new()
         .name("control-socket".into())
         .spawn(move || {
+            let active = Arc::new(AtomicUsize::new(0));
             for conn in listener.incoming() {
                 if stop_t.load(Ordering::SeqCst) {
                     break;
                 }
                 match conn {
-                    Ok(s) => {
-                        if let Err(e) = handle(&control, s) {
-                            tracing::debug!("control socket: {e}");
-                        }
-                    }
+                    Ok(s) => spawn_client(&control, &active, s),
                     Err(e) => tracing::warn!("control socket: accept: {e}"),
                 }
             }
@@ -115,12 +112,48 @@ pub fn serve(control: Arc<Control>, path: &Path) -> std::io::Result<SocketServer
     })
 }
 
+/// Clients served at once; one more gets an error reply and is closed.
+/// (Only the owner of the 0600 socket can connect, so this guards against
+/// stuck scripts, not strangers.)
+const MAX_CLIENTS: usize = 16;
+
+/// How long a client may stay silent before its connection is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Each client on a thread of its own, so that a silent or slow client
+/// never delays another (`km3mon ctl` answers at once while scripts hold
+/// connections open).
+fn spawn_client(control: &Arc<Control>, active: &Arc<AtomicUsize>, mut s: UnixStream) {
+    if active.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+        active.fetch_sub(1, Ordering::SeqCst);
+        let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+        let r = Reply::error(format!(
+            "too many control clients connected (at most {MAX_CLIENTS}); try again"
+        ));
+        let _ = write_reply(&mut s, &r);
+        return;
+    }
+    let (control, active2) = (control.clone(), active.clone());
+    let spawned = std::thread::Builder::new()
+        .name("control-client".into())
+        .stack_size(256 << 10)
+        .spawn(move || {
+            if let Err(e) = handle(&control, s) {
+                tracing::debug!("control socket: {e}");
+            }
+            active2.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        active.fetch_sub(1, Ordering::SeqCst);
+        tracing::warn!("control socket: no thread for a client: {e}");
+    }
+}
+
 /// Serves one connection: requests are answered in turn until the client
-/// closes or stays silent for 10 s (one thread serves all clients; a
-/// stuck client must not lock others out for long).
+/// closes or stays silent for IDLE_TIMEOUT.
 fn handle(control: &Control, s: UnixStream) -> std::io::Result<()> {
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(IDLE_TIMEOUT))?;
+    s.set_write_timeout(Some(IDLE_TIMEOUT))?;
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
     loop {

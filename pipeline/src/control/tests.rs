@@ -281,3 +281,52 @@ fn socket_round_trip_mode_0600_stale_and_live() {
     assert!(socket::serve(c, &f).is_err());
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "x");
 }
+
+#[test]
+fn silent_clients_do_not_delay_others() {
+    let dir = scratch("silent");
+    let path = dir.join("km3mon.sock");
+    let c = Arc::new(control(None, None));
+    let _server = socket::serve(c, &path).unwrap();
+    // Two clients that connect and never send a line: one thread used to
+    // serve them in turn, each for its full 10 s read timeout.
+    let silent: Vec<_> = (0..2)
+        .map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let r = socket::request(
+        &path,
+        &Request {
+            command: "status".into(),
+            user: "carol".into(),
+        },
+        // Well below the 10 s a silent client held the socket.
+        Duration::from_secs(3),
+    )
+    .expect("answered while two silent clients are connected");
+    assert!(r.ok && r.nodes.len() == 7, "{r:?}");
+    drop(silent);
+}
+
+#[test]
+fn control_characters_from_requests_are_escaped() {
+    let dir = scratch("escape");
+    let c = control(Some(&dir), None);
+    let r = c.execute(
+        "silence dom_rates 1h",
+        "eve\n2026-01-01T00:00:00Z INFO control: forged\u{1b}[2J",
+    );
+    assert!(r.ok, "{r:?}");
+    let user = &r.silences[0].user;
+    assert!(!user.chars().any(char::is_control), "{user:?}");
+    assert!(
+        user.contains("\\n2026") && user.contains("\\u{1b}"),
+        "{user:?}"
+    );
+    let audit = std::fs::read_to_string(dir.join("data/alerts.jsonl")).unwrap();
+    assert_eq!(audit.lines().count(), 1, "{audit}");
+    let line: serde_json::Value = serde_json::from_str(audit.trim()).unwrap();
+    let message = line["message"].as_str().unwrap();
+    assert!(!message.chars().any(char::is_control), "{message:?}");
+    assert!(message.contains("by eve\\n2026"), "{message:?}");
+}

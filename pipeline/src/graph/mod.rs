@@ -93,12 +93,11 @@ impl Graph {
         let mut diags = Diagnostics::default();
         let (doc, errors) = DeTable::parse_recoverable(text);
         for e in &errors {
-            diags.push(Diagnostic::at(
-                &src,
-                e.span().unwrap_or(0..0),
-                "",
-                e.message().to_string(),
-            ));
+            // The parser gives some errors (a too deeply nested table
+            // header) no position: point at the most deeply nested line
+            // rather than at 1:1.
+            let span = e.span().unwrap_or_else(|| crate::diag::deepest_line(text));
+            diags.push(Diagnostic::at(&src, span, "", e.message().to_string()));
         }
         if !errors.is_empty() {
             diags.sort();

@@ -255,7 +255,7 @@ impl Converter<'_> {
                 rest = after;
                 continue;
             };
-            let Some(end) = body.find('}') else {
+            let Some(end) = closing_brace(body) else {
                 self.diags.push(Diagnostic::at(
                     self.src,
                     self.offset_of(&span, "${"),
@@ -270,7 +270,17 @@ impl Converter<'_> {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            match lookup_env(self.site, name).or_else(|| default.map(str::to_string)) {
+            // A default may itself hold references (`${A:-${B:-x}}`),
+            // resolved only when it is used.
+            let value = match (lookup_env(self.site, name), default) {
+                (Some(v), _) => Some(v),
+                (None, Some(d)) => match self.interpolate(d, span.clone(), full) {
+                    Some((v, _)) => Some(v),
+                    None => return None,
+                },
+                (None, None) => None,
+            };
+            match value {
                 Some(v) => out.push_str(&v),
                 None => {
                     ok = false;
@@ -298,6 +308,32 @@ impl Converter<'_> {
             None => span.clone(),
         }
     }
+}
+
+/// Index of the `}` that closes a `${` whose body starts `body`, counting
+/// nested `${…}` (`$$` is an escaped dollar, not a reference).
+fn closing_brace(body: &str) -> Option<usize> {
+    let b = body.as_bytes();
+    let mut depth = 1;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'$' if b.get(i + 1) == Some(&b'$') => i += 1,
+            b'$' if b.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn parse_float(s: &str) -> f64 {
