@@ -66,30 +66,9 @@ impl Default for Bar {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` of Unix seconds (civil-from-days, no tz crate).
+/// `YYYY-MM-DD HH:MM:SS UTC` of Unix seconds.
 pub fn utc_string(secs: u64) -> String {
-    let (y, m, d) = civil(secs / 86_400);
-    let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil(days: u64) -> (i64, u32, u32) {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    timefmt::human(secs as i64)
 }
 
 #[cfg(test)]
