@@ -158,11 +158,12 @@ pub fn process_role(process: &str) -> Option<&'static str> {
 }
 
 /// Best effort (§7.3): ISO 8601 (`2021-10-18T12:34:56+0000`, `Z`, `+02:00`,
-/// a space instead of `T`, no zone = UTC), then the asctime layout
-/// `Mon Oct 18 12:34:56 2021` (taken as UTC: it carries no zone); see
-/// `timefmt::parse`. An impossible date (`2024-02-31`) is no time.
+/// a space instead of `T`, fractions ignored, no zone = UTC), then the
+/// asctime layout `Mon Oct 18 12:34:56 2021` (taken as UTC: it carries no
+/// zone); see `timefmt::parse`. An impossible date (`2024-02-31`) is no time.
 pub fn parse_time(text: &str) -> Option<u64> {
-    timefmt::parse_ns(text).ok()
+    let ns = timefmt::parse_ns(text).ok()?;
+    Some(ns - ns % 1_000_000_000)
 }
 
 #[cfg(test)]
