@@ -93,6 +93,6 @@ fn init_logging() {
     let filter = EnvFilter::try_from_env("KM3MON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(pipeline::runtime::progress::log_writer)
         .init();
 }

@@ -235,29 +235,9 @@ fn yes() -> bool {
     true
 }
 
-/// `*` matches any run of characters (also empty); everything else literally.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] != b'*' && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
-}
+/// Route and severity patterns: the control plane's matcher (`*` and `?`),
+/// so a route pattern means what the same text means in a silence.
+pub use pipeline::control::glob_match;
 
 #[cfg(test)]
 mod tests {
@@ -271,6 +251,9 @@ mod tests {
         assert!(!glob_match("a*b", "aXbY"));
         assert!(glob_match("trigger_rate_zero", "trigger_rate_zero"));
         assert!(!glob_match("time_sync:*", "dom_inactive:1"));
+        // `?` works as in a silence.
+        assert!(glob_match("time_sync:80645157?", "time_sync:806451572"));
+        assert!(!glob_match("time_sync:80645157?", "time_sync:80645157"));
     }
 
     #[test]

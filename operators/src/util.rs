@@ -1,112 +1,14 @@
-//! Small helpers shared by the monitors: UTC formatting without a date
-//! library, and the DOM → (DU, floor) lookup every map needs.
+//! Small helpers shared by the monitors: UTC formatting (re-exported from
+//! `timefmt`), and the DOM → (DU, floor) lookup every map needs.
 
 use pipeline::item::{Time, TICK_NS};
 
-/// (year, month, day) of a day count since 1970-01-01 (proleptic
-/// Gregorian; Howard Hinnant's civil-from-days algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Broken-down UTC time of Unix seconds.
-pub struct Utc {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-    /// 0 = Sunday.
-    pub weekday: u32,
-}
-
-pub fn utc(unix_s: i64) -> Utc {
-    let days = unix_s.div_euclid(86_400);
-    let rest = unix_s.rem_euclid(86_400);
-    let (year, month, day) = civil(days);
-    Utc {
-        year,
-        month,
-        day,
-        hour: (rest / 3600) as u32,
-        minute: (rest % 3600 / 60) as u32,
-        second: (rest % 60) as u32,
-        weekday: (days + 4).rem_euclid(7) as u32,
-    }
-}
-
-/// ISO 8601 with `Z`, to the second: `2019-11-22T12:00:24Z`.
-pub fn iso(unix_s: i64) -> String {
-    let t = utc(unix_s);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
-}
-
-/// ISO 8601 of a time in ns; millisecond precision when it is not whole.
-pub fn iso_ns(ns: u64) -> String {
-    let s = (ns / 1_000_000_000) as i64;
-    let ms = (ns % 1_000_000_000) / 1_000_000;
-    if ms == 0 {
-        iso(s)
-    } else {
-        let base = iso(s);
-        format!("{}.{ms:03}Z", &base[..base.len() - 1])
-    }
-}
-
-/// `2019-11-22 12:00:24 UTC`, for titles.
-pub fn human(unix_s: i64) -> String {
-    let t = utc(unix_s);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
-}
-
-/// `HH:MM` for time axes.
-pub fn hhmm(unix_s: i64) -> String {
-    let t = utc(unix_s);
-    format!("{:02}:{:02}", t.hour, t.minute)
-}
-
-/// `MM-DD HH:MM` for time axes spanning days.
-pub fn mdhm(unix_s: i64) -> String {
-    let t = utc(unix_s);
-    format!("{:02}-{:02} {:02}:{:02}", t.month, t.day, t.hour, t.minute)
-}
+/// UTC as text: one implementation for the workspace (`timefmt`, on jiff).
+pub use timefmt::{hhmm, human, iso, iso_ns, mdhm};
 
 /// Start of a tick in ns.
 pub fn ns_of(t: Time) -> u64 {
     t.saturating_mul(TICK_NS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso(1_574_424_024), "2019-11-22T12:00:24Z");
-        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(
-            iso_ns(1_574_424_024_100_000_000),
-            "2019-11-22T12:00:24.100Z"
-        );
-        assert_eq!(utc(1_574_424_024).weekday, 5); // a Friday
-        assert_eq!(human(1_574_424_024), "2019-11-22 12:00:24 UTC");
-    }
 }
 
 /// The optical modules of a detector in map order: DUs ascending

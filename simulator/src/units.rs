@@ -1,7 +1,6 @@
 //! Durations (`10m`, `1h30m`, `500ms`) and UTC instants
 //! (`2024-01-01T00:00:00Z`) for the command line, and the timestamp texts
-//! of the DAQ log lines. Written out here because the calendar arithmetic
-//! is a few lines and the simulator must not depend on the local time zone.
+//! of the DAQ log lines (the calendar is `timefmt`'s, always UTC).
 
 use std::time::Duration;
 
@@ -47,103 +46,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// (year, month, day) of a day count since 1970-01-01 (Hinnant).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
-
 /// Parse `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]]` with an optional `Z`
-/// (a space may replace the `T`): always UTC. Returns ns since the epoch.
+/// or offset (a space may replace the `T`; no zone = UTC) — `timefmt::parse`.
+/// Returns ns since the epoch; impossible dates and years outside the DAQ's
+/// time range are errors.
 pub fn parse_utc(text: &str) -> Result<u64, String> {
-    let bad = || format!("bad UTC time {text:?}: use e.g. 2024-01-01T00:00:00Z");
-    let t = text.trim().trim_end_matches(['Z', 'z']);
-    let (date, time) = match t.split_once(['T', 't', ' ']) {
-        Some((d, tm)) => (d, tm),
-        None => (t, "00:00:00"),
-    };
-    let mut date_parts = date.split('-');
-    let num = |it: &mut std::str::Split<'_, char>| -> Result<i64, String> {
-        it.next().ok_or_else(bad)?.parse::<i64>().map_err(|_| bad())
-    };
-    let (y, mo, d) = (
-        num(&mut date_parts)?,
-        num(&mut date_parts)?,
-        num(&mut date_parts)?,
-    );
-    let mut time_parts = time.split(':');
-    let h = num(&mut time_parts)?;
-    let mi = num(&mut time_parts)?;
-    let seconds: f64 = match time_parts.next() {
-        Some(s) => s.parse().map_err(|_| bad())?,
-        None => 0.0,
-    };
-    let valid = (1970..=2105).contains(&y)
-        && (1..=12).contains(&mo)
-        && (1..=31).contains(&d)
-        && (0..24).contains(&h)
-        && (0..60).contains(&mi)
-        && (0.0..61.0).contains(&seconds);
-    if !valid || date_parts.next().is_some() || time_parts.next().is_some() {
-        return Err(bad());
+    let ns = timefmt::parse_ns(text).map_err(|e| e.to_string())?;
+    if ns / NS > 4_294_967_295 {
+        return Err(format!(
+            "bad UTC time {text:?}: after 2106, beyond the DAQ's 32-bit seconds"
+        ));
     }
-    let days = days_from_civil(y, mo as u32, d as u32);
-    let whole = (days * 86_400 + h * 3600 + mi * 60) as u64;
-    Ok(whole * NS + (seconds * 1e9).round() as u64)
+    Ok(ns)
 }
 
 /// `2021-10-18T12:34:56+0000`: Jpp's `%FT%T%z` date, the layout the DAQ
 /// log lines carry since 2021 (integrations spec §7.3), always in UTC.
 pub fn format_log_time(ns: u64) -> String {
-    let secs = ns / NS;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+0000",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    timefmt::daq_log(ns)
 }
 
 /// `2024-01-01T00:00:00.000Z`, for messages to the operator.
 pub fn format_utc(ns: u64) -> String {
-    let secs = ns / NS;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        ns % NS / 1_000_000
-    )
+    timefmt::iso_ms((ns / 1_000_000) as i64)
 }
 
 /// `1m30s`-style text of a duration, for logs.
@@ -191,6 +116,8 @@ mod tests {
             "2000-02-29T23:59:59.250Z"
         );
         assert!(parse_utc("2021-13-01").is_err());
+        assert!(parse_utc("2024-02-31T00:00:00Z").is_err());
+        assert!(parse_utc("2107-01-01").is_err());
         assert!(parse_utc("yesterday").is_err());
     }
 }

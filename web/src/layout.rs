@@ -14,30 +14,10 @@ pub enum Cell {
     Pending(String),
 }
 
-/// `*` matches any run of characters (also empty); everything else literally.
+/// `*` matches any run of characters (also empty), `?` one character;
+/// everything else literally — the workspace's one matcher (`wildmatch`).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p = pattern.as_bytes();
-    let n = name.as_bytes();
-    let (mut pi, mut ni) = (0, 0);
-    // Position after the last `*` and the name index it was tried at:
-    // classic linear-time backtracking for a single wildcard kind.
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi + 1, ni));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == n[ni] {
-            pi += 1;
-            ni += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+    wildmatch::WildMatch::new(pattern).matches(name)
 }
 
 /// Compares names chunk by chunk, digit runs by value.

@@ -388,7 +388,7 @@ impl Client {
                         } else {
                             debug!(addr = %self.config.addr, attempts = self.attempts, "connect failed: {e}");
                         }
-                        self.next_attempt = Some(Instant::now() + self.delay);
+                        self.next_attempt = Some(Instant::now() + jittered(self.delay));
                         self.delay = (self.delay * 2).min(self.config.backoff_max);
                     }
                 }
@@ -509,9 +509,33 @@ fn write_all_polling(stream: &mut TcpStream, mut data: &[u8], stop: &Shutdown) -
     Ok(())
 }
 
+/// `delay` scaled by a random factor in [0.5, 1): the clients of a restarted
+/// Ligier then spread their reconnects instead of arriving in lock-step.
+fn jittered(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh RandomState is keyed randomly per process and per call: enough
+    // randomness for spreading, without a dependency.
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    delay.mul_f64(0.5 + (r >> 11) as f64 / (1u64 << 53) as f64 * 0.5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnect_delays_are_spread() {
+        let d = Duration::from_secs(4);
+        let v: Vec<Duration> = (0..64).map(|_| jittered(d)).collect();
+        assert!(v.iter().all(|x| *x >= d / 2 && *x < d), "{v:?}");
+        let distinct: std::collections::BTreeSet<_> = v.iter().collect();
+        assert!(
+            distinct.len() > 32,
+            "clients would reconnect in lock-step: {v:?}"
+        );
+    }
 
     #[test]
     fn boundary_finds_message_start() {

@@ -70,21 +70,12 @@ pub fn day_start(day: i64) -> Time {
 
 /// `YYYY-MM-DD` of a day number.
 pub fn date(day: i64) -> String {
-    let t = crate::util::utc(day * 86_400);
-    format!("{:04}-{:02}-{:02}", t.year, t.month, t.day)
+    timefmt::date(day)
 }
 
-/// The day number of `YYYY-MM-DD`.
+/// The day number of `YYYY-MM-DD`; impossible dates are `None`.
 pub fn parse_date(s: &str) -> Option<i64> {
-    let b = s.trim();
-    let mut it = b.split('-');
-    let y = it.next()?.parse::<i64>().ok()?;
-    let m = it.next()?.parse::<u32>().ok()?;
-    let d = it.next()?.parse::<u32>().ok()?;
-    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    Some(parse::days_from_civil(y, m, d))
+    timefmt::parse_date(s).ok()
 }
 
 #[cfg(test)]
@@ -99,5 +90,6 @@ mod tests {
         assert_eq!(day_start(day_of(t + 1)), t + 1);
         assert_eq!(parse_date("2024-01-01"), Some(day_of(t + 1)));
         assert_eq!(parse_date("2024-13-01"), None);
+        assert_eq!(parse_date("2024-02-31"), None);
     }
 }

@@ -157,90 +157,13 @@ pub fn process_role(process: &str) -> Option<&'static str> {
     (!rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())).then_some(role)
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn num(s: &str) -> Option<u32> {
-    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
-}
-
-fn to_ns(days: i64, h: u32, mi: u32, s: u32, offset_s: i64) -> Option<u64> {
-    if h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + s) - offset_s;
-    u64::try_from(secs).ok().map(|s| s * 1_000_000_000)
-}
-
 /// Best effort (§7.3): ISO 8601 (`2021-10-18T12:34:56+0000`, `Z`, `+02:00`,
 /// a space instead of `T`, fractions ignored, no zone = UTC), then the
 /// asctime layout `Mon Oct 18 12:34:56 2021` (taken as UTC: it carries no
-/// zone).
+/// zone); see `timefmt::parse`. An impossible date (`2024-02-31`) is no time.
 pub fn parse_time(text: &str) -> Option<u64> {
-    parse_iso(text).or_else(|| parse_asctime(text))
-}
-
-fn parse_iso(t: &str) -> Option<u64> {
-    let b = t.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
-        return None;
-    }
-    let (y, m, d) = (num(&t[0..4])?, num(&t[5..7])?, num(&t[8..10])?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (h, mi, s) = (num(&t[11..13])?, num(&t[14..16])?, num(&t[17..19])?);
-    let mut rest = &t[19..];
-    if let Some(r) = rest.strip_prefix(['.', ',']) {
-        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    let offset = match rest.trim() {
-        "" | "Z" | "UTC" => 0,
-        z => {
-            let sign = match z.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
-            if digits.len() != 4 {
-                return None;
-            }
-            let (oh, om) = (num(&digits[..2])?, num(&digits[2..])?);
-            sign * i64::from(oh * 3600 + om * 60)
-        }
-    };
-    to_ns(days_from_civil(i64::from(y), m, d), h, mi, s, offset)
-}
-
-fn parse_asctime(t: &str) -> Option<u64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let f: Vec<&str> = t.split_whitespace().collect();
-    // `Www Mmm d hh:mm:ss yyyy`, or with a zone name before the year.
-    if f.len() != 5 && f.len() != 6 {
-        return None;
-    }
-    let m = MONTHS.iter().position(|x| *x == f[1])? as u32 + 1;
-    let d = num(f[2])?;
-    let year = num(f[f.len() - 1])?;
-    let hms: Vec<&str> = f[3].split(':').collect();
-    if hms.len() != 3 || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = days_from_civil(i64::from(year), m, d);
-    to_ns(days, num(hms[0])?, num(hms[1])?, num(hms[2])?, 0)
+    let ns = timefmt::parse_ns(text).ok()?;
+    Some(ns - ns % 1_000_000_000)
 }
 
 #[cfg(test)]
@@ -351,9 +274,9 @@ mod tests {
     }
 
     #[test]
-    fn civil_days() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(2024, 1, 1), 19_723);
+    fn impossible_dates_are_no_time() {
+        assert_eq!(parse_time("2024-02-31T00:00:00+0000"), None);
+        assert_eq!(parse_time("Sat Feb 31 00:00:00 2024"), None);
+        assert!(parse_time("2024-02-29T00:00:00+0000").is_some());
     }
 }

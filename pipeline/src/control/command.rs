@@ -231,30 +231,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
     Ok(Duration::from_secs(total))
 }
 
-/// Glob match of an alert key: `*` is any sequence (also empty), `?` one
-/// character; everything else matches itself.
+/// Glob match of an alert key or a name: `*` is any sequence (also empty),
+/// `?` one character; everything else matches itself. The one matcher of
+/// the workspace (silences, routes, severity rules; the web's layouts use
+/// the same crate), from `wildmatch`.
 pub fn glob_match(pattern: &str, key: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let k: Vec<char> = key.chars().collect();
-    let (mut pi, mut ki) = (0, 0);
-    // Where the last `*` was, and the key position it currently covers up to.
-    let mut star: Option<(usize, usize)> = None;
-    while ki < k.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == k[ki]) {
-            pi += 1;
-            ki += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ki));
-            pi += 1;
-        } else if let Some((sp, sk)) = star {
-            pi = sp + 1;
-            ki = sk + 1;
-            star = Some((sp, sk + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    wildmatch::WildMatch::new(pattern).matches(key)
 }
 
 #[cfg(test)]

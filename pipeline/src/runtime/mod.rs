@@ -283,12 +283,12 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
     )
     .map_err(|e| anyhow::anyhow!("cannot start timely: {e}"))?;
 
-    let bar = Bar::new();
     let replay = matches!(opts.mode, Mode::Replay { .. });
+    let bar = (replay && opts.progress).then(Bar::new);
     let mut last_log = Instant::now();
     while finished.load(Ordering::SeqCst) < workers {
         std::thread::sleep(Duration::from_millis(100));
-        if replay && opts.progress {
+        if let Some(bar) = &bar {
             bar.draw(&progress);
         }
         if last_log.elapsed() >= opts.log_interval {
@@ -298,7 +298,7 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
             }
         }
     }
-    if replay && opts.progress {
+    if let Some(bar) = &bar {
         bar.finish(&progress);
     }
     let mut errors = Vec::new();

@@ -1,9 +1,11 @@
-//! Replay progress (data time reached, bytes, rate), drawn on stderr only
-//! when it is a terminal.
+//! Replay progress (data time reached, bytes, rate, ETA), drawn on stderr
+//! only when it is a terminal.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Default, Debug)]
 pub struct Progress {
@@ -14,48 +16,51 @@ pub struct Progress {
     pub data_ns: AtomicU64,
 }
 
+/// The replay's progress bar (indicatif): bytes, rate, ETA and the data
+/// time reached. Hidden when stderr is not a terminal. While it is shown,
+/// log lines go through [`log_writer`], which lifts the bar for the line, so
+/// a warning no longer glues onto the bar.
 pub struct Bar {
-    start: Instant,
-    enabled: bool,
+    bar: Option<ProgressBar>,
 }
+
+/// The bar being shown, for [`log_writer`].
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 impl Bar {
     pub fn new() -> Bar {
-        Bar {
-            start: Instant::now(),
-            enabled: std::io::stderr().is_terminal(),
+        if !std::io::stderr().is_terminal() {
+            return Bar { bar: None };
         }
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "[{bar:30}] {percent:>3}%  data {msg}  {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        *SHOWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+        Bar { bar: Some(bar) }
     }
 
     pub fn draw(&self, p: &Progress) {
-        if !self.enabled {
-            return;
-        }
-        let total = p.bytes_total.load(Ordering::Relaxed).max(1);
-        let read = p.bytes_read.load(Ordering::Relaxed);
-        let frac = (read as f64 / total as f64).min(1.0);
-        let width = 30;
-        let filled = (frac * width as f64) as usize;
-        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        let Some(bar) = &self.bar else { return };
+        bar.set_length(p.bytes_total.load(Ordering::Relaxed).max(1));
+        bar.set_position(p.bytes_read.load(Ordering::Relaxed));
         let data_s = p.data_ns.load(Ordering::Relaxed) / 1_000_000_000;
-        let _ = write!(
-            std::io::stderr(),
-            "\r[{}{}] {:5.1}%  data {}  {:.1}/{:.1} MB  {:.1} MB/s  {} records ",
-            "=".repeat(filled),
-            " ".repeat(width - filled),
-            frac * 100.0,
+        bar.set_message(format!(
+            "{}  {} records",
             utc_string(data_s),
-            read as f64 / 1e6,
-            total as f64 / 1e6,
-            read as f64 / 1e6 / secs,
-            p.records.load(Ordering::Relaxed),
-        );
+            p.records.load(Ordering::Relaxed)
+        ));
     }
 
     pub fn finish(&self, p: &Progress) {
-        if self.enabled {
+        if let Some(bar) = &self.bar {
             self.draw(p);
-            let _ = writeln!(std::io::stderr());
+            bar.finish();
+            SHOWN.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
     }
 }
@@ -66,30 +71,34 @@ impl Default for Bar {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` of Unix seconds (civil-from-days, no tz crate).
-pub fn utc_string(secs: u64) -> String {
-    let (y, m, d) = civil(secs / 86_400);
-    let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+/// Where log lines go: stderr, with the progress bar (if one is shown)
+/// lifted while the line is written. Give it to the log subscriber
+/// (`tracing_subscriber::fmt::layer().with_writer(log_writer)`).
+pub fn log_writer() -> LogWriter {
+    LogWriter
 }
 
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil(days: u64) -> (i64, u32, u32) {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// See [`log_writer`].
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match shown {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` of Unix seconds.
+pub fn utc_string(secs: u64) -> String {
+    timefmt::human(secs as i64)
 }
 
 #[cfg(test)]
