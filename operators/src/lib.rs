@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod msg;
 pub mod plot;
 pub mod pmt_rates;
+pub mod reco;
 pub mod sinks;
 pub mod sources;
 pub mod synth;
