@@ -51,4 +51,6 @@ pub fn registry() -> Registry {
         .with::<msg::dumper::MsgDumper>()
         .with::<msg::stats::LogStats>()
         .with::<ztplot::ZtPlot>()
+        .with::<reco::royfit::RoyFit>()
+        .with::<reco::time_residuals::TimeResiduals>()
 }
