@@ -57,6 +57,8 @@ fn simulate(dir: &Path) -> (PathBuf, PathBuf) {
         "5",
         "--write-detector",
         detx.to_str().unwrap(),
+        "--truth",
+        dir.join("truth.jsonl").to_str().unwrap(),
         "-o",
         rec.to_str().unwrap(),
     ]);
@@ -203,6 +205,37 @@ fn replay_fills_the_reco_outputs_the_same_for_any_worker_count_and_sees_a_t0_jum
             "{f} differs between -w 1 and -w 2"
         );
     }
+    // The simulator's truth (--truth), keyed by frame index and trigger
+    // counter: the fitted u_z of the muon events follows it.
+    let truth: std::collections::HashMap<(i64, i64), f64> =
+        std::fs::read_to_string(dir.join("truth.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let k = (
+                    v["frame_index"].as_i64().unwrap(),
+                    v["trigger_counter"].as_i64().unwrap(),
+                );
+                (k, v["dz"].as_f64().unwrap())
+            })
+            .collect();
+    let mut duz: Vec<f64> = fits
+        .iter()
+        .filter(|f| f["n_hits"].as_u64().unwrap() >= 6)
+        .filter_map(|f| {
+            let k = (f["frame_index"].as_i64()?, f["trigger_counter"].as_i64()?);
+            Some((f["u_z"].as_f64()? - truth.get(&k)?).abs())
+        })
+        .collect();
+    assert!(duz.len() > 100, "{} fits of muons with truth", duz.len());
+    duz.sort_by(f64::total_cmp);
+    assert!(
+        duz[duz.len() / 2] < 0.05,
+        "median |Δu_z| {}",
+        duz[duz.len() / 2]
+    );
+
     let base = medians(&w1, 2);
     assert!(base.0.abs() < 2.0, "{base:?}");
     assert!(!std::fs::read_to_string(w1.join("data/alerts.jsonl"))

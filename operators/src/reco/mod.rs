@@ -12,4 +12,6 @@ pub mod royfit;
 pub mod select;
 pub mod time_residuals;
 #[cfg(test)]
+pub mod truth;
+#[cfg(test)]
 pub mod validation;
