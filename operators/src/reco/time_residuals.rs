@@ -387,3 +387,107 @@ impl Monitor<Item> for ResidualMonitor {
         self.plot = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::run_by_hand;
+    use pipeline::item::{AlertState, Row, TICKS_PER_SECOND};
+
+    fn row(ts: u64, du: u32, floor: i32, r: f64) -> Item {
+        Item::Row(Row {
+            table: TABLE.into(),
+            header: super::super::output::HEADER
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            cells: vec![
+                "1".into(),
+                ts.to_string(),
+                du.to_string(),
+                floor.to_string(),
+                "808".into(),
+                format!("{r:.3}"),
+                "2.0".into(),
+            ],
+        })
+    }
+
+    fn cfg() -> TimeResiduals {
+        TimeResiduals {
+            window: 100,
+            plot_interval: 10,
+            median_band: band(),
+            min_count: 20,
+            reminder_interval: 0,
+            dir: plots(),
+        }
+    }
+
+    /// Every second: 10 residuals per floor of DUs 1 and 2 around 0 ns;
+    /// DU 2 floor 3 at +15 ns during `jump`.
+    fn data(secs: std::ops::Range<u64>, jump: std::ops::Range<u64>) -> Vec<(Time, Vec<Item>)> {
+        secs.map(|s| {
+            let mut items = Vec::new();
+            for du in [1, 2] {
+                for floor in 1..=4 {
+                    for k in 0..10 {
+                        let noise = f64::from(k) - 4.5;
+                        let shift = if du == 2 && floor == 3 && jump.contains(&s) {
+                            15.0
+                        } else {
+                            0.0
+                        };
+                        items.push(row(1000 + s, du, floor, noise + shift));
+                    }
+                }
+            }
+            ((1000 + s) * TICKS_PER_SECOND, items)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_floor_jump_fires_for_its_du_and_resolves_once_out_of_the_window() {
+        let mut m = ResidualMonitor::new("time_residuals", cfg(), 4);
+        // The jump lasts 60 s, then 240 s of clean data.
+        let out = run_by_hand(&mut m, data(0..320, 20..80));
+        let alerts: Vec<_> = out
+            .iter()
+            .filter_map(|(_, i)| match i {
+                Item::Alert(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert_eq!(alerts[0].key, "time_residuals:2");
+        assert_eq!(alerts[0].state, AlertState::Firing);
+        assert_eq!((alerts[0].du, alerts[0].floor), (Some(2), Some(3)));
+        assert!(
+            alerts[0].message.contains("floor 3 +"),
+            "{}",
+            alerts[0].message
+        );
+        assert_eq!(alerts[1].state, AlertState::Resolved);
+        // Resolved once the clean residuals are the majority of the 100 s
+        // window: 50 s after the jump ended at 1080 s.
+        assert_eq!(alerts[1].time_utc_ns, 1130 * 1_000_000_000);
+        // Fired at the first judgement with enough jumped residuals.
+        assert!(alerts[0].time_utc_ns <= 1040 * 1_000_000_000);
+        let fig = m.last.as_ref().unwrap();
+        let (all, floors) = &fig.stats[&2];
+        assert!(all.median.abs() < 1.0, "{all:?}");
+        assert!(floors[&3].median.abs() < 1.0);
+        // The window holds 100-101 s of rows: 10 per floor per second.
+        assert!((1000..=1010).contains(&floors[&3].n), "{}", floors[&3].n);
+        assert_eq!(fig.panels.len(), 4);
+        assert_eq!(fig.panels[&1].len(), 2);
+    }
+
+    #[test]
+    fn too_few_residuals_are_not_judged() {
+        let mut m = ResidualMonitor::new("time_residuals", cfg(), 4);
+        let out = run_by_hand(&mut m, data(0..1, 0..1));
+        assert!(out.is_empty(), "{out:?}");
+    }
+}
