@@ -165,7 +165,18 @@ fn sinks_that_cannot_write_are_failed() {
         .contains("trigger_rates.csv"));
     assert_eq!(by_name["tag_rates_csv"].state, "RUNNING", "{}", st.text);
     assert!(st.text.contains("FAILED"), "{}", st.text);
-    assert!(control.execute("start plots trigger_rates_csv", "t").ok);
+    // The reconstruction draws into plots/ on its own threads: failed too.
+    let reco = control.execute("status royfit time_residuals", "t");
+    assert!(
+        reco.nodes.iter().all(|n| n.state == "FAILED"),
+        "{}",
+        reco.text
+    );
+    assert!(
+        control
+            .execute("start plots trigger_rates_csv royfit time_residuals", "t")
+            .ok
+    );
     assert!(!control.execute("status", "t").text.contains("FAILED"));
     let _ = std::fs::remove_dir_all(&out);
 }
