@@ -59,6 +59,10 @@ pub struct RoyFit {
     /// Test a DOM's last n-fold chain too (the original never did).
     #[serde(default)]
     pub nfold_last_chain: bool,
+    /// Fewer selected hits on a DU: no fit (v0.6.3: 3; such fits have
+    /// more parameters than hits and leave residuals of 0).
+    #[serde(default = "three")]
+    pub min_hits: usize,
     /// Iterations of the minimiser.
     #[serde(default = "five_hundred")]
     pub max_iter: usize,
@@ -73,6 +77,9 @@ pub struct RoyFit {
     pub queue: usize,
 }
 
+fn three() -> usize {
+    3
+}
 fn four() -> usize {
     4
 }
@@ -119,6 +126,7 @@ impl RoyFit {
             select: SelectParams {
                 floor_distance: self.floor_distance.unwrap_or_else(|| floor_distance(det)),
                 nfold_last_chain_bug: !self.nfold_last_chain,
+                min_hits: self.min_hits,
                 ..SelectParams::default()
             },
             max_iter: self.max_iter,
@@ -146,6 +154,9 @@ impl Node for RoyFit {
             .is_some_and(|d| !(d > 0.0 && d.is_finite()))
         {
             e.push(("floor_distance".into(), "must be positive".into()));
+        }
+        if self.min_hits < 3 {
+            e.push(("min_hits".into(), "must be at least 3".into()));
         }
         if self.max_iter == 0 {
             e.push(("max_iter".into(), "must be at least 1".into()));
