@@ -174,9 +174,16 @@ fn sinks_that_cannot_write_are_failed() {
         "{}",
         zt.text
     );
+    // The reconstruction draws into plots/ on its own threads: failed too.
+    let reco = control.execute("status royfit time_residuals", "t");
+    assert!(
+        reco.nodes.iter().all(|n| n.state == "FAILED"),
+        "{}",
+        reco.text
+    );
     assert!(
         control
-            .execute("start plots trigger_rates_csv ztplot", "t")
+            .execute("start plots trigger_rates_csv ztplot royfit time_residuals", "t")
             .ok
     );
     assert!(!control.execute("status", "t").text.contains("FAILED"));

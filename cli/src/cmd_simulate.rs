@@ -43,6 +43,10 @@ pub struct SimulateArgs {
     /// `publish` and `replay`); produced as fast as possible.
     #[arg(short = 'o', long, value_name = "RECORDING")]
     output: Option<PathBuf>,
+    /// Also write the true track of every muon event (JSON lines keyed by
+    /// frame index and trigger counter; docs/reco.md) — with -o only.
+    #[arg(long, value_name = "FILE.jsonl", requires = "output")]
+    truth: Option<PathBuf>,
     /// Data time to simulate, e.g. 90s, 10m, 1h. Default: 1m into a file,
     /// endless into a Ligier.
     #[arg(long, value_parser = parse_duration)]
@@ -165,8 +169,19 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             let file =
                 File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut out = BufWriter::with_capacity(1 << 20, file);
-            let stats = simulator::write_recording(plan, &mut out, &stop)
-                .with_context(|| format!("writing {}", path.display()))?;
+            let mut truth = match &args.truth {
+                Some(t) => Some(BufWriter::new(
+                    File::create(t).with_context(|| format!("creating {}", t.display()))?,
+                )),
+                None => None,
+            };
+            let stats = simulator::write_recording_with_truth(
+                plan,
+                &mut out,
+                truth.as_mut().map(|w| w as &mut dyn std::io::Write),
+                &stop,
+            )
+            .with_context(|| format!("writing {}", path.display()))?;
             out.get_ref().sync_all().ok();
             stats
         }

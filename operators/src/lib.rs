@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod msg;
 pub mod plot;
 pub mod pmt_rates;
+pub mod reco;
 pub mod sinks;
 pub mod sources;
 pub mod synth;
@@ -50,4 +51,6 @@ pub fn registry() -> Registry {
         .with::<msg::dumper::MsgDumper>()
         .with::<msg::stats::LogStats>()
         .with::<ztplot::ZtPlot>()
+        .with::<reco::royfit::RoyFit>()
+        .with::<reco::time_residuals::TimeResiduals>()
 }

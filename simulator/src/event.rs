@@ -56,8 +56,39 @@ struct PhotonHit {
     tot: u8,
 }
 
+/// The true track of a simulated muon event (`km3mon simulate --truth`):
+/// the muon is at `position` (m, detector coordinates) at `time_ns`, ns
+/// after the start of the event's timeslice — the frame of the DAQ hit
+/// times, so a fit of calibrated hits compares directly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MuonTruth {
+    pub det_id: i32,
+    pub run: i32,
+    pub frame_index: i32,
+    pub trigger_counter: u64,
+    pub position: [f64; 3],
+    pub direction: [f64; 3],
+    pub time_ns: f64,
+}
+
+impl MuonTruth {
+    /// One JSON line (no trailing newline).
+    pub fn json(&self) -> String {
+        let [x, y, z] = self.position;
+        let [dx, dy, dz] = self.direction;
+        format!(
+            "{{\"det_id\":{},\"run\":{},\"frame_index\":{},\"trigger_counter\":{},\"x\":{x:.4},\"y\":{y:.4},\"z\":{z:.4},\"dx\":{dx:.6},\"dy\":{dy:.6},\"dz\":{dz:.6},\"t_ns\":{:.3}}}",
+            self.det_id, self.run, self.frame_index, self.trigger_counter, self.time_ns
+        )
+    }
+}
+
 pub struct EventGenerator {
     rng: Rng,
+    /// Vertex and direction of the last particle drawn.
+    last_track: ([f64; 3], [f64; 3]),
+    /// The muons' truth, when asked for (`record_truth`).
+    truths: Option<Vec<MuonTruth>>,
     doms: Vec<DomGeometry>,
     /// Earliest and latest event time in the timeslice such that every
     /// raw hit time lands inside it.
@@ -122,12 +153,25 @@ impl EventGenerator {
         };
         EventGenerator {
             rng: Rng::new(seed, crate::STREAM_EVENTS),
+            last_track: ([0.0; 3], [0.0; 3]),
+            truths: None,
             doms,
             t_window,
             radius,
             photons: Vec::new(),
             near: Vec::new(),
         }
+    }
+
+    /// Keep the true track of every muon event from now on (no effect on
+    /// the random draws: the stream stays the same).
+    pub fn record_truth(&mut self) {
+        self.truths.get_or_insert_with(Vec::new);
+    }
+
+    /// The truths recorded since the last call.
+    pub fn take_truths(&mut self) -> Vec<MuonTruth> {
+        self.truths.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Events of one timeslice, sorted by time, trigger counters from
@@ -191,6 +235,19 @@ impl EventGenerator {
             }
             energy *= 1.6;
         }
+        if kind == Kind::Muon {
+            if let Some(truths) = &mut self.truths {
+                truths.push(MuonTruth {
+                    det_id: header.det_id,
+                    run: header.run,
+                    frame_index: header.frame_index,
+                    trigger_counter: counter,
+                    position: self.last_track.0,
+                    direction: self.last_track.1,
+                    time_ns: t_event,
+                });
+            }
+        }
         let (triggered, snapshot) = self.hits(mask, dom_rate_hz, silent);
         let overlays = if self.rng.chance(0.8) {
             0
@@ -229,6 +286,7 @@ impl EventGenerator {
             }
             _ => rng.direction(),
         };
+        self.last_track = (vertex, direction);
         let (cos_c, sin_c) = (1.0 / N_PHASE, (1.0 - 1.0 / (N_PHASE * N_PHASE)).sqrt());
         let brightness = match kind {
             Kind::Muon => 0.5 * energy,

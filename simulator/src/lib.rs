@@ -31,7 +31,9 @@ pub mod units;
 
 pub use config::{GenerateSpec, SimConfig, Site, Start, DEFAULT_START_NS, SLICE_NS};
 pub use fault::{Fault, FaultKind, FaultSpec};
-pub use output::{run_to_ligier, write_recording, LiveConfig, RunStats};
+pub use output::{
+    run_to_ligier, write_recording, write_recording_with_truth, LiveConfig, RunStats,
+};
 pub use sim::{SimMessage, Simulator};
 
 /// Keys of the independent random streams (see [`rng::Rng::new`]).

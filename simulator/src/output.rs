@@ -72,10 +72,24 @@ impl RunStats {
 /// Write the whole stream to `out` as a ControlHost recording, as fast as
 /// possible, until the configured duration ends or `stop` is triggered.
 pub fn write_recording(
-    mut sim: Simulator,
+    sim: Simulator,
     out: &mut impl Write,
     stop: &Shutdown,
 ) -> io::Result<RunStats> {
+    write_recording_with_truth(sim, out, None, stop)
+}
+
+/// [`write_recording`], and the true tracks of the muon events as JSON
+/// lines into `truth` (`km3mon simulate --truth`).
+pub fn write_recording_with_truth(
+    mut sim: Simulator,
+    out: &mut impl Write,
+    mut truth: Option<&mut dyn Write>,
+    stop: &Shutdown,
+) -> io::Result<RunStats> {
+    if truth.is_some() {
+        sim.record_truth();
+    }
     let began = Instant::now();
     let mut stats = RunStats::default();
     let mut checked = 0;
@@ -86,12 +100,23 @@ pub fn write_recording(
         sim.recycle(msg.payload);
         if sim.slices_done() != checked {
             checked = sim.slices_done();
+            if let Some(t) = truth.as_mut() {
+                for m in sim.take_truths() {
+                    writeln!(t, "{}", m.json())?;
+                }
+            }
             if stop.is_triggered() {
                 break;
             }
         }
     }
     out.flush()?;
+    if let Some(t) = truth.as_mut() {
+        for m in sim.take_truths() {
+            writeln!(t, "{}", m.json())?;
+        }
+        t.flush()?;
+    }
     stats.slices = sim.slices_done();
     stats.corrupted = sim.corrupted;
     stats.elapsed = began.elapsed();

@@ -145,6 +145,16 @@ impl Simulator {
         })
     }
 
+    /// Record the true track of every muon event (see [`Simulator::take_truths`]).
+    pub fn record_truth(&mut self) {
+        self.events.record_truth();
+    }
+
+    /// The muon truths of the events generated since the last call.
+    pub fn take_truths(&mut self) -> Vec<crate::event::MuonTruth> {
+        self.events.take_truths()
+    }
+
     pub fn config(&self) -> &SimConfig {
         &self.config
     }
