@@ -131,10 +131,14 @@ fn load(graph: &Path, config: Option<&Path>) -> Result<(SiteConfig, Graph), Exit
 }
 
 pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let (_, g) = match load(&args.graph, args.config.as_deref()) {
+    let (site, g) = match load(&args.graph, args.config.as_deref()) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    if let Err(e) = crate::cmd_db::db_config(args.config.as_deref()) {
+        eprintln!("{e:#}");
+        return Ok(ExitCode::FAILURE);
+    }
     let names: Vec<String> = g
         .nodes
         .iter()
@@ -146,6 +150,11 @@ pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         g.nodes.len(),
         names.join(", ")
     );
+    let graph_text = std::fs::read_to_string(&args.graph).unwrap_or_default();
+    let loaded = crate::dotenv::files(args.config.as_deref());
+    for line in crate::dotenv::report(&site, &graph_text, &loaded) {
+        println!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
