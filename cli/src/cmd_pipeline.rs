@@ -244,6 +244,17 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
     };
     opts.site_config = c.config.clone();
     opts.detector = c.detector.clone().or_else(|| site.detector_file());
+    let mut db = None;
+    if opts.detector.is_none() && g.nodes.iter().any(|n| n.node.needs_detector()) {
+        let state = opts
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| c.out.join("state"));
+        let found = crate::db_graph::attach(&site, c.config.as_deref(), &opts.mode, &state)?;
+        opts.detector = Some(found.detx.clone());
+        opts.calibration = Some(found.calibration.clone());
+        db = Some(found.calibration);
+    }
     if let Some(d) = &opts.detector {
         // Fail before starting rather than in the middle of a worker.
         let det = daq::detector::Detector::from_file(d)
@@ -283,6 +294,9 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
         w.stop();
     }
     let report = result?;
+    if let Some(db) = db {
+        tracing::info!("{}", db.service.status());
+    }
     for line in report.metrics.summary() {
         tracing::info!("{line}");
     }

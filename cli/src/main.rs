@@ -15,6 +15,7 @@ mod cmd_serve;
 mod cmd_simulate;
 mod cmd_testchat;
 mod cmd_testdb;
+mod db_graph;
 mod dotenv;
 mod signals;
 

@@ -101,6 +101,9 @@ impl Node for ZtPlot {
     fn produces(&self) -> Option<StreamKind> {
         None
     }
+    fn needs_detector(&self) -> bool {
+        true
+    }
     fn check(&self) -> Vec<(String, String)> {
         let mut e: Vec<_> = check_relative("db", &self.db)
             .into_iter()
@@ -131,7 +134,7 @@ impl Node for ZtPlot {
                 cfg: self.clone(),
                 db: absolute(&ctx.out_path(&self.db)),
                 dir: absolute(&ctx.out_path(&self.dir)),
-                source: Box::new(calib_source::Static(det.clone())),
+                source: calib_source::for_node(ctx, det.clone()),
                 metrics: ctx.metrics.clone(),
             };
             ctx.spawn_io("plotter", move || worker::run(setup, r))?;

@@ -95,14 +95,19 @@ impl State {
                 self.note = None;
             }
             Err(e) => {
-                tracing::warn!("ztplot: calibration for run {run}: {e}; keeping the previous one");
+                tracing::warn!(
+                    "ztplot: calibration for run {run}: {e:#}; keeping the previous one"
+                );
+                let previous = if self.det.is_some() {
+                    "the previous one".to_string()
+                } else if let Some((d, what)) = self.setup.source.fallback() {
+                    self.det = Some(d);
+                    what
+                } else {
+                    "none".to_string()
+                };
                 self.note = Some(format!(
-                    "calibration for run {run} failed, using {}",
-                    if self.det.is_some() {
-                        "the previous one"
-                    } else {
-                        "none"
-                    }
+                    "calibration for run {run} failed, using {previous}"
                 ));
             }
         }
