@@ -13,8 +13,9 @@ pub struct TestdbArgs {
     /// Append every request (path?query) to this file.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
-    /// Calibration set of detector 44's run 6761 onwards: its PMT t0s are
-    /// those of run 6760's set plus this many ns (0: one set for all runs).
+    /// Calibration set of detector 44's runs from 6761 on: its PMT t0s are
+    /// those of the earlier runs' set plus floor × this many ns (0: one set
+    /// for all runs).
     #[arg(long, value_name = "NS", default_value_t = 0.0)]
     t0_shift: f64,
 }

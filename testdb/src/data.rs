@@ -13,7 +13,7 @@ pub struct DetectorSpec {
     pub serial: i32,
     /// Synthetic OIDs except `D_ORCA006` (49), which the samples name.
     pub oid: String,
-    /// The DETX served for every calibration set (t0s shifted per
+    /// The DETX served for every calibration set (t0s shifted per floor per
     /// [`Options::t0_shifts`](crate::Options)).
     pub detx: PathBuf,
     pub runs: Vec<RunSpec>,
@@ -125,8 +125,9 @@ pub fn runs_tsv(d: &DetectorSpec, run: Option<i32>, with_calib: bool) -> String 
     s
 }
 
-/// The DETX for a calibration set: the detector's file with every PMT t0
-/// shifted by `shift` ns (0: the file as it is).
+/// The DETX for a calibration set: the detector's file with the PMT t0s
+/// of floor f shifted by f × `shift` ns (0: the file as it is). Not a
+/// uniform shift, which would leave relative hit times (the z-t plot) alike.
 pub fn detx_text(d: &DetectorSpec, shift: f64) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(&d.detx)
         .map_err(|e| anyhow::anyhow!("{}: {e}", d.detx.display()))?;
@@ -140,7 +141,7 @@ pub fn detx_text(d: &DetectorSpec, shift: f64) -> anyhow::Result<String> {
         .cloned()
         .map(|mut m| {
             for p in &mut m.pmts {
-                p.t0 += shift;
+                p.t0 += shift * f64::from(m.floor);
             }
             m
         })

@@ -37,7 +37,7 @@ pub struct Options {
     /// Session ids accepted from the start (besides those issued by logins).
     pub sids: Vec<String>,
     pub detectors: Vec<DetectorSpec>,
-    /// t0 calibration set id → shift of every PMT t0, ns.
+    /// t0 calibration set id → t0 shift per floor, ns (floor f: f × shift).
     pub t0_shifts: data::Shifts,
     /// The run table has the calibration-set columns (else clients must
     /// ask the RunCalibration API).
