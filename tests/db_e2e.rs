@@ -186,10 +186,21 @@ fn same_outputs_as_with_the_dbs_detx_and_server_down_changes_nothing_but_a_warni
     let example = std::fs::read_to_string(root().join("pipeline.toml.example")).unwrap();
     // A cached layout is refetched after refresh_hours: ~0 here, so that
     // the second replay has to ask (and fall back).
-    let site = format!(
-        "{example}\n[DB]\nurl = \"{}\"\nrefresh_hours = 0.000001\nretries = 0\ntimeout = 5\n",
-        db.url()
-    );
+    let mut site = example.clone();
+    for (from, to) in [
+        (
+            "url = \"https://km3netdbweb.in2p3.fr\"".to_string(),
+            format!("url = \"{}\"", db.url()),
+        ),
+        (
+            "refresh_hours = 24".into(),
+            "refresh_hours = 0.000001".into(),
+        ),
+        ("retries = 2".into(), "retries = 0".into()),
+    ] {
+        assert!(site.contains(&from), "pipeline.toml.example lacks {from}");
+        site = site.replacen(&from, &to, 1);
+    }
     std::fs::write(dir.join("site.toml"), site).unwrap();
     let evt = testdata().join("daq/IO_EVT.dat");
     let sum = testdata().join("daq/IO_SUM.dat");
