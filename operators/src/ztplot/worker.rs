@@ -25,6 +25,8 @@ pub struct Setup {
     pub dir: PathBuf,
     pub source: Box<dyn CalibrationSource>,
     pub metrics: Arc<NodeMetrics>,
+    /// Posts each new top-10 event to the ELOG (`[ZTPlot] elog`).
+    pub elog: Option<notify::elog::ElogSender>,
 }
 
 pub fn run(setup: Setup, rx: Receiver<Arc<Event>>) {
@@ -32,6 +34,13 @@ pub fn run(setup: Setup, rx: Receiver<Arc<Event>>) {
     for ev in rx {
         let m = st.setup.metrics.clone();
         m.busy(|| st.event(&ev));
+    }
+    if let Some(e) = &st.setup.elog {
+        tracing::info!(
+            "ztplot: {} ELOG entries queued, {} dropped (queue full)",
+            st.elog_queued,
+            e.counts.dropped.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 }
 
@@ -45,6 +54,7 @@ pub struct State {
     db: Option<SelectionDb>,
     limits: Limits,
     last_plot: Option<u32>,
+    elog_queued: u64,
 }
 
 impl State {
@@ -77,6 +87,7 @@ impl State {
             db,
             limits,
             last_plot: None,
+            elog_queued: 0,
         }
     }
 
@@ -142,8 +153,11 @@ impl State {
         }
         self.last_plot = Some(h.utc_seconds);
         if candidate {
-            if let Err(e) = self.archive(ev, &cal.hits, sizes, &png) {
-                tracing::error!("ztplot: event selection: {e}");
+            match self.archive(ev, &cal.hits, sizes, &png) {
+                Ok(Some(copy)) => self.post_elog(ev, &cal.hits, copy),
+                // Already in the table (a replay of the same data).
+                Ok(None) => {}
+                Err(e) => tracing::error!("ztplot: event selection: {e}"),
             }
         }
     }
@@ -209,7 +223,7 @@ impl State {
         hits: &[ZtHit],
         sizes: Sizes,
         png: &Path,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<PathBuf>> {
         let h = &ev.header;
         let stem = file_stem(h.det_id, h.run, h.frame_index, ev.trigger_counter);
         let sel = self.setup.dir.join("event_selection");
@@ -232,9 +246,35 @@ impl State {
             utc_timestamp: h.utc_seconds as i64,
         };
         let db = self.db.as_mut().expect("candidates only with a database");
-        db.insert(&row)?;
+        let new = db.insert(&row)?;
         self.limits = db.limits()?;
-        Ok(())
+        Ok(new.then_some(copy))
+    }
+
+    /// The ELOG entry of a new top-10 event (the original's subject; its
+    /// one-line text with the event's numbers), queued for the ELOG thread.
+    fn post_elog(&mut self, ev: &Event, hits: &[ZtHit], png: PathBuf) {
+        let Some(elog) = &self.setup.elog else { return };
+        let h = &ev.header;
+        let n_trig = hits.iter().filter(|x| x.triggered).count();
+        let text = format!(
+            "A new event entered the top 10 of the event selection: DetID-{} Run {}, FrameIndex {}, TriggerCounter {}, {} hits ({} triggered), {} UTC.",
+            h.det_id, h.run, h.frame_index, ev.trigger_counter, hits.len(), n_trig, human(h.utc_seconds as i64)
+        );
+        let queued = elog.send(notify::elog::ElogEntry {
+            subject: "New massive event!".into(),
+            text,
+            attachments: vec![png],
+        });
+        if queued {
+            self.elog_queued += 1;
+        } else {
+            self.setup.metrics.drop_detail(
+                pipeline::runtime::metrics::DropReason::Overflow,
+                "ELOG queue full",
+                1,
+            );
+        }
     }
 }
 
