@@ -379,3 +379,22 @@ fn dotenv_beside_the_config_and_check_reports_the_originals_variables() {
     assert!(out.contains("DETECTOR_ID = \"44\": used"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_run_without_calibration_keeps_the_previous_one_and_says_so() {
+    let dir = tmp("no-calib");
+    let a = testdata().join("daq/IO_EVT.dat");
+    let b = events_of_run(&dir, 6799, 100);
+    // Run 6799 is not in the stand-in's run table.
+    let db = TestDb::start(Options::from_env().unwrap()).unwrap();
+    let out = ok(replay(&dir, "db", Some(&db), &[], &[&a, &b]), "replay");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("calibration for run 6799") && log.contains("keeping the previous one"),
+        "{log}"
+    );
+    // Plotted all the same, with the previous run's calibration.
+    selection_png(&dir.join("db"), 6799);
+    assert_eq!(db.request_lines("/detx").len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
