@@ -284,7 +284,10 @@ fn execute(c: &Common, mut opts: RunOptions) -> anyhow::Result<ExitCode> {
     if extras.chat.is_some() && (c.no_web || (c.web.is_none() && c.config.is_none())) {
         tracing::warn!("chatbot: webhook mode needs the web server (--web or [WebServer])");
     }
-    let web = start_web(c, !replay, control, extras)?;
+    let db_line = db
+        .clone()
+        .map(|d| Arc::new(move || d.service.status()) as Arc<dyn Fn() -> String + Send + Sync>);
+    let web = start_web(c, !replay, control, extras, db_line)?;
     let marks = replay.then(|| summary::Marks::before_run(&g, &c.out));
     let result = runtime::run(&g, opts);
     if let Some(b) = bot {
@@ -327,6 +330,7 @@ fn start_web(
     live: bool,
     control: Arc<Control>,
     extras: web::Extras,
+    db_line: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 ) -> anyhow::Result<Option<web::BackgroundServer>> {
     if c.no_web {
         return Ok(None);
@@ -351,7 +355,7 @@ fn start_web(
         _ => return Ok(None),
     };
     let bind = cfg.bind;
-    match web::spawn_with(cfg, in_process_status(control), extras) {
+    match web::spawn_with(cfg, in_process_status(control, db_line), extras) {
         Ok(server) => {
             tracing::info!("web pages on http://{}/", server.addr);
             Ok(Some(server))
@@ -376,11 +380,31 @@ fn has_web_section(config: &Path) -> bool {
 
 /// The /status page's view of this process's nodes (metrics and control
 /// state), with the control plane behind its buttons.
-pub(crate) fn in_process_status(control: Arc<Control>) -> Arc<dyn web::StatusSource> {
+///
+/// `db_line`: the KM3NeT DB's last status (detector and calibrations from
+/// the DB), shown as a row `km3db` whose state says whether the last
+/// answer was fresh.
+pub(crate) fn in_process_status(
+    control: Arc<Control>,
+    db_line: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+) -> Arc<dyn web::StatusSource> {
     use std::sync::atomic::Ordering::Relaxed;
     let c = control.clone();
     Arc::new(web::ControlledSource {
         nodes: move || {
+            let db = db_line.as_ref().map(|f| {
+                let line = f();
+                web::NodeStatus {
+                    name: "km3db".into(),
+                    state: if line.starts_with("DB ok") {
+                        "running".into()
+                    } else {
+                        "waiting".into()
+                    },
+                    reason: Some(line),
+                    ..Default::default()
+                }
+            });
             c.nodes_with_metrics()
                 .into_iter()
                 .map(|(st, m)| web::NodeStatus {
@@ -398,6 +422,7 @@ pub(crate) fn in_process_status(control: Arc<Control>) -> Arc<dyn web::StatusSou
                     restarts: Some(st.restarts),
                     ..Default::default()
                 })
+                .chain(db)
                 .collect()
         },
         controller: Arc::new(crate::cmd_ctl::WebController(control)),
