@@ -187,7 +187,14 @@ impl DetectorService {
     /// The calibrated DETX text of `run`. A DETX of given calibration ids
     /// never changes, so a cached one is used without asking.
     pub fn run_detx(&self, run: i32) -> anyhow::Result<(String, CalibIds, Origin)> {
-        let (ids, origin) = self.calib_ids(run)?;
+        let (ids, origin) = self.calib_ids(run).inspect_err(|e| {
+            self.set_status(format!("DB: calibration of run {run} not fetched: {e:#}"));
+        })?;
+        if let Origin::Fallback(why) = &origin {
+            self.set_status(format!(
+                "DB unreachable, cached calibration of run {run} in use: {why}"
+            ));
+        }
         let key = self.key(&format!("detx/{}.detx", ids.key()));
         if let Some(c) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             if parse(&c.text, &c.path.display().to_string()).is_ok() {
