@@ -357,7 +357,7 @@ fn start_web(
 ) -> anyhow::Result<web::BackgroundServer> {
     let mut cfg = web::WebConfig::load(site, Some(dir))?;
     cfg.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let status = crate::cmd_pipeline::in_process_status(control);
+    let status = crate::cmd_pipeline::in_process_status(control, None);
     match web::spawn_with(cfg.clone(), status.clone(), extras.clone()) {
         Ok(s) => Ok(s),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {

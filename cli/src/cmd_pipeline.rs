@@ -136,10 +136,14 @@ fn load(graph: &Path, config: Option<&Path>) -> Result<(SiteConfig, Graph), Exit
 }
 
 pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let (_, g) = match load(&args.graph, args.config.as_deref()) {
+    let (site, g) = match load(&args.graph, args.config.as_deref()) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    if let Err(e) = crate::cmd_db::db_config(args.config.as_deref()) {
+        eprintln!("{e:#}");
+        return Ok(ExitCode::FAILURE);
+    }
     let names: Vec<String> = g
         .nodes
         .iter()
@@ -151,6 +155,11 @@ pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         g.nodes.len(),
         names.join(", ")
     );
+    let graph_text = std::fs::read_to_string(&args.graph).unwrap_or_default();
+    let loaded = crate::dotenv::files(args.config.as_deref());
+    for line in crate::dotenv::report(&site, &graph_text, &loaded) {
+        println!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -251,6 +260,17 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     };
     opts.site_config = c.config.clone();
     opts.detector = c.detector.clone().or_else(|| site.detector_file());
+    let mut db = None;
+    if opts.detector.is_none() && g.nodes.iter().any(|n| n.node.needs_detector()) {
+        let state = opts
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| c.out.join("state"));
+        let found = crate::db_graph::attach(&site, c.config.as_deref(), &opts.mode, &state)?;
+        opts.detector = Some(found.detx.clone());
+        opts.calibration = Some(found.calibration.clone());
+        db = Some(found.calibration);
+    }
     if let Some(d) = &opts.detector {
         // Fail before starting rather than in the middle of a worker.
         let det = daq::detector::Detector::from_file(d)
@@ -280,7 +300,10 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     if extras.chat.is_some() && (c.no_web || (c.web.is_none() && c.config.is_none())) {
         tracing::warn!("chatbot: webhook mode needs the web server (--web or [WebServer])");
     }
-    let web = start_web(c, !replay, control.clone(), extras)?;
+    let db_line = db
+        .clone()
+        .map(|d| Arc::new(move || d.service.status()) as Arc<dyn Fn() -> String + Send + Sync>);
+    let web = start_web(c, !replay, control.clone(), extras, db_line)?;
     let marks = replay.then(|| summary::Marks::before_run(&g, &c.out));
     let result = runtime::run(&g, opts);
     if let Some(b) = bot {
@@ -290,6 +313,9 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
         w.stop();
     }
     let report = result?;
+    if let Some(db) = db {
+        tracing::info!("{}", db.service.status());
+    }
     for line in report.metrics.summary() {
         tracing::info!("{line}");
     }
@@ -329,6 +355,7 @@ fn start_web(
     live: bool,
     control: Arc<Control>,
     extras: web::Extras,
+    db_line: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 ) -> anyhow::Result<Option<web::BackgroundServer>> {
     if c.no_web {
         return Ok(None);
@@ -353,7 +380,7 @@ fn start_web(
         _ => return Ok(None),
     };
     let bind = cfg.bind;
-    match web::spawn_with(cfg, in_process_status(control), extras) {
+    match web::spawn_with(cfg, in_process_status(control, db_line), extras) {
         Ok(server) => {
             tracing::info!("web pages on http://{}/", server.addr);
             Ok(Some(server))
@@ -378,11 +405,31 @@ fn has_web_section(config: &Path) -> bool {
 
 /// The /status page's view of this process's nodes (metrics and control
 /// state), with the control plane behind its buttons.
-pub(crate) fn in_process_status(control: Arc<Control>) -> Arc<dyn web::StatusSource> {
+///
+/// `db_line`: the KM3NeT DB's last status (detector and calibrations from
+/// the DB), shown as a row `km3db` whose state says whether the last
+/// answer was fresh.
+pub(crate) fn in_process_status(
+    control: Arc<Control>,
+    db_line: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+) -> Arc<dyn web::StatusSource> {
     use std::sync::atomic::Ordering::Relaxed;
     let c = control.clone();
     Arc::new(web::ControlledSource {
         nodes: move || {
+            let db = db_line.as_ref().map(|f| {
+                let line = f();
+                web::NodeStatus {
+                    name: "km3db".into(),
+                    state: if line.starts_with("DB ok") {
+                        "running".into()
+                    } else {
+                        "waiting".into()
+                    },
+                    reason: Some(line),
+                    ..Default::default()
+                }
+            });
             c.nodes_with_metrics()
                 .into_iter()
                 .map(|(st, m)| web::NodeStatus {
@@ -400,6 +447,7 @@ pub(crate) fn in_process_status(control: Arc<Control>) -> Arc<dyn web::StatusSou
                     restarts: Some(st.restarts),
                     ..Default::default()
                 })
+                .chain(db)
                 .collect()
         },
         controller: Arc::new(crate::cmd_ctl::WebController(control)),

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod chatbot;
 mod cmd_ctl;
+mod cmd_db;
 mod cmd_demo;
 mod cmd_dump;
 mod cmd_ligier;
@@ -13,6 +14,9 @@ mod cmd_pipeline;
 mod cmd_serve;
 mod cmd_simulate;
 mod cmd_testchat;
+mod cmd_testdb;
+mod db_graph;
+mod dotenv;
 mod signals;
 
 /// Payloads are allocated by reader threads and freed on the workers; glibc's
@@ -57,10 +61,28 @@ enum Command {
     Ctl(cmd_ctl::CtlArgs),
     /// A stand-in Rocket.Chat server on 127.0.0.1 to try alerts and the chatbot.
     Testchat(cmd_testchat::TestchatArgs),
+    /// The KM3NeT database: login, streams, DETX, runs (docs/db.md).
+    Db(cmd_db::DbArgs),
+    /// A stand-in KM3NeT DB on 127.0.0.1 serving the km3net-testdata samples.
+    Testdb(cmd_testdb::TestdbArgs),
 }
 
 fn main() -> std::process::ExitCode {
     init_logging();
+    // `.env` beside the site config and in the working directory, before
+    // any thread starts; real environment variables win.
+    let args: Vec<String> = std::env::args().collect();
+    match dotenv::load(dotenv::config_arg(&args).as_deref()) {
+        Ok(files) => {
+            for f in files {
+                tracing::debug!("read {}", f.display());
+            }
+        }
+        Err(e) => {
+            eprintln!("km3mon: .env: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dump(args) => cmd_dump::run(args),
@@ -77,6 +99,8 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => cmd_demo::run(args),
         Command::Ctl(args) => cmd_ctl::run(args),
         Command::Testchat(args) => cmd_testchat::run(args),
+        Command::Db(args) => cmd_db::run(args),
+        Command::Testdb(args) => cmd_testdb::run(args),
     };
     match result {
         Ok(code) => code,

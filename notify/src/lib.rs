@@ -17,6 +17,7 @@ pub mod bot;
 pub mod chat;
 pub mod config;
 pub mod deliver;
+pub mod elog;
 pub mod email;
 pub mod message;
 pub mod poller;

@@ -79,6 +79,9 @@ impl Node for DomActivity {
     fn outputs(&self) -> Vec<StreamKind> {
         vec![StreamKind::Plots, StreamKind::Alerts]
     }
+    fn needs_detector(&self) -> bool {
+        true
+    }
     fn check(&self) -> Vec<(String, String)> {
         if self.interval == 0 {
             vec![("interval".into(), "must be at least 1 second".into())]

@@ -63,6 +63,9 @@ impl Node for DomRates {
     fn produces(&self) -> Option<StreamKind> {
         Some(StreamKind::Plots)
     }
+    fn needs_detector(&self) -> bool {
+        true
+    }
     fn check(&self) -> Vec<(String, String)> {
         let mut e = Vec::new();
         if self.interval == 0 {

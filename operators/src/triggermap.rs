@@ -52,6 +52,9 @@ impl Node for TriggerMap {
     fn produces(&self) -> Option<StreamKind> {
         Some(StreamKind::Plots)
     }
+    fn needs_detector(&self) -> bool {
+        true
+    }
     fn check(&self) -> Vec<(String, String)> {
         let mut e = Vec::new();
         if self.max_events == 0 {

@@ -58,6 +58,12 @@ pub trait Node: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether [`BuildContext::detector`] is called: `km3mon run/replay`
+    /// then finds one (`--detector`, `[Detector] file`, or the KM3NeT DB).
+    fn needs_detector(&self) -> bool {
+        false
+    }
+
     /// Adds this node's timely operators to the scope. `input` is the
     /// concatenation of the node's inputs (`None` for sources). Called once
     /// per worker; any blocking I/O goes to a thread from

@@ -1,18 +1,26 @@
-//! Where ztplot's calibration comes from. Today: the DETX of the site
-//! config (`--detector` / `[Detector] file`) for every run. Later: the
-//! run's calibrated DETX from the KM3NeT database — implement
-//! [`CalibrationSource`] and pass it in; the plot thread asks on every run
-//! change and keeps the previous detector when the answer is an error.
+//! Where ztplot's calibration comes from: the DETX of the site config
+//! (`--detector` / `[Detector] file`) for every run, or — when the run
+//! has a [`RunCalibration`] (the KM3NeT DB, installed by `km3mon
+//! run/replay` without `--detector`) — each run's own calibrated DETX.
+//! The plot thread asks on every run change and keeps the previous
+//! detector when the answer is an error (and says so on the plot).
 
 use std::sync::Arc;
 
 use daq::detector::Detector;
+use pipeline::operator::BuildContext;
+use pipeline::runtime::calibration::RunCalibration;
 
 pub trait CalibrationSource: Send {
     /// The detector to calibrate `run` of `det_id` with.
     fn for_run(&mut self, det_id: i32, run: i32) -> anyhow::Result<Arc<Detector>>;
     /// Short description for logs and the plot ("DETX of the site config").
     fn describe(&self) -> String;
+    /// What to use when the very first run's calibration fails, with a
+    /// description for the plot.
+    fn fallback(&self) -> Option<(Arc<Detector>, String)> {
+        None
+    }
 }
 
 /// One detector for every run.
@@ -24,5 +32,35 @@ impl CalibrationSource for Static {
     }
     fn describe(&self) -> String {
         "DETX of the site config".into()
+    }
+}
+
+/// Each run's detector from the run's [`RunCalibration`]; the layout
+/// detector when even the first run's cannot be had.
+pub struct PerRun {
+    pub source: Arc<dyn RunCalibration>,
+    pub layout: Arc<Detector>,
+}
+
+impl CalibrationSource for PerRun {
+    fn for_run(&mut self, det_id: i32, run: i32) -> anyhow::Result<Arc<Detector>> {
+        self.source.for_run(det_id, run)
+    }
+    fn describe(&self) -> String {
+        self.source.describe()
+    }
+    fn fallback(&self) -> Option<(Arc<Detector>, String)> {
+        Some((self.layout.clone(), "the uncalibrated detector".into()))
+    }
+}
+
+/// The source for a ztplot node of this run.
+pub fn for_node(ctx: &BuildContext<'_>, layout: Arc<Detector>) -> Box<dyn CalibrationSource> {
+    match &ctx.env.calibration {
+        Some(c) => Box::new(PerRun {
+            source: c.clone(),
+            layout,
+        }),
+        None => Box::new(Static(layout)),
     }
 }

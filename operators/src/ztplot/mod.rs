@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use daq::event::Event;
+use notify::elog::{ElogConfig, ElogSender};
 use pipeline::item::{Item, Time};
 use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
 use pipeline::runtime::context::Mode;
@@ -63,7 +64,47 @@ pub struct ZtPlot {
     /// Events waiting for the plot thread.
     #[serde(default = "queue")]
     pub queue: usize,
+    /// Post each new top-10 event to the ELOG (`[ZTPlot] elog`).
+    #[serde(default)]
+    pub elog: bool,
+    /// The logbook, `+` for spaces (`[ZTPlot] logbook`).
+    #[serde(default = "logbook")]
+    pub logbook: String,
+    /// `[ELOGService]`: url, username, password (and the entries' author).
+    #[serde(default)]
+    pub elog_service: Option<ElogService>,
 }
+
+/// `[ELOGService]` of the site config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElogService {
+    #[serde(default = "elog_url")]
+    pub url: String,
+    #[serde(default = "elog_user")]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// Must be an existing ELOG author (the original hard-coded one).
+    #[serde(default = "elog_author")]
+    pub author: String,
+}
+
+fn logbook() -> String {
+    "Individual+Logbooks".into()
+}
+fn elog_url() -> String {
+    "https://elog.km3net.de/".into()
+}
+fn elog_user() -> String {
+    "km3net".into()
+}
+fn elog_author() -> String {
+    "km3mon".into()
+}
+
+/// ELOG entries waiting to be posted; beyond, dropped and counted.
+const ELOG_QUEUE: usize = 100;
 
 fn one() -> usize {
     1
@@ -101,6 +142,9 @@ impl Node for ZtPlot {
     fn produces(&self) -> Option<StreamKind> {
         None
     }
+    fn needs_detector(&self) -> bool {
+        true
+    }
     fn check(&self) -> Vec<(String, String)> {
         let mut e: Vec<_> = check_relative("db", &self.db)
             .into_iter()
@@ -115,6 +159,34 @@ impl Node for ZtPlot {
         if self.queue == 0 {
             e.push(("queue".into(), "must be at least 1".into()));
         }
+        if self.elog {
+            match &self.elog_service {
+                None => e.push((
+                    "elog_service".into(),
+                    "elog = true needs the [ELOGService] section (url, username, password)".into(),
+                )),
+                Some(s) => {
+                    if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
+                        e.push((
+                            "elog_service.url".into(),
+                            "must start with http:// or https://".into(),
+                        ));
+                    }
+                    if s.password.is_empty() {
+                        e.push((
+                            "elog_service.password".into(),
+                            "is required when elog = true".into(),
+                        ));
+                    }
+                }
+            }
+            if self.logbook.trim().is_empty() || self.logbook.contains(['/', '?', '#', ' ']) {
+                e.push((
+                    "logbook".into(),
+                    "must be a logbook name with `+` for spaces (e.g. Operations+FR)".into(),
+                ));
+            }
+        }
         e
     }
     fn build<'s>(
@@ -127,11 +199,33 @@ impl Node for ZtPlot {
         let mut tx: Option<Sender<Arc<Event>>> = None;
         if ctx.is_leader() {
             let (s, r) = bounded(self.queue);
+            let elog = match (&self.elog_service, self.elog) {
+                (Some(svc), true) => {
+                    let (sender, deliver) = ElogSender::new(
+                        ElogConfig {
+                            url: svc.url.clone(),
+                            logbook: self.logbook.clone(),
+                            username: svc.username.clone(),
+                            password: svc.password.clone(),
+                            author: svc.author.clone(),
+                            entry_type: "Monitoring".into(),
+                            timeout: std::time::Duration::from_secs(30),
+                            attempts: 3,
+                            backoff: std::time::Duration::from_secs(2),
+                        },
+                        ELOG_QUEUE,
+                    );
+                    ctx.spawn_io("elog", deliver)?;
+                    Some(sender)
+                }
+                _ => None,
+            };
             let setup = worker::Setup {
+                elog,
                 cfg: self.clone(),
                 db: absolute(&ctx.out_path(&self.db)),
                 dir: absolute(&ctx.out_path(&self.dir)),
-                source: Box::new(calib_source::Static(det.clone())),
+                source: calib_source::for_node(ctx, det.clone()),
                 metrics: ctx.metrics.clone(),
                 control: ctx.node_control(),
             };

@@ -289,6 +289,7 @@ fn plot_thread_writes_png_candidates_and_skips_routine_plots() {
         source: Box::new(super::calib_source::Static(det)),
         metrics: Arc::new(pipeline::runtime::metrics::NodeMetrics::new()),
         control: control(),
+        elog: None,
     };
     let mut st = State::new(setup);
     let evs = sample_events();
@@ -374,6 +375,7 @@ fn unwritable_output_fails_the_node_once_naming_the_file() {
         source: Box::new(super::calib_source::Static(Arc::new(detx()))),
         metrics: Arc::new(pipeline::runtime::metrics::NodeMetrics::new()),
         control: control.clone(),
+        elog: None,
     };
     let mut st = State::new(setup);
     for (_, e) in &sample_events() {
@@ -388,5 +390,128 @@ fn unwritable_output_fails_the_node_once_naming_the_file() {
         }
         other => panic!("expected FAILED, got {other:?}"),
     }
+}
+
+/// A stand-in ELOG (no real one can run here; written from spec
+/// integrations.md §6.2): answers every POST with 302 to a new entry and
+/// hands the raw requests to the test.
+fn elog_standin() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, conn) in l.incoming().enumerate() {
+            let Ok(mut c) = conn else { return };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let _ = write!(
+                c,
+                "HTTP/1.1 302 Found\r\nLocation: /Operations+FR/{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                n + 1
+            );
+            let _ = tx.send(format!("{head}\r\n{}", String::from_utf8_lossy(&body)));
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn each_new_top10_event_is_posted_to_the_elog_once() {
+    use super::worker::{Setup, State};
+    use notify::elog::{password_hash, ElogConfig, ElogSender};
+    let d = tmpdir("elog");
+    let det = Arc::new(detx());
+    let (url, rx) = elog_standin();
+    let cfg: super::ZtPlot = serde_json::from_str(r#"{"db": "data/m.sqlite3"}"#).unwrap();
+    let run = |expect_posts: usize| {
+        let (sender, deliver) = ElogSender::new(
+            ElogConfig {
+                url: url.clone(),
+                logbook: "Operations+FR".into(),
+                username: "km3net".into(),
+                password: "swordfish".into(),
+                author: "km3mon".into(),
+                entry_type: "Monitoring".into(),
+                timeout: std::time::Duration::from_secs(5),
+                attempts: 2,
+                backoff: std::time::Duration::from_millis(10),
+            },
+            10,
+        );
+        let counts = sender.counts.clone();
+        let thread = std::thread::spawn(deliver);
+        let mut st = State::new(Setup {
+            cfg: cfg.clone(),
+            db: d.join("data/m.sqlite3"),
+            dir: d.join("plots"),
+            source: Box::new(super::calib_source::Static(det.clone())),
+            metrics: Arc::new(pipeline::runtime::metrics::NodeMetrics::new()),
+            control: control(),
+            elog: Some(sender),
+        });
+        for (_, e) in &sample_events() {
+            st.event(e);
+        }
+        drop(st);
+        thread.join().unwrap();
+        assert_eq!(
+            counts.posted.load(std::sync::atomic::Ordering::Relaxed),
+            expect_posts as u64
+        );
+        (0..expect_posts)
+            .map(|_| rx.recv().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // All three sample events enter an empty table: three entries.
+    let posts = run(3);
+    let first = &posts[0];
+    assert!(first.starts_with("POST /Operations+FR HTTP/1.1"), "{first}");
+    assert!(first.contains("multipart/form-data; boundary="), "{first}");
+    let hash = password_hash("swordfish");
+    for (name, value) in [
+        ("exp", "Operations+FR"),
+        ("cmd", "Submit"),
+        ("Subject", "New massive event!"),
+        ("Author", "km3mon"),
+        ("Type", "Monitoring"),
+        ("unm", "km3net"),
+        ("upwd", hash.as_str()),
+    ] {
+        let part = format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
+        assert!(first.contains(&part), "{name} missing in {first}");
+    }
+    assert!(first.contains("name=\"When\"\r\n\r\n1"), "{first}");
+    assert!(
+        first.contains("name=\"attfile1\"; filename=\"ztplot_00000044_00006760_FI"),
+        "{first}"
+    );
+    assert!(
+        first.contains("\u{FFFD}PNG\r\n"),
+        "the z-t plot is attached"
+    );
+    assert!(
+        first.contains("name=\"Text\"; filename=\"Text\""),
+        "{first}"
+    );
+    assert!(first.contains("A new event entered the top 10"), "{first}");
+    // The same events again: none enters (already in the table), no post.
+    run(0);
+    assert!(rx
+        .recv_timeout(std::time::Duration::from_millis(300))
+        .is_err());
     let _ = std::fs::remove_dir_all(d);
 }

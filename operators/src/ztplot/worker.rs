@@ -27,6 +27,8 @@ pub struct Setup {
     pub metrics: Arc<NodeMetrics>,
     /// Output failures mark the node FAILED here (and are logged once).
     pub control: Arc<pipeline::control::NodeControl>,
+    /// Posts each new top-10 event to the ELOG (`[ZTPlot] elog`).
+    pub elog: Option<notify::elog::ElogSender>,
 }
 
 pub fn run(setup: Setup, rx: Receiver<Arc<Event>>) {
@@ -34,6 +36,13 @@ pub fn run(setup: Setup, rx: Receiver<Arc<Event>>) {
     for ev in rx {
         let m = st.setup.metrics.clone();
         m.busy(|| st.event(&ev));
+    }
+    if let Some(e) = &st.setup.elog {
+        tracing::info!(
+            "ztplot: {} ELOG entries queued, {} dropped (queue full)",
+            st.elog_queued,
+            e.counts.dropped.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 }
 
@@ -47,6 +56,7 @@ pub struct State {
     db: Option<SelectionDb>,
     limits: Limits,
     last_plot: Option<u32>,
+    elog_queued: u64,
 }
 
 impl State {
@@ -79,6 +89,7 @@ impl State {
             db,
             limits,
             last_plot: None,
+            elog_queued: 0,
         }
     }
 
@@ -97,14 +108,19 @@ impl State {
                 self.note = None;
             }
             Err(e) => {
-                tracing::warn!("ztplot: calibration for run {run}: {e}; keeping the previous one");
+                tracing::warn!(
+                    "ztplot: calibration for run {run}: {e:#}; keeping the previous one"
+                );
+                let previous = if self.det.is_some() {
+                    "the previous one".to_string()
+                } else if let Some((d, what)) = self.setup.source.fallback() {
+                    self.det = Some(d);
+                    what
+                } else {
+                    "none".to_string()
+                };
                 self.note = Some(format!(
-                    "calibration for run {run} failed, using {}",
-                    if self.det.is_some() {
-                        "the previous one"
-                    } else {
-                        "none"
-                    }
+                    "calibration for run {run} failed, using {previous}"
                 ));
             }
         }
@@ -141,10 +157,14 @@ impl State {
         }
         self.last_plot = Some(h.utc_seconds);
         if candidate {
-            if let Err(e) = self.archive(ev, &cal.hits, sizes, &png) {
-                self.setup
+            match self.archive(ev, &cal.hits, sizes, &png) {
+                Ok(Some(copy)) => self.post_elog(ev, &cal.hits, copy),
+                // Already in the table (a replay of the same data).
+                Ok(None) => {}
+                Err(e) => self
+                    .setup
                     .control
-                    .fail(format!("ztplot event selection: {e:#}"));
+                    .fail(format!("ztplot event selection: {e:#}")),
             }
         }
     }
@@ -213,7 +233,7 @@ impl State {
         hits: &[ZtHit],
         sizes: Sizes,
         png: &Path,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<PathBuf>> {
         let h = &ev.header;
         let stem = file_stem(h.det_id, h.run, h.frame_index, ev.trigger_counter);
         let sel = self.setup.dir.join("event_selection");
@@ -236,9 +256,35 @@ impl State {
             utc_timestamp: h.utc_seconds as i64,
         };
         let db = self.db.as_mut().expect("candidates only with a database");
-        db.insert(&row)?;
+        let new = db.insert(&row)?;
         self.limits = db.limits()?;
-        Ok(())
+        Ok(new.then_some(copy))
+    }
+
+    /// The ELOG entry of a new top-10 event (the original's subject; its
+    /// one-line text with the event's numbers), queued for the ELOG thread.
+    fn post_elog(&mut self, ev: &Event, hits: &[ZtHit], png: PathBuf) {
+        let Some(elog) = &self.setup.elog else { return };
+        let h = &ev.header;
+        let n_trig = hits.iter().filter(|x| x.triggered).count();
+        let text = format!(
+            "A new event entered the top 10 of the event selection: DetID-{} Run {}, FrameIndex {}, TriggerCounter {}, {} hits ({} triggered), {} UTC.",
+            h.det_id, h.run, h.frame_index, ev.trigger_counter, hits.len(), n_trig, human(h.utc_seconds as i64)
+        );
+        let queued = elog.send(notify::elog::ElogEntry {
+            subject: "New massive event!".into(),
+            text,
+            attachments: vec![png],
+        });
+        if queued {
+            self.elog_queued += 1;
+        } else {
+            self.setup.metrics.drop_detail(
+                pipeline::runtime::metrics::DropReason::Overflow,
+                "ELOG queue full",
+                1,
+            );
+        }
     }
 }
 

@@ -43,6 +43,8 @@ pub struct RunEnv {
     pub detector: Option<PathBuf>,
     /// The detector of `detector`, parsed once and shared by every node.
     pub detector_model: Option<Arc<daq::detector::Detector>>,
+    /// Each run's calibrated detector, when it comes from a database.
+    pub calibration: Option<Arc<dyn super::calibration::RunCalibration>>,
     /// How often live sources advance their capability with the wall clock.
     pub heartbeat: Duration,
     /// How far behind the wall clock live data may arrive and still be

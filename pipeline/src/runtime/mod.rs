@@ -1,6 +1,7 @@
 //! Compiles a validated [`Graph`] into a timely dataflow and runs it on N
 //! worker threads, or as one process of a timely cluster.
 
+pub mod calibration;
 pub mod context;
 pub mod io;
 pub mod metrics;
@@ -74,6 +75,9 @@ pub struct RunOptions {
     /// belongs beside it (the shifters set from the chat) is found from it.
     pub site_config: Option<PathBuf>,
     pub detector: Option<PathBuf>,
+    /// Each run's calibrated detector (the KM3NeT DB); `None`: the
+    /// detector above for every run.
+    pub calibration: Option<Arc<dyn calibration::RunCalibration>>,
     pub heartbeat: Duration,
     pub lateness: Duration,
     pub queue_capacity: usize,
@@ -106,6 +110,7 @@ impl RunOptions {
             state_dir: None,
             site_config: None,
             detector: None,
+            calibration: None,
             heartbeat: Duration::from_millis(500),
             lateness: Duration::from_secs(5),
             queue_capacity: 10_000,
@@ -184,6 +189,7 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
         state_dir: opts.state_dir.clone(),
         site_config: opts.site_config.clone(),
         detector: opts.detector.clone(),
+        calibration: opts.calibration.clone(),
         heartbeat: opts.heartbeat,
         lateness: opts.lateness,
         queue_capacity: opts.queue_capacity,

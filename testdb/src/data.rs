@@ -1,0 +1,199 @@
+//! What the stand-in serves: the km3net-testdata samples (read at start
+//! from `KM3MON_TESTDATA`, never copied into the repository) and generated
+//! detector and run tables.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use daq::detector::Detector;
+
+/// One detector of the stand-in.
+#[derive(Debug, Clone)]
+pub struct DetectorSpec {
+    pub serial: i32,
+    /// Synthetic OIDs except `D_ORCA006` (49), which the samples name.
+    pub oid: String,
+    /// The DETX served for every calibration set (t0s shifted per floor per
+    /// [`Options::t0_shifts`](crate::Options)).
+    pub detx: PathBuf,
+    pub runs: Vec<RunSpec>,
+}
+
+/// One row of the generated run table.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub run: i32,
+    pub unix_start_ms: i64,
+    pub t0: Option<String>,
+    pub pos: Option<String>,
+    pub rot: Option<String>,
+}
+
+/// The testdata folder: `KM3MON_TESTDATA`.
+pub fn testdata_dir() -> Option<PathBuf> {
+    std::env::var_os("KM3MON_TESTDATA").map(PathBuf::from)
+}
+
+/// `streamds_output.txt` of km3net-testdata: under the testdata folder
+/// (`db/` or `detx/`), else in the installed Python package
+/// (`KM3MON_PYTHON`'s `km3net_testdata`).
+pub fn find_db_sample(testdata: Option<&Path>, name: &str) -> Option<PathBuf> {
+    if let Some(d) = testdata {
+        for sub in ["db", "detx", "."] {
+            let p = d.join(sub).join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let python = std::env::var("KM3MON_PYTHON").ok()?;
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            &format!("import km3net_testdata as k; print(k.data_path('db/{name}'))"),
+        ])
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    p.is_file().then_some(p)
+}
+
+/// Detectors 44 (`detx_v4.detx`, the DAQ samples' detector) and 49
+/// (`detx_v5.detx`, D_ORCA006), each with runs around the samples' run
+/// 6760, all with the calibration sets `T0_A`, `POS_A`, `ROT_A`.
+pub fn default_detectors(testdata: &Path) -> Vec<DetectorSpec> {
+    let runs = |first: i32| -> Vec<RunSpec> {
+        (first..first + 10)
+            .map(|run| RunSpec {
+                run,
+                unix_start_ms: 1_574_400_000_000 + i64::from(run - first) * 3_600_000,
+                t0: Some("T0_A".into()),
+                pos: Some("POS_A".into()),
+                rot: Some("ROT_A".into()),
+            })
+            .collect()
+    };
+    vec![
+        DetectorSpec {
+            serial: 44,
+            oid: "D_DET044".into(),
+            detx: testdata.join("detx/detx_v4.detx"),
+            runs: runs(6755),
+        },
+        DetectorSpec {
+            serial: 49,
+            oid: "D_ORCA006".into(),
+            detx: testdata.join("detx/detx_v5.detx"),
+            runs: runs(8215),
+        },
+    ]
+}
+
+pub fn detectors_tsv(dets: &[DetectorSpec]) -> String {
+    let mut s = String::from("OID\tSERIALNUMBER\tLOCATIONID\tCITY\tFIRSTRUN\tLASTRUN\n");
+    for d in dets {
+        let first = d.runs.first().map_or(String::new(), |r| r.run.to_string());
+        let last = d.runs.last().map_or(String::new(), |r| r.run.to_string());
+        s.push_str(&format!(
+            "{}\t{}\tA00070004\tTest site\t{first}\t{last}\n",
+            d.oid, d.serial
+        ));
+    }
+    s
+}
+
+/// The run table, ascending; `with_calib`: with the calibration-set
+/// columns of 2021 (else without, so that clients must use the
+/// RunCalibration API).
+pub fn runs_tsv(d: &DetectorSpec, run: Option<i32>, with_calib: bool) -> String {
+    let mut s = String::from("RUN\tUNIXSTARTTIME\tSTARTTIME_DEFINED\tRUNSETUPID\tRUNSETUPNAME");
+    if with_calib {
+        s.push_str("\tT0_CALIBSETID\tPOS_CALIBSETID\tROT_CALIBSETID");
+    }
+    s.push('\n');
+    for r in d.runs.iter().filter(|r| run.is_none_or(|x| x == r.run)) {
+        let f = |v: &Option<String>| v.clone().unwrap_or_default();
+        s.push_str(&format!(
+            "{}\t{}\tY\tA01466417\tPHYS.1710v5-TUNED.HRV19.3D_T",
+            r.run, r.unix_start_ms
+        ));
+        if with_calib {
+            s.push_str(&format!("\t{}\t{}\t{}", f(&r.t0), f(&r.pos), f(&r.rot)));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The DETX for a calibration set: the detector's file with the PMT t0s
+/// of floor f shifted by f × `shift` ns (0: the file as it is). Not a
+/// uniform shift, which would leave relative hit times (the z-t plot) alike.
+pub fn detx_text(d: &DetectorSpec, shift: f64) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(&d.detx)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", d.detx.display()))?;
+    if shift == 0.0 {
+        return Ok(text);
+    }
+    let det = Detector::parse(&text, &d.detx.display().to_string())?;
+    let modules = det
+        .modules()
+        .iter()
+        .cloned()
+        .map(|mut m| {
+            for p in &mut m.pmts {
+                p.t0 += shift * f64::from(m.floor);
+            }
+            m
+        })
+        .collect();
+    let shifted = Detector::new(det.det_id(), det.version(), modules)?
+        .with_validity(det.validity())
+        .with_utm(det.utm().cloned())
+        .with_comments(det.comments().to_vec());
+    Ok(shifted.to_detx_string(det.version())?)
+}
+
+/// API v2 envelope of `RunCalibration` for one run.
+pub fn run_calibration_json(r: Option<&RunSpec>) -> serde_json::Value {
+    let mut data = Vec::new();
+    if let Some(r) = r {
+        for (ty, id) in [
+            ("PMT_T0_CALIBRATION", &r.t0),
+            ("DOM_POSITION_CALIBRATION", &r.pos),
+            ("DOM_ROTATION_CALIBRATION", &r.rot),
+        ] {
+            if let Some(id) = id {
+                data.push(serde_json::json!({
+                    "Run": r.run, "CalibrationType": ty, "CalibrationId": id, "Ranking": 1
+                }));
+            }
+        }
+    }
+    serde_json::json!({
+        "APIVersion": "2.0.0", "DataType": "RunCalibration", "Encoding": "NativeJSON",
+        "Start": "", "End": "",
+        "Error": {"Code": "OK", "Message": "", "Arguments": []},
+        "Data": data
+    })
+}
+
+/// Keeps the rows of a sample stream whose column `col` equals `value`.
+pub fn filter_tsv(text: &str, col: &str, value: &str) -> String {
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return String::new();
+    };
+    let Some(i) = header.split('\t').position(|c| c.eq_ignore_ascii_case(col)) else {
+        return text.to_string();
+    };
+    let rows: Vec<&str> = lines
+        .filter(|l| l.split('\t').nth(i) == Some(value))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    // The sample lacks its last newline; so does the filtered answer.
+    format!("{header}\n{}", rows.join("\n"))
+}
+
+pub type Shifts = HashMap<String, f64>;
