@@ -71,14 +71,18 @@ pub const RESERVED_PAGES: &[&str] = &["top10", "logs", "live", "livelog", "statu
 struct RawWeb {
     username: Option<String>,
     password: Option<String>,
+    /// The environment variable holding the password (the site's `.env`),
+    /// so that the password need not sit in the file.
+    password_env: Option<String>,
     bind: Option<String>,
     output_dir: Option<PathBuf>,
     plots_dir: Option<PathBuf>,
     logs_dir: Option<PathBuf>,
     data_dir: Option<PathBuf>,
-    stale_after: Option<u64>,
+    #[serde(default, deserialize_with = "timespan::de::opt_duration")]
+    stale_after: Option<Duration>,
     #[serde(default)]
-    stale: BTreeMap<String, u64>,
+    stale: BTreeMap<String, timespan::Span>,
     poll_ms: Option<u64>,
     metrics_url: Option<String>,
     issues_url: Option<String>,
@@ -229,7 +233,18 @@ impl WebConfig {
             Some(v) => v.clone().try_into().context("[WebServer]")?,
             None => RawWeb::default(),
         };
-        let auth = match (raw.username, raw.password) {
+        let password = match (raw.password, raw.password_env) {
+            (Some(_), Some(_)) => {
+                bail!("[WebServer] has both password and password_env: keep one")
+            }
+            (None, Some(var)) => Some(std::env::var(&var).with_context(|| {
+                format!(
+                    "[WebServer] password_env = {var:?}, but ${var} is not set (the site's .env)"
+                )
+            })?),
+            (p, None) => p,
+        };
+        let auth = match (raw.username, password) {
             (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Some(Credentials {
                 username: u,
                 password: p,
@@ -337,12 +352,8 @@ impl WebConfig {
             alerts_file: output.join("alerts.jsonl"),
             db_file,
             db_table,
-            stale_after: Duration::from_secs(raw.stale_after.unwrap_or(900)),
-            stale_overrides: raw
-                .stale
-                .into_iter()
-                .map(|(k, v)| (k, Duration::from_secs(v)))
-                .collect(),
+            stale_after: raw.stale_after.unwrap_or(Duration::from_secs(900)),
+            stale_overrides: raw.stale.into_iter().map(|(k, v)| (k, v.0)).collect(),
             poll_interval: Duration::from_millis(raw.poll_ms.unwrap_or(1000).clamp(50, 60_000)),
             metrics_url: raw.metrics_url.filter(|s| !s.is_empty()),
             issues_url: raw
@@ -375,6 +386,20 @@ mod tests {
         assert_eq!(c.db_file, Path::new("/out/data/monitoring.sqlite3"));
         assert!(c.pages.contains_key("index"));
         assert!(!format!("{c:?}").contains("change-me"));
+    }
+
+    #[test]
+    fn password_from_the_environment() {
+        // A variable name no other test uses: the environment is shared.
+        let var = "KM3MON_TEST_WEB_PASSWORD_ENV";
+        let t = format!("[WebServer]\nusername = \"u\"\npassword_env = \"{var}\"\n");
+        let e = WebConfig::from_toml(&t, Path::new("."), None).unwrap_err();
+        assert!(format!("{e:#}").contains(var), "{e:#}");
+        std::env::set_var(var, "from-env");
+        let c = WebConfig::from_toml(&t, Path::new("."), None).unwrap();
+        assert_eq!(c.auth.unwrap().password, "from-env");
+        let both = format!("{t}password = \"x\"\n");
+        assert!(WebConfig::from_toml(&both, Path::new("."), None).is_err());
     }
 
     #[test]
@@ -422,6 +447,10 @@ event_selection_table = "sel; DROP TABLE x"
         assert!(c.auth.is_none());
         let bad = "[WebServer]\npages = { top10 = [\"a\"] }\n";
         assert!(WebConfig::from_toml(bad, Path::new("."), None).is_err());
+        let t = "[WebServer]\nstale_after = \"15m\"\n[WebServer.stale]\n\"yaw_*\" = \"6h\"\n";
+        let c = WebConfig::from_toml(t, Path::new("."), None).unwrap();
+        assert_eq!(c.stale_after, Duration::from_secs(900));
+        assert_eq!(c.stale_after_for("yaw_1"), Duration::from_secs(21_600));
         let typo = "[WebServer]\nusrname = \"a\"\n";
         assert!(WebConfig::from_toml(typo, Path::new("."), None).is_err());
     }

@@ -187,48 +187,33 @@ fn check_pattern(p: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// `30m`, `2h`, `1d`, `45s`, `1h30m`: numbers each followed by a unit
-/// (s, m, h, d, w); more than zero and at most [`MAX_SILENCE`].
+/// `30m`, `2h`, `1d`, `45s`, `1h30m`: the one duration syntax
+/// ([`timespan`]), except that a silence needs a unit (a bare `10` typed in
+/// the chat would be ten seconds, surely not what was meant); more than
+/// zero and at most [`MAX_SILENCE`].
 pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
     let bad = |why: &str| {
         Err(ParseError(format!(
             "bad duration `{s}`: {why} (e.g. 30m, 2h, 1d, 1h30m)"
         )))
     };
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit: u64 = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return bad("units are s, m, h, d, w"),
-        };
-        if num.is_empty() {
-            return bad("a unit needs a number before it");
-        }
-        let Ok(n) = num.parse::<u64>() else {
-            return bad("number too large");
-        };
-        total = total.saturating_add(n.saturating_mul(unit));
-        num.clear();
+    if s.trim().parse::<f64>().is_ok() {
+        return bad("a number needs a unit after it (s, m, h, d, w)");
     }
-    if !num.is_empty() {
-        return bad("a number needs a unit after it");
-    }
-    if total == 0 {
+    let d = match timespan::parse(&s.to_ascii_lowercase()) {
+        Ok(d) => d,
+        Err(_) if s.starts_with(|c: char| c.is_ascii_alphabetic()) => {
+            return bad("a unit needs a number before it")
+        }
+        Err(_) => return bad("units are s, m, h, d, w"),
+    };
+    if d.is_zero() {
         return bad("must be longer than zero");
     }
-    if total > MAX_SILENCE.as_secs() {
+    if d > MAX_SILENCE {
         return bad("at most 30d");
     }
-    Ok(Duration::from_secs(total))
+    Ok(d)
 }
 
 /// Glob match of an alert key: `*` is any sequence (also empty), `?` one
