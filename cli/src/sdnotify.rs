@@ -12,10 +12,7 @@ use sd_notify::NotifyState;
 /// The runtime's `alive` hook, or `None` when not started by systemd.
 pub fn hook() -> Option<Box<dyn FnMut() + Send>> {
     std::env::var_os("NOTIFY_SOCKET")?;
-    let mut usec = 0u64;
-    let every = sd_notify::watchdog_enabled(false, &mut usec)
-        .then(|| Duration::from_micros(usec) / 2)
-        .filter(|d| !d.is_zero());
+    let every = watchdog_interval().map(|d| d / 2).filter(|d| !d.is_zero());
     match every {
         Some(e) => tracing::info!("systemd watchdog: pinging every {}", timespan::format(e)),
         None => tracing::info!("systemd: notifying readiness (no watchdog)"),
@@ -36,6 +33,19 @@ pub fn hook() -> Option<Box<dyn FnMut() + Send>> {
             }
         }
     }))
+}
+
+/// `WATCHDOG_USEC`, as sd_watchdog_enabled(3) reads it: for this process
+/// unless `WATCHDOG_PID` names another one. (The crate's own check also
+/// wants `WATCHDOG_PID` set, which systemd does not promise.)
+fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok() != Some(std::process::id()) {
+            return None;
+        }
+    }
+    Some(Duration::from_micros(usec))
 }
 
 /// `STOPPING=1`: the run is shutting down (flushing sinks, saving state).

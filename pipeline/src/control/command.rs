@@ -68,9 +68,20 @@ pub enum Command {
     Unsilence(String),
     /// `silences`.
     Silences,
+    /// `logs NODE [--tail N] [--after SEQ]`: the node's recent log lines
+    /// (the last N, default [`DEFAULT_TAIL`]; only those after line SEQ, for
+    /// `km3mon ctl logs -f`).
+    Logs {
+        node: String,
+        tail: usize,
+        after: u64,
+    },
     /// `help`.
     Help,
 }
+
+/// Lines `logs` shows without `--tail`.
+pub const DEFAULT_TAIL: usize = 20;
 
 /// A command that could not be parsed; the message says what is expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,11 +98,12 @@ commands:
                                    for DURATION (30m, 2h, 1d, 1h30m; at most 30d)
   unsilence PATTERN                end the silences with exactly this pattern
   silences                         list the active silences
+  logs NODE [--tail N]             the node's recent log lines (default the last 20)
   help                             this text
 TARGET: NODE, GROUP:NODE, GROUP:* or all
 groups: daq, logging, monitoring_process, alerts, reconstruction, output (or the graph's own)";
 
-const VERBS: &str = "status, stop, start, restart, silence, unsilence, silences, help";
+const VERBS: &str = "status, stop, start, restart, silence, unsilence, silences, logs, help";
 
 impl Command {
     /// Parses one command line (words separated by white space; the verb
@@ -140,11 +152,31 @@ impl Command {
                 _ => err("usage: unsilence PATTERN (as listed by `silences`)".into()),
             },
             "silences" if args.is_empty() => Ok(Command::Silences),
+            "logs" => logs(args),
             "help" => Ok(Command::Help),
             "silences" => err("`silences` takes no arguments".into()),
             other => err(format!("unknown command `{other}`; commands: {VERBS}")),
         }
     }
+}
+
+fn logs(args: &[&str]) -> Result<Command, ParseError> {
+    let usage = || ParseError("usage: logs NODE [--tail N]".into());
+    let (mut node, mut tail, mut after) = (None, DEFAULT_TAIL, 0);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut num = || -> Result<u64, ParseError> {
+            it.next().and_then(|v| v.parse().ok()).ok_or_else(usage)
+        };
+        match *a {
+            "--tail" | "-n" => tail = num()? as usize,
+            "--after" => after = num()?,
+            n if node.is_none() && valid_name(n) => node = Some(n.to_string()),
+            _ => return Err(usage()),
+        }
+    }
+    let node = node.ok_or_else(usage)?;
+    Ok(Command::Logs { node, tail, after })
 }
 
 fn targets(args: &[&str]) -> Result<Vec<Target>, ParseError> {
@@ -305,6 +337,37 @@ mod tests {
             Ok(Command::Unsilence("*".into()))
         );
         assert_eq!(Command::parse("silences"), Ok(Command::Silences));
+        assert_eq!(
+            Command::parse("logs dom_rates --tail 5"),
+            Ok(Command::Logs {
+                node: "dom_rates".into(),
+                tail: 5,
+                after: 0
+            })
+        );
+        assert_eq!(
+            Command::parse("LOGS plots --after 17"),
+            Ok(Command::Logs {
+                node: "plots".into(),
+                tail: DEFAULT_TAIL,
+                after: 17
+            })
+        );
+        for bad in [
+            "logs",
+            "logs a b",
+            "logs a --tail",
+            "logs a --tail x",
+            "logs a;b",
+        ] {
+            assert!(
+                Command::parse(bad)
+                    .unwrap_err()
+                    .0
+                    .starts_with("usage: logs"),
+                "{bad}"
+            );
+        }
         assert_eq!(Command::parse("Help"), Ok(Command::Help));
         assert_eq!(
             Target::Node {
