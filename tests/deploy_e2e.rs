@@ -577,3 +577,132 @@ fn systemd_analyze_verifies_every_unit() {
         "systemd-analyze did not notice the typo"
     );
 }
+
+/// An original km3mon `backend/pipeline.toml` (every section and key of the
+/// original's key index, shared/spec/monitors.md §9.1, with its example
+/// values) and the variables of its `.env`: `check` accepts it, and says
+/// once per key what has no effect and what replaces it.
+#[test]
+fn check_accepts_the_original_site_config() {
+    let dir = scratch("deploy", "original");
+    let cfg = dir.join("pipeline.toml");
+    std::fs::write(
+        &cfg,
+        r#"[WebServer]
+username = "km3net"
+password = "original-secret"
+
+[DOMRates]
+lowest_rate = 150
+highest_rate = 350
+
+[PMTRates]
+lowest_rate = 1000
+highest_rate = 20000
+hrv_ratio_threshold = 0.85
+interval = 10
+filename = "pmt_rates_du{du}.png"
+plot_path = "plots"
+
+[TriggerRate]
+interval = 300
+with_minor_ticks = true
+filename = "trigger_rates"
+data_path = "/data"
+
+[TriggerMap]
+max_events = 5000
+
+[ZTPlot]
+min_dus = 3
+min_doms = 24
+ytick_distance = 25
+logbook = "Operations+FR"
+elog = false
+event_selection_table = "event_selection"
+
+[CalibrateAHRS]
+time_range = 72
+
+[LocalDBService]
+filename = "/data/monitoring.sqlite3"
+
+[ELOGService]
+username = "km3net"
+password = "swordfish"
+url = "https://elog.km3net.de/"
+
+[Alerts]
+enabled = true
+botname = "monitoring"
+password = "botpassword"
+channel = "operations_fr"
+operators = ["cnorris", "bspencer"]
+shifters = "cnorris and bspencer"
+
+[TimesliceRate]
+interval = 10
+filename = "timeslice_rates"
+with_minor_ticks = false
+
+[RecoPlotter]
+max_events = 5000
+"#,
+    )
+    .unwrap();
+    let out = Command::new(km3mon())
+        .args(["check", "--config", cfg.to_str().unwrap()])
+        .env_clear()
+        .envs([
+            ("DETECTOR_ID", "49"),
+            ("DAQ_LIGIER_IP", "192.168.0.110"),
+            ("DAQ_LIGIER_PORT", "5553"),
+            ("LOG_LIGIER_IP", "192.168.0.119"),
+            ("LOG_LIGIER_PORT", "5553"),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok, 23 nodes"));
+    let warned = |s: &str, k: &str| {
+        err.lines()
+            .filter(|l| {
+                l.starts_with("warning:") && l.contains(&format!("[{s}] {k} has no effect"))
+            })
+            .count()
+    };
+    for (s, k, replaced_by) in [
+        ("PMTRates", "plot_path", "--out/plots"),
+        ("TriggerRate", "data_path", "--out/data"),
+        ("ZTPlot", "logbook", "Top 10"),
+        ("ZTPlot", "elog", "Top 10"),
+        ("ELOGService", "username", "Top 10"),
+        ("ELOGService", "password", "Top 10"),
+        ("ELOGService", "url", "Top 10"),
+        ("CalibrateAHRS", "time_range", "AHRS"),
+        ("RecoPlotter", "max_events", "reco"),
+        ("TimesliceRate", "filename", "timeslice_rates.png"),
+    ] {
+        assert_eq!(warned(s, k), 1, "[{s}] {k}:\n{err}");
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("[{s}] {k} has")))
+            .unwrap();
+        assert!(line.contains(replaced_by), "{line}");
+    }
+    // Keys that do take effect get no such warning.
+    for (s, k) in [
+        ("DOMRates", "lowest_rate"),
+        ("TriggerRate", "interval"),
+        ("Alerts", "shifters"),
+    ] {
+        assert_eq!(warned(s, k), 0, "[{s}] {k}:\n{err}");
+    }
+    assert!(
+        err.contains("[LocalDBService] filename = \"/data/monitoring.sqlite3\""),
+        "{err}"
+    );
+    assert!(err.contains("without [Alerts.chat]") && err.contains("https://chat.km3net.de"));
+    assert!(!err.contains("original-secret") && !err.contains("botpassword"));
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+mod site_notes;
 mod summary;
 
 use pipeline::control::Control;
@@ -150,10 +151,19 @@ fn graph_name(graph: Option<&Path>) -> String {
 }
 
 pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let (_, g) = match load(args.graph.as_deref(), args.config.as_deref()) {
+    let (site, g) = match load(args.graph.as_deref(), args.config.as_deref()) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    if let Some(config) = &args.config {
+        let text = match &args.graph {
+            Some(p) => std::fs::read_to_string(p)?,
+            None => crate::builtin::GRAPH.to_string(),
+        };
+        for line in site_notes::notes(config, &site, &text) {
+            eprintln!("{line}");
+        }
+    }
     let names: Vec<String> = g
         .nodes
         .iter()

@@ -196,6 +196,14 @@ fn valid_page_name(n: &str) -> bool {
         && !n.starts_with("plot_")
 }
 
+/// The original's `/data/…` (its container's data volume) is `data/…`
+/// under the output root, as `pipeline::site` reads it for the graph.
+fn original_container_path(path: &str) -> Option<String> {
+    path.strip_prefix("/data/")
+        .filter(|r| !r.is_empty())
+        .map(|r| format!("data/{r}"))
+}
+
 fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -272,7 +280,9 @@ impl WebConfig {
         let db_file = resolve(
             &output,
             Path::new(
-                &get_str("LocalDBService", "filename").unwrap_or("data/monitoring.sqlite3".into()),
+                &get_str("LocalDBService", "filename")
+                    .map(|f| original_container_path(&f).unwrap_or(f))
+                    .unwrap_or("data/monitoring.sqlite3".into()),
             ),
         );
         let db_table =
