@@ -434,6 +434,7 @@ fn services_from_the_unit_files_show_plots_and_survive_sigkill() {
     }
     drop(run2);
     drop(run);
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 fn spawn_plain(root: &Path, what: &str, args: &[&str]) -> Proc {
@@ -520,6 +521,7 @@ fn docker_compose_accepts_the_compose_file() {
         !bad.status.success(),
         "docker-compose accepted a broken file"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Every unit passes `systemd-analyze verify` without a single complaint
@@ -534,7 +536,11 @@ fn systemd_analyze_verifies_every_unit() {
     std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     std::fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
-    std::fs::copy(km3mon(), root.join("usr/local/bin/km3mon")).unwrap();
+    // A hard link: a copy of the debug binary is hundreds of MB.
+    let bin = root.join("usr/local/bin/km3mon");
+    if std::fs::hard_link(km3mon(), &bin).is_err() {
+        std::fs::copy(km3mon(), &bin).unwrap();
+    }
     std::fs::copy("/usr/bin/env", root.join("usr/bin/env")).unwrap();
     let cp = Command::new("cp")
         .args(["-r", "/lib/systemd/system"])
@@ -576,6 +582,7 @@ fn systemd_analyze_verifies_every_unit() {
         String::from_utf8_lossy(&out.stderr).contains("NoNewPrivilege"),
         "systemd-analyze did not notice the typo"
     );
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// An original km3mon `backend/pipeline.toml` (every section and key of the
@@ -705,4 +712,5 @@ max_events = 5000
     );
     assert!(err.contains("without [Alerts.chat]") && err.contains("https://chat.km3net.de"));
     assert!(!err.contains("original-secret") && !err.contains("botpassword"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
