@@ -79,7 +79,10 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reply)?);
     } else if reply.ok {
-        println!("{}", reply.text);
+        // `logs` of a node that has said nothing yet: no empty line.
+        if !reply.text.is_empty() {
+            println!("{}", reply.text);
+        }
     } else {
         eprintln!(
             "km3mon ctl: {}",
