@@ -51,9 +51,12 @@ pub fn init(format: LogFormat) {
             .with_writer(std::io::stderr)
             .boxed(),
     };
+    // One filter for both: the ring keeps what the log shows, and events
+    // below the level are not even built.
     let ring = pipeline::logring::RingLayer::global();
     tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(filter)
+        .with(fmt)
         .with(ring)
         .init();
 }
