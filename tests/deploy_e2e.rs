@@ -593,70 +593,7 @@ fn systemd_analyze_verifies_every_unit() {
 fn check_accepts_the_original_site_config() {
     let dir = scratch("deploy", "original");
     let cfg = dir.join("pipeline.toml");
-    std::fs::write(
-        &cfg,
-        r#"[WebServer]
-username = "km3net"
-password = "original-secret"
-
-[DOMRates]
-lowest_rate = 150
-highest_rate = 350
-
-[PMTRates]
-lowest_rate = 1000
-highest_rate = 20000
-hrv_ratio_threshold = 0.85
-interval = 10
-filename = "pmt_rates_du{du}.png"
-plot_path = "plots"
-
-[TriggerRate]
-interval = 300
-with_minor_ticks = true
-filename = "trigger_rates"
-data_path = "/data"
-
-[TriggerMap]
-max_events = 5000
-
-[ZTPlot]
-min_dus = 3
-min_doms = 24
-ytick_distance = 25
-logbook = "Operations+FR"
-elog = false
-event_selection_table = "event_selection"
-
-[CalibrateAHRS]
-time_range = 72
-
-[LocalDBService]
-filename = "/data/monitoring.sqlite3"
-
-[ELOGService]
-username = "km3net"
-password = "swordfish"
-url = "https://elog.km3net.de/"
-
-[Alerts]
-enabled = true
-botname = "monitoring"
-password = "botpassword"
-channel = "operations_fr"
-operators = ["cnorris", "bspencer"]
-shifters = "cnorris and bspencer"
-
-[TimesliceRate]
-interval = 10
-filename = "timeslice_rates"
-with_minor_ticks = false
-
-[RecoPlotter]
-max_events = 5000
-"#,
-    )
-    .unwrap();
+    std::fs::copy(repo().join("tests/fixtures/original-pipeline.toml"), &cfg).unwrap();
     let out = Command::new(km3mon())
         .args(["check", "--config", cfg.to_str().unwrap()])
         .env_clear()
