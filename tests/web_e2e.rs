@@ -321,7 +321,6 @@ const PAGES: &[&str] = &[
     "/api/status",
     "/api/plots",
     "/metrics",
-    "/healthz",
     "/static/app.css",
     "/static/plots.js",
 ];
@@ -394,6 +393,13 @@ fn every_route_requires_auth_and_keeps_secrets() {
             !t.contains(PASS) && !t.contains("elog-secret-xyz"),
             "{path} leaks a secret"
         );
+    }
+    // The one exception: health checks (docker, load balancers) log in
+    // nowhere, and the answer says nothing but "ok".
+    for auth in [None, Some(basic(USER, "wrong"))] {
+        let r = get(srv.port, "/healthz", auth.as_deref());
+        assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+        assert_eq!(r.header("pragma"), Some("no-cache"));
     }
     let status = get(srv.port, "/status", Some(&good)).text();
     assert!(!status.contains("Authentication is OFF"));

@@ -26,8 +26,8 @@ pub struct CtlArgs {
     json: bool,
     /// The command (default: status): status [TARGET…],
     /// stop|start|restart TARGET…, silence PATTERN DURATION [reason…],
-    /// unsilence PATTERN, silences, help. TARGET: NODE, GROUP:NODE,
-    /// GROUP:* or all (quote the `*`).
+    /// unsilence PATTERN, silences, logs NODE [-f] [--tail N], help.
+    /// TARGET: NODE, GROUP:NODE, GROUP:* or all (quote the `*`).
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -42,6 +42,22 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         .socket
         .clone()
         .unwrap_or_else(|| args.out.join(SOCKET_NAME));
+    // `logs NODE -f`: the client follows by asking for what came after
+    // the last line it printed.
+    let follow = args
+        .command
+        .first()
+        .is_some_and(|v| v.eq_ignore_ascii_case("logs"))
+        && args.command.iter().any(|a| a == "-f" || a == "--follow");
+    if follow {
+        let words: Vec<String> = args
+            .command
+            .iter()
+            .filter(|a| *a != "-f" && *a != "--follow")
+            .cloned()
+            .collect();
+        return follow_logs(&path, &words.join(" "));
+    }
     let req = Request {
         command: if args.command.is_empty() {
             "status".into()
@@ -63,7 +79,10 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reply)?);
     } else if reply.ok {
-        println!("{}", reply.text);
+        // `logs` of a node that has said nothing yet: no empty line.
+        if !reply.text.is_empty() {
+            println!("{}", reply.text);
+        }
     } else {
         eprintln!(
             "km3mon ctl: {}",
@@ -75,6 +94,64 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `logs NODE -f`: the last lines, then new ones as they come, until the
+/// run goes away (exit 0) or Ctrl-C.
+fn follow_logs(path: &Path, command: &str) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut line = command.to_string();
+    let mut first = true;
+    loop {
+        let req = Request {
+            command: line.clone(),
+            user: user_name(),
+        };
+        let reply = match socket::request(path, &req, Duration::from_secs(30)) {
+            Ok(r) => r,
+            Err(e) if first => {
+                eprintln!("km3mon ctl: cannot talk to {}: {e}", path.display());
+                return Ok(ExitCode::from(2));
+            }
+            // The run stopped (or restarts): the follow ends with it.
+            Err(_) => return Ok(ExitCode::SUCCESS),
+        };
+        if !reply.ok {
+            eprintln!(
+                "km3mon ctl: {}",
+                reply.error.as_deref().unwrap_or(&reply.text)
+            );
+            return Ok(ExitCode::from(1));
+        }
+        if !reply.text.is_empty() {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{}", reply.text)
+                .and_then(|_| out.flush())
+                .is_err()
+            {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if first {
+            first = false;
+            // Everything new from here on, not just the tail.
+            line = line
+                .split_whitespace()
+                .scan(false, |skip, w| {
+                    let keep = !*skip && w != "--tail" && w != "-n";
+                    *skip = w == "--tail" || w == "-n";
+                    Some(keep.then_some(w))
+                })
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+                + " --tail 100000";
+        }
+        let after = reply.log_seq.unwrap_or(0);
+        let base = line.split(" --after ").next().unwrap_or(&line).to_string();
+        line = format!("{base} --after {after}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Who runs `ctl`, for the audit line (the socket is 0600: the same

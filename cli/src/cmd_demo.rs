@@ -25,9 +25,9 @@ use pipeline::Graph;
 use simulator::{FaultSpec, GenerateSpec, LiveConfig, SimConfig, Start};
 use tracing::{info, warn};
 
-/// The graph the demo runs, built in so that the demo works from any
-/// working directory.
-const GRAPH: &str = include_str!("../../graphs/km3mon.toml");
+// The graph the demo runs, built in so that the demo works from any
+// working directory.
+use crate::builtin::GRAPH;
 
 /// The demo redraws every plot at least this often (s of data time); the
 /// example config's 300 s trigger-rate bins and 60 s trigger map would

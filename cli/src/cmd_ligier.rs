@@ -37,13 +37,13 @@ pub struct LigierArgs {
     /// publisher waits.
     #[arg(long, default_value = "64M", value_parser = parse_size)]
     all_queue_bytes: u64,
-    /// Seconds a publisher waits for a full "all" subscriber before that
-    /// subscriber is disconnected.
-    #[arg(long, default_value_t = 10.0)]
-    all_wait: f64,
-    /// Seconds between status log lines (0: none).
-    #[arg(long, default_value_t = 60.0)]
-    status_interval: f64,
+    /// How long a publisher waits for a full "all" subscriber before that
+    /// subscriber is disconnected (90s, 5m, …; a bare number is seconds).
+    #[arg(long, default_value = "10s", value_parser = timespan::parse)]
+    all_wait: Duration,
+    /// Time between status log lines (0: none).
+    #[arg(long, default_value = "60s", value_parser = timespan::parse)]
+    status_interval: Duration,
     /// Connections served at once; more are closed at once, with a warning
     /// in the log.
     #[arg(long, value_name = "N", default_value_t = ligier::server::DEFAULT_MAX_CONNECTIONS)]
@@ -74,9 +74,9 @@ pub struct MirrorArgs {
     /// Name shown in the Ligiers' status (`_MyId`).
     #[arg(long, default_value = "km3mon-mirror")]
     name: String,
-    /// Seconds between progress log lines (0: none).
-    #[arg(long, default_value_t = 60.0)]
-    log_interval: f64,
+    /// Time between progress log lines (0: none; 90s, 5m, …).
+    #[arg(long, default_value = "60s", value_parser = timespan::parse)]
+    log_interval: Duration,
 }
 
 #[derive(clap::Args)]
@@ -96,9 +96,9 @@ pub struct RecordArgs {
     /// Subscription mode: any (w) or all (a).
     #[arg(long, default_value = "any", value_parser = parse_mode)]
     mode: Mode,
-    /// Longest time, in seconds, received data stays unflushed.
-    #[arg(long, default_value_t = 1.0)]
-    flush_interval: f64,
+    /// Longest time received data stays unflushed (1s, 500ms, …).
+    #[arg(long, default_value = "1s", value_parser = timespan::parse)]
+    flush_interval: Duration,
     /// Name shown in the Ligier's status (`_MyId`).
     #[arg(long, default_value = "km3mon-record")]
     name: String,
@@ -143,9 +143,8 @@ pub fn run_ligier(args: LigierArgs) -> anyhow::Result<ExitCode> {
         any_queue_bytes: args.any_queue_bytes as usize,
         any_queue_messages: args.any_queue_messages,
         all_queue_bytes: args.all_queue_bytes as usize,
-        all_wait: seconds(args.all_wait, "--all-wait")?,
-        status_interval: Some(seconds(args.status_interval, "--status-interval")?)
-            .filter(|d| !d.is_zero()),
+        all_wait: args.all_wait,
+        status_interval: Some(args.status_interval).filter(|d| !d.is_zero()),
         max_connections: args.max_connections.max(1),
     };
     let stop = crate::signals::stop_on_signals()?;
@@ -162,7 +161,7 @@ pub fn run_mirror(args: MirrorArgs) -> anyhow::Result<ExitCode> {
         from: ClientConfig::new(ligier::with_default_port(&args.from)).name(args.name.clone()),
         to: ClientConfig::new(ligier::with_default_port(&args.to)).name(args.name),
         subscription,
-        log_interval: Some(seconds(args.log_interval, "--log-interval")?).filter(|d| !d.is_zero()),
+        log_interval: Some(args.log_interval).filter(|d| !d.is_zero()),
     };
     let stop = crate::signals::stop_on_signals()?;
     info!(from = %config.from.addr, to = %config.to.addr, "mirror running");
@@ -183,7 +182,7 @@ pub fn run_record(args: RecordArgs) -> anyhow::Result<ExitCode> {
         subscription: subscription(&args.tags, args.mode)?,
         output: args.output,
         append: args.append,
-        flush_interval: seconds(args.flush_interval, "--flush-interval")?,
+        flush_interval: args.flush_interval,
     };
     let stop = crate::signals::stop_on_signals()?;
     record(config, stop)?;
@@ -246,11 +245,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(1 << shift))
         .ok_or_else(|| format!("expected a byte count such as 65536, 64K or 16M, not {s:?}"))
-}
-
-fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .with_context(|| format!("{what} must be a non-negative number of seconds"))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+mod site_notes;
 mod summary;
 
 use pipeline::control::Control;
@@ -21,24 +22,25 @@ pub struct CheckArgs {
     /// Site config (pipeline.toml); default: the built-in pipeline.toml.example.
     #[arg(long, value_name = "SITE")]
     config: Option<PathBuf>,
-    /// The graph to validate.
-    graph: PathBuf,
+    /// The graph to validate; default: the built-in km3mon.toml.
+    graph: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 pub struct GraphArgs {
     #[arg(long, value_name = "SITE")]
     config: Option<PathBuf>,
-    /// The graph to print as Graphviz DOT.
-    graph: PathBuf,
+    /// The graph to print as Graphviz DOT; default: the built-in km3mon.toml.
+    graph: Option<PathBuf>,
 }
 
 /// Options shared by `run` and `replay`.
 #[derive(clap::Args)]
 struct Common {
-    /// The graph to run.
+    /// The graph to run; default: the built-in km3mon.toml (the full suite,
+    /// as `km3mon init` writes it).
     #[arg(long, value_name = "GRAPH")]
-    graph: PathBuf,
+    graph: Option<PathBuf>,
     /// Site config (pipeline.toml); default: the built-in pipeline.toml.example.
     #[arg(long, value_name = "SITE")]
     config: Option<PathBuf>,
@@ -60,15 +62,16 @@ struct Common {
     /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
-    /// Seconds between metric summaries in the log.
-    #[arg(long, value_name = "S", default_value_t = 60)]
-    log_interval: u64,
+    /// Time between metric summaries in the log (90s, 5m, …; a bare
+    /// number is seconds).
+    #[arg(long, value_name = "SPAN", default_value = "60s", value_parser = timespan::parse)]
+    log_interval: Duration,
     /// Capacity of each source's ingress queue (batches).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     queue: usize,
-    /// Seconds between state saves (state is also saved at shutdown).
-    #[arg(long, value_name = "S", default_value_t = 60)]
-    state_interval: u64,
+    /// Time between state saves (state is also saved at shutdown).
+    #[arg(long, value_name = "SPAN", default_value = "60s", value_parser = timespan::parse)]
+    state_interval: Duration,
     /// Serve the web pages from this process on ADDR (plots, logs and the
     /// live node status). `run` does so by default when --config has a
     /// [WebServer] section (on its `bind`); `replay` only with --web.
@@ -89,9 +92,9 @@ pub struct RunArgs {
     /// Milliseconds between wall-clock heartbeats of the sources.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     heartbeat_ms: u64,
-    /// Seconds live data may lag the wall clock and still count at its own time.
-    #[arg(long, value_name = "S", default_value_t = 5)]
-    lateness: u64,
+    /// How far live data may lag the wall clock and still count at its own time.
+    #[arg(long, value_name = "SPAN", default_value = "5s", value_parser = timespan::parse)]
+    lateness: Duration,
     /// The control socket for `km3mon ctl` (mode 0600); default OUT/km3mon.sock.
     #[arg(long, value_name = "PATH")]
     control: Option<PathBuf>,
@@ -124,25 +127,51 @@ fn load_site(config: Option<&Path>) -> Result<SiteConfig, Diagnostics> {
     }
 }
 
-/// Site config and graph, or the diagnostics printed and a failure code.
-fn load(graph: &Path, config: Option<&Path>) -> Result<(SiteConfig, Graph), ExitCode> {
+/// Site config and graph (the built-in one without a path), or the
+/// diagnostics printed and a failure code.
+fn load(graph: Option<&Path>, config: Option<&Path>) -> Result<(SiteConfig, Graph), ExitCode> {
     let report = |d: Diagnostics| {
         eprintln!("{d}");
         ExitCode::FAILURE
     };
     let site = load_site(config).map_err(report)?;
-    let g = Graph::load(graph, &site, &operators::registry()).map_err(report)?;
+    let registry = operators::registry();
+    let g = match graph {
+        Some(p) => Graph::load(p, &site, &registry),
+        None => Graph::parse(
+            crate::builtin::GRAPH_NAME,
+            crate::builtin::GRAPH,
+            &site,
+            &registry,
+        ),
+    }
+    .map_err(report)?;
     Ok((site, g))
 }
 
+fn graph_name(graph: Option<&Path>) -> String {
+    graph.map_or(crate::builtin::GRAPH_NAME.to_string(), |p| {
+        p.display().to_string()
+    })
+}
+
 pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let (site, g) = match load(&args.graph, args.config.as_deref()) {
+    let (site, g) = match load(args.graph.as_deref(), args.config.as_deref()) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
     if let Err(e) = crate::cmd_db::db_config(args.config.as_deref()) {
         eprintln!("{e:#}");
         return Ok(ExitCode::FAILURE);
+    }
+    if let Some(config) = &args.config {
+        let text = match &args.graph {
+            Some(p) => std::fs::read_to_string(p)?,
+            None => crate::builtin::GRAPH.to_string(),
+        };
+        for line in site_notes::notes(config, &site, &text) {
+            eprintln!("{line}");
+        }
     }
     let names: Vec<String> = g
         .nodes
@@ -151,11 +180,14 @@ pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .collect();
     println!(
         "{}: ok, {} nodes: {}",
-        args.graph.display(),
+        graph_name(args.graph.as_deref()),
         g.nodes.len(),
         names.join(", ")
     );
-    let graph_text = std::fs::read_to_string(&args.graph).unwrap_or_default();
+    let graph_text = match &args.graph {
+        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        None => crate::builtin::GRAPH.to_string(),
+    };
     let loaded = crate::dotenv::files(args.config.as_deref());
     for line in crate::dotenv::report(&site, &graph_text, &loaded) {
         println!("{line}");
@@ -164,7 +196,7 @@ pub fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
-    let (_, g) = match load(&args.graph, args.config.as_deref()) {
+    let (_, g) = match load(args.graph.as_deref(), args.config.as_deref()) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -180,7 +212,7 @@ pub fn run_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let mut opts = options(&args.common, Mode::Live, state)?;
     opts.heartbeat = Duration::from_millis(args.heartbeat_ms.max(10));
-    opts.lateness = Duration::from_secs(args.lateness);
+    opts.lateness = args.lateness;
     let control = Arc::new(Control::new(
         Some(&args.common.out),
         opts.state_dir.as_deref(),
@@ -247,14 +279,14 @@ fn options(c: &Common, mode: Mode, state_dir: Option<PathBuf>) -> anyhow::Result
     };
     o.state_dir = state_dir;
     o.metrics_addr = c.metrics;
-    o.log_interval = Duration::from_secs(c.log_interval.max(1));
+    o.log_interval = c.log_interval.max(Duration::from_secs(1));
     o.queue_capacity = c.queue.max(1);
-    o.state_interval = Duration::from_secs(c.state_interval);
+    o.state_interval = c.state_interval;
     Ok(o)
 }
 
 fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Result<ExitCode> {
-    let (site, g) = match load(&c.graph, c.config.as_deref()) {
+    let (site, g) = match load(c.graph.as_deref(), c.config.as_deref()) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -284,7 +316,15 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     }
     let replay = matches!(opts.mode, Mode::Replay { .. });
     let metrics = Arc::new(Metrics::default());
+    metrics.set_build_info(
+        env!("CARGO_PKG_VERSION"),
+        env!("KM3MON_GIT_COMMIT"),
+        env!("KM3MON_BUILD_DATE"),
+    );
     opts.metrics = Some(metrics.clone());
+    if !replay {
+        opts.alive = crate::sdnotify::hook();
+    }
     let state_dir = opts.state_dir.clone();
     let control = opts
         .control
@@ -306,6 +346,9 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     let web = start_web(c, !replay, control.clone(), extras, db_line)?;
     let marks = replay.then(|| summary::Marks::before_run(&g, &c.out));
     let result = runtime::run(&g, opts);
+    if !replay {
+        crate::sdnotify::stopping();
+    }
     if let Some(b) = bot {
         b.stop();
     }

@@ -2,13 +2,15 @@
 //! its own module with an `Args` struct and a `run` function; this file only
 //! wires them to clap.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+mod builtin;
 mod chatbot;
 mod cmd_ctl;
 mod cmd_db;
 mod cmd_demo;
 mod cmd_dump;
+mod cmd_init;
 mod cmd_ligier;
 mod cmd_pipeline;
 mod cmd_serve;
@@ -17,6 +19,8 @@ mod cmd_testchat;
 mod cmd_testdb;
 mod db_graph;
 mod dotenv;
+mod logging;
+mod sdnotify;
 mod signals;
 
 /// Payloads are allocated by reader threads and freed on the workers; glibc's
@@ -24,9 +28,27 @@ mod signals;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `km3mon --version`: the version, the git commit and the build date.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KM3MON_GIT_COMMIT"),
+    ", built ",
+    env!("KM3MON_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "km3mon", version, about = "KM3NeT online monitoring")]
+#[command(
+    name = "km3mon",
+    version = LONG_VERSION,
+    about = "KM3NeT online monitoring"
+)]
 struct Cli {
+    /// Log lines as text (colour only on a terminal) or JSON objects (for
+    /// journald and Loki); default from KM3MON_LOG_FORMAT, else text.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,25 +87,44 @@ enum Command {
     Db(cmd_db::DbArgs),
     /// A stand-in KM3NeT DB on 127.0.0.1 serving the km3net-testdata samples.
     Testdb(cmd_testdb::TestdbArgs),
+    /// Write a site's starting files (pipeline.toml, km3mon.toml, example.env) into DIR.
+    Init(cmd_init::InitArgs),
+    /// Print a shell completion script (bash, zsh, fish, …) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `km3mon man > km3mon.1`, or
+    /// `km3mon man --dir DIR` for one page per subcommand as well.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
-    init_logging();
     // `.env` beside the site config and in the working directory, before
-    // any thread starts; real environment variables win.
+    // any thread starts and before the arguments are read (flags may take
+    // their defaults from the environment); real environment variables win.
     let args: Vec<String> = std::env::args().collect();
-    match dotenv::load(dotenv::config_arg(&args).as_deref()) {
-        Ok(files) => {
-            for f in files {
-                tracing::debug!("read {}", f.display());
-            }
-        }
+    let env_files = match dotenv::load(dotenv::config_arg(&args).as_deref()) {
+        Ok(files) => files,
         Err(e) => {
             eprintln!("km3mon: .env: {e:#}");
             return std::process::ExitCode::FAILURE;
         }
-    }
+    };
     let cli = Cli::parse();
+    match logging::format(cli.log_format) {
+        Ok(f) => logging::init(f),
+        Err(e) => {
+            eprintln!("km3mon: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    }
+    for f in env_files {
+        tracing::debug!("read {}", f.display());
+    }
     let result = match cli.command {
         Command::Dump(args) => cmd_dump::run(args),
         Command::Ligier(args) => cmd_ligier::run_ligier(args),
@@ -101,6 +142,12 @@ fn main() -> std::process::ExitCode {
         Command::Testchat(args) => cmd_testchat::run(args),
         Command::Db(args) => cmd_db::run(args),
         Command::Testdb(args) => cmd_testdb::run(args),
+        Command::Init(args) => cmd_init::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "km3mon", &mut std::io::stdout());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man(dir),
     };
     match result {
         Ok(code) => code,
@@ -111,12 +158,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Logs go to stderr so that stdout stays clean for JSON Lines and the like.
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("KM3MON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(pipeline::runtime::progress::log_writer)
-        .init();
+/// Man pages from the CLI definition: `km3mon.1` on stdout, or with
+/// `--dir` one page per subcommand too (`km3mon-run.1`, …).
+fn man(dir: Option<std::path::PathBuf>) -> anyhow::Result<std::process::ExitCode> {
+    let cmd = Cli::command();
+    match dir {
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            clap_mangen::generate_to(cmd, &d)?;
+            eprintln!("man pages written to {}", d.display());
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -17,7 +17,7 @@ pub struct AlertsConfig {
     #[serde(default)]
     pub enabled: bool,
     /// Default seconds between reminders of an alert that still fires (0 = never).
-    #[serde(default = "default_reminder")]
+    #[serde(default = "default_reminder", deserialize_with = "timespan::de::secs")]
     pub reminder_interval: u64,
     /// The bot's user name (REST login, and the `@name` commands start with).
     #[serde(default = "default_botname")]
@@ -37,7 +37,10 @@ pub struct AlertsConfig {
     pub shifters: Shifters,
     /// Seconds alerts are collected before a route sends them, so that
     /// simultaneous alerts become one message.
-    #[serde(default = "default_group_window")]
+    #[serde(
+        default = "default_group_window",
+        deserialize_with = "timespan::de::secs"
+    )]
     pub group_window: u64,
     #[serde(default)]
     pub chat: ChatConfig,
@@ -123,10 +126,13 @@ pub struct ChatConfig {
     #[serde(default)]
     pub command_token_env: Option<String>,
     /// Seconds between polls of the channel (REST mode).
-    #[serde(default = "default_poll")]
+    #[serde(default = "default_poll", deserialize_with = "timespan::de::secs_f64")]
     pub poll_interval: f64,
     /// Seconds before one HTTP request is given up.
-    #[serde(default = "default_timeout")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "timespan::de::secs_f64"
+    )]
     pub timeout: f64,
     /// Messages waiting for delivery; beyond it new ones are dropped and counted.
     #[serde(default = "default_queue")]
@@ -155,7 +161,10 @@ pub struct EmailConfig {
     /// Recipients (required when enabled; no address is built in).
     #[serde(default)]
     pub to: Vec<String>,
-    #[serde(default = "default_timeout")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "timespan::de::secs_f64"
+    )]
     pub timeout: f64,
     #[serde(default = "default_queue")]
     pub queue: usize,
@@ -186,10 +195,10 @@ pub struct RouteConfig {
     pub sinks: Vec<String>,
     /// At most one message per alert key (or group) per this many seconds;
     /// `resolved` messages are never throttled away.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timespan::de::secs")]
     pub throttle: u64,
     /// Seconds between reminders while firing (default `[Alerts] reminder_interval`, 0 = none).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timespan::de::opt_secs")]
     pub reminder: Option<u64>,
     /// Send `resolved` messages (default true).
     #[serde(default = "yes")]

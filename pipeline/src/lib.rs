@@ -12,6 +12,7 @@ pub mod control;
 pub mod diag;
 pub mod graph;
 pub mod item;
+pub mod logring;
 pub mod operator;
 pub mod plot;
 pub mod runtime;

@@ -30,6 +30,32 @@ impl SiteConfig {
             .expect("the built-in example parses")
     }
 
+    /// The built-in example, parsed once: where a graph's `@config` key
+    /// that a site config lacks takes its value from (the original's
+    /// files predate keys such as `[DOMActivity] inactive_after`).
+    pub fn builtin() -> &'static SiteConfig {
+        static EX: std::sync::OnceLock<SiteConfig> = std::sync::OnceLock::new();
+        EX.get_or_init(SiteConfig::example)
+    }
+
+    /// Whether this is the built-in example itself.
+    pub fn is_builtin(&self) -> bool {
+        self.src.name == EXAMPLE_NAME
+    }
+
+    /// Every `(section, key)` of the file (sub-tables as keys too).
+    pub fn keys(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (sec, v) in self.table.iter() {
+            if let Some(t) = v.get_ref().as_table() {
+                for (k, _) in t.iter() {
+                    out.push((sec.get_ref().to_string(), k.get_ref().to_string()));
+                }
+            }
+        }
+        out
+    }
+
     pub fn load(path: &Path) -> Result<SiteConfig, Diagnostics> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Diagnostics(vec![Diagnostic {
@@ -76,6 +102,18 @@ impl SiteConfig {
         if !diags.is_empty() {
             return Err(diags);
         }
+        let mut table = table;
+        // The original's containers saw the host's data/ as /data: its
+        // `/data/monitoring.sqlite3` is data/monitoring.sqlite3 under --out.
+        if let Some(DeValue::Table(t)) = table.get_mut("LocalDBService").map(Spanned::get_mut) {
+            if let Some(v) = t.get_mut("filename") {
+                if let DeValue::String(f) = v.get_mut() {
+                    if let Some(rel) = original_container_path(f) {
+                        *f = rel.into();
+                    }
+                }
+            }
+        }
         Ok(SiteConfig {
             src,
             base_dir,
@@ -120,6 +158,14 @@ impl SiteConfig {
         let (l, c) = self.src.line_col(span.start);
         format!("{}:{}:{}", self.src.name, l, c)
     }
+}
+
+/// A path of the original's backend container under its data volume
+/// (`/data/…`) as the same file under km3mon's `--out` (`data/…`).
+pub fn original_container_path(path: &str) -> Option<String> {
+    path.strip_prefix("/data/")
+        .filter(|r| !r.is_empty())
+        .map(|r| format!("data/{r}"))
 }
 
 /// Looks an environment variable up: the process environment first, then

@@ -1,4 +1,4 @@
-//! Durations (`10m`, `1h30m`, `500ms`) and UTC instants
+//! Durations (`10m`, `1h30m`, `500ms`: the `timespan` crate) and UTC instants
 //! (`2024-01-01T00:00:00Z`) for the command line, and the timestamp texts
 //! of the DAQ log lines (the calendar is `timefmt`'s, always UTC).
 
@@ -7,43 +7,10 @@ use std::time::Duration;
 /// Nanoseconds per second.
 pub const NS: u64 = 1_000_000_000;
 
-/// Parse `90`, `90s`, `500ms`, `10m`, `2h`, `1h30m`, `1.5s`. A bare
-/// number is seconds.
+/// Parse a span in km3mon's one duration syntax (`90`, `90s`, `500ms`,
+/// `10m`, `2h`, `1h30m`, `1.5s`, `1d`, `1w`; a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let bad = || format!("bad duration {text:?}: use e.g. 90s, 500ms, 10m, 1h30m");
-    if text.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).map_err(|_| bad());
-    }
-    let mut total = 0.0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
-            "d" => 86_400.0,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+    timespan::parse(text)
 }
 
 /// Parse `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]]` with an optional `Z`

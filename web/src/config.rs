@@ -76,14 +76,18 @@ pub const RESERVED_PAGES: &[&str] = &["top10", "logs", "live", "livelog", "statu
 struct RawWeb {
     username: Option<String>,
     password: Option<String>,
+    /// The environment variable holding the password (the site's `.env`),
+    /// so that the password need not sit in the file.
+    password_env: Option<String>,
     bind: Option<String>,
     output_dir: Option<PathBuf>,
     plots_dir: Option<PathBuf>,
     logs_dir: Option<PathBuf>,
     data_dir: Option<PathBuf>,
-    stale_after: Option<u64>,
+    #[serde(default, deserialize_with = "timespan::de::opt_duration")]
+    stale_after: Option<Duration>,
     #[serde(default)]
-    stale: BTreeMap<String, u64>,
+    stale: BTreeMap<String, timespan::Span>,
     poll_ms: Option<u64>,
     /// Seconds (fractions allowed) for a request head; default 30.
     header_timeout: Option<f64>,
@@ -200,6 +204,14 @@ fn valid_page_name(n: &str) -> bool {
         && !n.starts_with("plot_")
 }
 
+/// The original's `/data/…` (its container's data volume) is `data/…`
+/// under the output root, as `pipeline::site` reads it for the graph.
+fn original_container_path(path: &str) -> Option<String> {
+    path.strip_prefix("/data/")
+        .filter(|r| !r.is_empty())
+        .map(|r| format!("data/{r}"))
+}
+
 fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -237,7 +249,18 @@ impl WebConfig {
             Some(v) => v.clone().try_into().context("[WebServer]")?,
             None => RawWeb::default(),
         };
-        let auth = match (raw.username, raw.password) {
+        let password = match (raw.password, raw.password_env) {
+            (Some(_), Some(_)) => {
+                bail!("[WebServer] has both password and password_env: keep one")
+            }
+            (None, Some(var)) => Some(std::env::var(&var).with_context(|| {
+                format!(
+                    "[WebServer] password_env = {var:?}, but ${var} is not set (the site's .env)"
+                )
+            })?),
+            (p, None) => p,
+        };
+        let auth = match (raw.username, password) {
             (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Some(Credentials {
                 username: u,
                 password: p,
@@ -265,7 +288,9 @@ impl WebConfig {
         let db_file = resolve(
             &output,
             Path::new(
-                &get_str("LocalDBService", "filename").unwrap_or("data/monitoring.sqlite3".into()),
+                &get_str("LocalDBService", "filename")
+                    .map(|f| original_container_path(&f).unwrap_or(f))
+                    .unwrap_or("data/monitoring.sqlite3".into()),
             ),
         );
         let db_table =
@@ -345,12 +370,8 @@ impl WebConfig {
             alerts_file: output.join("alerts.jsonl"),
             db_file,
             db_table,
-            stale_after: Duration::from_secs(raw.stale_after.unwrap_or(900)),
-            stale_overrides: raw
-                .stale
-                .into_iter()
-                .map(|(k, v)| (k, Duration::from_secs(v)))
-                .collect(),
+            stale_after: raw.stale_after.unwrap_or(Duration::from_secs(900)),
+            stale_overrides: raw.stale.into_iter().map(|(k, v)| (k, v.0)).collect(),
             poll_interval: Duration::from_millis(raw.poll_ms.unwrap_or(1000).clamp(50, 60_000)),
             metrics_url: raw.metrics_url.filter(|s| !s.is_empty()),
             issues_url: raw
@@ -400,6 +421,20 @@ mod tests {
     }
 
     #[test]
+    fn password_from_the_environment() {
+        // A variable name no other test uses: the environment is shared.
+        let var = "KM3MON_TEST_WEB_PASSWORD_ENV";
+        let t = format!("[WebServer]\nusername = \"u\"\npassword_env = \"{var}\"\n");
+        let e = WebConfig::from_toml(&t, Path::new("."), None).unwrap_err();
+        assert!(format!("{e:#}").contains(var), "{e:#}");
+        std::env::set_var(var, "from-env");
+        let c = WebConfig::from_toml(&t, Path::new("."), None).unwrap();
+        assert_eq!(c.auth.unwrap().password, "from-env");
+        let both = format!("{t}password = \"x\"\n");
+        assert!(WebConfig::from_toml(&both, Path::new("."), None).is_err());
+    }
+
+    #[test]
     fn half_credentials_refused() {
         let e = WebConfig::from_toml("[WebServer]\nusername = \"a\"\n", Path::new("."), None);
         assert!(e.is_err());
@@ -444,6 +479,10 @@ event_selection_table = "sel; DROP TABLE x"
         assert!(c.auth.is_none());
         let bad = "[WebServer]\npages = { top10 = [\"a\"] }\n";
         assert!(WebConfig::from_toml(bad, Path::new("."), None).is_err());
+        let t = "[WebServer]\nstale_after = \"15m\"\n[WebServer.stale]\n\"yaw_*\" = \"6h\"\n";
+        let c = WebConfig::from_toml(t, Path::new("."), None).unwrap();
+        assert_eq!(c.stale_after, Duration::from_secs(900));
+        assert_eq!(c.stale_after_for("yaw_1"), Duration::from_secs(21_600));
         let typo = "[WebServer]\nusrname = \"a\"\n";
         assert!(WebConfig::from_toml(typo, Path::new("."), None).is_err());
     }

@@ -311,7 +311,6 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/api/events", get(plot_events))
         .route("/api/livelog", get(livelog_events))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -320,6 +319,9 @@ pub(crate) fn router(app: AppState) -> Router {
         // After the Basic-auth layer: the chat server authenticates with
         // the webhook token instead.
         .route("/chat/command", post(chat::command))
+        // Health checks (docker, load balancers) need no login; the answer
+        // reveals nothing.
+        .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn(auth::headers))
         .with_state(app)
 }

@@ -68,9 +68,20 @@ pub enum Command {
     Unsilence(String),
     /// `silences`.
     Silences,
+    /// `logs NODE [--tail N] [--after SEQ]`: the node's recent log lines
+    /// (the last N, default [`DEFAULT_TAIL`]; only those after line SEQ, for
+    /// `km3mon ctl logs -f`).
+    Logs {
+        node: String,
+        tail: usize,
+        after: u64,
+    },
     /// `help`.
     Help,
 }
+
+/// Lines `logs` shows without `--tail`.
+pub const DEFAULT_TAIL: usize = 20;
 
 /// A command that could not be parsed; the message says what is expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,11 +98,12 @@ commands:
                                    for DURATION (30m, 2h, 1d, 1h30m; at most 30d)
   unsilence PATTERN                end the silences with exactly this pattern
   silences                         list the active silences
+  logs NODE [--tail N]             the node's recent log lines (default the last 20)
   help                             this text
 TARGET: NODE, GROUP:NODE, GROUP:* or all
 groups: daq, logging, monitoring_process, alerts, reconstruction, output (or the graph's own)";
 
-const VERBS: &str = "status, stop, start, restart, silence, unsilence, silences, help";
+const VERBS: &str = "status, stop, start, restart, silence, unsilence, silences, logs, help";
 
 impl Command {
     /// Parses one command line (words separated by white space; the verb
@@ -140,11 +152,31 @@ impl Command {
                 _ => err("usage: unsilence PATTERN (as listed by `silences`)".into()),
             },
             "silences" if args.is_empty() => Ok(Command::Silences),
+            "logs" => logs(args),
             "help" => Ok(Command::Help),
             "silences" => err("`silences` takes no arguments".into()),
             other => err(format!("unknown command `{other}`; commands: {VERBS}")),
         }
     }
+}
+
+fn logs(args: &[&str]) -> Result<Command, ParseError> {
+    let usage = || ParseError("usage: logs NODE [--tail N]".into());
+    let (mut node, mut tail, mut after) = (None, DEFAULT_TAIL, 0);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut num = || -> Result<u64, ParseError> {
+            it.next().and_then(|v| v.parse().ok()).ok_or_else(usage)
+        };
+        match *a {
+            "--tail" | "-n" => tail = num()? as usize,
+            "--after" => after = num()?,
+            n if node.is_none() && valid_name(n) => node = Some(n.to_string()),
+            _ => return Err(usage()),
+        }
+    }
+    let node = node.ok_or_else(usage)?;
+    Ok(Command::Logs { node, tail, after })
 }
 
 fn targets(args: &[&str]) -> Result<Vec<Target>, ParseError> {
@@ -187,48 +219,33 @@ fn check_pattern(p: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// `30m`, `2h`, `1d`, `45s`, `1h30m`: numbers each followed by a unit
-/// (s, m, h, d, w); more than zero and at most [`MAX_SILENCE`].
+/// `30m`, `2h`, `1d`, `45s`, `1h30m`: the one duration syntax
+/// ([`timespan`]), except that a silence needs a unit (a bare `10` typed in
+/// the chat would be ten seconds, surely not what was meant); more than
+/// zero and at most [`MAX_SILENCE`].
 pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
     let bad = |why: &str| {
         Err(ParseError(format!(
             "bad duration `{s}`: {why} (e.g. 30m, 2h, 1d, 1h30m)"
         )))
     };
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit: u64 = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return bad("units are s, m, h, d, w"),
-        };
-        if num.is_empty() {
-            return bad("a unit needs a number before it");
-        }
-        let Ok(n) = num.parse::<u64>() else {
-            return bad("number too large");
-        };
-        total = total.saturating_add(n.saturating_mul(unit));
-        num.clear();
+    if s.trim().parse::<f64>().is_ok() {
+        return bad("a number needs a unit after it (s, m, h, d, w)");
     }
-    if !num.is_empty() {
-        return bad("a number needs a unit after it");
-    }
-    if total == 0 {
+    let d = match timespan::parse(&s.to_ascii_lowercase()) {
+        Ok(d) => d,
+        Err(_) if s.starts_with(|c: char| c.is_ascii_alphabetic()) => {
+            return bad("a unit needs a number before it")
+        }
+        Err(_) => return bad("units are s, m, h, d, w"),
+    };
+    if d.is_zero() {
         return bad("must be longer than zero");
     }
-    if total > MAX_SILENCE.as_secs() {
+    if d > MAX_SILENCE {
         return bad("at most 30d");
     }
-    Ok(Duration::from_secs(total))
+    Ok(d)
 }
 
 /// Glob match of an alert key or a name: `*` is any sequence (also empty),
@@ -302,6 +319,37 @@ mod tests {
             Ok(Command::Unsilence("*".into()))
         );
         assert_eq!(Command::parse("silences"), Ok(Command::Silences));
+        assert_eq!(
+            Command::parse("logs dom_rates --tail 5"),
+            Ok(Command::Logs {
+                node: "dom_rates".into(),
+                tail: 5,
+                after: 0
+            })
+        );
+        assert_eq!(
+            Command::parse("LOGS plots --after 17"),
+            Ok(Command::Logs {
+                node: "plots".into(),
+                tail: DEFAULT_TAIL,
+                after: 17
+            })
+        );
+        for bad in [
+            "logs",
+            "logs a b",
+            "logs a --tail",
+            "logs a --tail x",
+            "logs a;b",
+        ] {
+            assert!(
+                Command::parse(bad)
+                    .unwrap_err()
+                    .0
+                    .starts_with("usage: logs"),
+                "{bad}"
+            );
+        }
         assert_eq!(Command::parse("Help"), Ok(Command::Help));
         assert_eq!(
             Target::Node {

@@ -431,6 +431,28 @@ impl Control {
                 Reply::text(format!("unsilenced `{pattern}`"))
             }
             Command::Silences => Reply::silences(self.silences()),
+            Command::Logs { node, tail, after } => {
+                let known = self
+                    .nodes
+                    .read()
+                    .expect("control lock")
+                    .iter()
+                    .any(|n| n.name == *node);
+                if !known {
+                    return Reply::error(format!("no such node `{node}` (see `status`)"));
+                }
+                let ring = crate::logring::LogRing::global();
+                let lines = ring.lines(node, *tail, *after);
+                let mut r = Reply::text(
+                    lines
+                        .iter()
+                        .map(|l| l.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+                r.log_seq = Some(lines.last().map_or(*after, |l| l.seq));
+                r
+            }
         }
     }
 

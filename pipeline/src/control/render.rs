@@ -53,6 +53,10 @@ pub struct Reply {
     pub changed: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub silences: Vec<Silence>,
+    /// `logs`: the sequence number of the last line shown (ask for what
+    /// came after it to follow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_seq: Option<u64>,
 }
 
 impl Reply {

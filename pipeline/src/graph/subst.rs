@@ -149,7 +149,17 @@ impl Converter<'_> {
         let Some((section, key)) = reference.split_once('.') else {
             return self.section_ref(reference, span, full, rel);
         };
-        let Some(value) = self.site.get(section, key) else {
+        // A key the site config lacks takes the built-in example's value
+        // (`km3mon check --config` says which).
+        let builtin = SiteConfig::builtin();
+        let found = match self.site.get(section, key) {
+            Some(v) => Some((v, self.site)),
+            None if !self.site.is_builtin() && self.via.is_none() => {
+                builtin.get(section, key).map(|v| (v, builtin))
+            }
+            None => None,
+        };
+        let Some((value, site)) = found else {
             self.diags.push(Diagnostic::at(
                 self.src,
                 span,
@@ -163,10 +173,10 @@ impl Converter<'_> {
         };
         // Errors inside the referenced value still point at the reference.
         let at = self.loc(span.clone());
-        let site_src = self.site.src.clone();
+        let site_src = site.src.clone();
         let mut inner = Converter {
             src: &site_src,
-            site: self.site,
+            site,
             diags: self.diags,
             spans: Vec::new(),
             keys: Vec::new(),

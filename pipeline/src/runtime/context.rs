@@ -95,9 +95,11 @@ impl<'s> BuildContext<'s> {
     /// Starts an I/O thread; the run joins it after the dataflow completes,
     /// so a sink's writer flushes before the process exits.
     pub fn spawn_io(&self, what: &str, f: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
+        // The node's span: the thread's log lines name the node and group.
+        let span = self.metrics.span();
         let h = std::thread::Builder::new()
             .name(format!("{}:{what}", self.node))
-            .spawn(f)?;
+            .spawn(move || span.in_scope(f))?;
         self.io.borrow_mut().push(h);
         Ok(())
     }

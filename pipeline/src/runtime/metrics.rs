@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::item::{Time, TICK_NS};
@@ -63,6 +63,9 @@ pub struct NodeMetrics {
     pub frontier: AtomicU64,
     /// Wall clock of the last output, Unix ms; 0 = none yet.
     last_output_ms: AtomicU64,
+    /// The node's log span (node and group on every line), set by the
+    /// runtime; [`NodeMetrics::busy`] enters it.
+    span: OnceLock<tracing::Span>,
 }
 
 impl NodeMetrics {
@@ -110,8 +113,18 @@ impl NodeMetrics {
         self.frontier
             .store(t.unwrap_or(u64::MAX), Ordering::Relaxed);
     }
-    /// Runs `f` and adds its duration to the busy time.
+    /// Sets the node's log span (once; later calls are ignored).
+    pub fn set_span(&self, span: tracing::Span) {
+        let _ = self.span.set(span);
+    }
+    /// The node's log span (none outside a run).
+    pub fn span(&self) -> tracing::Span {
+        self.span.get().cloned().unwrap_or_else(tracing::Span::none)
+    }
+    /// Runs `f` inside the node's log span and adds its duration to the
+    /// busy time.
     pub fn busy<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _span = self.span.get().map(|s| s.enter());
         let start = Instant::now();
         let r = f();
         self.busy_ns
@@ -136,6 +149,8 @@ impl NodeMetrics {
 #[derive(Default)]
 pub struct Metrics {
     nodes: Mutex<Vec<(String, Arc<NodeMetrics>)>>,
+    /// `km3mon_build_info` labels: version, commit, build date.
+    build: OnceLock<[String; 3]>,
 }
 
 impl Metrics {
@@ -149,6 +164,14 @@ impl Metrics {
         m
     }
 
+    /// The binary's version, git commit and build date, exported as the
+    /// labels of `km3mon_build_info` (the binary knows them, this crate not).
+    pub fn set_build_info(&self, version: &str, commit: &str, date: &str) {
+        let _ = self
+            .build
+            .set([version.to_string(), commit.to_string(), date.to_string()]);
+    }
+
     pub fn snapshot(&self) -> Vec<(String, Arc<NodeMetrics>)> {
         self.nodes.lock().expect("metrics lock").clone()
     }
@@ -157,6 +180,18 @@ impl Metrics {
     pub fn prometheus(&self) -> String {
         let nodes = self.snapshot();
         let mut out = String::new();
+        if let Some([v, c, d]) = self.build.get() {
+            let q = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                out,
+                "# HELP km3mon_build_info The km3mon binary: version, git commit, build date.\n\
+                 # TYPE km3mon_build_info gauge\n\
+                 km3mon_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\"}} 1",
+                q(v),
+                q(c),
+                q(d)
+            );
+        }
         let mut family =
             |name: &str,
              kind: &str,

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,11 @@ pub struct RunOptions {
     /// and the chatbot; `run` creates one (audit under `out_dir`,
     /// silences in `state_dir`) when `None`. Every node is registered.
     pub control: Option<Arc<Control>>,
+    /// Called from the main loop each time every worker has completed a
+    /// step since the last call (so never while a worker hangs in an
+    /// operator): the first call means the graph is built and running.
+    /// `km3mon run` feeds systemd's watchdog from it.
+    pub alive: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl RunOptions {
@@ -122,6 +127,7 @@ impl RunOptions {
             metrics: None,
             shutdown: None,
             control: None,
+            alive: None,
         }
     }
 }
@@ -135,7 +141,7 @@ pub struct RunReport {
 
 /// Runs `graph` to completion (replay: end of input; live: until SIGINT or
 /// SIGTERM), then joins every I/O thread so that sinks have flushed.
-pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
+pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create output directory {}: {e}",
@@ -160,13 +166,9 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
         .clone()
         .unwrap_or_else(|| Arc::new(Control::new(Some(&opts.out_dir), opts.state_dir.as_deref())));
     for n in &graph.nodes {
-        control.register(
-            &n.name,
-            &n.type_name,
-            &n.group,
-            n.role,
-            metrics.node(&n.name),
-        );
+        let m = metrics.node(&n.name);
+        m.set_span(crate::logring::node_span(&n.name, &n.group));
+        control.register(&n.name, &n.type_name, &n.group, n.role, m);
     }
     if let Some(addr) = opts.metrics_addr {
         let local = metrics::serve(addr, metrics.clone())?;
@@ -222,6 +224,10 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
     let graph = Arc::new(graph.clone());
     let finished = Arc::new(AtomicUsize::new(0));
     let finished_w = finished.clone();
+    // Steps completed per worker (index: the worker's index in this
+    // process): the main loop tells a hung worker from an idle one.
+    let steps: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(0)).collect());
+    let steps_w = steps.clone();
     let start = Instant::now();
     let guards = timely::execute(
         config,
@@ -266,6 +272,7 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
                         control: gate.clone(),
                         io: io.clone(),
                     };
+                    let _span = m.span().entered();
                     let out = spec.node.build(&ctx, input).map_err(|e| {
                         anyhow::anyhow!("building node `{}` ({}): {e:#}", spec.name, spec.type_name)
                     })?;
@@ -282,7 +289,11 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
                 finished_w.fetch_add(1, Ordering::SeqCst);
                 return Err(format!("{e:#}"));
             }
-            while worker.step_or_park(Some(Duration::from_millis(100))) {}
+            let me = &steps_w[worker.index() % steps_w.len()];
+            // Parks at most 100 ms, so an idle worker still counts steps.
+            while worker.step_or_park(Some(Duration::from_millis(100))) {
+                me.fetch_add(1, Ordering::Relaxed);
+            }
             finished_w.fetch_add(1, Ordering::SeqCst);
             Ok(io.take())
         },
@@ -292,8 +303,17 @@ pub fn run(graph: &Graph, opts: RunOptions) -> anyhow::Result<RunReport> {
     let replay = matches!(opts.mode, Mode::Replay { .. });
     let bar = (replay && opts.progress).then(Bar::new);
     let mut last_log = Instant::now();
+    let mut alive = opts.alive.take();
+    let mut seen: Vec<u64> = vec![0; workers];
     while finished.load(Ordering::SeqCst) < workers {
         std::thread::sleep(Duration::from_millis(100));
+        if let Some(f) = alive.as_mut() {
+            let now: Vec<u64> = steps.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+            if now.iter().zip(&seen).all(|(n, s)| n > s) {
+                seen = now;
+                f();
+            }
+        }
         if let Some(bar) = &bar {
             bar.draw(&progress);
         }
