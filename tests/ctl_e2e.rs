@@ -183,7 +183,10 @@ fn sinks_that_cannot_write_are_failed() {
     );
     assert!(
         control
-            .execute("start plots trigger_rates_csv ztplot royfit time_residuals", "t")
+            .execute(
+                "start plots trigger_rates_csv ztplot royfit time_residuals",
+                "t"
+            )
             .ok
     );
     assert!(!control.execute("status", "t").text.contains("FAILED"));
