@@ -142,11 +142,8 @@ impl DomRatesMonitor {
 
 impl Monitor<Item> for DomRatesMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
-        if let Some(stamp) = self.schedule.enter(t) {
-            self.close(stamp, out);
-        }
         // A window with input is drawn, even if no DOM had a frame.
-        self.schedule.touch();
+        self.schedule.touch(t, out);
         let w = &mut self.open;
         for item in data {
             let Item::Summaryslice(s) = item else {
@@ -161,9 +158,15 @@ impl Monitor<Item> for DomRatesMonitor {
         }
     }
 
-    fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
-        if let Some(stamp) = self.schedule.passed(f) {
-            self.close(stamp, out);
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        if self.schedule.due(t) {
+            self.close(t, out);
+        }
+    }
+
+    fn on_end(&mut self, _last: Option<Time>, out: &mut Out) {
+        if self.schedule.at_end() {
+            self.close(out.now(), out);
         }
     }
 }

@@ -218,8 +218,6 @@ impl Monitor<Item> for TimesliceRatesMonitor {
         }
     }
 
-    fn on_progress(&mut self, _f: Option<Time>, _out: &mut Out) {}
-
     fn save(&mut self, store: &StateStore) {
         store.save(&BTreeMap::from([("state".to_string(), &self.s)]));
     }

@@ -15,6 +15,7 @@ pub mod item;
 pub mod operator;
 pub mod plot;
 pub mod runtime;
+pub mod shell;
 pub mod site;
 
 pub use diag::{Diagnostic, Diagnostics};

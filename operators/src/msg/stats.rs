@@ -28,7 +28,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 
 use super::parse::{self, Line};
-use super::{date, day_of, text_of};
+use super::{date, day_of, day_start, text_of};
 use crate::alerting::AlertBook;
 use crate::monitor::{ordered_items, Monitor, Out};
 use crate::plot::{fonts, text, FONT};
@@ -209,6 +209,8 @@ impl Monitor<Item> for StatsMonitor {
             self.day = Some(d);
             self.stats = DayStats::new(d);
         }
+        // The day closes at its last tick, also when no line comes after.
+        out.timer(day_start(d + 1) - 1);
         let window_s = self.window / TICKS_PER_SECOND;
         for item in &data {
             let Some(text) = text_of(item) else { continue };
@@ -219,6 +221,8 @@ impl Monitor<Item> for StatsMonitor {
             let process = line.process().to_string();
             let times = self.errors.entry(process.clone()).or_default();
             times.push_back(t);
+            // This line leaves the window at t + window: check then.
+            out.timer(t + self.window);
             if times.len() as u64 > self.max_errors {
                 let n = times.len();
                 let key = format!("msg_errors:{process}");
@@ -229,31 +233,28 @@ impl Monitor<Item> for StatsMonitor {
                 }
             }
         }
-        for a in self.book.reminders(ns_of(t)) {
-            out.give(t, Item::Alert(a));
-        }
+        self.book.remind(t, out);
         if self.last_plot.is_none_or(|l| t >= l + self.interval) {
             self.last_plot = Some(t);
             self.send(false);
         }
     }
 
-    fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
-        match f {
-            Some(f) => {
-                if self.day.is_some_and(|d| day_of(f) > d) {
-                    self.close_day();
-                }
-                if f > 0 && self.max_errors > 0 {
-                    self.expire(f - 1, out);
-                }
-            }
-            None if self.close_at_end => self.close_day(),
-            None => {
-                if self.day.is_some() {
-                    self.send(false);
-                }
-            }
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        if self.max_errors > 0 && !self.errors.is_empty() {
+            self.expire(t, out);
+        }
+        self.book.remind(t, out);
+        if self.day.is_some_and(|d| t >= day_start(d + 1) - 1) {
+            self.close_day();
+        }
+    }
+
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
+        if self.close_at_end {
+            self.close_day();
+        } else if self.day.is_some() {
+            self.send(false);
         }
     }
 
