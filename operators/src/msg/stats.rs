@@ -569,6 +569,52 @@ just text";
         assert_eq!(alerts.len(), 4, "{alerts:?}");
         assert_eq!(alerts[0], (t0 + 20, "msg_errors:F01", AlertState::Firing));
         assert_eq!(alerts[1], (t0 + 20, "msg_errors:Q01", AlertState::Firing));
-        assert!(alerts[2..].iter().all(|a| a.2 == AlertState::Resolved));
+        // The first ERROR (t0) leaves the 60 s window at t0 + 600 ticks:
+        // then 2 ≤ max_errors remain, resolved at that data time.
+        assert_eq!(
+            alerts[2],
+            (t0 + 600, "msg_errors:F01", AlertState::Resolved)
+        );
+        assert_eq!(
+            alerts[3],
+            (t0 + 600, "msg_errors:Q01", AlertState::Resolved)
+        );
+    }
+
+    /// Issue 15, problem 2: an ERROR burst of one process, then 160 s of
+    /// other lines; the resolution comes at burst end + error_window (to
+    /// the tick) in every replay, however the input is batched and
+    /// however the frontier moves (20 random runs + the single jump).
+    #[test]
+    fn resolution_at_the_window_end_in_every_replay() {
+        use crate::monitor::{drive, random_steps};
+        let t0 = time_of_ns(MIDNIGHT_NS);
+        let mut input: Vec<(Time, Vec<Item>)> = (0..12)
+            .map(|i| (t0 + i * 5, vec![msg("t 1.1.1.1 F01 ERROR burst")]))
+            .collect();
+        // 55 s burst end, then INFO lines every 2 s up to 215 s.
+        input.extend((0..80).map(|i| (t0 + 600 + i * 20, vec![msg("t 1.1.1.1 F01 INFO ok")])));
+        let alerts = |out: Vec<(Time, Item)>| -> Vec<(Time, String, AlertState)> {
+            out.into_iter()
+                .filter_map(|(t, i)| match i {
+                    Item::Alert(a) => Some((t, a.key, a.state)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let reference = alerts(drive(&mut monitor(10, None), random_steps(&input, 0)));
+        // 11 > 10 at the 11th ERROR (t0 + 50); back to 10 when the second
+        // (t0 + 5) leaves the 60 s window, at t0 + 605.
+        assert_eq!(
+            reference,
+            [
+                (t0 + 50, "msg_errors:F01".to_string(), AlertState::Firing),
+                (t0 + 605, "msg_errors:F01".to_string(), AlertState::Resolved),
+            ]
+        );
+        for seed in 1..=20 {
+            let got = alerts(drive(&mut monitor(10, None), random_steps(&input, seed)));
+            assert_eq!(got, reference, "replay {seed}");
+        }
     }
 }

@@ -43,7 +43,7 @@
 mod engine;
 pub mod window;
 
-pub use engine::{drive, Engine, Out, Step};
+pub use engine::{drive, random_steps, Engine, Out, Step};
 
 use crate::item::{Item, Time};
 use crate::operator::BuildContext;
