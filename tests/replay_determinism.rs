@@ -373,3 +373,41 @@ fn output_trees_are_identical_for_any_speed_and_worker_count() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `km3mon check` refuses two sinks on one file, naming both places.
+/// (No shipped node listens on a port — the web and metrics servers are
+/// options of the binary, not nodes — so two nodes on one port are tested
+/// with a test node in pipeline/tests/validation.rs.)
+#[test]
+fn check_refuses_two_writers_of_one_file_with_both_places() {
+    let dir = common::scratch("replay-determinism", "check");
+    let graph = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../graphs/km3mon.toml");
+    let text = std::fs::read_to_string(graph).unwrap().replace(
+        "path = \"data/alerts_routing.jsonl\"",
+        "path = \"data/alerts.jsonl\"",
+    );
+    let p = dir.join("two-writers.toml");
+    std::fs::write(&p, &text).unwrap();
+    let out = Command::new(common::km3mon())
+        .args(["check", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "path = \"data/alerts.jsonl\"")
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let want = format!(
+        "{}:{}:8: nodes.alerts_notify.path: file `data/alerts.jsonl` is also claimed by node `alerts` ({}:{}:8, nodes.alerts.path)",
+        p.display(),
+        lines[1],
+        p.display(),
+        lines[0]
+    );
+    assert!(stderr.contains(&want), "expected `{want}` in:\n{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

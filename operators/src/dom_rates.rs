@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Colormap, DomMap, Plot, PlotSpec};
 use pipeline::StreamKind;
 use serde::Deserialize;
@@ -57,6 +57,12 @@ impl NodeConfig for DomRates {
 }
 
 impl Node for DomRates {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("name".into(), Resource::Plot(self.name.clone())),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Summaryslices]
     }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use daq::detector::address::ORDERED_PMT_IDS;
 use daq::detector::{Detector, IdMap};
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Colormap, Plot, PlotSpec, Waterfall, WaterfallColumn};
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,15 @@ impl NodeConfig for PmtRates {
 }
 
 impl Node for PmtRates {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            (
+                "filename".into(),
+                Resource::Plot(self.filename.trim_end_matches(".png").to_string()),
+            ),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Tmch]
     }

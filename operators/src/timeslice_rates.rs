@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pipeline::item::{Item, Row, Time};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Marker, Plot, Rgb, Series, TimeMarker, TimeSeries};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
@@ -60,6 +60,12 @@ impl NodeConfig for TimesliceRates {
 }
 
 impl Node for TimesliceRates {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("name".into(), Resource::Plot(self.name.clone())),
+            ("name".into(), Resource::Plot(format!("{}_lin", self.name))),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Table]
     }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Category, Colormap, DomMap, Plot, PlotSpec};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
@@ -57,6 +57,9 @@ impl NodeConfig for TimeSync {
 }
 
 impl Node for TimeSync {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("name".into(), Resource::Plot(self.name.clone()))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Timeslices, StreamKind::Summaryslices]
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use daq::event::trigger;
 use pipeline::item::{Item, Row, Time, TICKS_PER_SECOND};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Marker, Plot, Series, TimeMarker, TimeSeries};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
@@ -77,6 +77,15 @@ impl NodeConfig for TriggerRates {
 }
 
 impl Node for TriggerRates {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("filename".into(), Resource::Plot(self.filename.clone())),
+            (
+                "filename".into(),
+                Resource::Plot(format!("{}_lin", self.filename)),
+            ),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![
             StreamKind::Events,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use daq::detector::Detector;
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{HitMatrix, Plot, PlotSpec};
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,13 @@ impl NodeConfig for TriggerMap {
 }
 
 impl Node for TriggerMap {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            (String::new(), Resource::Plot("hitmap".into())),
+            (String::new(), Resource::Plot("triggermap".into())),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Events]
     }

@@ -58,6 +58,15 @@ pub trait Node: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// What this node owns while it runs, as `(key path within the node,
+    /// resource)`: files under `--out` it writes, plot names, listening
+    /// addresses, the detector. Validation refuses a graph in which two
+    /// nodes claim one exclusive resource, pointing at both (the key, or
+    /// the node's header when the value is a default). Default: nothing.
+    fn resources(&self) -> Vec<(String, Resource)> {
+        Vec::new()
+    }
+
     /// Adds this node's timely operators to the scope. `input` is the
     /// concatenation of the node's inputs (`None` for sources). Called once
     /// per worker; any blocking I/O goes to a thread from
@@ -67,6 +76,51 @@ pub trait Node: Send + Sync + 'static {
         ctx: &BuildContext<'s>,
         input: Option<ItemStream<'s>>,
     ) -> anyhow::Result<Option<ItemStream<'s>>>;
+}
+
+/// Something a node owns while it runs (see [`Node::resources`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    /// A file under `--out` that this node alone writes or appends to; a
+    /// family of files as a pattern with `*` (`logs/MSG_*.png`).
+    File(String),
+    /// A plot (`<plots dir>/<name>.png|json`), by name.
+    Plot(String),
+    /// A listening address `host:port`; port 0 (any free one) never clashes.
+    Listen(String),
+    /// The detector layout (`--detector` or `[Detector] file`); shared.
+    Detector,
+}
+
+impl Resource {
+    /// A file under `--out`, path normalised (`./a//b` = `a/b`).
+    pub fn file(p: &std::path::Path) -> Resource {
+        let parts: Vec<String> = p
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        Resource::File(parts.join("/"))
+    }
+
+    /// Whether two nodes may not both claim it.
+    pub fn exclusive(&self) -> bool {
+        match self {
+            Resource::Detector => false,
+            Resource::Listen(a) => !a.ends_with(":0"),
+            _ => true,
+        }
+    }
+
+    /// For messages: `file data/alerts.jsonl`, `plot dom_rates`, ….
+    pub fn describe(&self) -> String {
+        match self {
+            Resource::File(f) => format!("file `{f}`"),
+            Resource::Plot(p) => format!("plot `{p}`"),
+            Resource::Listen(a) => format!("listening address `{a}`"),
+            Resource::Detector => "the detector".into(),
+        }
+    }
 }
 
 /// Ties a config struct to its type name; implemented by every operator.

@@ -29,7 +29,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
+};
 use pipeline::runtime::io::write_atomic;
 use pipeline::runtime::RunEnv;
 use pipeline::StreamKind;
@@ -262,6 +264,13 @@ fn writer(dir: PathBuf, prefix: String, rx: Receiver<Cmd>, env: Arc<RunEnv>) {
 }
 
 impl Node for MsgDumper {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        let f = |name: String| Resource::file(&self.dir.join(name));
+        vec![
+            ("dir".into(), f(format!("{}.log", self.prefix))),
+            ("dir".into(), f(format!("{}_*.log", self.prefix))),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Msg, StreamKind::Messages]
     }

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
+};
 use pipeline::runtime::io::write_atomic;
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
@@ -270,6 +272,13 @@ impl Monitor<Item> for StatsMonitor {
 }
 
 impl Node for LogStats {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        let f = |name: String| Resource::file(&self.dir.join(name));
+        vec![
+            ("dir".into(), f(format!("{}_*.png", self.prefix))),
+            ("dir".into(), f(format!("{}_*.json", self.prefix))),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Msg, StreamKind::Messages]
     }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use pipeline::item::{Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
+};
 use pipeline::plot::Plot;
 use pipeline::StreamKind;
 use serde::Deserialize;
@@ -48,6 +50,10 @@ impl NodeConfig for PlotSink {
 }
 
 impl Node for PlotSink {
+    /// The directory's PNG and JSON files: one plots sink per directory.
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("dir".into(), Resource::file(&self.dir.join("*")))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Plots]
     }

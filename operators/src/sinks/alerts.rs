@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Alert, AlertState, Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
+};
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +102,9 @@ impl NodeConfig for AlertsJsonl {
 }
 
 impl Node for AlertsJsonl {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("path".into(), Resource::file(&self.path))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Alerts]
     }

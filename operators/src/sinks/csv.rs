@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Item, Row, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
+};
 use pipeline::StreamKind;
 use serde::Deserialize;
 
@@ -31,6 +33,9 @@ impl NodeConfig for CsvSink {
 }
 
 impl Node for CsvSink {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("path".into(), Resource::file(&self.path))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Table]
     }

@@ -42,7 +42,9 @@ use ::notify::message::{Outcome, Outgoing, Transport};
 use ::notify::route::{Note, Notice, Output, Router};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use pipeline::item::{Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
+};
 use pipeline::runtime::metrics::{DropReason, NodeMetrics};
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
@@ -78,6 +80,9 @@ impl NodeConfig for AlertsNotify {
 }
 
 impl Node for AlertsNotify {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("path".into(), Resource::file(&self.path))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Alerts]
     }

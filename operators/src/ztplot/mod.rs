@@ -28,7 +28,9 @@ use std::sync::Arc;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use daq::event::Event;
 use pipeline::item::{Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
+};
 use pipeline::runtime::context::Mode;
 use pipeline::runtime::metrics::DropReason;
 use pipeline::StreamKind;
@@ -94,6 +96,17 @@ impl NodeConfig for ZtPlot {
 }
 
 impl Node for ZtPlot {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("db".into(), Resource::file(&self.db)),
+            ("dir".into(), Resource::file(&self.dir.join("ztplot.png"))),
+            (
+                "dir".into(),
+                Resource::file(&self.dir.join("event_selection").join("*")),
+            ),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Events]
     }

@@ -31,7 +31,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
-use crate::operator::{Node, Registry, Role};
+use crate::operator::{Node, Registry, Resource, Role};
 use crate::site::SiteConfig;
 use subst::Loc;
 
@@ -145,6 +145,7 @@ impl Graph {
                 "the graph has no [nodes.NAME] tables",
             ));
         }
+        check_resources(&raw_nodes, &mut diags);
         let nodes = check_edges(&src, raw_nodes, &broken, &mut diags);
         if diags.is_empty() {
             Ok(Graph {
@@ -169,6 +170,8 @@ struct RawNode {
     /// (input name, span of the string) for each input.
     input_spans: Vec<Range<usize>>,
     inputs_span: Option<Range<usize>>,
+    /// What the node owns, and where that is written.
+    claims: Vec<(Resource, Diagnostic)>,
 }
 
 fn graph_header(
@@ -398,6 +401,15 @@ fn raw_node(
         let at = locate(&spans, &keys, &path, "", key.span()).0;
         diags.push(located(src, site, &base, at, &path, message));
     }
+    // Where each claim is written: the key, else (a default) the header.
+    let claims = node
+        .resources()
+        .into_iter()
+        .map(|(path, r)| {
+            let at = locate(&spans, &keys, &path, "", key.span()).0;
+            (r, located(src, site, &base, at, &path, String::new()))
+        })
+        .collect();
     Some(RawNode {
         spec: NodeSpec {
             name,
@@ -410,7 +422,43 @@ fn raw_node(
         name_span: key.span(),
         input_spans,
         inputs_span,
+        claims,
     })
+}
+
+/// One owner per exclusive resource (one writer per file): a second claim
+/// is an error at its place, naming the first node and its place.
+fn check_resources(raw: &[RawNode], diags: &mut Diagnostics) {
+    let mut owner: BTreeMap<&Resource, (&str, &Diagnostic)> = BTreeMap::new();
+    for n in raw {
+        for (r, at) in &n.claims {
+            if !r.exclusive() {
+                continue;
+            }
+            match owner.get(r) {
+                Some((first, first_at)) if *first != n.spec.name => {
+                    let mut d = at.clone();
+                    d.message = format!(
+                        "{} is also claimed by node `{first}` ({}:{}:{}{}): one writer per file, one owner per plot and address",
+                        r.describe(),
+                        first_at.file,
+                        first_at.line,
+                        first_at.column,
+                        if first_at.path.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {}", first_at.path)
+                        }
+                    );
+                    diags.push(d);
+                }
+                Some(_) => {}
+                None => {
+                    owner.insert(r, (&n.spec.name, at));
+                }
+            }
+        }
+    }
 }
 
 /// A diagnostic at `at`: in the graph, or in the site config for a value

@@ -258,7 +258,7 @@ mod tests {
             }
             if self.armed.remove(&t) {
                 out.give(t, (t, "silent".into()));
-                if t % 2 == 0 {
+                if t.is_multiple_of(2) {
                     out.timer(t + 3);
                 }
             } else {
