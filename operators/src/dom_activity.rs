@@ -67,6 +67,8 @@ impl NodeConfig for DomActivity {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "seconds since each DOM was last in a summaryslice (DOM map) and the dom_inactive alert";
+    const EXAMPLE: &'static str = r#"inputs = ["summaryslices"]
+inactive_after = 20"#;
 }
 
 impl Node for DomActivity {

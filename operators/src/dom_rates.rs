@@ -54,6 +54,8 @@ impl NodeConfig for DomRates {
     const TYPE: &'static str = "dom_rates";
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str = "mean summed PMT rate per DOM (kHz) per window, as a DOM map";
+    const EXAMPLE: &'static str = r#"inputs = ["summaryslices"]
+interval = 10"#;
 }
 
 impl Node for DomRates {

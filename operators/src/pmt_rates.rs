@@ -84,6 +84,8 @@ impl NodeConfig for PmtRates {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "mean PMT rates per interval from IO_MONIT, one waterfall per DU with the HRV overlay";
+    const EXAMPLE: &'static str = r#"inputs = ["monitoring"]
+interval = 10"#;
 }
 
 impl Node for PmtRates {

@@ -56,6 +56,8 @@ impl NodeConfig for TagRates {
     const TYPE: &'static str = "tag_rates";
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str = "messages and bytes per tag per interval, with run changes";
+    const EXAMPLE: &'static str = r#"inputs = ["daq"]
+interval = 10"#;
 }
 
 /// Counts of one window by (tag, run).

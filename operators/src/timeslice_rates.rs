@@ -57,6 +57,7 @@ impl NodeConfig for TimesliceRates {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "timeslice rates per stream (L0/L1/L2/SN) over time, from the rows of tag_rates";
+    const EXAMPLE: &'static str = r#"inputs = ["tag_rates"]"#;
 }
 
 impl Node for TimesliceRates {

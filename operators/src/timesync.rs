@@ -54,6 +54,7 @@ impl NodeConfig for TimeSync {
     const TYPE: &'static str = "timesync";
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str = "White Rabbit time-sync bit per DOM as the time_sync alert";
+    const EXAMPLE: &'static str = r#"inputs = ["timeslices"]"#;
 }
 
 impl Node for TimeSync {

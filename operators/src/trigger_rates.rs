@@ -74,6 +74,9 @@ impl NodeConfig for TriggerRates {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "event rates per trigger type per interval (CSV rows, plots, run changes) and the trigger_rate_zero alert";
+    const EXAMPLE: &'static str = r#"inputs = ["events", "summaryslices"]
+interval = 10
+zero_after = 20"#;
 }
 
 impl Node for TriggerRates {

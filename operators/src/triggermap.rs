@@ -44,6 +44,8 @@ impl NodeConfig for TriggerMap {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "hit map and trigger map of the last N events (hitmap.png, triggermap.png)";
+    const EXAMPLE: &'static str = r#"inputs = ["events"]
+plot_every = 10"#;
 }
 
 impl Node for TriggerMap {

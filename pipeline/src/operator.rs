@@ -130,6 +130,13 @@ pub trait NodeConfig: DeserializeOwned + Node {
     const ROLE: Role;
     /// One line for `km3mon check` and the docs.
     const ABOUT: &'static str;
+    /// An example node table (the body of `[nodes.NAME]`), checked by the
+    /// compliance suite (tests/compliance.rs) in a graph whose upstream
+    /// nodes are `daq` (ligier, all tags), `summaryslices`, `events`,
+    /// `timeslices`, `monitoring` (tmch), `tag_rates`, and the monitors
+    /// `dom_rates_example` (plots) and `dom_activity_example` (alerts).
+    /// Empty: the suite fails for the type.
+    const EXAMPLE: &'static str = "";
 }
 
 /// A deserialisation error: key path within the node (serde_path_to_error
@@ -148,6 +155,7 @@ pub struct NodeType {
     pub name: &'static str,
     pub role: Role,
     pub about: &'static str,
+    pub example: &'static str,
     parse: ParseFn,
 }
 
@@ -157,6 +165,7 @@ impl NodeType {
             name: C::TYPE,
             role: C::ROLE,
             about: C::ABOUT,
+            example: C::EXAMPLE,
             parse: parse_node::<C>,
         }
     }

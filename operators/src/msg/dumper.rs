@@ -64,6 +64,8 @@ impl NodeConfig for MsgDumper {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "archives MSG lines in MSG.log, renamed to MSG_YYYY-MM-DD.log at UTC midnight (data time)";
+    const EXAMPLE: &'static str = r#"inputs = ["daq"]
+dir = "logs""#;
 }
 
 /// One archive line (or several, for a multi-line payload), newline-ended.

@@ -75,6 +75,9 @@ impl NodeConfig for LogStats {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "daily MSG level counts per process and category → MSG_YYYY-MM-DD.png|json; ERROR-rate alert";
+    const EXAMPLE: &'static str = r#"inputs = ["daq"]
+max_errors = 5
+error_window = 60"#;
 }
 
 /// The counts of one UTC day (also the JSON written beside the plot).

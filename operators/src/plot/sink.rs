@@ -47,6 +47,8 @@ impl NodeConfig for PlotSink {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "renders plots to PNG (atomic) with the numbers beside them as JSON";
+    const EXAMPLE: &'static str = r#"inputs = ["dom_rates_example"]
+dir = "plots""#;
 }
 
 impl Node for PlotSink {

@@ -99,6 +99,8 @@ impl NodeConfig for AlertsJsonl {
     const TYPE: &'static str = "alerts_jsonl";
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str = "appends alert events to a JSON Lines file";
+    const EXAMPLE: &'static str = r#"inputs = ["dom_activity_example"]
+path = "data/alerts.jsonl""#;
 }
 
 impl Node for AlertsJsonl {
@@ -194,6 +196,9 @@ impl NodeConfig for AlertsMsg {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "publishes alerts as `ALERT (MONITORING) …` MSG lines into a Ligier";
+    const EXAMPLE: &'static str = r#"inputs = ["dom_activity_example"]
+host = "127.0.0.1"
+port = 5553"#;
 }
 
 impl Node for AlertsMsg {

@@ -30,6 +30,8 @@ impl NodeConfig for CsvSink {
     const TYPE: &'static str = "csv";
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str = "appends table rows to a CSV file (header once)";
+    const EXAMPLE: &'static str = r#"inputs = ["tag_rates"]
+path = "data/example.csv""#;
 }
 
 impl Node for CsvSink {

@@ -77,6 +77,8 @@ impl NodeConfig for AlertsNotify {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "routes alerts to people ([Alerts] routes: grouping, throttle, silences) via chat, e-mail, log";
+    const EXAMPLE: &'static str = r#"inputs = ["dom_activity_example"]
+alerts = { enabled = false, group_window = 10 }"#;
 }
 
 impl Node for AlertsNotify {

@@ -93,6 +93,8 @@ impl NodeConfig for ZtPlot {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "z-t event display (ztplot.png) and the top-10 event selection (SQLite + PNG + raw frame)";
+    const EXAMPLE: &'static str = r#"inputs = ["events"]
+db = "data/monitoring.sqlite3""#;
 }
 
 impl Node for ZtPlot {
