@@ -8,12 +8,11 @@
 //!   chat. No Rocket.Chat server can run here: the chat peer is
 //!   `testchat`, a local stand-in written from the Rocket.Chat REST spec.
 //! * Determinism: replays of one recording at `--speed max` and at a
-//!   finite speed, with `-w 1` and `-w 2`, give byte-identical output
-//!   trees (PNGs included). Excluded: `data/monitoring.sqlite3` is
-//!   compared by content (its rows hold the absolute path of each PNG,
-//!   which names the output folder), and `data/alerts_routing.jsonl` is
-//!   not written with `in_replay = false` beyond the routing decisions,
-//!   which are compared like every other file.
+//!   finite speed, with `-w 1` and `-w 2`, and by two cluster processes,
+//!   give byte-identical output trees (PNGs, alerts.jsonl and the routing
+//!   lines included). One exception: `data/monitoring.sqlite3` is compared
+//!   by its rows, as its rows hold the absolute path of each PNG, which
+//!   names the output folder.
 //!
 //! Loopback only; every wait is bounded.
 
@@ -295,7 +294,10 @@ fn silent_floors_give_one_grouped_firing_and_one_resolved_by_chat_and_mail() {
 /// Every file under `dir`, relative path → bytes.
 fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(d).unwrap() {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in entries {
             let p = e.unwrap().path();
             if p.is_dir() {
                 walk(base, &p, out);
@@ -344,10 +346,8 @@ fn output_trees_are_identical_for_any_speed_and_worker_count() {
         ("w1-again", &["-w", "1"]),
     ];
     let mut first: Option<(String, std::collections::BTreeMap<String, Vec<u8>>, String)> = None;
-    for (name, args) in runs {
-        let out = dir.join(name);
-        replay(args, &graph, &detx, &rec, &out);
-        let mut files = tree(&out);
+    let mut compare = |name: &str, out: &Path| {
+        let mut files = tree(out);
         assert!(
             files.contains_key("data/alerts.jsonl"),
             "{:?}",
@@ -356,7 +356,7 @@ fn output_trees_are_identical_for_any_speed_and_worker_count() {
         assert!(files.keys().any(|k| k.ends_with(".png")));
         let db = files
             .remove("data/monitoring.sqlite3")
-            .map(|_| sqlite_rows(&out))
+            .map(|_| sqlite_rows(out))
             .unwrap_or_default();
         match &first {
             None => first = Some((name.to_string(), files, db)),
@@ -370,7 +370,57 @@ fn output_trees_are_identical_for_any_speed_and_worker_count() {
                 assert_eq!(&db, ref_db, "{name} vs {ref_name}: SQLite rows differ");
             }
         }
+    };
+    for (name, args) in runs {
+        let out = dir.join(name);
+        replay(args, &graph, &detx, &rec, &out);
+        compare(name, &out);
     }
+    // Two cluster processes of one worker each: the leader writes it all.
+    let hostfile = dir.join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!(
+            "127.0.0.1:{}\n127.0.0.1:{}\n",
+            common::free_port(),
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let spawn = |i: usize| {
+        Command::new(common::km3mon())
+            .args(["replay", "--graph", graph.to_str().unwrap(), "--detector"])
+            .arg(&detx)
+            .arg("--out")
+            .arg(dir.join(format!("cluster{i}")))
+            .args(["--hostfile", hostfile.to_str().unwrap(), "--process"])
+            .arg(i.to_string())
+            .arg(&rec)
+            .env("KM3MON_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (p0, p1) = (spawn(0), spawn(1));
+    for (i, mut p) in [p0, p1].into_iter().enumerate() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        let status = loop {
+            if let Some(s) = p.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = p.kill();
+                panic!("cluster process {i} did not finish within 300 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert!(status.success(), "cluster process {i} failed");
+    }
+    compare("cluster", &dir.join("cluster0"));
+    assert!(
+        tree(&dir.join("cluster1")).is_empty(),
+        "only the leader process writes"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
