@@ -295,6 +295,25 @@ mod tests {
         }
     }
 
+    /// A monitor written against the old API (with `on_progress`) still
+    /// compiles; the shell never calls it.
+    struct Legacy(u32);
+    impl Monitor<u32, u32> for Legacy {
+        fn on_data(&mut self, t: Time, data: Vec<u32>, out: &mut Out<u32>) {
+            out.give(t, data.len() as u32);
+        }
+        fn on_progress(&mut self, _f: Option<Time>, _out: &mut Out<u32>) {
+            self.0 += 1;
+        }
+    }
+
+    #[test]
+    fn old_monitors_compile_and_on_progress_is_never_called() {
+        let mut m = Legacy(0);
+        let got = drive(&mut m, random_steps(&[(1, vec![5, 6])], 3));
+        assert_eq!((got, m.0), (vec![(1, 2)], 0));
+    }
+
     #[test]
     fn live_frontier_fires_timers_without_data() {
         let mut m = Probe::default();

@@ -70,6 +70,13 @@ pub trait Monitor<D, O = Item>: 'static {
     /// windows here, and say in their output that they are partial.
     fn on_end(&mut self, _last: Option<Time>, _out: &mut Out<O>) {}
 
+    /// Never called. The shell no longer shows monitors its frontier (acting
+    /// on whatever frontier arrives made outputs depend on batching); use
+    /// [`Out::timer`], [`Monitor::on_timer`] and [`Monitor::on_end`]. Kept
+    /// as a no-op so that a monitor written against the old API compiles.
+    #[deprecated(note = "never called: use Out::timer / on_timer / on_end")]
+    fn on_progress(&mut self, _f: Option<Time>, _out: &mut Out<O>) {}
+
     /// Persist what must survive a restart (called when the store's
     /// interval has passed and at the end). Timers are not persisted: a
     /// restored monitor re-registers what it needs on its next record.
