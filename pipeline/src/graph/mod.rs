@@ -20,6 +20,7 @@
 //! and reported at once with `file:line:column` and the key path.
 
 mod dot;
+mod resources;
 mod subst;
 
 use std::collections::{BTreeMap, HashMap};
@@ -145,7 +146,7 @@ impl Graph {
                 "the graph has no [nodes.NAME] tables",
             ));
         }
-        check_resources(&raw_nodes, &mut diags);
+        resources::check_resources(&raw_nodes, &mut diags);
         let nodes = check_edges(&src, raw_nodes, &broken, &mut diags);
         if diags.is_empty() {
             Ok(Graph {
@@ -164,14 +165,14 @@ impl Graph {
     }
 }
 
-struct RawNode {
-    spec: NodeSpec,
+pub(super) struct RawNode {
+    pub(super) spec: NodeSpec,
     name_span: Range<usize>,
     /// (input name, span of the string) for each input.
     input_spans: Vec<Range<usize>>,
     inputs_span: Option<Range<usize>>,
     /// What the node owns, and where that is written.
-    claims: Vec<(Resource, Diagnostic)>,
+    pub(super) claims: Vec<(Resource, Diagnostic)>,
 }
 
 fn graph_header(
@@ -424,41 +425,6 @@ fn raw_node(
         inputs_span,
         claims,
     })
-}
-
-/// One owner per exclusive resource (one writer per file): a second claim
-/// is an error at its place, naming the first node and its place.
-fn check_resources(raw: &[RawNode], diags: &mut Diagnostics) {
-    let mut owner: BTreeMap<&Resource, (&str, &Diagnostic)> = BTreeMap::new();
-    for n in raw {
-        for (r, at) in &n.claims {
-            if !r.exclusive() {
-                continue;
-            }
-            match owner.get(r) {
-                Some((first, first_at)) if *first != n.spec.name => {
-                    let mut d = at.clone();
-                    d.message = format!(
-                        "{} is also claimed by node `{first}` ({}:{}:{}{}): one writer per file, one owner per plot and address",
-                        r.describe(),
-                        first_at.file,
-                        first_at.line,
-                        first_at.column,
-                        if first_at.path.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", {}", first_at.path)
-                        }
-                    );
-                    diags.push(d);
-                }
-                Some(_) => {}
-                None => {
-                    owner.insert(r, (&n.spec.name, at));
-                }
-            }
-        }
-    }
 }
 
 /// A diagnostic at `at`: in the graph, or in the site config for a value
