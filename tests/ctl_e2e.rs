@@ -68,8 +68,8 @@ fn replay(out: &Path, stopped: &[&str]) -> (Arc<Metrics>, Arc<Control>) {
 }
 
 /// Every file under `dir` (relative path → bytes), but PNGs (their titles
-/// carry the wall clock), SQLite files (not byte-stable) and the audit
-/// lines of `control`.
+/// carry the wall clock), SQLite files (not byte-stable) and the control
+/// plane's audit file (its lines are wall-clock moments).
 fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         for e in std::fs::read_dir(d).unwrap().flatten() {
@@ -78,16 +78,10 @@ fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 walk(root, &p, out);
             } else if p.extension().is_some_and(|x| x != "png" && x != "sqlite3") {
                 let rel = p.strip_prefix(root).unwrap().display().to_string();
-                let mut bytes = std::fs::read(&p).unwrap();
-                if rel == "data/alerts.jsonl" {
-                    let text = String::from_utf8(bytes).unwrap();
-                    bytes = text
-                        .lines()
-                        .filter(|l| !l.contains("\"monitor\":\"control\""))
-                        .flat_map(|l| format!("{l}\n").into_bytes())
-                        .collect();
+                if rel == "data/control_audit.jsonl" {
+                    continue;
                 }
-                out.insert(rel, bytes);
+                out.insert(rel, std::fs::read(&p).unwrap());
             }
         }
     }
@@ -462,7 +456,7 @@ fn ctl_steers_a_live_demo() {
     drop(page);
     drop(b);
 
-    let audit = std::fs::read_to_string(dir.join("data/alerts.jsonl")).unwrap();
+    let audit = std::fs::read_to_string(dir.join("data/control_audit.jsonl")).unwrap();
     let control: Vec<serde_json::Value> = audit
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -221,7 +221,7 @@ fn generated_faults_raise_three_alerts_once_each_and_resolve_them() {
     );
 
     let text = std::fs::read_to_string(out.join("data/alerts.jsonl")).unwrap();
-    // The monitors' lines; alerts_notify's routing lines carry `route`.
+    // The monitors' lines only (alerts_notify writes alerts_routing.jsonl).
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

@@ -2,7 +2,7 @@
 //! of DU 2 fall silent for 50 s, replayed through graphs/km3mon.toml with
 //! the `alerts_notify` node delivering in the replay (`in_replay = true`)
 //! to a chat server, gives exactly one grouped firing message naming the
-//! DU and later one resolved message; `alerts.jsonl` says where each went
+//! DU and later one resolved message; `alerts_routing.jsonl` says where each went
 //! and that it was delivered. Without `in_replay` nothing is posted and
 //! the lines say so. And `km3mon check` points at bad `[Alerts]` keys in
 //! the site config.
@@ -140,9 +140,9 @@ fn replay(graph: &Path, site: &Path, detx: &Path, rec: &Path, out: &Path) -> Out
     )
 }
 
-/// The routing lines of alerts.jsonl (those with a `route`).
+/// The routing lines (alerts_notify's own file).
 fn routing_lines(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(out.join("data/alerts.jsonl"))
+    std::fs::read_to_string(out.join("data/alerts_routing.jsonl"))
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))

@@ -6,10 +6,16 @@
 
 use std::collections::BTreeMap;
 
-use pipeline::item::{Alert, AlertState};
+use pipeline::item::{Alert, AlertState, Item, Time, TICK_NS};
 use serde::{Deserialize, Serialize};
 
-use crate::util::iso_ns;
+use crate::monitor::Out;
+use crate::util::{iso_ns, ns_of};
+
+/// The first tick whose start is at or after `ns`.
+pub fn tick_at_or_after(ns: u64) -> Time {
+    ns.div_ceil(TICK_NS)
+}
 
 /// A condition that currently fires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +156,29 @@ impl AlertBook {
             self.raise_at(key, now_ns, place, firing)
         } else {
             self.clear(key, now_ns, resolved)
+        }
+    }
+
+    /// When the next reminder is due (ns), if any condition fires.
+    pub fn next_reminder_ns(&self) -> Option<u64> {
+        if self.reminder_ns == 0 {
+            return None;
+        }
+        self.firing
+            .values()
+            .map(|f| f.last_sent_ns.saturating_add(self.reminder_ns))
+            .min()
+    }
+
+    /// From a monitor's `on_data(t)` / `on_timer(t)`: the reminders due at
+    /// tick `t`, emitted at `t`, and a timer for the next one — so
+    /// reminders come on time also while no data arrives (live).
+    pub fn remind(&mut self, t: Time, out: &mut Out) {
+        for a in self.reminders(ns_of(t)) {
+            out.give(t, Item::Alert(a));
+        }
+        if let Some(next) = self.next_reminder_ns() {
+            out.timer(tick_at_or_after(next));
         }
     }
 

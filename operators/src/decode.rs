@@ -78,6 +78,8 @@ impl NodeConfig for Decode {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "decodes messages into summaryslices, events, timeslices, tmch or msg (corrupt and unknown DOMs counted)";
+    const EXAMPLE: &'static str = r#"inputs = ["daq"]
+kind = "summaryslices""#;
 }
 
 /// The reason label of a decode error.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Colormap, DomMap, Plot, PlotSpec};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::alerting::AlertBook;
 use crate::monitor::{ordered_items, Monitor, Out};
 use crate::plot::colormap::{DEEPPINK, DEEPSKYBLUE, LIGHTGRAY};
-use crate::util::{iso_ns, DomLayout, MapWindow};
+use crate::util::{iso_ns, ns_of, DomLayout, MapWindow};
 
 const NS: u64 = 1_000_000_000;
 
@@ -67,9 +67,17 @@ impl NodeConfig for DomActivity {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "seconds since each DOM was last in a summaryslice (DOM map) and the dom_inactive alert";
+    const EXAMPLE: &'static str = r#"inputs = ["summaryslices"]
+inactive_after = 20"#;
 }
 
 impl Node for DomActivity {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("name".into(), Resource::Plot(self.name.clone())),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Summaryslices]
     }
@@ -78,9 +86,6 @@ impl Node for DomActivity {
     }
     fn outputs(&self) -> Vec<StreamKind> {
         vec![StreamKind::Plots, StreamKind::Alerts]
-    }
-    fn needs_detector(&self) -> bool {
-        true
     }
     fn check(&self) -> Vec<(String, String)> {
         if self.interval == 0 {
@@ -120,6 +125,8 @@ pub struct DomActivityMonitor {
     name: String,
     s: Saved,
     schedule: MapWindow,
+    /// The inactivity timer pending, if any.
+    armed: Option<Time>,
 }
 
 impl DomActivityMonitor {
@@ -134,6 +141,7 @@ impl DomActivityMonitor {
                 ..Saved::default()
             },
             schedule: MapWindow::new(c.interval * TICKS_PER_SECOND),
+            armed: None,
         }
     }
 
@@ -186,40 +194,38 @@ impl DomActivityMonitor {
     }
 }
 
-impl Monitor<Item> for DomActivityMonitor {
-    fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
-        if let Some(stamp) = self.schedule.enter(t) {
-            self.draw(stamp, out);
+impl DomActivityMonitor {
+    /// The first tick at which `dom` counts as inactive (absent for more
+    /// than `inactive_after`) if nothing of it arrives before.
+    fn deadline(&self, dom: u32) -> Time {
+        let first = self.s.first_ns.unwrap_or(0);
+        let last = self.s.last_seen_ns.get(&dom).copied().unwrap_or(first);
+        (last + self.inactive_ns) / TICK_NS + 1
+    }
+
+    /// One timer at the earliest deadline of a DOM not yet firing.
+    fn arm(&mut self, out: &mut Out) {
+        if self.armed.is_some() || self.s.first_ns.is_none() {
+            return;
         }
-        for item in data {
-            let Item::Summaryslice(s) = item else {
-                continue;
-            };
-            let now = s.header.utc_ns();
-            self.s.latest_ns = self.s.latest_ns.max(now);
-            self.s.first_ns.get_or_insert(now);
-            self.schedule.touch();
-            // Usually nothing is firing: then no key is formatted per frame.
-            let any_firing = self.s.alerts.firing().next().is_some();
-            for f in &s.frames {
-                let prev = self.s.last_seen_ns.insert(f.dom_id, now);
-                if !any_firing {
-                    continue;
-                }
-                let key = format!("dom_inactive:{}", f.dom_id);
-                if self.s.alerts.is_firing(&key) {
-                    let gap = now.saturating_sub(prev.or(self.s.first_ns).unwrap_or(now)) / NS;
-                    let place = self.where_is(f.dom_id);
-                    if let Some(a) = self.s.alerts.clear(&key, now, || {
-                        format!("{place} is sending summaryslice data again after {gap} s")
-                    }) {
-                        out.give(t, Item::Alert(a));
-                    }
-                }
-            }
+        let next = self
+            .layout
+            .doms
+            .iter()
+            .filter(|d| !self.s.alerts.is_firing(&format!("dom_inactive:{}", d.0)))
+            .map(|d| self.deadline(d.0))
+            .min();
+        if let Some(t) = next {
+            let t = t.max(out.now());
+            self.armed = Some(t);
+            out.timer(t);
         }
-        // Inactive DOMs at the latest slice (never seen = since the first).
-        let now = self.s.latest_ns;
+    }
+
+    /// The inactivity check at tick `t` (a timer): every DOM absent for
+    /// more than `inactive_after` fires, all at `t` (one group).
+    fn check(&mut self, t: Time, out: &mut Out) {
+        let now = ns_of(t);
         let first = self.s.first_ns.unwrap_or(now);
         for i in 0..self.layout.doms.len() {
             let (dom, du, floor) = self.layout.doms[i];
@@ -243,14 +249,59 @@ impl Monitor<Item> for DomActivityMonitor {
                 out.give(t, Item::Alert(a));
             }
         }
-        for a in self.s.alerts.reminders(now) {
-            out.give(t, Item::Alert(a));
+    }
+}
+
+impl Monitor<Item> for DomActivityMonitor {
+    fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
+        for item in data {
+            let Item::Summaryslice(s) = item else {
+                continue;
+            };
+            let now = s.header.utc_ns();
+            self.s.latest_ns = self.s.latest_ns.max(now);
+            self.s.first_ns.get_or_insert(now);
+            self.schedule.touch(t, out);
+            // Usually nothing is firing: then no key is formatted per frame.
+            let any_firing = self.s.alerts.firing().next().is_some();
+            for f in &s.frames {
+                let prev = self.s.last_seen_ns.insert(f.dom_id, now);
+                if !any_firing {
+                    continue;
+                }
+                let key = format!("dom_inactive:{}", f.dom_id);
+                if self.s.alerts.is_firing(&key) {
+                    let gap = now.saturating_sub(prev.or(self.s.first_ns).unwrap_or(now)) / NS;
+                    let place = self.where_is(f.dom_id);
+                    if let Some(a) = self.s.alerts.clear(&key, now, || {
+                        format!("{place} is sending summaryslice data again after {gap} s")
+                    }) {
+                        out.give(t, Item::Alert(a));
+                        // It needs a deadline again.
+                        self.armed = None;
+                    }
+                }
+            }
         }
+        self.arm(out);
+        self.s.alerts.remind(t, out);
     }
 
-    fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
-        if let Some(stamp) = self.schedule.passed(f) {
-            self.draw(stamp, out);
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        if self.armed.is_some_and(|a| a <= t) {
+            self.armed = None;
+            self.check(t, out);
+            self.arm(out);
+        }
+        if self.schedule.due(t) {
+            self.draw(t, out);
+        }
+        self.s.alerts.remind(t, out);
+    }
+
+    fn on_end(&mut self, _last: Option<Time>, out: &mut Out) {
+        if self.schedule.at_end() {
+            self.draw(out.now(), out);
         }
     }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Colormap, DomMap, Plot, PlotSpec};
 use pipeline::StreamKind;
 use serde::Deserialize;
@@ -54,17 +54,22 @@ impl NodeConfig for DomRates {
     const TYPE: &'static str = "dom_rates";
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str = "mean summed PMT rate per DOM (kHz) per window, as a DOM map";
+    const EXAMPLE: &'static str = r#"inputs = ["summaryslices"]
+interval = 10"#;
 }
 
 impl Node for DomRates {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("name".into(), Resource::Plot(self.name.clone())),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Summaryslices]
     }
     fn produces(&self) -> Option<StreamKind> {
         Some(StreamKind::Plots)
-    }
-    fn needs_detector(&self) -> bool {
-        true
     }
     fn check(&self) -> Vec<(String, String)> {
         let mut e = Vec::new();
@@ -145,11 +150,8 @@ impl DomRatesMonitor {
 
 impl Monitor<Item> for DomRatesMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
-        if let Some(stamp) = self.schedule.enter(t) {
-            self.close(stamp, out);
-        }
         // A window with input is drawn, even if no DOM had a frame.
-        self.schedule.touch();
+        self.schedule.touch(t, out);
         let w = &mut self.open;
         for item in data {
             let Item::Summaryslice(s) = item else {
@@ -164,9 +166,15 @@ impl Monitor<Item> for DomRatesMonitor {
         }
     }
 
-    fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
-        if let Some(stamp) = self.schedule.passed(f) {
-            self.close(stamp, out);
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        if self.schedule.due(t) {
+            self.close(t, out);
+        }
+    }
+
+    fn on_end(&mut self, _last: Option<Time>, out: &mut Out) {
+        if self.schedule.at_end() {
+            self.close(out.now(), out);
         }
     }
 }

@@ -15,23 +15,19 @@
 //! (a silent interval is an empty column, not a shifted image), packets of
 //! DOMs not in the detector are counted by the decoder.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use daq::detector::address::ORDERED_PMT_IDS;
 use daq::detector::{Detector, IdMap};
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Colormap, Plot, PlotSpec, Waterfall, WaterfallColumn};
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 
 use crate::decode::dom_route;
-use crate::monitor::{ordered, Monitor, Out};
+use crate::monitor::{ordered, partitioned, Monitor, Out, Tumbling};
 use crate::util::iso;
 
 /// (dom_id, floor, channel, rate Hz, HRV) of the newest column.
@@ -88,17 +84,25 @@ impl NodeConfig for PmtRates {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "mean PMT rates per interval from IO_MONIT, one waterfall per DU with the HRV overlay";
+    const EXAMPLE: &'static str = r#"inputs = ["monitoring"]
+interval = 10"#;
 }
 
 impl Node for PmtRates {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            (
+                "filename".into(),
+                Resource::Plot(self.filename.trim_end_matches(".png").to_string()),
+            ),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Tmch]
     }
     fn produces(&self) -> Option<StreamKind> {
         Some(StreamKind::Plots)
-    }
-    fn needs_detector(&self) -> bool {
-        true
     }
     fn check(&self) -> Vec<(String, String)> {
         let mut e = Vec::new();
@@ -184,7 +188,10 @@ impl Acc {
     }
 }
 
-/// Stage 1: per DOM and window, on the DOM's worker.
+/// Stage 1: per DOM and window, on the DOM's worker (exchanged by DOM,
+/// a stable key); a window closes with a shell timer at its last tick. A
+/// partial window at the end of a replay is written too (the waterfall's
+/// last column, as live would show it).
 fn per_dom_columns<'s>(
     ctx: &BuildContext<'s>,
     input: ItemStream<'s>,
@@ -192,47 +199,67 @@ fn per_dom_columns<'s>(
     threshold: f64,
 ) -> timely::dataflow::Stream<'s, Time, Vec<DomColumn>> {
     let window: Time = interval * TICKS_PER_SECOND;
-    let metrics = ctx.metrics.clone();
-    let by_dom = Exchange::new(|i: &Item| match i {
-        Item::Tmch(p) => dom_route(p.dom_id),
-        _ => 0,
-    });
-    input.unary_frontier::<CapacityContainerBuilder<Vec<DomColumn>>, _, _, _>(
-        by_dom,
+    partitioned(
+        ctx,
+        input,
         "pmt_rates_dom",
-        move |_, _| {
-            let mut open: BTreeMap<Time, (Capability<Time>, IdMap<Acc>)> = BTreeMap::new();
-            move |(input, frontier), output| {
-                metrics.busy(|| {
-                    input.for_each(|cap, data| {
-                        let Some(&t) = cap.least() else { return };
-                        let w = t / window;
-                        let (_, accs) = open.entry(w).or_insert_with(|| {
-                            (cap.delayed(&((w + 1) * window - 1), 0), IdMap::default())
-                        });
-                        for item in data.drain(..) {
-                            let Item::Tmch(p) = item else { continue };
-                            accs.entry(p.dom_id).or_default().add(&p);
-                        }
-                    });
-                    let f = frontier.frontier().iter().min().copied();
-                    while let Some((&w, _)) = open.first_key_value() {
-                        if f.is_some_and(|f| f < (w + 1) * window) {
-                            break;
-                        }
-                        let (cap, accs) = open.pop_first().expect("non-empty").1;
-                        let end_s = (w + 1) * window / TICKS_PER_SECOND;
-                        let mut cols: Vec<DomColumn> = accs
-                            .into_iter()
-                            .map(|(dom_id, a)| a.finish(dom_id, end_s, threshold))
-                            .collect();
-                        cols.sort_by_key(|c| c.dom_id);
-                        output.session(&cap).give_iterator(cols.into_iter());
-                    }
-                });
-            }
+        |i: &Item| match i {
+            Item::Tmch(p) => dom_route(p.dom_id),
+            _ => 0,
+        },
+        // Sums of whole numbers: any order gives the same bits.
+        |_: &Item| (),
+        || {
+            Some(DomWindows {
+                windows: Tumbling::new(window),
+                window,
+                threshold,
+            })
         },
     )
+}
+
+struct DomWindows {
+    windows: Tumbling<IdMap<Acc>>,
+    window: Time,
+    threshold: f64,
+}
+
+impl DomWindows {
+    fn emit(&self, end: Time, accs: IdMap<Acc>, out: &mut Out<DomColumn>) {
+        let end_s = end / TICKS_PER_SECOND;
+        let mut cols: Vec<DomColumn> = accs
+            .into_iter()
+            .map(|(dom_id, a)| a.finish(dom_id, end_s, self.threshold))
+            .collect();
+        cols.sort_by_key(|c| c.dom_id);
+        for c in cols {
+            out.give(end - 1, c);
+        }
+    }
+}
+
+impl Monitor<Item, DomColumn> for DomWindows {
+    fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out<DomColumn>) {
+        let accs = self.windows.at(t, out);
+        for item in data {
+            let Item::Tmch(p) = item else { continue };
+            accs.entry(p.dom_id).or_default().add(&p);
+        }
+    }
+
+    fn on_timer(&mut self, t: Time, out: &mut Out<DomColumn>) {
+        if let Some((w, accs)) = self.windows.close(t) {
+            self.emit(w.end, accs, out);
+        }
+    }
+
+    fn on_end(&mut self, _last: Option<Time>, out: &mut Out<DomColumn>) {
+        for (w, accs) in self.windows.drain() {
+            debug_assert_eq!(w.end - w.start, self.window);
+            self.emit(w.end, accs, out);
+        }
+    }
 }
 
 /// Where a DOM's channels go in its DU's waterfall.
@@ -416,8 +443,6 @@ impl Monitor<DomColumn> for PmtRatesMonitor {
             out.give(t, Item::Plot(Arc::new(plot)));
         }
     }
-
-    fn on_progress(&mut self, _f: Option<Time>, _out: &mut Out) {}
 }
 
 /// The latest column of a DU: what the rightmost pixels show.

@@ -3,7 +3,7 @@
 //!
 //! Fixes of the original: the DAQ header is read with its version field
 //! (det id and run were misread), windows are event-time windows closed
-//! by the frontier (not a sleeping thread), and every row carries the run;
+//! by a shell timer at their end (not a sleeping thread), and every row carries the run;
 //! a run change shows as a row with `run_change = 1` (the last run per tag
 //! is operator state, so a restart does not invent or miss one).
 //!
@@ -15,12 +15,15 @@ use std::collections::BTreeMap;
 
 use pipeline::item::{Item, Row, Time, TICKS_PER_SECOND};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::Deserialize;
+
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
+
+use crate::monitor::{ordered, Monitor, Out, Tumbling};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +60,8 @@ impl NodeConfig for TagRates {
     const TYPE: &'static str = "tag_rates";
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str = "messages and bytes per tag per interval, with run changes";
+    const EXAMPLE: &'static str = r#"inputs = ["daq"]
+interval = 10"#;
 }
 
 /// Counts of one window by (tag, run).
@@ -88,96 +93,141 @@ impl Node for TagRates {
         input: Option<ItemStream<'s>>,
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("tag_rates needs an input"))?;
-        let window: Time = self.interval * TICKS_PER_SECOND;
-        let interval = self.interval as f64;
-        let table = self.table.clone();
-        let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
         let state = ctx.state();
-        // Counted on the leader, where the sources deliver every message:
-        // routing by tag moved most of them (IO_MONIT) to another worker
-        // only to add up their lengths.
-        let leader = ctx.is_leader();
-        let mut last_run: BTreeMap<String, u32> = if leader {
-            state.load_all::<u32>().into_iter().collect()
-        } else {
-            BTreeMap::new()
+        let monitor = TagRatesMonitor {
+            windows: Tumbling::new(self.interval * TICKS_PER_SECOND),
+            interval: self.interval as f64,
+            table: self.table.clone(),
+            header: HEADER.iter().map(|s| s.to_string()).collect(),
+            last_run: if ctx.is_leader() {
+                state.load_all::<u32>().into_iter().collect()
+            } else {
+                BTreeMap::new()
+            },
+            dirty: false,
         };
-        let metrics = ctx.metrics.clone();
-        let to_leader = Exchange::new(|_: &Item| 0);
-        let out = input.unary_frontier::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
-            to_leader,
-            "tag_rates",
-            move |_cap, _info| {
-                // Open windows by index, each with a capability at its last tick.
-                let mut open: BTreeMap<Time, (Capability<Time>, WindowCounts)> = BTreeMap::new();
-                let mut dirty = false;
-                move |(input, frontier), output| {
-                    metrics.busy(|| {
-                        input.for_each(|cap, data| {
-                            let Some(&t) = cap.least() else { return };
-                            for item in data.drain(..) {
-                                let Item::Message(m) = item else { continue };
-                                let w = t / window;
-                                let entry = open.entry(w).or_insert_with(|| {
-                                    (cap.delayed(&((w + 1) * window - 1), 0), BTreeMap::new())
-                                });
-                                // A handful of (tag, run) keys: a scan
-                                // spares a String per message.
-                                let counts = &mut entry.1;
-                                let c = match counts
-                                    .iter_mut()
-                                    .find(|((tag, run), _)| *tag == m.tag && *run == m.run)
-                                {
-                                    Some((_, c)) => c,
-                                    None => counts.entry((m.tag.clone(), m.run)).or_default(),
-                                };
-                                c.messages += 1;
-                                c.bytes += m.payload.len() as u64;
-                            }
-                        });
-                        let f = frontier.frontier().iter().min().copied();
-                        while let Some((&w, _)) = open.first_key_value() {
-                            // A window closes when the frontier passes its end.
-                            if f.is_some_and(|f| f < (w + 1) * window) {
-                                break;
-                            }
-                            let (cap, counts) = open.pop_first().expect("non-empty").1;
-                            let end_s = (w + 1) * window / TICKS_PER_SECOND;
-                            let mut session = output.session(&cap);
-                            for ((tag, run), c) in counts {
-                                let change = match (run, last_run.get(&tag)) {
-                                    (Some(r), Some(prev)) if *prev != r => "1",
-                                    _ => "0",
-                                };
-                                if let Some(r) = run {
-                                    if last_run.insert(tag.clone(), r) != Some(r) {
-                                        dirty = true;
-                                    }
+        // Counted per batch where the messages arrive, so their payloads
+        // are freed at once (buffering them until the frontier passes cost
+        // 2× in page faults); the shell then orders the small partial
+        // counts. Sums add up in any order: no sort (`()` key).
+        let partial = input.unary::<CapacityContainerBuilder<Vec<Partial>>, _, _, _>(
+            Pipeline,
+            "tag_rates_count",
+            |_, _| {
+                move |input, output| {
+                    input.for_each(|cap, data| {
+                        let mut counts: Vec<Partial> = Vec::new();
+                        for item in data.drain(..) {
+                            let Item::Message(m) = item else { continue };
+                            // A handful of (tag, run) keys: a scan spares
+                            // a String per message.
+                            match counts.iter_mut().find(|p| p.0 == m.tag && p.1 == m.run) {
+                                Some(p) => {
+                                    p.2 += 1;
+                                    p.3 += m.payload.len() as u64;
                                 }
-                                session.give(Item::Row(Row {
-                                    table: table.clone(),
-                                    header: header.clone(),
-                                    cells: vec![
-                                        end_s.to_string(),
-                                        tag,
-                                        run.map_or(String::new(), |r| r.to_string()),
-                                        c.messages.to_string(),
-                                        c.bytes.to_string(),
-                                        format!("{:.3}", c.messages as f64 / interval),
-                                        format!("{:.1}", c.bytes as f64 / interval),
-                                        change.to_string(),
-                                    ],
-                                }));
+                                None => {
+                                    counts.push((m.tag.clone(), m.run, 1, m.payload.len() as u64))
+                                }
                             }
                         }
-                        if dirty && (f.is_none() || state.due()) {
-                            state.save(&last_run);
-                            dirty = false;
-                        }
+                        output.session(&cap).give_iterator(counts.into_iter());
                     });
                 }
             },
         );
-        Ok(Some(out))
+        Ok(Some(ordered(
+            ctx,
+            partial,
+            "tag_rates",
+            |_: &Partial| (),
+            monitor,
+        )))
+    }
+}
+
+/// Counted on the leader, where the sources deliver every message:
+/// routing by tag moved most of them (IO_MONIT) to another worker only
+/// to add up their lengths.
+pub struct TagRatesMonitor {
+    windows: Tumbling<WindowCounts>,
+    interval: f64,
+    table: String,
+    header: Vec<String>,
+    /// The last run per tag (state: a restart neither invents nor misses
+    /// a run change).
+    last_run: BTreeMap<String, u32>,
+    dirty: bool,
+}
+
+impl TagRatesMonitor {
+    fn close(&mut self, end: Time, counts: WindowCounts, out: &mut Out) {
+        let end_s = end / TICKS_PER_SECOND;
+        for ((tag, run), c) in counts {
+            let change = match (run, self.last_run.get(&tag)) {
+                (Some(r), Some(prev)) if *prev != r => "1",
+                _ => "0",
+            };
+            if let Some(r) = run {
+                if self.last_run.insert(tag.clone(), r) != Some(r) {
+                    self.dirty = true;
+                }
+            }
+            out.give(
+                end - 1,
+                Item::Row(Row {
+                    table: self.table.clone(),
+                    header: self.header.clone(),
+                    cells: vec![
+                        end_s.to_string(),
+                        tag,
+                        run.map_or(String::new(), |r| r.to_string()),
+                        c.messages.to_string(),
+                        c.bytes.to_string(),
+                        format!("{:.3}", c.messages as f64 / self.interval),
+                        format!("{:.1}", c.bytes as f64 / self.interval),
+                        change.to_string(),
+                    ],
+                }),
+            );
+        }
+    }
+}
+
+/// Messages and bytes of one (tag, run) in one batch.
+type Partial = (String, Option<u32>, u64, u64);
+
+impl Monitor<Partial> for TagRatesMonitor {
+    fn on_data(&mut self, t: Time, data: Vec<Partial>, out: &mut Out) {
+        let counts = self.windows.at(t, out);
+        for (tag, run, messages, bytes) in data {
+            let c = match counts.iter_mut().find(|((t, r), _)| *t == tag && *r == run) {
+                Some((_, c)) => c,
+                None => counts.entry((tag, run)).or_default(),
+            };
+            c.messages += messages;
+            c.bytes += bytes;
+        }
+    }
+
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        if let Some((w, counts)) = self.windows.close(t) {
+            self.close(w.end, counts, out);
+        }
+    }
+
+    /// The last window, partial, is written at its regular end (its
+    /// `timestamp`), as before: a replay of a short file still has rows.
+    fn on_end(&mut self, _last: Option<Time>, out: &mut Out) {
+        for (w, counts) in self.windows.drain() {
+            self.close(w.end, counts, out);
+        }
+    }
+
+    fn save(&mut self, store: &StateStore) {
+        if self.dirty {
+            store.save(&self.last_run);
+            self.dirty = false;
+        }
     }
 }

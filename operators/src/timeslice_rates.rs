@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pipeline::item::{Item, Row, Time};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Marker, Plot, Rgb, Series, TimeMarker, TimeSeries};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
@@ -57,9 +57,16 @@ impl NodeConfig for TimesliceRates {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "timeslice rates per stream (L0/L1/L2/SN) over time, from the rows of tag_rates";
+    const EXAMPLE: &'static str = r#"inputs = ["tag_rates"]"#;
 }
 
 impl Node for TimesliceRates {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("name".into(), Resource::Plot(self.name.clone())),
+            ("name".into(), Resource::Plot(format!("{}_lin", self.name))),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Table]
     }
@@ -217,8 +224,6 @@ impl Monitor<Item> for TimesliceRatesMonitor {
             out.give(t, Item::Plot(Arc::new(p)));
         }
     }
-
-    fn on_progress(&mut self, _f: Option<Time>, _out: &mut Out) {}
 
     fn save(&mut self, store: &StateStore) {
         store.save(&BTreeMap::from([("state".to_string(), &self.s)]));

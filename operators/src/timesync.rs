@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Category, Colormap, DomMap, Plot, PlotSpec};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
@@ -54,9 +54,13 @@ impl NodeConfig for TimeSync {
     const TYPE: &'static str = "timesync";
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str = "White Rabbit time-sync bit per DOM as the time_sync alert";
+    const EXAMPLE: &'static str = r#"inputs = ["timeslices"]"#;
 }
 
 impl Node for TimeSync {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("name".into(), Resource::Plot(self.name.clone()))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Timeslices, StreamKind::Summaryslices]
     }
@@ -188,7 +192,7 @@ impl TimeSyncMonitor {
         if let Some(m) = &mut self.map {
             m.state.insert(dom, in_sync);
             m.latest_ns = m.latest_ns.max(now);
-            m.schedule.touch();
+            m.schedule.touch(t, out);
         }
         let key = format!("time_sync:{dom}");
         // Cheap path for the usual case: in sync and no alert open.
@@ -216,11 +220,6 @@ impl TimeSyncMonitor {
 
 impl Monitor<Item> for TimeSyncMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
-        if let Some(m) = &mut self.map {
-            if let Some(stamp) = m.schedule.enter(t) {
-                m.draw(stamp, out);
-            }
-        }
         let mut now = 0;
         for item in data {
             match item {
@@ -241,16 +240,22 @@ impl Monitor<Item> for TimeSyncMonitor {
             }
         }
         if now > 0 {
-            for a in self.alerts.reminders(now) {
-                out.give(t, Item::Alert(a));
-            }
+            self.alerts.remind(t, out);
         }
     }
 
-    fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        self.alerts.remind(t, out);
         let Some(m) = &mut self.map else { return };
-        if let Some(stamp) = m.schedule.passed(f) {
-            m.draw(stamp, out);
+        if m.schedule.due(t) {
+            m.draw(t, out);
+        }
+    }
+
+    fn on_end(&mut self, _last: Option<Time>, out: &mut Out) {
+        let Some(m) = &mut self.map else { return };
+        if m.schedule.at_end() {
+            m.draw(out.now(), out);
         }
     }
 

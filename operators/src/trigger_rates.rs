@@ -19,14 +19,14 @@ use std::sync::Arc;
 
 use daq::event::trigger;
 use pipeline::item::{Item, Row, Time, TICKS_PER_SECOND};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Marker, Plot, Series, TimeMarker, TimeSeries};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
 use crate::alerting::AlertBook;
-use crate::monitor::{ordered_items, Monitor, Out};
+use crate::monitor::{ordered_items, Monitor, Out, Tumbling};
 use crate::plot::colormap::{DODGERBLUE, OLIVEDRAB, ORANGE, TOMATO};
 use crate::plot::series::log_and_linear;
 use crate::util::{iso, iso_ns};
@@ -74,9 +74,21 @@ impl NodeConfig for TriggerRates {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "event rates per trigger type per interval (CSV rows, plots, run changes) and the trigger_rate_zero alert";
+    const EXAMPLE: &'static str = r#"inputs = ["events", "summaryslices"]
+interval = 10
+zero_after = 20"#;
 }
 
 impl Node for TriggerRates {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("filename".into(), Resource::Plot(self.filename.clone())),
+            (
+                "filename".into(),
+                Resource::Plot(format!("{}_lin", self.filename)),
+            ),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![
             StreamKind::Events,
@@ -129,21 +141,22 @@ pub struct Saved {
 }
 
 pub struct TriggerRatesMonitor {
-    window: Time,
     interval_s: u64,
     zero_after_ns: u64,
     minor: bool,
     filename: String,
     history_s: u64,
     s: Saved,
-    /// Index of the open window and its counts.
-    open: Option<(u64, [u64; 4])>,
+    /// The open window's counts (all, MUON_3D, SHOWER_MX, SHOWER_3D).
+    windows: Tumbling<[u64; 4]>,
+    /// Index of the latest window with data: empty windows after it are
+    /// closed (rates of 0) for as long as the history shows them.
+    last_with_data: Option<u64>,
 }
 
 impl TriggerRatesMonitor {
     pub fn new(c: &TriggerRates, node: &str, det_id: Option<i32>) -> TriggerRatesMonitor {
         TriggerRatesMonitor {
-            window: c.interval * TICKS_PER_SECOND,
             interval_s: c.interval,
             zero_after_ns: c.zero_after * NS,
             minor: c.with_minor_ticks,
@@ -154,7 +167,8 @@ impl TriggerRatesMonitor {
                 alerts: AlertBook::new(node, c.reminder_interval),
                 ..Saved::default()
             },
-            open: None,
+            windows: Tumbling::new(c.interval * TICKS_PER_SECOND),
+            last_with_data: None,
         }
     }
 
@@ -169,15 +183,11 @@ impl TriggerRatesMonitor {
         };
     }
 
-    /// Closes the open window and opens the next one (empty).
-    fn close(&mut self, out: &mut Out) {
-        let Some((index, counts)) = self.open else {
-            return;
-        };
-        self.open = Some((index + 1, [0; 4]));
-        let end_s = (index + 1) * self.window / TICKS_PER_SECOND;
+    /// Writes the row and plots of the window ending at tick `end`.
+    fn close(&mut self, end: Time, counts: [u64; 4], out: &mut Out) {
+        let end_s = end / TICKS_PER_SECOND;
         let rates = counts.map(|c| c as f64 / self.interval_s as f64);
-        let stamp = (index + 1) * self.window - 1;
+        let stamp = end - 1;
         let mut cells = vec![end_s.to_string()];
         cells.extend(rates.iter().map(|r| format!("{r:.6}")));
         out.give(
@@ -264,23 +274,6 @@ impl TriggerRatesMonitor {
         log_and_linear(&self.filename, Some(json), spec)
     }
 
-    /// Closes every window before `index`; a gap longer than the history
-    /// closes one window and skips the empty ones nobody would see.
-    fn advance(&mut self, index: u64, out: &mut Out) {
-        let Some((open, _)) = self.open else { return };
-        if open >= index {
-            return;
-        }
-        let keep = self.history_s / self.interval_s.max(1) + 1;
-        if index - open > keep {
-            self.close(out);
-            self.open = Some((index - keep, [0; 4]));
-        }
-        while self.open.is_some_and(|(o, _)| o < index) {
-            self.close(out);
-        }
-    }
-
     fn witness(&mut self, t: Time, now: u64, out: &mut Out) {
         let first = *self.s.first_ns.get_or_insert(now);
         let last = self.s.last_event_ns.unwrap_or(first);
@@ -299,19 +292,16 @@ impl TriggerRatesMonitor {
                 out.give(t, Item::Alert(a));
             }
         }
-        for a in self.s.alerts.reminders(now) {
-            out.give(t, Item::Alert(a));
-        }
+        self.s.alerts.remind(t, out);
     }
 }
 
 impl Monitor<Item> for TriggerRatesMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
-        let index = t / self.window;
-        if self.open.is_none() {
-            self.open = Some((index, [0; 4]));
-        }
-        self.advance(index, out);
+        // Every window from the first data on is closed, with or without
+        // events (a rate of 0 is news).
+        self.windows.open(t, out);
+        self.last_with_data = Some(self.windows.window_of(t).index);
         for item in data {
             match &item {
                 Item::Event(e) => {
@@ -328,12 +318,11 @@ impl Monitor<Item> for TriggerRatesMonitor {
                     if self.s.runs.last().is_none_or(|(_, r)| *r != run) {
                         self.s.runs.push(((now / NS) as f64, run));
                     }
-                    if let Some((_, c)) = self.open.as_mut() {
-                        c[0] += 1;
-                        c[1] += u64::from(e.trigger_mask & trigger::MUON_3D != 0);
-                        c[2] += u64::from(e.trigger_mask & trigger::SHOWER_MX != 0);
-                        c[3] += u64::from(e.trigger_mask & trigger::SHOWER_3D != 0);
-                    }
+                    let c = self.windows.at(t, out);
+                    c[0] += 1;
+                    c[1] += u64::from(e.trigger_mask & trigger::MUON_3D != 0);
+                    c[2] += u64::from(e.trigger_mask & trigger::SHOWER_MX != 0);
+                    c[3] += u64::from(e.trigger_mask & trigger::SHOWER_3D != 0);
                 }
                 Item::Summaryslice(s) => self.witness(t, s.header.utc_ns(), out),
                 Item::Timeslice(s) => self.witness(t, s.header.utc_ns(), out),
@@ -343,9 +332,22 @@ impl Monitor<Item> for TriggerRatesMonitor {
         }
     }
 
-    fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
-        let Some(f) = f else { return };
-        self.advance(f / self.window, out);
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        self.s.alerts.remind(t, out);
+        let Some((w, counts)) = self.windows.close(t) else {
+            return;
+        };
+        self.close(w.end, counts, out);
+        // The next window closes too (empty: rates of 0) while the history
+        // still shows windows since the last data; a longer gap is left
+        // out. (A partial window at the end of a replay is not written.)
+        let keep = self.history_s / self.interval_s.max(1) + 1;
+        if self
+            .last_with_data
+            .is_some_and(|l| w.index < l.saturating_add(keep))
+        {
+            self.windows.open(w.end, out);
+        }
     }
 
     fn save(&mut self, store: &StateStore) {

@@ -13,13 +13,14 @@ use std::sync::Arc;
 
 use daq::detector::Detector;
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{HitMatrix, Plot, PlotSpec};
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
 use crate::monitor::{ordered_items, Monitor, Out};
 use crate::util::iso_ns;
+use crate::util::MapWindow;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,17 +44,23 @@ impl NodeConfig for TriggerMap {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "hit map and trigger map of the last N events (hitmap.png, triggermap.png)";
+    const EXAMPLE: &'static str = r#"inputs = ["events"]
+plot_every = 10"#;
 }
 
 impl Node for TriggerMap {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            (String::new(), Resource::Plot("hitmap".into())),
+            (String::new(), Resource::Plot("triggermap".into())),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Events]
     }
     fn produces(&self) -> Option<StreamKind> {
         Some(StreamKind::Plots)
-    }
-    fn needs_detector(&self) -> bool {
-        true
     }
     fn check(&self) -> Vec<(String, String)> {
         let mut e = Vec::new();
@@ -81,7 +88,6 @@ type Counts = Arc<Vec<(u32, u16)>>;
 pub struct TriggerMapMonitor {
     det_id: i32,
     max_events: usize,
-    every: Time,
     row_of: HashMap<u32, u32>,
     /// (row, dom_id, du, floor) in row order.
     rows: Vec<(u32, u32, i32)>,
@@ -92,8 +98,9 @@ pub struct TriggerMapMonitor {
     n_events: u64,
     runs: Vec<(u64, u32)>,
     last_ns: u64,
-    /// Redraw period of the last drawing, and whether events came since.
-    drawn: Option<u64>,
+    /// Redrawn at the end of each period with events; events since the
+    /// last drawing.
+    schedule: MapWindow,
     dirty: bool,
 }
 
@@ -110,7 +117,6 @@ impl TriggerMapMonitor {
         TriggerMapMonitor {
             det_id: det.det_id(),
             max_events: c.max_events,
-            every: c.plot_every * TICKS_PER_SECOND,
             row_of: rows
                 .iter()
                 .enumerate()
@@ -123,7 +129,7 @@ impl TriggerMapMonitor {
             n_events: 0,
             runs: Vec::new(),
             last_ns: 0,
-            drawn: None,
+            schedule: MapWindow::new(c.plot_every * TICKS_PER_SECOND),
             dirty: false,
         }
     }
@@ -236,12 +242,6 @@ impl TriggerMapMonitor {
 
 impl Monitor<Item> for TriggerMapMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
-        let period = t / self.every;
-        if self.dirty && self.drawn.is_some_and(|p| p != period) {
-            let p = self.drawn.expect("checked");
-            self.draw((p + 1) * self.every - 1, out);
-        }
-        self.drawn = Some(period);
         for item in data {
             let Item::Event(e) = item else { continue };
             if e.snapshot_hits.is_empty() && e.triggered_hits.is_empty() {
@@ -262,6 +262,7 @@ impl Monitor<Item> for TriggerMapMonitor {
                 self.triggered.pop_front();
             }
             self.dirty = true;
+            self.schedule.touch(t, out);
         }
         let oldest = self.n_events - self.hits.len() as u64;
         // Forget runs that started before the window, except the current one.
@@ -270,11 +271,15 @@ impl Monitor<Item> for TriggerMapMonitor {
         }
     }
 
-    fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
-        let Some(p) = self.drawn else { return };
-        let end = (p + 1) * self.every;
-        if self.dirty && f.is_none_or(|f| end <= f) {
-            self.draw(end - 1, out);
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        if self.schedule.due(t) && self.dirty {
+            self.draw(t, out);
+        }
+    }
+
+    fn on_end(&mut self, _last: Option<Time>, out: &mut Out) {
+        if self.schedule.at_end() && self.dirty {
+            self.draw(out.now(), out);
         }
     }
 }

@@ -89,81 +89,71 @@ impl DomLayout {
 }
 
 /// When a DOM map is redrawn: once per window of data time in which data
-/// arrived, stamped at the window's last tick, as soon as data of a later
-/// window arrives or the frontier passes the window's end (or the stream
-/// ends). The monitors keep their numbers; this keeps only the schedule.
+/// arrived, at the window's last tick (a shell timer), and once more at
+/// the end of input for a window the data did not finish. The monitors
+/// keep their numbers; this keeps only the schedule.
 #[derive(Debug, Clone)]
 pub struct MapWindow {
-    window: Time,
-    /// Index of the window of the latest data.
-    current: Option<u64>,
-    /// Data arrived since the last drawing.
-    dirty: bool,
+    windows: crate::monitor::Tumbling<()>,
 }
 
 impl MapWindow {
     /// `window` in ticks (at least 1).
     pub fn new(window: Time) -> MapWindow {
         MapWindow {
-            window: window.max(1),
-            current: None,
-            dirty: false,
+            windows: crate::monitor::Tumbling::new(window),
         }
     }
 
-    /// Data at `t` is about to be added: the stamp to draw the previous
-    /// window at first, if it is due. Call [`MapWindow::touch`] for data
-    /// that changes the map.
-    pub fn enter(&mut self, t: Time) -> Option<Time> {
-        let index = t / self.window;
-        let due = match self.current {
-            Some(w) if self.dirty && w != index => Some((w + 1) * self.window - 1),
-            _ => None,
-        };
-        if due.is_some() {
-            self.dirty = false;
-        }
-        self.current = Some(index);
-        due
+    /// Data at `t` changed the map: it is drawn at the end of `t`'s window.
+    pub fn touch<O>(&mut self, t: Time, out: &mut crate::monitor::Out<O>) {
+        self.windows.open(t, out);
     }
 
-    /// The map changed since it was last drawn.
-    pub fn touch(&mut self) {
-        self.dirty = true;
+    /// From `on_timer(t)`: draw now (stamped `t`)?
+    pub fn due(&mut self, t: Time) -> bool {
+        self.windows.close(t).is_some()
     }
 
-    /// The frontier is `f` (`None` = end of stream): the stamp to draw the
-    /// current window at, if it is done and changed.
-    pub fn passed(&mut self, f: Option<Time>) -> Option<Time> {
-        let end = (self.current? + 1) * self.window;
-        if self.dirty && f.is_none_or(|f| end <= f) {
-            self.dirty = false;
-            Some(end - 1)
-        } else {
-            None
-        }
+    /// From `on_end`: draw the unfinished window?
+    pub fn at_end(&mut self) -> bool {
+        !self.windows.drain().is_empty()
     }
 }
 
 #[cfg(test)]
 mod map_window_tests {
     use super::MapWindow;
+    use crate::monitor::{run_by_hand, Monitor, Out};
+    use pipeline::item::Time;
+
+    struct Draws(MapWindow);
+    impl Monitor<(), (Time, &'static str)> for Draws {
+        fn on_data(&mut self, t: Time, _: Vec<()>, out: &mut Out<(Time, &'static str)>) {
+            self.0.touch(t, out);
+        }
+        fn on_timer(&mut self, t: Time, out: &mut Out<(Time, &'static str)>) {
+            if self.0.due(t) {
+                out.give(t, (t, "window"));
+            }
+        }
+        fn on_end(&mut self, last: Option<Time>, out: &mut Out<(Time, &'static str)>) {
+            if self.0.at_end() {
+                out.give(out.now(), (last.unwrap_or(0), "end"));
+            }
+        }
+    }
 
     #[test]
     fn one_drawing_per_window_with_data() {
-        let mut m = MapWindow::new(10);
-        assert_eq!(m.passed(Some(100)), None, "nothing seen yet");
-        assert_eq!(m.enter(3), None);
-        m.touch();
-        assert_eq!(m.enter(7), None, "same window");
-        assert_eq!(m.passed(Some(9)), None, "window not over");
-        assert_eq!(m.enter(12), Some(9), "a later window draws the earlier one");
-        assert_eq!(m.passed(Some(30)), None, "nothing new since");
-        m.touch();
-        assert_eq!(m.passed(Some(20)), Some(19));
-        assert_eq!(m.passed(None), None, "drawn once");
-        assert_eq!(m.enter(45), None);
-        m.touch();
-        assert_eq!(m.passed(None), Some(49), "end of stream");
+        let mut m = Draws(MapWindow::new(10));
+        let got: Vec<_> = run_by_hand(
+            &mut m,
+            vec![(3, vec![()]), (7, vec![()]), (12, vec![()]), (45, vec![()])],
+        )
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+        assert_eq!(got, vec![(9, "window"), (19, "window"), (45, "end")]);
     }
 }

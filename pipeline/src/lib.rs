@@ -16,6 +16,7 @@ pub mod logring;
 pub mod operator;
 pub mod plot;
 pub mod runtime;
+pub mod shell;
 pub mod site;
 
 pub use diag::{Diagnostic, Diagnostics};

@@ -58,10 +58,23 @@ pub trait Node: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// What this node owns while it runs, as `(key path within the node,
+    /// resource)`: files under `--out` it writes, plot names, listening
+    /// addresses, the detector. Validation refuses a graph in which two
+    /// nodes claim one exclusive resource, pointing at both (the key, or
+    /// the node's header when the value is a default). Default: nothing.
+    fn resources(&self) -> Vec<(String, Resource)> {
+        Vec::new()
+    }
+
     /// Whether [`BuildContext::detector`] is called: `km3mon run/replay`
     /// then finds one (`--detector`, `[Detector] file`, or the KM3NeT DB).
+    /// Derived from [`Node::resources`]: a node that uses the detector
+    /// declares [`Resource::Detector`].
     fn needs_detector(&self) -> bool {
-        false
+        self.resources()
+            .iter()
+            .any(|(_, r)| matches!(r, Resource::Detector))
     }
 
     /// Adds this node's timely operators to the scope. `input` is the
@@ -75,6 +88,51 @@ pub trait Node: Send + Sync + 'static {
     ) -> anyhow::Result<Option<ItemStream<'s>>>;
 }
 
+/// Something a node owns while it runs (see [`Node::resources`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    /// A file under `--out` that this node alone writes or appends to; a
+    /// family of files as a pattern with `*` (`logs/MSG_*.png`).
+    File(String),
+    /// A plot (`<plots dir>/<name>.png|json`), by name.
+    Plot(String),
+    /// A listening address `host:port`; port 0 (any free one) never clashes.
+    Listen(String),
+    /// The detector layout (`--detector` or `[Detector] file`); shared.
+    Detector,
+}
+
+impl Resource {
+    /// A file under `--out`, path normalised (`./a//b` = `a/b`).
+    pub fn file(p: &std::path::Path) -> Resource {
+        let parts: Vec<String> = p
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        Resource::File(parts.join("/"))
+    }
+
+    /// Whether two nodes may not both claim it.
+    pub fn exclusive(&self) -> bool {
+        match self {
+            Resource::Detector => false,
+            Resource::Listen(a) => !a.ends_with(":0"),
+            _ => true,
+        }
+    }
+
+    /// For messages: `file data/alerts.jsonl`, `plot dom_rates`, ….
+    pub fn describe(&self) -> String {
+        match self {
+            Resource::File(f) => format!("file `{f}`"),
+            Resource::Plot(p) => format!("plot `{p}`"),
+            Resource::Listen(a) => format!("listening address `{a}`"),
+            Resource::Detector => "the detector".into(),
+        }
+    }
+}
+
 /// Ties a config struct to its type name; implemented by every operator.
 pub trait NodeConfig: DeserializeOwned + Node {
     /// The `type = "..."` of the node in a graph.
@@ -82,6 +140,14 @@ pub trait NodeConfig: DeserializeOwned + Node {
     const ROLE: Role;
     /// One line for `km3mon check` and the docs.
     const ABOUT: &'static str;
+    /// An example node table (the body of `[nodes.NAME]`), checked by the
+    /// compliance suite (tests/compliance.rs) in a graph whose upstream
+    /// nodes are `daq` (ligier, all tags), `summaryslices`, `events`,
+    /// `timeslices`, `monitoring` (tmch), `tag_rates`, and the monitors
+    /// `dom_rates_example` (plots), `dom_activity_example` (alerts) and
+    /// `royfit_example` (reco residual rows).
+    /// Empty: the suite fails for the type.
+    const EXAMPLE: &'static str = "";
 }
 
 /// A deserialisation error: key path within the node (serde_path_to_error
@@ -100,6 +166,7 @@ pub struct NodeType {
     pub name: &'static str,
     pub role: Role,
     pub about: &'static str,
+    pub example: &'static str,
     parse: ParseFn,
 }
 
@@ -109,6 +176,7 @@ impl NodeType {
             name: C::TYPE,
             role: C::ROLE,
             about: C::ABOUT,
+            example: C::EXAMPLE,
             parse: parse_node::<C>,
         }
     }

@@ -1,6 +1,6 @@
 //! Every kind of validation error, with its exact line and column.
 
-use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::site::SiteConfig;
 use pipeline::{Graph, Registry, StreamKind};
 use serde::Deserialize;
@@ -8,10 +8,8 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Src {
-    #[allow(dead_code)]
     host: String,
     #[serde(default)]
-    #[allow(dead_code)]
     port: u16,
 }
 impl NodeConfig for Src {
@@ -20,6 +18,13 @@ impl NodeConfig for Src {
     const ABOUT: &'static str = "test source";
 }
 impl Node for Src {
+    /// As if it served on `host:port` (port 0: any free one).
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![(
+            "port".into(),
+            Resource::Listen(format!("{}:{}", self.host, self.port)),
+        )]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![]
     }
@@ -76,6 +81,12 @@ impl NodeConfig for Out {
     const ABOUT: &'static str = "test sink";
 }
 impl Node for Out {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![(
+            "path".into(),
+            Resource::file(std::path::Path::new(&self.path)),
+        )]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Table]
     }
@@ -513,4 +524,28 @@ fn too_deep_nesting_points_at_its_line() {
     let e = errors(&text);
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].starts_with(&format!("g.toml:{line}:1: ")), "{e:?}");
+}
+
+/// One writer per file, one owner per address: the second claim is refused
+/// with the places of both nodes (the first by its key, or by its header
+/// when it took a default).
+#[test]
+fn two_sinks_on_one_file_and_two_nodes_on_one_port_are_refused() {
+    let text = format!("{GOOD}\n[nodes.d]\ntype = \"out\"\ninputs = [\"b\"]\npath = \"./x.csv\"\n");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(
+        e[0],
+        "g.toml:18:8: nodes.d.path: file `x.csv` is also claimed by node `c` (g.toml:13:8, nodes.c.path): one writer per file, one owner per plot and address"
+    );
+    let text = "[nodes.a]\ntype = \"src\"\nhost = \"h\"\nport = 9000\n\n[nodes.z]\ntype = \"src\"\nhost = \"h\"\nport = 9000\n";
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("g.toml:9:8: nodes.z.port: listening address `h:9000` is also claimed by node `a` (g.toml:4:8, nodes.a.port)"),
+        "{e:?}"
+    );
+    // Port 0 (any free one) and different files are fine.
+    ok(&text.replace("9000", "0"));
+    ok(&GOOD.replace("x.csv", "y.csv"));
 }

@@ -2,13 +2,13 @@
 //!
 //! Lines go to `<dir>/<prefix>.log` as `MSG.log [<Source>]: <text>` (the
 //! first token is literally the file name, the source the msg_dumper
-//! category), written as soon as the frontier passes their timestamp, with
+//! category), written in data-time order (the shell, `crate::monitor`), with
 //! no user-space buffer. Continuation lines of a multi-line payload are
 //! indented by four spaces, so every file line still belongs to exactly one
 //! message.
 //!
-//! Rotation is by data time, not by the arrival of the next message: when
-//! the frontier passes UTC midnight, the live file is *renamed* to
+//! Rotation is by data time, not by the arrival of the next message: a
+//! shell timer at the last tick of a UTC day (so after all of its lines), the live file is *renamed* to
 //! `<prefix>_<YYYY-MM-DD>.log` of the day its lines belong to. That day is
 //! kept in a sidecar `.<prefix>.log.day`, so a restart (even days later)
 //! archives the old lines under their own date. A late line of a day that
@@ -21,7 +21,6 @@
 //! retry never duplicates a partial line), logged, and retried with
 //! back-off until it succeeds.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -30,15 +29,17 @@ use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
+};
 use pipeline::runtime::io::write_atomic;
 use pipeline::runtime::RunEnv;
 use pipeline::StreamKind;
 use serde::Deserialize;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
 
-use super::{date, day_of, parse::category, parse_date, text_of};
+use crate::monitor::{ordered, Monitor, Out};
+
+use super::{date, day_of, day_start, parse::category, parse_date, text_of};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +64,8 @@ impl NodeConfig for MsgDumper {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "archives MSG lines in MSG.log, renamed to MSG_YYYY-MM-DD.log at UTC midnight (data time)";
+    const EXAMPLE: &'static str = r#"inputs = ["daq"]
+dir = "logs""#;
 }
 
 /// One archive line (or several, for a multi-line payload), newline-ended.
@@ -263,6 +266,13 @@ fn writer(dir: PathBuf, prefix: String, rx: Receiver<Cmd>, env: Arc<RunEnv>) {
 }
 
 impl Node for MsgDumper {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        let f = |name: String| Resource::file(&self.dir.join(name));
+        vec![
+            ("dir".into(), f(format!("{}.log", self.prefix))),
+            ("dir".into(), f(format!("{}_*.log", self.prefix))),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Msg, StreamKind::Messages]
     }
@@ -298,62 +308,62 @@ impl Node for MsgDumper {
         }
         // A replay's end closes the last day; a live shutdown does not.
         let close_at_end = matches!(ctx.env.mode, Mode::Replay { .. });
-        let prefix = self.prefix.clone();
-        let metrics = ctx.metrics.clone();
-        let mut pending: BTreeMap<Time, Vec<u8>> = BTreeMap::new();
-        let mut counts: BTreeMap<Time, u64> = BTreeMap::new();
-        let mut closed_before: Option<i64> = None;
-        super::only_lines(input).sink(
-            Exchange::new(|_: &Item| 0),
+        let monitor = Dumper {
+            prefix: self.prefix.clone(),
+            close_at_end,
+            tx,
+        };
+        // Lines of one timestamp keep their order (one source on the
+        // leader): no sort.
+        ordered(
+            ctx,
+            super::only_lines(input),
             "msg_dumper",
-            move |(input, frontier)| {
-                input.for_each(|cap, data| {
-                    let Some(&t) = cap.least() else { return };
-                    let buf = pending.entry(t).or_default();
-                    let mut n = 0;
-                    metrics.busy(|| {
-                        for item in data.iter() {
-                            if let Some(text) = text_of(item) {
-                                format_line(&prefix, &text, buf);
-                                n += 1;
-                            }
-                        }
-                    });
-                    *counts.entry(t).or_default() += n;
-                });
-                let f = frontier.frontier().iter().min().copied();
-                let Some(tx) = &tx else {
-                    pending.clear();
-                    return;
-                };
-                while let Some((&t, _)) = pending.first_key_value() {
-                    if f.is_some_and(|f| f <= t) {
-                        break;
-                    }
-                    let bytes = pending.pop_first().expect("non-empty").1;
-                    let lines = counts.remove(&t).unwrap_or(0);
-                    if !bytes.is_empty() {
-                        let _ = tx.send(Cmd::Lines {
-                            day: day_of(t),
-                            bytes,
-                            lines,
-                        });
-                    }
-                }
-                let close = match f {
-                    Some(f) => Some(day_of(f)),
-                    None if close_at_end => Some(i64::MAX),
-                    None => None,
-                };
-                if let Some(day) = close {
-                    if closed_before.is_none_or(|c| c < day) {
-                        closed_before = Some(day);
-                        let _ = tx.send(Cmd::CloseBefore(day));
-                    }
-                }
-            },
+            |_: &Item| (),
+            monitor,
         );
         Ok(None)
+    }
+}
+
+/// Lines in data-time order to the writer; a day is closed (its file
+/// finished) by a timer at its last tick, also when no line follows.
+struct Dumper {
+    prefix: String,
+    close_at_end: bool,
+    tx: Option<Sender<Cmd>>,
+}
+
+impl Monitor<Item> for Dumper {
+    fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
+        let Some(tx) = &self.tx else { return };
+        let mut bytes = Vec::new();
+        let mut lines = 0;
+        for item in &data {
+            if let Some(text) = text_of(item) {
+                format_line(&self.prefix, &text, &mut bytes);
+                lines += 1;
+            }
+        }
+        if !bytes.is_empty() {
+            let day = day_of(t);
+            out.timer(day_start(day + 1) - 1);
+            let _ = tx.send(Cmd::Lines { day, bytes, lines });
+        }
+    }
+
+    fn on_timer(&mut self, t: Time, _out: &mut Out) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Cmd::CloseBefore(day_of(t) + 1));
+        }
+    }
+
+    /// A replay's end closes the last day; a live shutdown does not.
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
+        if let (Some(tx), true) = (&self.tx, self.close_at_end) {
+            let _ = tx.send(Cmd::CloseBefore(i64::MAX));
+        }
+        self.tx = None;
     }
 }
 

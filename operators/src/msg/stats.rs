@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
+};
 use pipeline::runtime::io::write_atomic;
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
@@ -28,7 +30,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 
 use super::parse::{self, Line};
-use super::{date, day_of, text_of};
+use super::{date, day_of, day_start, text_of};
 use crate::alerting::AlertBook;
 use crate::monitor::{ordered_items, Monitor, Out};
 use crate::plot::{fonts, text, FONT};
@@ -73,6 +75,9 @@ impl NodeConfig for LogStats {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "daily MSG level counts per process and category → MSG_YYYY-MM-DD.png|json; ERROR-rate alert";
+    const EXAMPLE: &'static str = r#"inputs = ["daq"]
+max_errors = 5
+error_window = 60"#;
 }
 
 /// The counts of one UTC day (also the JSON written beside the plot).
@@ -209,6 +214,8 @@ impl Monitor<Item> for StatsMonitor {
             self.day = Some(d);
             self.stats = DayStats::new(d);
         }
+        // The day closes at its last tick, also when no line comes after.
+        out.timer(day_start(d + 1) - 1);
         let window_s = self.window / TICKS_PER_SECOND;
         for item in &data {
             let Some(text) = text_of(item) else { continue };
@@ -219,6 +226,8 @@ impl Monitor<Item> for StatsMonitor {
             let process = line.process().to_string();
             let times = self.errors.entry(process.clone()).or_default();
             times.push_back(t);
+            // This line leaves the window at t + window: check then.
+            out.timer(t + self.window);
             if times.len() as u64 > self.max_errors {
                 let n = times.len();
                 let key = format!("msg_errors:{process}");
@@ -229,31 +238,28 @@ impl Monitor<Item> for StatsMonitor {
                 }
             }
         }
-        for a in self.book.reminders(ns_of(t)) {
-            out.give(t, Item::Alert(a));
-        }
+        self.book.remind(t, out);
         if self.last_plot.is_none_or(|l| t >= l + self.interval) {
             self.last_plot = Some(t);
             self.send(false);
         }
     }
 
-    fn on_progress(&mut self, f: Option<Time>, out: &mut Out) {
-        match f {
-            Some(f) => {
-                if self.day.is_some_and(|d| day_of(f) > d) {
-                    self.close_day();
-                }
-                if f > 0 && self.max_errors > 0 {
-                    self.expire(f - 1, out);
-                }
-            }
-            None if self.close_at_end => self.close_day(),
-            None => {
-                if self.day.is_some() {
-                    self.send(false);
-                }
-            }
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        if self.max_errors > 0 && !self.errors.is_empty() {
+            self.expire(t, out);
+        }
+        self.book.remind(t, out);
+        if self.day.is_some_and(|d| t >= day_start(d + 1) - 1) {
+            self.close_day();
+        }
+    }
+
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
+        if self.close_at_end {
+            self.close_day();
+        } else if self.day.is_some() {
+            self.send(false);
         }
     }
 
@@ -269,6 +275,13 @@ impl Monitor<Item> for StatsMonitor {
 }
 
 impl Node for LogStats {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        let f = |name: String| Resource::file(&self.dir.join(name));
+        vec![
+            ("dir".into(), f(format!("{}_*.png", self.prefix))),
+            ("dir".into(), f(format!("{}_*.json", self.prefix))),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Msg, StreamKind::Messages]
     }
@@ -439,135 +452,5 @@ fn render(path: &Path, title: &str, stats: &DayStats) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::monitor::run_by_hand;
-    use pipeline::item::{time_of_ns, AlertState, MsgItem};
-
-    const MIDNIGHT_NS: u64 = 1_704_067_200_000_000_000; // 2024-01-01T00:00:00Z
-
-    fn msg(s: &str) -> Item {
-        Item::Msg(MsgItem { text: s.into() })
-    }
-
-    fn monitor(max_errors: u64, tx: Option<Sender<Job>>) -> StatsMonitor {
-        StatsMonitor {
-            interval: 600,
-            max_errors,
-            window: 600,
-            close_at_end: true,
-            day: None,
-            stats: DayStats::default(),
-            last_plot: None,
-            book: AlertBook::new("log_stats", 0),
-            errors: BTreeMap::new(),
-            tx,
-        }
-    }
-
-    const KNOWN_LOG: &str = "\
-2024-01-01T10:00:00+0000 192.168.0.110 Q01 WARNING late packet
-2024-01-01T10:00:01+0000 192.168.0.111 F01 ERROR Error \"x\"; trigger ev_error.
-2024-01-01T10:00:02+0000 192.168.0.111 F01 ERROR Error \"y\"; trigger ev_error.
-2024-01-01T10:00:03+0000 192.168.0.112 F02 WARNING slow
-2024-01-01T10:00:04+0000 192.168.0.113 W01 STATUS wrote
-2024-01-01T10:00:05+0000 192.168.0.114 A01 ERROR beacon
-ALERT (MONITORING) 2024-01-01T10:00:06Z: invalid time sync for DOM 1
-just text";
-
-    #[test]
-    fn statistics_of_a_known_log() {
-        let mut s = DayStats::new(19_723);
-        for l in KNOWN_LOG.lines() {
-            s.add(l);
-        }
-        assert_eq!(
-            (s.date.as_str(), s.lines, s.unstructured),
-            ("2024-01-01", 8, 2)
-        );
-        let c = |k: &str, l: &str| DayStats::count(&s.categories, k, l);
-        let p = |k: &str, l: &str| DayStats::count(&s.processes, k, l);
-        assert_eq!(
-            (c("DataFilter", "ERROR"), c("DataFilter", "WARNING")),
-            (2, 1)
-        );
-        assert_eq!(
-            (c("DataQueue", "WARNING"), c("DataWriter", "STATUS")),
-            (1, 1)
-        );
-        assert_eq!(c("AcousticDataFilter", "ERROR"), 1);
-        assert_eq!((c("Other", "ALERT"), c("Other", "UNKNOWN")), (1, 1));
-        assert_eq!(
-            (p("F01", "ERROR"), p("F02", "WARNING"), p("F01", "WARNING")),
-            (2, 1, 0)
-        );
-        assert_eq!(p("-", "ALERT") + p("-", "UNKNOWN"), 2);
-    }
-
-    #[test]
-    fn days_close_at_midnight_and_plots_are_written() {
-        let (tx, rx) = unbounded();
-        let mut m = monitor(0, Some(tx));
-        let before = time_of_ns(MIDNIGHT_NS - 60_000_000_000);
-        let after = time_of_ns(MIDNIGHT_NS + 60_000_000_000);
-        run_by_hand(
-            &mut m,
-            vec![
-                (
-                    before,
-                    vec![msg("t 1.1.1.1 F01 ERROR a"), msg("t 1.1.1.1 Q01 WARNING b")],
-                ),
-                (after, vec![msg("t 1.1.1.1 W01 ERROR c")]),
-            ],
-        );
-        let jobs: Vec<Job> = rx.try_iter().collect();
-        let finals: Vec<_> = jobs
-            .iter()
-            .filter(|j| j.final_)
-            .map(|j| j.stats.date.as_str())
-            .collect();
-        assert_eq!(finals, ["2023-12-31", "2024-01-01"]);
-        let first = jobs.iter().find(|j| j.final_).unwrap();
-        assert_eq!(first.stats.lines, 2);
-        let dir = std::env::temp_dir().join(format!("km3mon-logstats-{}", std::process::id()));
-        write_day(&dir, "MSG", &first.stats).unwrap();
-        let png = std::fs::read(dir.join("MSG_2023-12-31.png")).unwrap();
-        assert_eq!(&png[1..4], b"PNG");
-        let json: DayStats = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("MSG_2023-12-31.json")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(json, first.stats);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn error_rate_alert_fires_and_resolves() {
-        let mut m = monitor(2, None);
-        let t0 = time_of_ns(MIDNIGHT_NS);
-        let input = (0..3)
-            .map(|i| {
-                (
-                    t0 + i * 10,
-                    vec![
-                        msg("t 1.1.1.1 F01 ERROR boom"),
-                        msg("t 1.1.1.1 Q01 ERROR one-off"),
-                    ],
-                )
-            })
-            .chain([(t0 + 2000, vec![msg("t 1.1.1.1 F01 INFO ok")])])
-            .collect();
-        let out = run_by_hand(&mut m, input);
-        let alerts: Vec<_> = out
-            .iter()
-            .filter_map(|(t, i)| match i {
-                Item::Alert(a) => Some((*t, a.key.as_str(), a.state)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(alerts.len(), 4, "{alerts:?}");
-        assert_eq!(alerts[0], (t0 + 20, "msg_errors:F01", AlertState::Firing));
-        assert_eq!(alerts[1], (t0 + 20, "msg_errors:Q01", AlertState::Firing));
-        assert!(alerts[2..].iter().all(|a| a.2 == AlertState::Resolved));
-    }
-}
+#[path = "stats_tests.rs"]
+mod tests;

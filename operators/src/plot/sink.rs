@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use pipeline::item::{Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
+};
 use pipeline::plot::Plot;
 use pipeline::StreamKind;
 use serde::Deserialize;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
 
 use super::render_with;
+use crate::monitor::{ordered_sink, Monitor, Out};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +28,8 @@ pub struct PlotSink {
     /// request arriving sooner waits (newest wins) until then. Live, every
     /// plot updates far less often; a full-speed replay would otherwise
     /// draw each file every few hundred ms for nobody. The last request of
-    /// every file is drawn when the stream ends. 0 = draw every request.
+    /// every file is drawn when the stream ends, so the final files do not
+    /// depend on this wall-clock throttle. 0 = draw every request.
     #[serde(default = "default_min_interval")]
     pub min_interval: f64,
 }
@@ -45,9 +47,15 @@ impl NodeConfig for PlotSink {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "renders plots to PNG (atomic) with the numbers beside them as JSON";
+    const EXAMPLE: &'static str = r#"inputs = ["dom_rates_example"]
+dir = "plots""#;
 }
 
 impl Node for PlotSink {
+    /// The directory's PNG and JSON files: one plots sink per directory.
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("dir".into(), Resource::file(&self.dir.join("*")))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Plots]
     }
@@ -79,38 +87,36 @@ impl Node for PlotSink {
             })?;
             tx = Some(s);
         }
-        let mut pending: BTreeMap<Time, Vec<Arc<Plot>>> = BTreeMap::new();
-        input.sink(
-            Exchange::new(|_: &Item| 0),
-            "plots",
-            move |(input, frontier)| {
-                input.for_each(|cap, data| {
-                    let Some(&t) = cap.least() else { return };
-                    let plots = pending.entry(t).or_default();
-                    plots.extend(data.drain(..).filter_map(|i| match i {
-                        Item::Plot(p) => Some(p),
-                        _ => None,
-                    }));
-                });
-                let f = frontier.frontier().iter().min().copied();
-                while let Some((&t, _)) = pending.first_key_value() {
-                    if f.is_some_and(|f| f <= t) {
-                        break;
-                    }
-                    let mut plots = pending.pop_first().expect("non-empty").1;
-                    plots.sort_by(|a, b| a.name.cmp(&b.name));
-                    if let Some(tx) = &tx {
-                        for p in plots {
-                            let _ = tx.send(p);
-                        }
-                    }
-                }
-                if f.is_none() {
-                    tx = None;
-                }
-            },
-        );
+        ordered_sink(ctx, input, "plots", PlotsTo { tx });
         Ok(None)
+    }
+}
+
+/// The plots of each completed timestamp, by name, to the render thread.
+struct PlotsTo {
+    tx: Option<Sender<Arc<Plot>>>,
+}
+
+impl Monitor<Item> for PlotsTo {
+    fn on_data(&mut self, _t: Time, data: Vec<Item>, _out: &mut Out) {
+        let mut plots: Vec<Arc<Plot>> = data
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Plot(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        // Two requests for one file at one time: the content decides, so
+        // the last one (the one drawn) is the same in every run.
+        plots.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.json.cmp(&b.json)));
+        if let Some(tx) = &self.tx {
+            for p in plots {
+                let _ = tx.send(p);
+            }
+        }
+    }
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
+        self.tx = None;
     }
 }
 

@@ -157,11 +157,11 @@ impl Monitor<EventFit> for RoyOut {
     }
 
     /// End of the stream only: close the channels so the threads finish.
-    fn on_progress(&mut self, f: Option<Time>, _out: &mut Out) {
-        if f.is_none() {
-            self.jsonl = None;
-            self.plot = None;
-        }
+    /// The input ended: closing the channels lets the writer threads
+    /// finish (the runtime joins them).
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
+        self.jsonl = None;
+        self.plot = None;
     }
 }
 

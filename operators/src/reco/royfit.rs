@@ -15,7 +15,9 @@ use std::sync::Arc;
 use crossbeam_channel::{bounded, unbounded, Sender, TrySendError};
 use daq::detector::Detector;
 use pipeline::item::Item;
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
+};
 use pipeline::runtime::context::Mode;
 use pipeline::runtime::metrics::DropReason;
 use pipeline::StreamKind;
@@ -116,6 +118,9 @@ impl NodeConfig for RoyFit {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "single-DU muon fit (ROyFit): reco_timeres rows, royfit.jsonl and ztplot_roy.png";
+    const EXAMPLE: &'static str = r#"inputs = ["events"]
+jsonl = "data/royfit_example.jsonl"
+plot_interval = 10"#;
 }
 
 impl RoyFit {
@@ -135,6 +140,20 @@ impl RoyFit {
 }
 
 impl Node for RoyFit {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("jsonl".into(), Resource::file(&self.jsonl)),
+            (
+                "dir".into(),
+                Resource::file(&self.dir.join("ztplot_roy.png")),
+            ),
+            (
+                "dir".into(),
+                Resource::file(&self.dir.join("ztplot_roy.json")),
+            ),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Events]
     }

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use hdrhistogram::Histogram;
 use pipeline::item::{seconds_of, Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
+};
 use pipeline::runtime::context::Mode;
 use pipeline::runtime::metrics::{DropReason, NodeMetrics};
 use pipeline::StreamKind;
@@ -71,9 +73,26 @@ impl NodeConfig for TimeResiduals {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "ROyFit time residuals per floor and DU (time_residuals.png|json) and their median alert";
+    const EXAMPLE: &'static str = r#"inputs = ["royfit_example"]
+window = 600
+plot_interval = 10
+min_count = 10"#;
 }
 
 impl Node for TimeResiduals {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            (
+                "dir".into(),
+                Resource::file(&self.dir.join("time_residuals.png")),
+            ),
+            (
+                "dir".into(),
+                Resource::file(&self.dir.join("time_residuals.json")),
+            ),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Table]
     }
@@ -373,10 +392,9 @@ impl Monitor<Item> for ResidualMonitor {
 
     /// End of the stream only: the last state is drawn, then the plot
     /// thread is let go.
-    fn on_progress(&mut self, f: Option<Time>, _out: &mut Out) {
-        if f.is_some() {
-            return;
-        }
+    /// The input ended: the last state is drawn (if newer than the last
+    /// plot) and the plot channel closed.
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
         if !self.chunks.is_empty() && self.last_plot != Some(self.newest) {
             let fig = Arc::new(self.figure());
             if let Some(tx) = &self.plot {

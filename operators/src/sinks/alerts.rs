@@ -10,98 +10,56 @@
 //!   crate's reconnecting client. A replay does not publish unless
 //!   `in_replay = true`: replaying archived data must not page the shift.
 //!
-//! Both exchange to the leader, order alerts by data time and content, and
-//! do their I/O on a thread of their own.
+//! Both run on the shell (`crate::monitor`): alerts reach worker 0, in
+//! data-time order and sorted within a time; the I/O is on a thread of
+//! their own.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Alert, AlertState, Item, Time};
 use pipeline::operator::{
-    check_relative_file, BuildContext, ItemStream, Mode, Node, NodeConfig, Role,
+    check_relative_file, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
 };
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
 
+use crate::monitor::{ordered_sink, Monitor, Out};
 use crate::util::iso_ns;
 
-/// What [`ordered`] hands on, in data-time order.
-pub(crate) enum Ordered {
-    /// The alerts of one completed timestamp, sorted.
-    Alerts(Time, Vec<Alert>),
-    /// Every timestamp before this one is complete (sent when it moved by
-    /// at least the `progress` step given to [`ordered`]).
-    Progress(Time),
-    /// The input ended.
-    End,
+/// A sink on the shell: the alerts of each completed timestamp, sorted
+/// (by their full order, so two workers' alerts of one time always come
+/// out alike), to an I/O thread; the end of input closes the channel.
+pub(crate) struct AlertsTo {
+    pub tx: Option<Sender<Vec<Alert>>>,
 }
 
-/// Exchanges alerts to worker 0 and calls `emit` with the alerts of each
-/// completed timestamp, sorted; `progress` > 0 also reports the frontier
-/// in steps of that many ticks (for time-driven sinks).
-pub(crate) fn ordered(
-    input: ItemStream<'_>,
-    name: &str,
-    progress: Time,
-    mut emit: impl FnMut(Ordered) + 'static,
-) {
-    let mut pending: BTreeMap<Time, Vec<Alert>> = BTreeMap::new();
-    let mut reported: Option<Time> = None;
-    let mut ended = false;
-    input.sink(
-        Exchange::new(|_: &Item| 0),
-        name,
-        move |(input, frontier)| {
-            input.for_each(|cap, data| {
-                let Some(&t) = cap.least() else { return };
-                pending
-                    .entry(t)
-                    .or_default()
-                    .extend(data.drain(..).filter_map(|i| match i {
-                        Item::Alert(a) => Some(a),
-                        _ => None,
-                    }));
-            });
-            let f = frontier.frontier().iter().min().copied();
-            while let Some((&t, _)) = pending.first_key_value() {
-                if f.is_some_and(|f| f <= t) {
-                    break;
-                }
-                let mut alerts = pending.pop_first().expect("non-empty").1;
-                alerts.sort();
-                emit(Ordered::Alerts(t, alerts));
-            }
-            match f {
-                Some(f) if progress > 0 && reported.is_none_or(|r| f >= r + progress) => {
-                    reported = Some(f);
-                    emit(Ordered::Progress(f));
-                }
-                None if !ended => {
-                    ended = true;
-                    emit(Ordered::End);
-                }
-                _ => {}
-            }
-        },
-    );
+impl AlertsTo {
+    pub fn sorted(data: Vec<Item>) -> Vec<Alert> {
+        let mut alerts: Vec<Alert> = data
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Alert(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        alerts.sort();
+        alerts
+    }
 }
 
-/// Hands the alerts of each completed timestamp, sorted, to `tx`.
-fn ordered_sink(input: ItemStream<'_>, name: &str, mut tx: Option<Sender<Vec<Alert>>>) {
-    ordered(input, name, 0, move |o| match o {
-        Ordered::Alerts(_, alerts) => {
-            if let Some(tx) = &tx {
-                let _ = tx.send(alerts);
-            }
+impl Monitor<Item> for AlertsTo {
+    fn on_data(&mut self, _t: Time, data: Vec<Item>, _out: &mut Out) {
+        let alerts = AlertsTo::sorted(data);
+        if let (Some(tx), false) = (&self.tx, alerts.is_empty()) {
+            let _ = tx.send(alerts);
         }
-        Ordered::Progress(_) => {}
+    }
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
         // Closing the channel ends the writer thread.
-        Ordered::End => tx = None,
-    });
+        self.tx = None;
+    }
 }
 
 /// One line of `alerts.jsonl` (field order as documented).
@@ -141,9 +99,14 @@ impl NodeConfig for AlertsJsonl {
     const TYPE: &'static str = "alerts_jsonl";
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str = "appends alert events to a JSON Lines file";
+    const EXAMPLE: &'static str = r#"inputs = ["dom_activity_example"]
+path = "data/alerts.jsonl""#;
 }
 
 impl Node for AlertsJsonl {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("path".into(), Resource::file(&self.path))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Alerts]
     }
@@ -172,7 +135,7 @@ impl Node for AlertsJsonl {
             })?;
             tx = Some(s);
         }
-        ordered_sink(input, "alerts_jsonl", tx);
+        ordered_sink(ctx, input, "alerts_jsonl", AlertsTo { tx });
         Ok(None)
     }
 }
@@ -235,6 +198,9 @@ impl NodeConfig for AlertsMsg {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "publishes alerts as `ALERT (MONITORING) …` MSG lines into a Ligier";
+    const EXAMPLE: &'static str = r#"inputs = ["dom_activity_example"]
+host = "127.0.0.1"
+port = 5553"#;
 }
 
 impl Node for AlertsMsg {
@@ -284,7 +250,7 @@ impl Node for AlertsMsg {
             })?;
             tx = Some(s);
         }
-        ordered_sink(input, "alerts_msg", tx);
+        ordered_sink(ctx, input, "alerts_msg", AlertsTo { tx });
         Ok(None)
     }
 }

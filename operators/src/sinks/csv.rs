@@ -1,22 +1,23 @@
 //! `type = "csv"`: appends table rows to a CSV file under `--out`.
 //!
-//! Rows from all workers are exchanged to the leader and written in a
-//! deterministic order (by time, then by content) once the frontier passes
-//! their time, so `-w 1`, `-w 2` and a cluster write identical files. The
+//! Rows from all workers reach the leader through the shell
+//! (`crate::monitor`) and are written in a deterministic order (by time,
+//! then by content), so `-w 1`, `-w 2` and a cluster write identical files. The
 //! file is appended, never rewritten: the header is written only when the
 //! file is new or empty.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use pipeline::item::{Item, Row, Time};
-use pipeline::operator::{check_relative_file, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative_file, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
+};
 use pipeline::StreamKind;
 use serde::Deserialize;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+
+use crate::monitor::{ordered_sink, Monitor, Out};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,9 +30,14 @@ impl NodeConfig for CsvSink {
     const TYPE: &'static str = "csv";
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str = "appends table rows to a CSV file (header once)";
+    const EXAMPLE: &'static str = r#"inputs = ["tag_rates"]
+path = "data/example.csv""#;
 }
 
 impl Node for CsvSink {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("path".into(), Resource::file(&self.path))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Table]
     }
@@ -57,42 +63,34 @@ impl Node for CsvSink {
             ctx.spawn_io("writer", move || writer(&path, r, &control))?;
             tx = Some(s);
         }
-        let metrics = ctx.metrics.clone();
-        let mut pending: BTreeMap<Time, Vec<Row>> = BTreeMap::new();
-        input.sink(
-            Exchange::new(|_: &Item| 0),
-            "csv",
-            move |(input, frontier)| {
-                input.for_each(|cap, data| {
-                    // Our sessions always come from one capability: a singleton stamp.
-                    let Some(&t) = cap.least() else { return };
-                    let rows = pending.entry(t).or_default();
-                    rows.extend(data.drain(..).filter_map(|i| match i {
-                        Item::Row(r) => Some(r),
-                        _ => None,
-                    }));
-                });
-                let f = frontier.frontier().iter().min().copied();
-                while let Some((&t, _)) = pending.first_key_value() {
-                    if f.is_some_and(|f| f <= t) {
-                        break;
-                    }
-                    let mut rows = pending.pop_first().expect("non-empty").1;
-                    rows.sort();
-                    if let Some(tx) = &tx {
-                        metrics.busy(|| {
-                            let _ = tx.send(rows);
-                        });
-                    }
-                }
-                if f.is_none() {
-                    // End of the stream: closing the channel lets the writer
-                    // flush and finish.
-                    tx = None;
-                }
-            },
-        );
+        ordered_sink(ctx, input, "csv", RowsTo { tx });
         Ok(None)
+    }
+}
+
+/// The rows of each completed timestamp, sorted (full order: identical
+/// files whatever the worker count), to the writer thread.
+struct RowsTo {
+    tx: Option<Sender<Vec<Row>>>,
+}
+
+impl Monitor<Item> for RowsTo {
+    fn on_data(&mut self, _t: Time, data: Vec<Item>, _out: &mut Out) {
+        let mut rows: Vec<Row> = data
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Row(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        rows.sort();
+        if let (Some(tx), false) = (&self.tx, rows.is_empty()) {
+            let _ = tx.send(rows);
+        }
+    }
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
+        // Closing the channel lets the writer flush and finish.
+        self.tx = None;
     }
 }
 

@@ -7,53 +7,60 @@
 //! type = "alerts_notify"
 //! inputs = ["dom_activity", "trigger_rates", "timesync", "log_stats"]
 //! alerts = "@config.Alerts"        # the whole section
-//! path = "data/alerts.jsonl"       # where routing lines go (default)
+//! path = "data/alerts_routing.jsonl"  # where routing lines go (default)
 //! in_replay = false                # deliver in a replay too (default: no)
 //! ```
 //!
-//! Alerts are exchanged to worker 0 and handed, in data-time order, to an
-//! I/O thread that runs the router and the delivery threads. Live, the
-//! router's clock is the wall clock (a group window is 10 real seconds);
-//! in a replay it is data time, and nothing is delivered unless
-//! `in_replay = true` (replaying archived data must not page the shift):
-//! routing still runs and every message is written to `alerts.jsonl` as
-//! not sent.
+//! The router runs on the monitor shell (worker 0), alerts in data-time
+//! order: its clock is **data time**, live and in a replay alike. A group
+//! window, throttle or reminder ends with a shell timer at its data time,
+//! so a window closes whether or not another alert arrives (live, the
+//! heartbeat moves the frontier; a replay fires timers up to its last data
+//! time and flushes what is still collected at the end). Only delivery
+//! (retries and their back-off) is on the wall clock, on an I/O thread.
+//! In a replay nothing is delivered unless `in_replay = true` (replaying
+//! archived data must not page the shift): routing still runs and every
+//! message is written as not sent.
 //!
-//! Every message a route makes lands in `alerts.jsonl` (one line per sink,
-//! after delivery: `delivered`, `attempts`, `error`), and so does every
-//! alert a route did not send (`decision`: throttled, silenced, transient,
-//! unannounced). Both kinds carry `route`; the monitors' alert lines carry
-//! `monitor` instead. Lines are appended whole (one write per batch).
+//! Every message a route makes lands in `path` (default
+//! `data/alerts_routing.jsonl`; one line per sink, after delivery:
+//! `delivered`, `attempts`, `error`), and so does every alert a route did
+//! not send (`decision`: throttled, silenced, transient, unannounced).
+//! The file has one writer, this node (`data/alerts.jsonl` belongs to
+//! `alerts_jsonl`); lines are appended whole (one write per batch).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use ::notify::config::{AlertsConfig, Shifters as ConfigShifters};
 use ::notify::deliver::{Delivery, RetryPolicy};
 use ::notify::email::LogTransport;
 use ::notify::message::{Outcome, Outgoing, Transport};
 use ::notify::route::{Note, Notice, Output, Router};
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
-use pipeline::item::{Time, TICKS_PER_SECOND, TICK_NS};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use pipeline::item::{Item, Time};
 use pipeline::operator::{
-    check_relative_file, BuildContext, ItemStream, Mode, Node, NodeConfig, Role,
+    check_relative_file, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
 };
 use pipeline::runtime::metrics::{DropReason, NodeMetrics};
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
-use super::alerts::{ordered, Ordered};
-use crate::util::iso_ns;
+use super::alerts::AlertsTo;
+use crate::alerting::tick_at_or_after;
+use crate::monitor::{ordered_sink, Monitor, Out};
+use crate::util::{iso_ns, ns_of};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsNotify {
     /// The `[Alerts]` section: `alerts = "@config.Alerts"`.
     pub alerts: AlertsConfig,
-    /// JSON Lines file the routing lines are appended to (under --out).
+    /// JSON Lines file the routing lines are appended to (under --out; its
+    /// one writer is this node).
     #[serde(default = "default_path")]
     pub path: PathBuf,
     /// Also deliver when replaying files (default: only live).
@@ -62,7 +69,7 @@ pub struct AlertsNotify {
 }
 
 fn default_path() -> PathBuf {
-    PathBuf::from("data/alerts.jsonl")
+    PathBuf::from("data/alerts_routing.jsonl")
 }
 
 impl NodeConfig for AlertsNotify {
@@ -70,9 +77,14 @@ impl NodeConfig for AlertsNotify {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "routes alerts to people ([Alerts] routes: grouping, throttle, silences) via chat, e-mail, log";
+    const EXAMPLE: &'static str = r#"inputs = ["dom_activity_example"]
+alerts = { enabled = false, group_window = 10 }"#;
 }
 
 impl Node for AlertsNotify {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![("path".into(), Resource::file(&self.path))]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Alerts]
     }
@@ -94,10 +106,9 @@ impl Node for AlertsNotify {
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("alerts_notify needs an input"))?;
         let live = matches!(ctx.env.mode, Mode::Live);
-        let mut emit: Option<crossbeam_channel::Sender<Ordered>> = None;
+        let mut tx = None;
         if ctx.is_leader() {
-            let (tx, rx) = unbounded();
-            let router = self.router(ctx);
+            let (s, rx) = unbounded();
             let delivery = if live || self.in_replay {
                 Some(self.delivery(ctx))
             } else {
@@ -105,32 +116,83 @@ impl Node for AlertsNotify {
             };
             let lines = ctx.out_path(&self.path);
             let metrics = ctx.metrics.clone();
-            ctx.spawn_io("router", move || {
+            ctx.spawn_io("deliver", move || {
                 let mut run = Run {
-                    router,
                     delivery,
                     sent: HashMap::new(),
                     lines: Lines::new(lines),
                     metrics,
                     live,
-                    data_now_ns: 0,
                 };
                 run.run(rx);
             })?;
-            emit = Some(tx);
+            tx = Some(s);
         }
-        // Replay: a group window closes on data time, also while no alert
-        // arrives, so the frontier is reported every second of data time.
-        ordered(input, "alerts_notify", TICKS_PER_SECOND, move |o| {
-            let end = matches!(o, Ordered::End);
-            if let Some(tx) = &emit {
-                let _ = tx.send(o);
-            }
-            if end {
-                emit = None;
-            }
-        });
+        // The router runs on the shell (worker 0): its clock is data time,
+        // and a group window, throttle or reminder ends with a timer.
+        let monitor = RouterMonitor {
+            router: self.router(ctx),
+            tx,
+        };
+        ordered_sink(ctx, input, "alerts_notify", monitor);
         Ok(None)
+    }
+}
+
+/// The router on the shell: alerts in data-time order, and a timer at the
+/// next group window's end (`Router::next_due`), so a window closes at its
+/// own data time whether or not another alert comes — in a replay and
+/// live (where the heartbeat moves the frontier).
+struct RouterMonitor {
+    router: Router,
+    tx: Option<Sender<Output>>,
+}
+
+impl RouterMonitor {
+    fn hand_on(&mut self, out: &mut Out, routed: Output) {
+        if let Some(due) = self.router.next_due() {
+            out.timer(tick_at_or_after(due));
+        }
+        if routed.notes.is_empty() && routed.messages.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(routed);
+        }
+    }
+}
+
+impl Monitor<Item> for RouterMonitor {
+    fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
+        let now = ns_of(t);
+        let mut routed = Output::default();
+        for a in &AlertsTo::sorted(data) {
+            self.router.push(a, now, &mut routed);
+        }
+        // A window of 0 s is due right now: a timer at t, after this data.
+        self.hand_on(out, routed);
+    }
+
+    fn on_timer(&mut self, t: Time, out: &mut Out) {
+        let mut routed = Output::default();
+        self.router.tick(ns_of(t), &mut routed);
+        self.hand_on(out, routed);
+    }
+
+    /// End of a replay: what is still collected goes now, at the last data
+    /// time (a window the data did not finish).
+    fn on_end(&mut self, last: Option<Time>, _out: &mut Out) {
+        let mut routed = Output::default();
+        self.router.flush(ns_of(last.unwrap_or(0)), &mut routed);
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(routed);
+        }
+        self.tx = None;
+        let s = self.router.stats();
+        tracing::info!(
+            "alerts_notify: {} alerts, {} messages; throttled {}, silenced {}, transient {}, unannounced {}, reminders skipped {}",
+            s.alerts, s.messages, s.throttled, s.silenced, s.transient, s.unannounced, s.reminders_skipped
+        );
     }
 }
 
@@ -211,66 +273,25 @@ struct Sent {
 }
 
 struct Run {
-    router: Router,
     delivery: Option<Delivery>,
     sent: HashMap<u64, Sent>,
     lines: Lines,
     metrics: Arc<NodeMetrics>,
     live: bool,
-    data_now_ns: u64,
-}
-
-fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Run {
-    fn now(&self) -> u64 {
-        if self.live {
-            wall_ns()
-        } else {
-            self.data_now_ns
-        }
-    }
-
-    fn advance(&mut self, t: Time) {
-        self.data_now_ns = self.data_now_ns.max(t.saturating_mul(TICK_NS));
-    }
-
-    fn run(&mut self, rx: Receiver<Ordered>) {
+    /// Routed messages to delivery and their lines to the file, until the
+    /// router ends; outcomes are reported as they come back.
+    fn run(&mut self, rx: Receiver<Output>) {
         loop {
-            let mut out = Output::default();
-            // Live: tick on the wall clock also while no alert comes.
-            let next = if self.live {
-                rx.recv_timeout(Duration::from_millis(200))
-            } else {
-                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            };
-            match next {
-                Ok(Ordered::Alerts(t, alerts)) => {
-                    self.advance(t);
-                    let now = self.now();
-                    for a in &alerts {
-                        self.router.push(a, now, &mut out);
-                    }
-                    self.router.tick(now, &mut out);
-                }
-                Ok(Ordered::Progress(t)) => {
-                    self.advance(t);
-                    self.router.tick(self.now(), &mut out);
-                }
-                Err(RecvTimeoutError::Timeout) => self.router.tick(self.now(), &mut out),
-                Ok(Ordered::End) | Err(RecvTimeoutError::Disconnected) => break,
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(out) => self.hand_on(out),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            self.hand_on(out);
             self.outcomes();
         }
-        // End of input or shutdown: what is collected goes now.
-        let mut out = Output::default();
-        self.router.flush(self.now(), &mut out);
-        self.hand_on(out);
         if let Some(d) = self.delivery.take() {
             let outcomes = d.outcomes();
             // Let queued messages out, but never hang on a dead server.
@@ -280,7 +301,7 @@ impl Run {
             self.report(rest);
         }
         // Anything never reported (a sink still busy at the deadline).
-        let left: Vec<Outcome> = self
+        let mut left: Vec<Outcome> = self
             .sent
             .keys()
             .map(|&id| Outcome {
@@ -291,12 +312,8 @@ impl Run {
                 error: Some("not sent: still queued at shutdown".into()),
             })
             .collect();
+        left.sort_by_key(|o| o.id);
         self.report(left);
-        let s = self.router.stats();
-        tracing::info!(
-            "alerts_notify: {} alerts, {} messages; throttled {}, silenced {}, transient {}, unannounced {}, reminders skipped {}",
-            s.alerts, s.messages, s.throttled, s.silenced, s.transient, s.unannounced, s.reminders_skipped
-        );
     }
 
     /// Messages to delivery (or straight to the file when not delivering),
@@ -420,7 +437,7 @@ fn json_line(v: &impl Serialize) -> Vec<u8> {
     b
 }
 
-/// `alerts.jsonl`, shared with the `alerts_jsonl` sink: opened for
+/// The routing lines' file (this node is its one writer): opened for
 /// appending, each batch of whole lines in one write.
 struct Lines {
     path: PathBuf,

@@ -34,6 +34,7 @@ impl NodeConfig for FileSource {
     const TYPE: &'static str = "files";
     const ROLE: Role = Role::Source;
     const ABOUT: &'static str = "replays recordings and .dat dumps in data-time order";
+    const EXAMPLE: &'static str = r#"tags = ["IO_SUM"]"#;
 }
 
 impl Node for FileSource {

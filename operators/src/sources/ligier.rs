@@ -42,6 +42,9 @@ impl NodeConfig for LigierSource {
     const ROLE: Role = Role::Source;
     const ABOUT: &'static str =
         "subscribes to tags of a Ligier (replays the given files in `km3mon replay`)";
+    const EXAMPLE: &'static str = r#"host = "127.0.0.1"
+port = 5553
+tags = ["IO_SUM", "IO_EVT"]"#;
 }
 
 impl Node for LigierSource {

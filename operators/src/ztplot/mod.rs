@@ -22,7 +22,6 @@ pub mod selection;
 mod tests;
 mod worker;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -30,13 +29,15 @@ use crossbeam_channel::{bounded, Sender, TrySendError};
 use daq::event::Event;
 use notify::elog::{ElogConfig, ElogSender};
 use pipeline::item::{Item, Time};
-use pipeline::operator::{check_relative, BuildContext, ItemStream, Node, NodeConfig, Role};
+use pipeline::operator::{
+    check_relative, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
+};
 use pipeline::runtime::context::Mode;
 use pipeline::runtime::metrics::DropReason;
 use pipeline::StreamKind;
 use serde::Deserialize;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+
+use crate::monitor::{ordered_sink, Monitor, Out};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,17 +134,27 @@ impl NodeConfig for ZtPlot {
     const ROLE: Role = Role::Sink;
     const ABOUT: &'static str =
         "z-t event display (ztplot.png) and the top-10 event selection (SQLite + PNG + raw frame)";
+    const EXAMPLE: &'static str = r#"inputs = ["events"]
+db = "data/monitoring.sqlite3""#;
 }
 
 impl Node for ZtPlot {
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![
+            ("db".into(), Resource::file(&self.db)),
+            ("dir".into(), Resource::file(&self.dir.join("ztplot.png"))),
+            (
+                "dir".into(),
+                Resource::file(&self.dir.join("event_selection").join("*")),
+            ),
+            (String::new(), Resource::Detector),
+        ]
+    }
     fn accepts(&self) -> Vec<StreamKind> {
         vec![StreamKind::Events]
     }
     fn produces(&self) -> Option<StreamKind> {
         None
-    }
-    fn needs_detector(&self) -> bool {
-        true
     }
     fn check(&self) -> Vec<(String, String)> {
         let mut e: Vec<_> = check_relative("db", &self.db)
@@ -233,47 +244,53 @@ impl Node for ZtPlot {
             tx = Some(s);
         }
         let replay = matches!(ctx.env.mode, Mode::Replay { .. });
-        let metrics = ctx.metrics.clone();
-        let (min_dus, min_doms) = (self.min_dus, self.min_doms);
-        let mut pending: BTreeMap<Time, Vec<Arc<Event>>> = BTreeMap::new();
-        input.sink(
-            Exchange::new(|_: &Item| 0),
-            "ztplot",
-            move |(input, frontier)| {
-                input.for_each(|cap, data| {
-                    let Some(&t) = cap.least() else { return };
-                    let evs = pending.entry(t).or_default();
-                    evs.extend(data.drain(..).filter_map(|i| match i {
-                        Item::Event(e) => Some(e),
-                        _ => None,
-                    }));
-                });
-                let f = frontier.frontier().iter().min().copied();
-                while let Some((&t, _)) = pending.first_key_value() {
-                    if f.is_some_and(|f| f <= t) {
-                        break;
-                    }
-                    let mut evs = pending.pop_first().expect("non-empty").1;
-                    // Workers deliver in any order: sort for a deterministic top 10.
-                    evs.sort_by_key(|e| (e.header.run, e.header.frame_index, e.trigger_counter));
-                    let Some(tx) = &tx else { continue };
-                    for ev in evs {
-                        if !hits::passes_cuts(&det, &ev, min_dus, min_doms) {
-                            continue;
-                        }
-                        if replay {
-                            let _ = tx.send(ev);
-                        } else if let Err(TrySendError::Full(_)) = tx.try_send(ev) {
-                            metrics.drop_detail(DropReason::Overflow, "plot queue full", 1);
-                        }
-                    }
-                }
-                if f.is_none() {
-                    tx = None;
-                }
-            },
-        );
+        let monitor = EventsTo {
+            det,
+            cuts: (self.min_dus, self.min_doms),
+            replay,
+            metrics: ctx.metrics.clone(),
+            tx,
+        };
+        ordered_sink(ctx, input, "ztplot", monitor);
         Ok(None)
+    }
+}
+
+/// Events that pass the cuts, in data-time order and sorted within a time
+/// (a deterministic top 10), to the plotter thread.
+struct EventsTo {
+    det: Arc<daq::detector::Detector>,
+    cuts: (usize, usize),
+    replay: bool,
+    metrics: Arc<pipeline::runtime::metrics::NodeMetrics>,
+    tx: Option<Sender<Arc<Event>>>,
+}
+
+impl Monitor<Item> for EventsTo {
+    fn on_data(&mut self, _t: Time, data: Vec<Item>, _out: &mut Out) {
+        let Some(tx) = &self.tx else { return };
+        let mut evs: Vec<Arc<Event>> = data
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        evs.sort_by_key(|e| (e.header.run, e.header.frame_index, e.trigger_counter));
+        for ev in evs {
+            if !hits::passes_cuts(&self.det, &ev, self.cuts.0, self.cuts.1) {
+                continue;
+            }
+            if self.replay {
+                let _ = tx.send(ev);
+            } else if let Err(TrySendError::Full(_)) = tx.try_send(ev) {
+                self.metrics
+                    .drop_detail(DropReason::Overflow, "plot queue full", 1);
+            }
+        }
+    }
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
+        self.tx = None;
     }
 }
 

@@ -14,7 +14,7 @@
 //! API for other parts of the program:
 //!
 //! * `Control::new(out_dir, state_dir)` — `out_dir` receives the audit lines
-//!   (`<out>/data/alerts.jsonl`), `state_dir` the silences
+//!   (`<out>/data/control_audit.jsonl`, written by nobody else), `state_dir` the silences
 //!   (`<state>/silences.json`, loaded here, so a restart keeps them).
 //!   `runtime::run` creates one when `RunOptions::control` is `None` and
 //!   registers every node of the graph ([`Control::register`]).
@@ -40,12 +40,17 @@
 //! node's window state is kept (there is no reset signal).
 //!
 //! Every stop/start/restart/silence/unsilence is audited: a tracing line
-//! and a JSON line appended to `<out>/data/alerts.jsonl`:
+//! and a JSON line appended to `<out>/data/control_audit.jsonl` (its own
+//! file: the audit happens at wall-clock moments, and `data/alerts.jsonl`
+//! must be the same bytes in every replay):
 //! `{"time_utc", "monitor": "control", "key", "state", "message"}`.
 
 pub mod command;
 mod render;
 pub mod socket;
+
+/// The audit file under `<out>/data/` (one writer: the control plane).
+pub const AUDIT_FILE: &str = "control_audit.jsonl";
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -245,7 +250,7 @@ impl Default for Control {
 }
 
 impl Control {
-    /// `out_dir`: audit lines go to `<out>/data/alerts.jsonl`; `state_dir`:
+    /// `out_dir`: audit lines go to `<out>/data/control_audit.jsonl`; `state_dir`:
     /// silences persist in `<state>/silences.json` (loaded now; a bad file
     /// is logged and ignored rather than stopping the monitoring).
     pub fn new(out_dir: Option<&Path>, state_dir: Option<&Path>) -> Control {
@@ -267,7 +272,7 @@ impl Control {
             nodes: RwLock::new(Vec::new()),
             silences: Mutex::new(silences),
             silence_file,
-            audit_file: out_dir.map(|d| d.join("data").join("alerts.jsonl")),
+            audit_file: out_dir.map(|d| d.join("data").join(AUDIT_FILE)),
         }
     }
 
@@ -530,7 +535,7 @@ impl Control {
         }
     }
 
-    /// A tracing line and an `alerts.jsonl` line.
+    /// A tracing line and a line of the audit file.
     fn audit(&self, key: &str, state: &str, message: &str) {
         // Everything in `message` may come from a request: a newline in it
         // would forge log lines.

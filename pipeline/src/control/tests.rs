@@ -206,7 +206,7 @@ fn silences_match_expire_persist_and_are_audited() {
 
     c.execute("stop dom_rates", "carol");
     c.execute("restart dom_rates", "carol");
-    let audit = std::fs::read_to_string(dir.join("data/alerts.jsonl")).unwrap();
+    let audit = std::fs::read_to_string(dir.join("data").join(super::AUDIT_FILE)).unwrap();
     let lines: Vec<serde_json::Value> = audit
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

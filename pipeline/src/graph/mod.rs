@@ -20,6 +20,7 @@
 //! and reported at once with `file:line:column` and the key path.
 
 mod dot;
+mod resources;
 mod subst;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,7 +32,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile};
-use crate::operator::{Node, Registry, Role};
+use crate::operator::{Node, Registry, Resource, Role};
 use crate::site::SiteConfig;
 use subst::Loc;
 
@@ -144,6 +145,7 @@ impl Graph {
                 "the graph has no [nodes.NAME] tables",
             ));
         }
+        resources::check_resources(&raw_nodes, &mut diags);
         let nodes = check_edges(&src, raw_nodes, &broken, &mut diags);
         if diags.is_empty() {
             Ok(Graph {
@@ -162,12 +164,14 @@ impl Graph {
     }
 }
 
-struct RawNode {
-    spec: NodeSpec,
+pub(super) struct RawNode {
+    pub(super) spec: NodeSpec,
     name_span: Range<usize>,
     /// (input name, span of the string) for each input.
     input_spans: Vec<Range<usize>>,
     inputs_span: Option<Range<usize>>,
+    /// What the node owns, and where that is written.
+    pub(super) claims: Vec<(Resource, Diagnostic)>,
 }
 
 fn graph_header(
@@ -397,6 +401,15 @@ fn raw_node(
         let at = locate(&spans, &keys, &path, "", key.span()).0;
         diags.push(located(src, site, &base, at, &path, message));
     }
+    // Where each claim is written: the key, else (a default) the header.
+    let claims = node
+        .resources()
+        .into_iter()
+        .map(|(path, r)| {
+            let at = locate(&spans, &keys, &path, "", key.span()).0;
+            (r, located(src, site, &base, at, &path, String::new()))
+        })
+        .collect();
     Some(RawNode {
         spec: NodeSpec {
             name,
@@ -409,6 +422,7 @@ fn raw_node(
         name_span: key.span(),
         input_spans,
         inputs_span,
+        claims,
     })
 }
 

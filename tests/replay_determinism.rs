@@ -1,0 +1,463 @@
+//! Replay must equal live (issue 15), end to end with the `km3mon` binary.
+//!
+//! * Problem 1: DOMs on floors 1–3 of one DU silent from 60 s to 200 s of
+//!   a 300 s recording of a 6-DU detector, `inactive_after = 20`,
+//!   `group_window = 10`, `in_replay = true`: exactly one grouped FIRING
+//!   naming the DU, "3 DOMs" and the shifters, and exactly one RESOLVED,
+//!   reach a real SMTP server (Python's `aiosmtpd` on 127.0.0.1) and the
+//!   chat. No Rocket.Chat server can run here: the chat peer is
+//!   `testchat`, a local stand-in written from the Rocket.Chat REST spec.
+//! * Determinism: replays of one recording at `--speed max` and at a
+//!   finite speed, with `-w 1` and `-w 2`, and by two cluster processes,
+//!   give byte-identical output trees (PNGs, alerts.jsonl and the routing
+//!   lines included). One exception: `data/monitoring.sqlite3` is compared
+//!   by its rows, as its rows hold the absolute path of each PNG, which
+//!   names the output folder.
+//!
+//! Loopback only; every wait is bounded.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn km3mon(args: &[&str]) -> Output {
+    let out = Command::new(common::km3mon())
+        .args(args)
+        .env("KM3MON_LOG", "warn")
+        .output()
+        .expect("run km3mon");
+    assert!(
+        out.status.success(),
+        "km3mon {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A recording of a generated detector with DOMs of `du` floors 1–3
+/// silent from `from` for `for_` (simulator fault syntax).
+fn recording(
+    dir: &Path,
+    dus: u32,
+    duration: &str,
+    du: u32,
+    from: &str,
+    for_: &str,
+) -> (PathBuf, PathBuf) {
+    let (rec, detx) = (dir.join("rec"), dir.join("d.detx"));
+    let shape = format!("{dus}x18");
+    let mut args: Vec<String> = [
+        "simulate",
+        "--generate-detector",
+        &shape,
+        "--write-detector",
+        detx.to_str().unwrap(),
+        "-o",
+        rec.to_str().unwrap(),
+        "--duration",
+        duration,
+        "--msg-interval",
+        "5s",
+    ]
+    .map(String::from)
+    .to_vec();
+    for floor in 1..=3 {
+        args.push("--fault".into());
+        args.push(format!("dom-silent@{from}+{for_}:{du}/{floor}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    km3mon(&args);
+    (rec, detx)
+}
+
+/// An aiosmtpd server on 127.0.0.1 that writes every mail it gets as a
+/// JSON line (subject and body).
+struct Smtp {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+}
+
+const SMTP_PEER: &str = r#"
+import email, json, sys, time
+from email import policy
+from aiosmtpd.controller import Controller
+port, out = int(sys.argv[1]), sys.argv[2]
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.original_content, policy=policy.default)
+        with open(out, "a") as f:
+            f.write(json.dumps({"subject": str(msg["Subject"]), "body": msg.get_content()}) + "\n")
+        return "250 OK"
+c = Controller(Handler(), hostname="127.0.0.1", port=port)
+c.start()
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"#;
+
+impl Smtp {
+    fn start(dir: &Path) -> Smtp {
+        let port = common::free_port();
+        let out = dir.join("mails.jsonl");
+        let mut child = Command::new(common::python())
+            .args(["-c", SMTP_PEER, &port.to_string(), out.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
+        Smtp { child, port, out }
+    }
+
+    fn mails(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The alert path only: summaryslices → dom_activity → the monitors'
+/// alert lines and the router.
+fn alert_graph(dir: &Path, in_replay: bool) -> PathBuf {
+    let text = format!(
+        r#"
+[nodes.daq]
+type = "ligier"
+host = "127.0.0.1"
+tags = ["IO_SUM"]
+
+[nodes.summaryslices]
+type = "decode"
+inputs = ["daq"]
+kind = "summaryslices"
+
+[nodes.dom_activity]
+type = "dom_activity"
+inputs = ["summaryslices"]
+inactive_after = 20
+
+[nodes.alerts]
+type = "alerts_jsonl"
+inputs = ["dom_activity"]
+
+[nodes.notify]
+type = "alerts_notify"
+inputs = ["dom_activity"]
+alerts = "@config.Alerts"
+in_replay = {in_replay}
+"#
+    );
+    let p = dir.join("alerts.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn site_config(dir: &Path, chat_url: &str, smtp_port: u16) -> PathBuf {
+    let text = format!(
+        r#"
+[Alerts]
+enabled = true
+reminder_interval = 3600
+group_window = 10
+botname = "monitoring"
+password = "monitoring"
+channel = "operations"
+shifters = ["cnorris", "bspencer"]
+
+[Alerts.chat]
+mode = "rest"
+url = "{chat_url}"
+timeout = 5
+
+[Alerts.email]
+enabled = true
+server = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "km3mon@shore.example.org"
+to = ["shift@example.org"]
+timeout = 5
+
+[[Alerts.route]]
+name = "shift"
+match = ["dom_inactive:*"]
+sinks = ["chat", "email", "log"]
+throttle = 600
+"#
+    );
+    let p = dir.join("pipeline.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn replay(args: &[&str], graph: &Path, detx: &Path, rec: &Path, out: &Path) {
+    let mut all = vec![
+        "replay",
+        "--graph",
+        graph.to_str().unwrap(),
+        "--detector",
+        detx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    all.push(rec.to_str().unwrap());
+    km3mon(&all);
+}
+
+#[test]
+fn silent_floors_give_one_grouped_firing_and_one_resolved_by_chat_and_mail() {
+    let dir = common::scratch("replay-determinism", "problem1");
+    let (rec, detx) = recording(&dir, 6, "300s", 3, "60s", "140s");
+    let chat = testchat::TestChat::start(testchat::Options::default()).unwrap();
+    let smtp = Smtp::start(&dir);
+    let site = site_config(&dir, &chat.url(), smtp.port);
+    let graph = alert_graph(&dir, true);
+    let out = dir.join("out");
+    let site_arg = site.to_str().unwrap().to_string();
+    replay(&["--config", &site_arg], &graph, &detx, &rec, &out);
+
+    // The monitor: three firings at +80 s, three resolutions at +200 s.
+    let lines = std::fs::read_to_string(out.join("data/alerts.jsonl")).unwrap();
+    let states: Vec<(String, String)> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["time_utc"].as_str().unwrap().to_string(),
+                v["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(states.len(), 6, "{lines}");
+    assert!(states[..3].iter().all(|s| s.1 == "firing"), "{lines}");
+    assert!(states[3..].iter().all(|s| s.1 == "resolved"), "{lines}");
+
+    let posted: Vec<String> = chat
+        .messages("operations")
+        .into_iter()
+        .filter(|m| m.username == "monitoring")
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(posted.len(), 2, "{posted:#?}");
+    assert!(
+        posted[0].starts_with("@cnorris @bspencer: FIRING (warning): DU 3: 3 DOMs inactive"),
+        "{}",
+        posted[0]
+    );
+    assert!(
+        posted[1].starts_with("@cnorris @bspencer: RESOLVED (warning): DU 3: 3 DOMs"),
+        "{}",
+        posted[1]
+    );
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    let subjects: Vec<&str> = mails
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        subjects[0].contains("FIRING") && subjects[0].contains("DU 3"),
+        "{subjects:?}"
+    );
+    assert!(subjects[0].contains("3 DOMs"), "{subjects:?}");
+    assert!(subjects[1].contains("RESOLVED"), "{subjects:?}");
+    let body = mails[0]["body"].as_str().unwrap();
+    assert!(body.contains("@cnorris @bspencer"), "{body}");
+
+    // Every routed message delivered, no decision "transient".
+    let routing = std::fs::read_to_string(out.join("data/alerts_routing.jsonl")).unwrap();
+    assert!(!routing.contains("transient"), "{routing}");
+    let delivered = routing
+        .lines()
+        .filter(|l| l.contains("\"delivered\":true"))
+        .count();
+    assert_eq!(delivered, 6, "2 messages × chat, email, log:\n{routing}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The rows of the SQLite database, with the output folder taken out of
+/// the PNG paths (Python's sqlite3: the test Python is there anyway).
+fn sqlite_rows(out: &Path) -> String {
+    let script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor l in c.iterdump(): print(l.replace(sys.argv[2],'OUT'))";
+    let db = out.join("data/monitoring.sqlite3");
+    let dump = Command::new(common::python())
+        .args([
+            "-c",
+            script,
+            db.to_str().unwrap(),
+            &std::path::absolute(out).unwrap().display().to_string(),
+        ])
+        .output()
+        .expect("python sqlite3");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    String::from_utf8(dump.stdout).unwrap()
+}
+
+#[test]
+fn output_trees_are_identical_for_any_speed_and_worker_count() {
+    let dir = common::scratch("replay-determinism", "trees");
+    let (rec, detx) = recording(&dir, 3, "120s", 2, "20s", "40s");
+    let graph = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../graphs/km3mon.toml");
+    let runs: [(&str, &[&str]); 4] = [
+        ("w1-max", &["-w", "1"]),
+        ("w2-max", &["-w", "2"]),
+        ("w2-speed", &["-w", "2", "--speed", "30"]),
+        ("w1-again", &["-w", "1"]),
+    ];
+    let mut first: Option<(String, std::collections::BTreeMap<String, Vec<u8>>, String)> = None;
+    let mut compare = |name: &str, out: &Path| {
+        let mut files = tree(out);
+        assert!(
+            files.contains_key("data/alerts.jsonl"),
+            "{:?}",
+            files.keys()
+        );
+        assert!(files.keys().any(|k| k.ends_with(".png")));
+        let db = files
+            .remove("data/monitoring.sqlite3")
+            .map(|_| sqlite_rows(out))
+            .unwrap_or_default();
+        match &first {
+            None => first = Some((name.to_string(), files, db)),
+            Some((ref_name, ref_files, ref_db)) => {
+                let names: Vec<&String> = files.keys().collect();
+                let ref_names: Vec<&String> = ref_files.keys().collect();
+                assert_eq!(names, ref_names, "{name} vs {ref_name}: other files");
+                for (k, v) in &files {
+                    assert!(v == &ref_files[k], "{name} vs {ref_name}: {k} differs");
+                }
+                assert_eq!(&db, ref_db, "{name} vs {ref_name}: SQLite rows differ");
+            }
+        }
+    };
+    for (name, args) in runs {
+        let out = dir.join(name);
+        replay(args, &graph, &detx, &rec, &out);
+        compare(name, &out);
+    }
+    // Two cluster processes of one worker each: the leader writes it all.
+    let hostfile = dir.join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!(
+            "127.0.0.1:{}\n127.0.0.1:{}\n",
+            common::free_port(),
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let spawn = |i: usize| {
+        Command::new(common::km3mon())
+            .args(["replay", "--graph", graph.to_str().unwrap(), "--detector"])
+            .arg(&detx)
+            .arg("--out")
+            .arg(dir.join(format!("cluster{i}")))
+            .args(["--hostfile", hostfile.to_str().unwrap(), "--process"])
+            .arg(i.to_string())
+            .arg(&rec)
+            .env("KM3MON_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (p0, p1) = (spawn(0), spawn(1));
+    for (i, mut p) in [p0, p1].into_iter().enumerate() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        let status = loop {
+            if let Some(s) = p.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = p.kill();
+                panic!("cluster process {i} did not finish within 300 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert!(status.success(), "cluster process {i} failed");
+    }
+    compare("cluster", &dir.join("cluster0"));
+    assert!(
+        tree(&dir.join("cluster1")).is_empty(),
+        "only the leader process writes"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `km3mon check` refuses two sinks on one file, naming both places.
+/// (No shipped node listens on a port — the web and metrics servers are
+/// options of the binary, not nodes — so two nodes on one port are tested
+/// with a test node in pipeline/tests/validation.rs.)
+#[test]
+fn check_refuses_two_writers_of_one_file_with_both_places() {
+    let dir = common::scratch("replay-determinism", "check");
+    let graph = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../graphs/km3mon.toml");
+    let text = std::fs::read_to_string(graph).unwrap().replace(
+        "path = \"data/alerts_routing.jsonl\"",
+        "path = \"data/alerts.jsonl\"",
+    );
+    let p = dir.join("two-writers.toml");
+    std::fs::write(&p, &text).unwrap();
+    let out = Command::new(common::km3mon())
+        .args(["check", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "path = \"data/alerts.jsonl\"")
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let want = format!(
+        "{}:{}:8: nodes.alerts_notify.path: file `data/alerts.jsonl` is also claimed by node `alerts` ({}:{}:8, nodes.alerts.path)",
+        p.display(),
+        lines[1],
+        p.display(),
+        lines[0]
+    );
+    assert!(stderr.contains(&want), "expected `{want}` in:\n{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
