@@ -182,7 +182,7 @@ pub fn jsonl_writer(path: &Path, rx: Receiver<String>, control: &pipeline::contr
         file.sync_data()
     };
     if let Err(e) = run() {
-        tracing::error!("royfit {}: {e}", path.display());
+        // `fail` logs once per change of state, not once per write.
         control.fail(format!("cannot write {}: {e}", path.display()));
     }
 }
@@ -207,8 +207,10 @@ pub fn plotter(
             Ok(())
         })();
         if let Err(e) = done {
-            tracing::error!("royfit: ztplot_roy: {e:#}");
-            control.fail(format!("ztplot_roy: {e:#}"));
+            control.fail(format!(
+                "cannot write {}: {e:#}",
+                dir.join("ztplot_roy.png").display()
+            ));
         }
     }
 }

@@ -131,9 +131,12 @@ impl Node for TimeResiduals {
             let control = ctx.node_control();
             ctx.spawn_io("plotter", move || {
                 for p in r {
+                    // `fail` logs once per change of state, not per plot.
                     if let Err(e) = super::residual_draw::write(&dir, &p) {
-                        tracing::error!("time_residuals: {e:#}");
-                        control.fail(format!("time_residuals plot: {e:#}"));
+                        control.fail(format!(
+                            "cannot write {}: {e:#}",
+                            dir.join("time_residuals.png").display()
+                        ));
                     }
                 }
             })?;
