@@ -50,8 +50,18 @@ fn connect_retry(port: u16) -> TcpStream {
 
 /// The reproduction: 500 idle connections used to cost 2 MiB each
 /// (1 GB) and stay resident after they closed.
+/// The memory test measures one process's RSS: the replays of the other
+/// tests of this file (CPU-heavy on 2 cores) run before or after it, not
+/// while its 500 connection threads start and end.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn ligier_memory_with_500_idle_connections_is_bounded_and_returned() {
+    let _serial = serial();
     let port = common::free_port();
     let mut ligier = Guard(
         Command::new(common::km3mon())
@@ -175,6 +185,7 @@ path = "{csv_path}"
 
 #[test]
 fn replay_exit_status_reports_corrupt_input_and_failed_nodes() {
+    let _serial = serial();
     let dir = scratch("exit");
     let g = graph(&dir, "data/rates.csv");
     let g = g.to_str().unwrap();
@@ -226,6 +237,7 @@ fn replay_exit_status_reports_corrupt_input_and_failed_nodes() {
 
 #[test]
 fn dump_and_replay_read_pipes_fifos_and_refuse_directories() {
+    let _serial = serial();
     let dir = scratch("pipes");
     let sample = common::testdata().join("daq/IO_SUM.dat");
     let bytes = std::fs::read(&sample).unwrap();
@@ -312,6 +324,7 @@ impl Drop for Mount {
 /// trivially where it is not allowed.
 #[test]
 fn a_full_disk_fails_the_replay_once_per_node_naming_the_file() {
+    let _serial = serial();
     let dir = scratch("full");
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();

@@ -30,12 +30,9 @@ fn replacement(section: &str, key: &str) -> String {
         ("TimesliceRate", "filename" | "with_minor_ticks") => {
             "the timeslice_rates node draws timeslice_rates.png and timeslice_rates_lin.png".into()
         }
-        ("ZTPlot", "logbook" | "elog") | ("ELOGService", _) => {
-            "km3mon posts no z-t plots to the e-log: plots/event_selection/ and the Top 10 page keep the selected events".into()
-        }
         ("CalibrateAHRS", _) => "km3mon's graph has no AHRS calibration node yet".into(),
         ("RecoPlotter", _) => {
-            "km3mon's graph has no online-reconstruction node yet (the original's reco container)".into()
+            "the royfit node ([ROyFit]) replaces the original's reco container; it fits every event that passes its cuts ([ROyFit] fraction)".into()
         }
         _ => "no node of the graph reads it (a typo? graphs read keys as \"@config.Section.key\")".into(),
     }

@@ -323,7 +323,7 @@ fn control_characters_from_requests_are_escaped() {
         user.contains("\\n2026") && user.contains("\\u{1b}"),
         "{user:?}"
     );
-    let audit = std::fs::read_to_string(dir.join("data/alerts.jsonl")).unwrap();
+    let audit = std::fs::read_to_string(dir.join("data").join(super::AUDIT_FILE)).unwrap();
     assert_eq!(audit.lines().count(), 1, "{audit}");
     let line: serde_json::Value = serde_json::from_str(audit.trim()).unwrap();
     let message = line["message"].as_str().unwrap();
