@@ -168,13 +168,7 @@ impl Monitor<EventFit> for RoyOut {
 /// Appends the lines to `path` (created with its folder).
 pub fn jsonl_writer(path: &Path, rx: Receiver<String>, control: &pipeline::control::NodeControl) {
     let run = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let mut file = pipeline::runtime::io::open_append(path)?;
         for chunk in rx {
             file.write_all(chunk.as_bytes())?;
             file.flush()?;

@@ -141,13 +141,7 @@ impl Node for AlertsJsonl {
 }
 
 fn append_lines(path: &Path, rx: Receiver<Vec<Alert>>) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut file = pipeline::runtime::io::open_append(path)?;
     for alerts in rx {
         let mut buf = Vec::new();
         for a in &alerts {

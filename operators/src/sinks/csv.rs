@@ -102,13 +102,7 @@ fn writer(path: &Path, rx: Receiver<Vec<Row>>, control: &pipeline::control::Node
 }
 
 fn write_rows(path: &Path, rx: Receiver<Vec<Row>>) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut file = pipeline::runtime::io::open_append(path)?;
     let mut header_done = file.metadata()?.len() > 0;
     let mut header: Option<Vec<String>> = None;
     for rows in rx {

@@ -450,13 +450,7 @@ impl Lines {
     }
 
     fn open(path: &Path) -> std::io::Result<std::fs::File> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        pipeline::runtime::io::open_append(path)
     }
 
     fn append(&mut self, lines: &[Vec<u8>]) {

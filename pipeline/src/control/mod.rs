@@ -550,13 +550,7 @@ impl Control {
             "message": message,
         });
         let res = (|| {
-            if let Some(d) = f.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(f)?;
+            let mut file = crate::runtime::io::open_append(f)?;
             // One write per line: O_APPEND keeps it whole beside the
             // alerts sink, which appends to the same file.
             file.write_all(format!("{line}\n").as_bytes())
