@@ -12,7 +12,7 @@ mod common;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn scratch(test: &str) -> PathBuf {
@@ -198,27 +198,12 @@ fn second_demo_is_refused_untouched(dir: &std::path::Path) {
     }
 }
 
-fn km3mon(args: &[&str]) -> Output {
-    let out = Command::new(common::km3mon())
-        .args(args)
-        .current_dir(repo())
-        .env("KM3MON_LOG", "warn")
-        .output()
-        .expect("run km3mon");
-    assert!(
-        out.status.success(),
-        "km3mon {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A 2-minute recording of a 3-DU detector with `fault`, replayed through
 /// the suite with a 20 s inactive-DOM threshold: the alert keys that fired.
 fn fault_alerts(test: &str, fault: &str) -> (Vec<String>, String) {
     let dir = scratch(test);
     let (rec, detx, out) = (dir.join("rec"), dir.join("d.detx"), dir.join("out"));
-    km3mon(&[
+    common::run_ok(&[
         "simulate",
         "--generate-detector",
         "3x18",
@@ -239,7 +224,7 @@ fn fault_alerts(test: &str, fault: &str) -> (Vec<String>, String) {
         example.replace("inactive_after = 300", "inactive_after = 20"),
     )
     .unwrap();
-    let replay = km3mon(&[
+    let replay = common::run_ok(&[
         "replay",
         "--graph",
         "graphs/km3mon.toml",

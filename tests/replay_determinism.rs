@@ -20,21 +20,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-
-fn km3mon(args: &[&str]) -> Output {
-    let out = Command::new(common::km3mon())
-        .args(args)
-        .env("KM3MON_LOG", "warn")
-        .output()
-        .expect("run km3mon");
-    assert!(
-        out.status.success(),
-        "km3mon {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use std::process::{Child, Command, Stdio};
 
 /// A recording of a generated detector with DOMs of `du` floors 1–3
 /// silent from `from` for `for_` (simulator fault syntax).
@@ -68,7 +54,7 @@ fn recording(
         args.push(format!("dom-silent@{from}+{for_}:{du}/{floor}"));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    km3mon(&args);
+    common::run_ok(&args);
     (rec, detx)
 }
 
@@ -217,7 +203,7 @@ fn replay(args: &[&str], graph: &Path, detx: &Path, rec: &Path, out: &Path) {
     ];
     all.extend_from_slice(args);
     all.push(rec.to_str().unwrap());
-    km3mon(&all);
+    common::run_ok(&all);
 }
 
 #[test]

@@ -26,6 +26,23 @@ pub fn km3mon() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_km3mon"))
 }
 
+/// Runs `km3mon ARGS` from the repository root (so `graphs/…` paths
+/// work), logging at warn, and asserts that it succeeded.
+pub fn run_ok(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(km3mon())
+        .args(args)
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .env("KM3MON_LOG", "warn")
+        .output()
+        .expect("run km3mon");
+    assert!(
+        out.status.success(),
+        "km3mon {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
