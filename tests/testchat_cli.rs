@@ -92,7 +92,10 @@ fn testchat_prints_its_url_and_a_working_config() {
         (alerts.botname.as_str(), alerts.channel.as_str()),
         ("mybot", "alerts_test")
     );
-    assert_eq!(alerts.chat.url.as_deref(), Some(url.trim_end_matches('/')));
+    assert_eq!(
+        alerts.chat().url.as_deref(),
+        Some(url.trim_end_matches('/'))
+    );
 
     // The bot's credentials log in; others do not.
     let (status, body) = post_form(&addr, "/api/v1/login", "username=mybot&password=pw1");

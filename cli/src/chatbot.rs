@@ -73,7 +73,8 @@ pub fn start(
     control: Arc<Control>,
 ) -> anyhow::Result<Option<ChatBot>> {
     let alerts = alerts_config(site)?;
-    if alerts.chat.mode == ChatMode::Off {
+    let chat = alerts.chat().into_owned();
+    if chat.mode == ChatMode::Off {
         return Ok(None);
     }
     let shifters = Shifters::open(Shifters::path_for(site, state_dir), &alerts.shifters);
@@ -84,7 +85,7 @@ pub fn start(
         shifters,
         control,
     ));
-    match alerts.chat.mode {
+    match chat.mode {
         ChatMode::Off => Ok(None),
         ChatMode::Rest => {
             let stop = Arc::new(AtomicBool::new(false));
@@ -93,8 +94,8 @@ pub fn start(
             tracing::info!(
                 "chatbot: polling #{} on {} every {} s as @{}",
                 alerts.channel,
-                alerts.chat.url.as_deref().unwrap_or("?"),
-                alerts.chat.poll_interval,
+                chat.url.as_deref().unwrap_or("?"),
+                chat.poll_interval,
                 alerts.botname
             );
             Ok(Some(ChatBot {
@@ -107,7 +108,7 @@ pub fn start(
             }))
         }
         ChatMode::Webhook => {
-            let token = match &alerts.chat.command_token_env {
+            let token = match &chat.command_token_env {
                 Some(var) => match std::env::var(var) {
                     Ok(t) if !t.is_empty() => Some(t),
                     _ => {

@@ -42,8 +42,10 @@ pub struct AlertsConfig {
         deserialize_with = "timespan::de::secs"
     )]
     pub group_window: u64,
-    #[serde(default)]
-    pub chat: ChatConfig,
+    /// `[Alerts.chat]` as written; read it through [`AlertsConfig::chat`],
+    /// which also knows the original's meaning of its absence.
+    #[serde(default, rename = "chat")]
+    pub chat_section: ChatConfig,
     #[serde(default)]
     pub email: EmailConfig,
     /// Routes in order; an alert goes to every route that matches it.
@@ -52,6 +54,36 @@ pub struct AlertsConfig {
     /// Severity per alert-key pattern (first match wins; default warning).
     #[serde(default)]
     pub severity: Vec<SeverityRule>,
+}
+
+/// Where the original's bot posted: hard-coded there, implied here by an
+/// `[Alerts]` that enables alerts and gives the bot's password but has no
+/// `[Alerts.chat]`.
+pub const ORIGINAL_CHAT_URL: &str = "https://chat.km3net.de";
+
+impl AlertsConfig {
+    /// The chat settings in effect. An original `pipeline.toml` (`enabled =
+    /// true`, `botname`, `password`, no `[Alerts.chat]`) keeps its meaning: a
+    /// Rocket.Chat REST bot on [`ORIGINAL_CHAT_URL`], logging in with those
+    /// credentials, which are that server's. Without a password nothing is
+    /// implied, so no config sends anything to an outside host by default.
+    pub fn chat(&self) -> std::borrow::Cow<'_, ChatConfig> {
+        if self.original_chat_implied() {
+            let mut chat: ChatConfig =
+                toml::from_str("mode = \"rest\"").expect("the defaults parse");
+            chat.url = Some(ORIGINAL_CHAT_URL.to_string());
+            chat.given = false;
+            std::borrow::Cow::Owned(chat)
+        } else {
+            std::borrow::Cow::Borrowed(&self.chat_section)
+        }
+    }
+
+    /// True when [`AlertsConfig::chat`] is the original's bot rather than
+    /// an `[Alerts.chat]` of the file (`km3mon check` says so).
+    pub fn original_chat_implied(&self) -> bool {
+        !self.chat_section.given && self.enabled && self.password.is_some()
+    }
 }
 
 /// The original stored one string (`"cnorris and bspencer"`); a list is
@@ -137,6 +169,9 @@ pub struct ChatConfig {
     /// Messages waiting for delivery; beyond it new ones are dropped and counted.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// Whether the file has an `[Alerts.chat]` table at all.
+    #[serde(skip_deserializing, default = "yes")]
+    pub given: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -251,6 +286,40 @@ pub use pipeline::control::glob_match;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alerts(text: &str) -> AlertsConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn original_alerts_section_means_the_collaboration_bot() {
+        let original = "enabled = true\nbotname = \"monitoring\"\npassword = \"pw\"\nchannel = \"operations_fr\"\n";
+        let a = alerts(original);
+        assert!(a.original_chat_implied());
+        let chat = a.chat();
+        assert_eq!(chat.mode, ChatMode::Rest);
+        assert_eq!(chat.url.as_deref(), Some(ORIGINAL_CHAT_URL));
+        assert_eq!(
+            (chat.poll_interval, chat.timeout, chat.queue),
+            (1.0, 10.0, 1000)
+        );
+        // Disabled, or no password: nothing implied.
+        for text in [
+            "enabled = false\npassword = \"pw\"\n",
+            "enabled = true\nbotname = \"monitoring\"\n",
+        ] {
+            let a = alerts(text);
+            assert!(!a.original_chat_implied(), "{text}");
+            assert_eq!(a.chat().mode, ChatMode::Off, "{text}");
+        }
+        // An explicit [Alerts.chat], even `mode = "off"`, is what it says.
+        let a = alerts(&format!("{original}[chat]\nmode = \"off\"\n"));
+        assert_eq!(a.chat().mode, ChatMode::Off);
+        let a = alerts(&format!(
+            "{original}[chat]\nmode = \"rest\"\nurl = \"http://127.0.0.1:1\"\n"
+        ));
+        assert_eq!(a.chat().url.as_deref(), Some("http://127.0.0.1:1"));
+    }
 
     #[test]
     fn globs() {

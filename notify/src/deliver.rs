@@ -253,7 +253,7 @@ impl Drop for Delivery {
 /// of them is misconfigured — for `km3mon check`: reads no environment
 /// variable and opens no connection.
 pub fn check_sinks(alerts: &AlertsConfig) -> anyhow::Result<Vec<String>> {
-    let chat = &alerts.chat;
+    let chat = alerts.chat();
     let http = |what: &str, url: &str| {
         if url.starts_with("http://") || url.starts_with("https://") {
             Ok(())
@@ -307,10 +307,11 @@ pub fn transports_from_config(
     alerts: &AlertsConfig,
 ) -> anyhow::Result<Vec<(Box<dyn Transport>, usize)>> {
     let mut out: Vec<(Box<dyn Transport>, usize)> = Vec::new();
-    match alerts.chat.mode {
+    let chat = alerts.chat();
+    match chat.mode {
         ChatMode::Off => {}
-        ChatMode::Rest => out.push((Box::new(RestClient::new(alerts)?), alerts.chat.queue)),
-        ChatMode::Webhook => out.push((Box::new(WebhookClient::new(alerts)?), alerts.chat.queue)),
+        ChatMode::Rest => out.push((Box::new(RestClient::new(alerts)?), chat.queue)),
+        ChatMode::Webhook => out.push((Box::new(WebhookClient::new(alerts)?), chat.queue)),
     }
     if alerts.email.enabled {
         out.push((

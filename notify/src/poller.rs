@@ -282,6 +282,6 @@ pub fn start_rest(
         client,
         botname: alerts.botname.clone(),
     };
-    let interval = Duration::from_secs_f64(alerts.chat.poll_interval.max(0.05));
+    let interval = Duration::from_secs_f64(alerts.chat().poll_interval.max(0.05));
     Ok(spawn(api, bot, interval, stop)?)
 }

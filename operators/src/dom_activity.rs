@@ -31,16 +31,16 @@ const NS: u64 = 1_000_000_000;
 #[serde(deny_unknown_fields)]
 pub struct DomActivity {
     /// Seconds of data time between map updates.
-    #[serde(default = "default_interval")]
+    #[serde(default = "default_interval", deserialize_with = "timespan::de::secs")]
     pub interval: u64,
     /// A DOM absent for longer than this (s) raises `dom_inactive:<dom_id>`.
-    #[serde(default = "default_inactive")]
+    #[serde(default = "default_inactive", deserialize_with = "timespan::de::secs")]
     pub inactive_after: u64,
     /// Top of the colour scale (s); longer absences show in the over colour.
     #[serde(default = "default_vmax")]
     pub vmax: f64,
     /// Seconds of data time between reminders of a firing alert (0 = none).
-    #[serde(default = "default_reminder")]
+    #[serde(default = "default_reminder", deserialize_with = "timespan::de::secs")]
     pub reminder_interval: u64,
     #[serde(default = "default_name")]
     pub name: String,
@@ -316,6 +316,20 @@ mod tests {
     use crate::monitor::run_by_hand;
     use crate::testing::{at, summaryslice};
     use pipeline::item::AlertState;
+
+    #[test]
+    fn time_keys_take_spans() {
+        let cfg: DomActivity = serde_json::from_str(
+            r#"{"inactive_after": "2m", "interval": "10s", "reminder_interval": "1h"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.inactive_after, cfg.interval, cfg.reminder_interval),
+            (120, 10, 3600)
+        );
+        let err = serde_json::from_str::<DomActivity>(r#"{"interval": "1.5s"}"#).unwrap_err();
+        assert!(err.to_string().contains("whole number of seconds"), "{err}");
+    }
 
     #[test]
     fn silent_dom_fires_once_and_resolves_with_du_and_floor() {

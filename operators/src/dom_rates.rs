@@ -25,7 +25,7 @@ use crate::util::{DomLayout, MapWindow};
 #[serde(deny_unknown_fields)]
 pub struct DomRates {
     /// Window in seconds of data time over which each DOM's rate is averaged.
-    #[serde(default = "default_interval")]
+    #[serde(default = "default_interval", deserialize_with = "timespan::de::secs")]
     pub interval: u64,
     /// Colour range of the map in kHz.
     #[serde(default = "default_lowest")]

@@ -41,7 +41,7 @@ pub const UNIT_HZ: f64 = 10.0;
 #[serde(deny_unknown_fields)]
 pub struct PmtRates {
     /// Seconds of data time per column.
-    #[serde(default = "default_interval")]
+    #[serde(default = "default_interval", deserialize_with = "timespan::de::secs")]
     pub interval: u64,
     /// Colour range in Hz.
     #[serde(default = "default_lowest")]

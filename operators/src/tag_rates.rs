@@ -29,7 +29,7 @@ use crate::monitor::{ordered, Monitor, Out, Tumbling};
 #[serde(deny_unknown_fields)]
 pub struct TagRates {
     /// Window length in seconds of data time.
-    #[serde(default = "default_interval")]
+    #[serde(default = "default_interval", deserialize_with = "timespan::de::secs")]
     pub interval: u64,
     /// Table name of the rows (the CSV sink does not need it; JSON and
     /// SQLite sinks will).

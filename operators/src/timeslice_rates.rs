@@ -37,7 +37,7 @@ const STREAMS: [(&str, &str, Rgb, Marker); 4] = [
 #[serde(deny_unknown_fields)]
 pub struct TimesliceRates {
     /// Hours of data time shown.
-    #[serde(default = "default_history")]
+    #[serde(default = "default_history", deserialize_with = "timespan::de::hours")]
     pub history_hours: u64,
     /// Name of the log plot (`NAME.png`, `NAME.json`); the linear one is
     /// `NAME_lin.png`.

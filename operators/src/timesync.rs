@@ -33,10 +33,13 @@ use crate::util::{DomLayout, MapWindow};
 #[serde(deny_unknown_fields)]
 pub struct TimeSync {
     /// Seconds of data time between reminders of a firing alert (0 = none).
-    #[serde(default = "crate::dom_activity::default_reminder")]
+    #[serde(
+        default = "crate::dom_activity::default_reminder",
+        deserialize_with = "timespan::de::secs"
+    )]
     pub reminder_interval: u64,
     /// Seconds of data time between updates of the DOM map.
-    #[serde(default = "default_interval")]
+    #[serde(default = "default_interval", deserialize_with = "timespan::de::secs")]
     pub interval: u64,
     /// Name of the DOM map (`NAME.png`, `NAME.json`).
     #[serde(default = "default_name")]

@@ -38,11 +38,14 @@ pub const HEADER: [&str; 5] = ["timestamp", "Overall", "3DMuon", "MXShower", "3D
 #[serde(deny_unknown_fields)]
 pub struct TriggerRates {
     /// Window in seconds of data time.
-    #[serde(default = "default_interval")]
+    #[serde(default = "default_interval", deserialize_with = "timespan::de::secs")]
     pub interval: u64,
     /// Seconds of data time without an event (while other data arrive)
     /// that raise `trigger_rate_zero`.
-    #[serde(default = "default_zero_after")]
+    #[serde(
+        default = "default_zero_after",
+        deserialize_with = "timespan::de::secs"
+    )]
     pub zero_after: u64,
     #[serde(default)]
     pub with_minor_ticks: bool,
@@ -50,9 +53,12 @@ pub struct TriggerRates {
     #[serde(default = "default_filename")]
     pub filename: String,
     /// Hours of history shown and kept in the state.
-    #[serde(default = "default_history")]
+    #[serde(default = "default_history", deserialize_with = "timespan::de::hours")]
     pub history_hours: u64,
-    #[serde(default = "crate::dom_activity::default_reminder")]
+    #[serde(
+        default = "crate::dom_activity::default_reminder",
+        deserialize_with = "timespan::de::secs"
+    )]
     pub reminder_interval: u64,
 }
 

@@ -28,7 +28,10 @@ pub struct TriggerMap {
     #[serde(default = "default_max_events")]
     pub max_events: usize,
     /// Seconds of data time between redraws.
-    #[serde(default = "default_plot_every")]
+    #[serde(
+        default = "default_plot_every",
+        deserialize_with = "timespan::de::secs"
+    )]
     pub plot_every: u64,
 }
 

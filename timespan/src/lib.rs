@@ -147,6 +147,44 @@ pub mod de {
         Ok(duration(d)?.as_secs_f64())
     }
 
+    /// Whole hours, for the keys the original wrote in hours
+    /// (`history_hours`, `time_range`): a bare number stays hours, so the
+    /// original's files keep their meaning; a span (`2d`, `36h`) must be
+    /// whole hours.
+    pub fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        struct Hours;
+        impl Visitor<'_> for Hours {
+            type Value = u64;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a number of hours or a duration such as 2d or 36h")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+                Ok(v)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+                // "24" in quotes would read as seconds elsewhere: ambiguous here.
+                if v.trim().parse::<f64>().is_ok() {
+                    return Err(E::custom(format!(
+                        "{v:?}: write a number of hours without quotes, or a span such as 2d"
+                    )));
+                }
+                let span = super::parse(v).map_err(E::custom)?;
+                if span.subsec_nanos() != 0 || span.as_secs() % 3600 != 0 {
+                    return Err(E::custom(format!(
+                        "{} is not a whole number of hours",
+                        super::format(span)
+                    )));
+                }
+                Ok(span.as_secs() / 3600)
+            }
+        }
+        d.deserialize_any(Hours)
+    }
+
     /// `Option<u64>` whole seconds (with `#[serde(default)]`).
     pub fn opt_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         secs(d).map(Some)
@@ -161,6 +199,27 @@ pub mod de {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hours_keep_bare_numbers_as_hours() {
+        #[derive(serde::Deserialize)]
+        struct K {
+            #[serde(deserialize_with = "de::hours")]
+            h: u64,
+        }
+        let h = |t: &str| {
+            toml::from_str::<K>(t)
+                .map(|k| k.h)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(h("h = 24"), Ok(24));
+        assert_eq!(h("h = \"2d\""), Ok(48));
+        assert_eq!(h("h = \"36h\""), Ok(36));
+        assert!(h("h = \"90m\"")
+            .unwrap_err()
+            .contains("whole number of hours"));
+        assert!(h("h = -1").is_err());
+    }
 
     #[test]
     fn the_syntax() {

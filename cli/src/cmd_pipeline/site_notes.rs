@@ -105,11 +105,23 @@ pub fn notes(config: &Path, site: &SiteConfig, graph_text: &str) -> Vec<String> 
     if let Some(a) = alerts {
         let enabled = a.get("enabled").and_then(|v| v.as_bool()) == Some(true);
         if enabled && !a.contains_key("chat") {
-            out.push(format!(
-                "warning: {name}: [Alerts] is enabled without [Alerts.chat]: the original posted as a Rocket.Chat REST bot on https://chat.km3net.de; \
-                 km3mon needs it said: [Alerts.chat] mode = \"rest\", url = \"https://chat.km3net.de\", password_env = \"KM3MON_CHAT_PASSWORD\" \
-                 (until then alerts go to the log and data/alerts.jsonl only)"
-            ));
+            let url = notify::config::ORIGINAL_CHAT_URL;
+            if a.contains_key("password") {
+                let bot = a
+                    .get("botname")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("monitoring");
+                out.push(format!(
+                    "note: {name}: [Alerts] is enabled without [Alerts.chat]: as in the original, alerts go to {url} as the REST bot `{bot}` \
+                     with [Alerts] password (an [Alerts.chat] table chooses another server, mode = \"off\" turns it off; \
+                     password_env = \"KM3MON_CHAT_PASSWORD\" keeps the password out of the file)"
+                ));
+            } else {
+                out.push(format!(
+                    "warning: {name}: [Alerts] is enabled without [Alerts.chat] and without the bot's password: no chat. \
+                     The original posted to {url}; add [Alerts] password (or [Alerts.chat] mode = \"rest\", url = \"{url}\", password_env = \"KM3MON_CHAT_PASSWORD\")"
+                ));
+            }
         }
         if a.get("shifters").is_some_and(|v| v.is_str()) {
             out.push(format!(

@@ -88,7 +88,7 @@ impl RestClient {
     /// with the password from `password_env` or `[Alerts] password`.
     /// Does not touch the network; fails on missing settings or variables.
     pub fn new(alerts: &AlertsConfig) -> anyhow::Result<Self> {
-        let chat = &alerts.chat;
+        let chat = alerts.chat();
         let url = chat
             .url
             .as_deref()

@@ -28,7 +28,7 @@ impl std::fmt::Debug for WebhookClient {
 impl WebhookClient {
     /// URL from `[Alerts.chat] webhook_url_env` (preferred) or `webhook_url`.
     pub fn new(alerts: &AlertsConfig) -> anyhow::Result<Self> {
-        let chat = &alerts.chat;
+        let chat = alerts.chat();
         let url = match (&chat.webhook_url_env, &chat.webhook_url) {
             (Some(var), _) => std::env::var(var)
                 .with_context(|| format!("environment variable {var} is not set"))?,

@@ -34,7 +34,7 @@ pub fn check(cfg: &AlertsConfig) -> Vec<(String, String)> {
                     path,
                     format!("unknown sink `{s}`; known sinks: {}", SINKS.join(", ")),
                 );
-            } else if s == "chat" && cfg.chat.mode == ChatMode::Off {
+            } else if s == "chat" && cfg.chat().mode == ChatMode::Off {
                 err(
                     path,
                     format!(
@@ -97,7 +97,7 @@ pub fn check(cfg: &AlertsConfig) -> Vec<(String, String)> {
             }
         }
     }
-    let c = &cfg.chat;
+    let c = cfg.chat();
     // The chat settings as the transports will read them (e-mail is
     // checked above, key by key).
     let mut chat_only = cfg.clone();

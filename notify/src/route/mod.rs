@@ -531,7 +531,7 @@ impl Router {
 
 fn default_route_of(cfg: &AlertsConfig) -> RouteConfig {
     let mut sinks = vec!["log".to_string()];
-    if cfg.chat.mode != crate::config::ChatMode::Off {
+    if cfg.chat().mode != crate::config::ChatMode::Off {
         sinks.push("chat".into());
     }
     if cfg.email.enabled {

@@ -44,16 +44,16 @@ pub struct LogStats {
     #[serde(default = "default_prefix")]
     pub prefix: String,
     /// Seconds of data time between two updates of today's plot.
-    #[serde(default = "default_interval")]
+    #[serde(default = "default_interval", deserialize_with = "timespan::de::secs")]
     pub interval: u64,
     /// ERROR lines of one process within `error_window` above which the
     /// alert fires; 0 = no alert.
     #[serde(default)]
     pub max_errors: u64,
-    #[serde(default = "default_window")]
+    #[serde(default = "default_window", deserialize_with = "timespan::de::secs")]
     pub error_window: u64,
     /// Seconds between reminders of a firing alert; 0 = none.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timespan::de::secs")]
     pub reminder_interval: u64,
 }
 

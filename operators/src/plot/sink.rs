@@ -30,7 +30,10 @@ pub struct PlotSink {
     /// draw each file every few hundred ms for nobody. The last request of
     /// every file is drawn when the stream ends, so the final files do not
     /// depend on this wall-clock throttle. 0 = draw every request.
-    #[serde(default = "default_min_interval")]
+    #[serde(
+        default = "default_min_interval",
+        deserialize_with = "timespan::de::secs_f64"
+    )]
     pub min_interval: f64,
 }
 

@@ -43,7 +43,7 @@ pub struct RoyFit {
     #[serde(default = "one")]
     pub fraction: f64,
     /// Seconds of data time between two `ztplot_roy.png`.
-    #[serde(default = "sixty")]
+    #[serde(default = "sixty", deserialize_with = "timespan::de::secs")]
     pub plot_interval: u64,
     /// The display's gate: ΣQ below this…
     #[serde(default = "two_hundred")]

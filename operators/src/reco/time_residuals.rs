@@ -33,10 +33,10 @@ use crate::monitor::{ordered_items, Monitor, Out};
 #[serde(deny_unknown_fields)]
 pub struct TimeResiduals {
     /// Seconds of data time shown (the original: the last 2 h).
-    #[serde(default = "window")]
+    #[serde(default = "window", deserialize_with = "timespan::de::secs")]
     pub window: u64,
     /// Seconds of data time between two plots (the original: 60 s).
-    #[serde(default = "sixty")]
+    #[serde(default = "sixty", deserialize_with = "timespan::de::secs")]
     pub plot_interval: u64,
     /// |median| above this (ns) raises `time_residuals:<du>`.
     #[serde(default = "band")]
@@ -45,7 +45,7 @@ pub struct TimeResiduals {
     #[serde(default = "min_count")]
     pub min_count: u64,
     /// Seconds of data time between reminders of a firing alert (0 = never).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timespan::de::secs")]
     pub reminder_interval: u64,
     /// Plot directory under `--out`.
     #[serde(default = "plots")]

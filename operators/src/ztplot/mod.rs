@@ -60,7 +60,7 @@ pub struct ZtPlot {
     #[serde(default = "plots")]
     pub dir: PathBuf,
     /// Seconds of data time between routine plots.
-    #[serde(default = "sixty")]
+    #[serde(default = "sixty", deserialize_with = "timespan::de::secs")]
     pub plot_every: u64,
     /// Events waiting for the plot thread.
     #[serde(default = "queue")]
