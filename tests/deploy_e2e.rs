@@ -223,11 +223,29 @@ fn history(state: &Path) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// The top-10 events (det_id, run, frame index, trigger counter) of the
+/// z-t plot's selection table; empty while the database is not there.
+fn top10(db: &Path) -> Vec<(i64, i64, i64, i64)> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let Ok(conn) = rusqlite::Connection::open_with_flags(db, flags) else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) =
+        conn.prepare("SELECT det_id, run_id, frame_index, trigger_counter FROM event_selection")
+    else {
+        return Vec::new();
+    };
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
+}
+
 /// docs/deploy.md's path with the systemd units: `km3mon init`, edit
 /// `.env`, start — plots on the web page, `ctl status` shows the graph,
 /// /metrics exports every metric the Grafana dashboard asks for, JSON log
 /// lines carry node names, and a SIGKILLed run restarted as
-/// `Restart=on-failure` would resumes with its state.
+/// `Restart=on-failure` would resumes with its state (trigger-rate history,
+/// top 10).
 #[test]
 fn services_from_the_unit_files_show_plots_and_survive_sigkill() {
     let root = scratch("deploy", "units");
@@ -408,6 +426,10 @@ fn services_from_the_unit_files_show_plots_and_survive_sigkill() {
     );
     let before = history(&state);
     let sel_db = site.var.join("data/monitoring.sqlite3");
+    wait_for("a top-10 event", Duration::from_secs(60), || {
+        !top10(&sel_db).is_empty()
+    });
+    let top10_before = top10(&sel_db);
     run.child.kill().unwrap();
     run.child.wait().unwrap();
     let run2 = site.start("km3mon.service");
@@ -429,8 +451,13 @@ fn services_from_the_unit_files_show_plots_and_survive_sigkill() {
     );
     let log2 = std::fs::read_to_string(&run2.log).unwrap();
     assert!(!log2.contains("unreadable state"), "{log2}");
-    if sel_db.exists() {
-        assert!(std::fs::metadata(&sel_db).unwrap().len() > 0);
+    // The top 10 go on from the events selected before the kill.
+    let top10_after = top10(&sel_db);
+    for event in &top10_before {
+        assert!(
+            top10_after.contains(event),
+            "top-10 event {event:?} lost in the restart: {top10_after:?}"
+        );
     }
     drop(run2);
     drop(run);
