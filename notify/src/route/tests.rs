@@ -157,9 +157,7 @@ fn routes_by_key_pattern_and_severity() {
     // The shifters are named, and the place.
     let text = &out.messages[0].msg.text;
     assert!(
-        text.starts_with(
-            "@cnorris @bspencer: FIRING (warning): DU 2 floor 3: dom_inactive:1 inactive"
-        ),
+        text.starts_with("@cnorris @bspencer: FIRING (warning): DU 2 floor 3: DOM 1 inactive"),
         "{text}"
     );
     assert!(text.contains("2024-01-01 00:00:01 UTC"), "{text}");
@@ -238,7 +236,7 @@ fn several_dus_make_one_message_listing_them() {
         texts[0]
     );
     assert!(
-        texts[1].contains("DU 4 floor 1: time_sync:401 without time sync"),
+        texts[1].contains("DU 4 floor 1: DOM 401 without time sync"),
         "{}",
         texts[1]
     );
@@ -393,13 +391,13 @@ fn without_routes_one_default_route_takes_everything() {
     let n = names.clone();
     let mut s = Script::new(Router::new(&cfg));
     assert_eq!(s.router.sinks(), ["chat", "log"]);
-    s.push(alert("log_errors:X", Firing, 0)).at(10);
+    s.push(alert("msg_errors:X", Firing, 0)).at(10);
     let out = s.take();
     assert_eq!(out.messages.len(), 2);
     assert!(out.messages[0]
         .msg
         .text
-        .starts_with("@cnorris @bspencer: FIRING (warning): log_errors:X"));
+        .starts_with("@cnorris @bspencer: FIRING (warning): X: too many errors in the log"));
     // The current shifters come from the closure at send time.
     let mut s = Script::new(Router::new(&cfg).with_shifters(move || n.lock().unwrap().clone()));
     s.push(alert("a", Firing, 0)).at(10);

@@ -23,12 +23,42 @@ pub fn group_of(key: &str) -> &str {
     key.split_once(':').map_or(key, |(g, _)| g)
 }
 
-/// What the DOMs of a condition are, in words (firing, resolved).
+/// What a condition is, in words (firing, resolved), as a shifter would
+/// write it; a key the router does not know reads "`key` firing".
 fn wording(group: &str) -> (String, String) {
-    match group {
-        "dom_inactive" => ("inactive".into(), "sending data again".into()),
-        "time_sync" => ("without time sync".into(), "in time sync again".into()),
-        g => (format!("`{g}`"), format!("`{g}` resolved")),
+    let (firing, resolved) = match group {
+        "dom_inactive" => ("inactive", "sending data again"),
+        "time_sync" => ("without time sync", "in time sync again"),
+        "trigger_rate_zero" => ("no triggered events", "triggered events again"),
+        "msg_errors" => ("too many errors in the log", "log errors back to normal"),
+        "time_residuals" => (
+            "time residual median out of its band",
+            "time residual median back in its band",
+        ),
+        g => return (format!("`{g}` firing"), format!("`{g}` resolved")),
+    };
+    (firing.into(), resolved.into())
+}
+
+/// One alert, named by what it is about rather than by its key:
+/// `DU 2 floor 3: DOM 806451572 inactive`, `DU 5: time residual median …`,
+/// `DataFilter: too many errors in the log`, `No triggered events`.
+fn one(a: &Alert, what: &str) -> String {
+    let about = a.key.split_once(':').map(|(_, s)| s);
+    let thing = match about {
+        Some(id) if id.parse::<u64>().is_ok() && a.floor.is_some() => format!("DOM {id} "),
+        _ => String::new(),
+    };
+    match (a.du, a.floor, about) {
+        (Some(du), Some(floor), _) => format!("DU {du} floor {floor}: {thing}{what}"),
+        (Some(du), None, _) => format!("DU {du}: {what}"),
+        (None, _, Some(about)) => format!("{about}: {what}"),
+        (None, _, None) => {
+            let mut c = what.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
     }
 }
 
@@ -83,10 +113,7 @@ fn summary(notice: Notice, group: &str, alerts: &[&Alert]) -> String {
         firing
     };
     if let [a] = alerts {
-        if let (Some(du), Some(floor)) = (a.du, a.floor) {
-            return format!("DU {du} floor {floor}: {} {what}", a.key);
-        }
-        return format!("{}: {what}", a.key);
+        return one(a, &what);
     }
     let mut by_du: BTreeMap<u32, Vec<i32>> = BTreeMap::new();
     let mut loose: Vec<&str> = Vec::new();
@@ -194,6 +221,62 @@ mod tests {
             "@cnorris @bspencer: "
         );
         assert_eq!(mention(&[]), "");
+    }
+
+    #[test]
+    fn single_alerts_read_as_a_person_writes_them() {
+        let alert = |key: &str, du: Option<u32>, floor: Option<i32>| Alert {
+            time_utc_ns: 0,
+            monitor: "m".into(),
+            key: key.into(),
+            state: pipeline::item::AlertState::Firing,
+            reminder: false,
+            message: String::new(),
+            du,
+            floor,
+        };
+        let subject =
+            |a: &Alert, notice| render(notice, Severity::Warning, group_of(&a.key), &[a]).0;
+        let cases = [
+            (
+                alert("trigger_rate_zero", None, None),
+                Notice::Firing,
+                "No triggered events",
+            ),
+            (
+                alert("trigger_rate_zero", None, None),
+                Notice::Resolved,
+                "Triggered events again",
+            ),
+            (
+                alert("msg_errors:DataFilter", None, None),
+                Notice::Firing,
+                "DataFilter: too many errors in the log",
+            ),
+            (
+                alert("time_residuals:5", Some(5), None),
+                Notice::Firing,
+                "DU 5: time residual median out of its band",
+            ),
+            (
+                alert("dom_inactive:806451572", Some(2), Some(3)),
+                Notice::Resolved,
+                "DU 2 floor 3: DOM 806451572 sending data again",
+            ),
+            (
+                alert("new_check:x", None, None),
+                Notice::Firing,
+                "x: `new_check` firing",
+            ),
+        ];
+        for (a, notice, want) in cases {
+            let got = subject(&a, notice);
+            assert!(
+                got.ends_with(&format!("): {want}")),
+                "{got:?} should end with {want:?}"
+            );
+            assert!(!got.contains(&a.key), "{got:?} repeats the key");
+        }
     }
 
     #[test]
