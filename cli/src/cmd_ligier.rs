@@ -5,13 +5,15 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use daq::controlhost::{Mode, Subscription, Tag};
-use ligier::publish::{publish_files, PublishConfig, Speed};
+use ligier::publish::{publish_files_with_progress, PublishConfig, Speed};
 use ligier::record::{record, RecordConfig};
 use ligier::{query_status, ClientConfig, Ligier, LigierConfig, MirrorConfig};
+use pipeline::runtime::progress::{Bar, Progress};
 use tracing::info;
 
 #[derive(clap::Args)]
@@ -197,7 +199,25 @@ pub fn run_publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
         speed: args.speed,
     };
     let stop = crate::signals::stop_on_signals()?;
-    let stats = publish_files(config, stop.clone())?;
+    // The replay's bar (shown on a terminal only): bytes, rate, ETA and the
+    // data time reached.
+    let progress = Progress::default();
+    let bar = Bar::new();
+    let mut drawn = std::time::Instant::now();
+    let stats = publish_files_with_progress(config, stop.clone(), &mut |p| {
+        progress.bytes_total.store(p.bytes_total, Ordering::Relaxed);
+        progress.bytes_read.store(p.bytes_done, Ordering::Relaxed);
+        progress.records.store(p.messages, Ordering::Relaxed);
+        if let Some(t) = p.utc_ns {
+            progress.data_ns.store(t, Ordering::Relaxed);
+        }
+        if drawn.elapsed() >= std::time::Duration::from_millis(100) {
+            drawn = std::time::Instant::now();
+            bar.draw(&progress);
+        }
+    });
+    bar.finish(&progress);
+    let stats = stats?;
     info!(
         files = stats.files,
         messages = stats.messages,

@@ -175,13 +175,19 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 )),
                 None => None,
             };
-            let stats = simulator::write_recording_with_truth(
+            // Seconds of data written, on a terminal.
+            let per_second = 1_000_000_000 / simulator::config::SLICE_NS;
+            let total = plan.config().duration.map_or(0, |d| d.as_secs());
+            let bar = pipeline::runtime::progress::Bar::steps(total, "s of data");
+            let stats = simulator::write_recording_with_progress(
                 plan,
                 &mut out,
                 truth.as_mut().map(|w| w as &mut dyn std::io::Write),
                 &stop,
-            )
-            .with_context(|| format!("writing {}", path.display()))?;
+                &mut |slices| bar.set_steps(slices / per_second),
+            );
+            bar.done();
+            let stats = stats.with_context(|| format!("writing {}", path.display()))?;
             out.get_ref().sync_all().ok();
             stats
         }

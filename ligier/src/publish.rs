@@ -76,17 +76,57 @@ pub enum PublishError {
 
 /// Publish every file in turn; returns when all were sent and flushed.
 pub fn publish_files(config: PublishConfig, stop: Shutdown) -> Result<PublishStats, PublishError> {
+    publish_files_with_progress(config, stop, &mut |_| {})
+}
+
+/// Where a publish is, after each record (for a progress bar).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublishProgress {
+    /// Input bytes behind (whole files done plus the offset in the current
+    /// one) and in all (0 when unknown: a pipe).
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub messages: u64,
+    /// Data time of the last record, when it has one (UTC ns).
+    pub utc_ns: Option<u64>,
+}
+
+/// [`publish_files`], calling `progress` after every record.
+pub fn publish_files_with_progress(
+    config: PublishConfig,
+    stop: Shutdown,
+    progress: &mut dyn FnMut(&PublishProgress),
+) -> Result<PublishStats, PublishError> {
     let mut client = Client::new(config.ligier).with_shutdown(stop.clone());
     let mut stats = PublishStats::default();
-    for path in &config.files {
-        match publish_file(
+    let sizes: Vec<u64> = config
+        .files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| if m.is_file() { m.len() } else { 0 }))
+        .collect();
+    let mut at = PublishProgress {
+        bytes_total: sizes.iter().sum(),
+        ..PublishProgress::default()
+    };
+    for (path, size) in config.files.iter().zip(&sizes) {
+        let before = at.bytes_done;
+        let mut report = |offset: u64, utc_ns: Option<u64>, messages: u64| {
+            at.bytes_done = before + offset;
+            at.utc_ns = utc_ns.or(at.utc_ns);
+            at.messages = messages;
+            progress(&at);
+        };
+        let done = publish_file(
             &mut client,
             path,
             config.tag,
             config.speed,
             &stop,
             &mut stats,
-        ) {
+            &mut report,
+        );
+        at.bytes_done = before + size;
+        match done {
             Ok(()) => stats.files += 1,
             Err(PublishError::Client(ClientError::Stopped)) => break,
             Err(e) => return Err(e),
@@ -107,6 +147,7 @@ fn publish_file(
     speed: Speed,
     stop: &Shutdown,
     stats: &mut PublishStats,
+    progress: &mut dyn FnMut(u64, Option<u64>, u64),
 ) -> Result<(), PublishError> {
     let file_error = |source| PublishError::File {
         path: path.clone(),
@@ -171,6 +212,7 @@ fn publish_file(
         client.send(record_tag, &record.payload)?;
         stats.messages += 1;
         stats.bytes += (PREFIX_LEN + record.payload.len()) as u64;
+        progress(record.offset, record.utc_ns(), stats.messages);
     }
     client.flush()?;
     info!(

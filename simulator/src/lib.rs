@@ -32,7 +32,8 @@ pub mod units;
 pub use config::{GenerateSpec, SimConfig, Site, Start, DEFAULT_START_NS, SLICE_NS};
 pub use fault::{Fault, FaultKind, FaultSpec};
 pub use output::{
-    run_to_ligier, write_recording, write_recording_with_truth, LiveConfig, RunStats,
+    run_to_ligier, write_recording, write_recording_with_progress, write_recording_with_truth,
+    LiveConfig, RunStats,
 };
 pub use sim::{SimMessage, Simulator};
 

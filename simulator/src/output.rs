@@ -82,10 +82,22 @@ pub fn write_recording(
 /// [`write_recording`], and the true tracks of the muon events as JSON
 /// lines into `truth` (`km3mon simulate --truth`).
 pub fn write_recording_with_truth(
+    sim: Simulator,
+    out: &mut impl Write,
+    truth: Option<&mut dyn Write>,
+    stop: &Shutdown,
+) -> io::Result<RunStats> {
+    write_recording_with_progress(sim, out, truth, stop, &mut |_| {})
+}
+
+/// [`write_recording_with_truth`], calling `progress` with the number of
+/// timeslices written after each one.
+pub fn write_recording_with_progress(
     mut sim: Simulator,
     out: &mut impl Write,
     mut truth: Option<&mut dyn Write>,
     stop: &Shutdown,
+    progress: &mut dyn FnMut(u64),
 ) -> io::Result<RunStats> {
     if truth.is_some() {
         sim.record_truth();
@@ -105,6 +117,7 @@ pub fn write_recording_with_truth(
                     writeln!(t, "{}", m.json())?;
                 }
             }
+            progress(checked);
             if stop.is_triggered() {
                 break;
             }

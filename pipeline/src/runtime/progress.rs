@@ -44,6 +44,41 @@ impl Bar {
         Bar { bar: Some(bar) }
     }
 
+    /// A bar of `total` steps of something other than bytes (`simulate -o`:
+    /// seconds of data written), with `what` after the count.
+    pub fn steps(total: u64, what: &str) -> Bar {
+        if !std::io::stderr().is_terminal() {
+            return Bar { bar: None };
+        }
+        let bar = ProgressBar::with_draw_target(Some(total.max(1)), ProgressDrawTarget::stderr());
+        let template = format!("[{{bar:30}}] {{percent:>3}}%  {{pos}}/{{len}} {what}  ETA {{eta}}");
+        bar.set_style(
+            ProgressStyle::with_template(&template)
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        *SHOWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+        Bar { bar: Some(bar) }
+    }
+
+    /// Steps done, for a bar made by [`Bar::steps`].
+    pub fn set_steps(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+
+    /// Removes the bar of [`Bar::steps`] (its last state stays on screen).
+    pub fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+            SHOWN.lock().unwrap_or_else(|e| e.into_inner()).take();
+            // The finished bar leaves the cursor at its end: the next log
+            // line would glue onto it.
+            eprintln!();
+        }
+    }
+
     pub fn draw(&self, p: &Progress) {
         let Some(bar) = &self.bar else { return };
         bar.set_length(p.bytes_total.load(Ordering::Relaxed).max(1));
@@ -61,6 +96,9 @@ impl Bar {
             self.draw(p);
             bar.finish();
             SHOWN.lock().unwrap_or_else(|e| e.into_inner()).take();
+            // The finished bar leaves the cursor at its end: the next log
+            // line would glue onto it.
+            eprintln!();
         }
     }
 }
