@@ -19,74 +19,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_matrix::{fresh, observable, MATRIX, USERS};
 use notify::bot::{Bot, Request, Role};
 use notify::config::AlertsConfig;
-use notify::shifters::Shifters;
-use pipeline::control::Control;
-use pipeline::operator::Role as NodeRole;
-use pipeline::runtime::metrics::Metrics;
 use testchat::{Options, TestChat};
 
-/// (command, least role allowed, whether it changes something when allowed)
-const MATRIX: &[(&str, Role, bool)] = &[
-    ("help", Role::Stranger, false),
-    ("hello", Role::Stranger, false),
-    ("status", Role::Shifter, false),
-    ("supervisorctl status", Role::Shifter, false),
-    ("silences", Role::Shifter, false),
-    ("shifters", Role::Shifter, false),
-    ("stop dom_rates", Role::Operator, true),
-    ("start monitoring_process:*", Role::Operator, true),
-    ("restart dom_rates", Role::Operator, true),
-    ("supervisorctl stop dom_rates", Role::Operator, true),
-    (
-        "silence dom_inactive:* 2h DU3 recabled",
-        Role::Operator,
-        true,
-    ),
-    ("unsilence time_sync:*", Role::Operator, true),
-    ("shifters are cnorris and bspencer", Role::Operator, true),
-];
-
-const USERS: &[(&str, Role)] = &[
-    ("opal", Role::Operator),
-    ("bobby", Role::Shifter),
-    ("bob", Role::Stranger),
-];
-
-fn fresh() -> (Arc<Bot>, Arc<Control>, Arc<Shifters>) {
-    let control = Arc::new(Control::new(None, None));
-    let m = Metrics::default();
-    for (n, g, r) in [
-        ("daq", "daq", NodeRole::Source),
-        ("dom_rates", "monitoring_process", NodeRole::Transform),
-        ("dom_activity", "monitoring_process", NodeRole::Transform),
-    ] {
-        control.register(n, n, g, r, m.node(n));
-    }
-    // So that `start` and `unsilence` have something to change.
-    assert!(control.execute("stop dom_activity", "setup").ok);
-    assert!(control.execute("silence time_sync:* 1h setup", "setup").ok);
-    let shifters = Shifters::in_memory(&["bobby"]);
-    let bot = Arc::new(Bot::new(
-        "monitoring",
-        "operations",
-        vec!["opal".into()],
-        shifters.clone(),
-        control.clone(),
-    ));
-    (bot, control, shifters)
-}
-
-fn observable(control: &Control, shifters: &Shifters) -> String {
-    let nodes: Vec<(String, String, u64)> = control
-        .nodes()
-        .into_iter()
-        .map(|n| (n.name, n.state, n.restarts))
-        .collect();
-    let silences: Vec<String> = control.silences().into_iter().map(|s| s.pattern).collect();
-    format!("{nodes:?} {silences:?} {:?}", shifters.names())
-}
+#[path = "common/chat_matrix.rs"]
+mod chat_matrix;
 
 fn judge(
     mode: &str,

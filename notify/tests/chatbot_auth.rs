@@ -5,48 +5,11 @@
 //! silences, shifters) is compared: a refused command must change nothing,
 //! an allowed control command must change it.
 
-use std::sync::Arc;
+#[path = "../../tests/common/chat_matrix.rs"]
+mod chat_matrix;
 
+use chat_matrix::{fresh as bot, observable, MATRIX, USERS};
 use notify::bot::{Bot, Request, Role};
-use notify::shifters::Shifters;
-use pipeline::control::Control;
-use pipeline::operator::Role as NodeRole;
-use pipeline::runtime::metrics::Metrics;
-
-fn bot() -> (Bot, Arc<Control>, Arc<Shifters>) {
-    let control = Arc::new(Control::new(None, None));
-    let m = Metrics::default();
-    for (n, g, r) in [
-        ("daq", "daq", NodeRole::Source),
-        ("dom_rates", "monitoring_process", NodeRole::Transform),
-        ("dom_activity", "monitoring_process", NodeRole::Transform),
-        ("alerts", "alerts", NodeRole::Sink),
-    ] {
-        control.register(n, n, g, r, m.node(n));
-    }
-    // So that `start` and `unsilence` have something to change.
-    assert!(control.execute("stop dom_activity", "setup").ok);
-    assert!(control.execute("silence time_sync:* 1h setup", "setup").ok);
-    let shifters = Shifters::in_memory(&["bobby"]);
-    let bot = Bot::new(
-        "monitoring",
-        "operations",
-        vec!["opal".into()],
-        shifters.clone(),
-        control.clone(),
-    );
-    (bot, control, shifters)
-}
-
-fn observable(control: &Control, shifters: &Shifters) -> String {
-    let nodes: Vec<(String, String, u64)> = control
-        .nodes()
-        .into_iter()
-        .map(|n| (n.name, n.state, n.restarts))
-        .collect();
-    let silences: Vec<String> = control.silences().into_iter().map(|s| s.pattern).collect();
-    format!("{nodes:?} {silences:?} {:?}", shifters.names())
-}
 
 fn say(bot: &Bot, user: &str, text: &str) -> String {
     bot.handle(&Request {
@@ -59,37 +22,9 @@ fn say(bot: &Bot, user: &str, text: &str) -> String {
     .expect("a reply")
 }
 
-/// (command, least role allowed, whether it changes something when allowed)
-const MATRIX: &[(&str, Role, bool)] = &[
-    ("help", Role::Stranger, false),
-    ("hello", Role::Stranger, false),
-    ("CIAO", Role::Stranger, false),
-    ("status", Role::Shifter, false),
-    ("status dom_rates", Role::Shifter, false),
-    ("supervisorctl status", Role::Shifter, false),
-    ("silences", Role::Shifter, false),
-    ("shifters", Role::Shifter, false),
-    ("stop dom_rates", Role::Operator, true),
-    ("start monitoring_process:*", Role::Operator, true),
-    ("restart dom_rates", Role::Operator, true),
-    ("supervisorctl stop dom_rates", Role::Operator, true),
-    ("supervisorctl start dom_activity", Role::Operator, true),
-    (
-        "silence dom_inactive:* 2h DU3 recabled",
-        Role::Operator,
-        true,
-    ),
-    ("unsilence time_sync:*", Role::Operator, true),
-    ("shifters are cnorris and bspencer", Role::Operator, true),
-];
-
 #[test]
 fn authorisation_matrix() {
-    for (user, role) in [
-        ("opal", Role::Operator),
-        ("bobby", Role::Shifter),
-        ("bob", Role::Stranger),
-    ] {
+    for &(user, role) in USERS {
         for &(cmd, least, changes) in MATRIX {
             let (bot, control, shifters) = bot();
             assert_eq!(bot.role(user), role);
