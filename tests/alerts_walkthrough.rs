@@ -18,21 +18,12 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use testchat::{Options, TestChat};
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -130,35 +121,27 @@ fn demo_with_a_silent_dom_and_a_test_chat() {
     let site = site_config(&dir);
     let run = dir.join("run");
     let port = common::free_port();
-    let child = Command::new(common::km3mon())
-        .args([
-            "demo",
-            "--generate-detector",
-            "3x6",
-            "--port",
-            &port.to_string(),
-        ])
-        .args(["--chat-url", &chat.url(), "--config"])
-        .arg(&site)
-        .arg("--dir")
-        .arg(&run)
-        .args([
-            "--fault",
-            "dom-silent@5s+25s:2/1",
-            "--fault",
-            "dom-silent@5s+25s:2/2",
-        ])
-        .env("KM3MON_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start km3mon demo");
-    let mut demo = Guard(child);
-    let mut line = String::new();
-    BufReader::new(demo.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("http://"), "{line}");
+    let (port_arg, chat_url) = (port.to_string(), chat.url());
+    let demo_started = common::start_demo(
+        [
+            OsStr::new("--generate-detector"),
+            OsStr::new("3x6"),
+            OsStr::new("--port"),
+            OsStr::new(&port_arg),
+            OsStr::new("--chat-url"),
+            OsStr::new(&chat_url),
+            OsStr::new("--config"),
+            site.as_os_str(),
+            OsStr::new("--dir"),
+            run.as_os_str(),
+            OsStr::new("--fault"),
+            OsStr::new("dom-silent@5s+25s:2/1"),
+            OsStr::new("--fault"),
+            OsStr::new("dom-silent@5s+25s:2/2"),
+        ],
+        &[],
+    );
+    let _demo = demo_started.guard;
     let written = std::fs::read(run.join("pipeline.toml")).unwrap();
 
     // The bot answers once it polls.

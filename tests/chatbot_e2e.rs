@@ -10,24 +10,16 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::ffi::OsStr;
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOKEN_VAR: &str = "KM3MON_TEST_CHAT_COMMAND_TOKEN";
 const TOKEN: &str = "s3cret-token-of-the-outgoing-webhook";
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `POST path` over HTTP/1.1: (status, body).
 fn post(port: u16, path: &str, body: &str, ctype: &str) -> (u16, String) {
@@ -126,30 +118,21 @@ webhook_url = "{hook}"
 
     let port = common::free_port();
     let run = dir.join("run");
-    let child = Command::new(common::km3mon())
-        .args([
-            "demo",
-            "--generate-detector",
-            "3x6",
-            "--port",
-            &port.to_string(),
-            "--config",
-        ])
-        .arg(&site)
-        .arg("--dir")
-        .arg(&run)
-        .env(TOKEN_VAR, TOKEN)
-        .env("KM3MON_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start km3mon demo");
-    let mut demo = Guard(child);
-    let mut line = String::new();
-    BufReader::new(demo.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("http://"), "{line}");
+    let port_arg = port.to_string();
+    let started = common::start_demo(
+        [
+            OsStr::new("--generate-detector"),
+            OsStr::new("3x6"),
+            OsStr::new("--port"),
+            OsStr::new(&port_arg),
+            OsStr::new("--config"),
+            site.as_os_str(),
+            OsStr::new("--dir"),
+            run.as_os_str(),
+        ],
+        &[(TOKEN_VAR, TOKEN)],
+    );
+    let _demo = started.guard;
     let written = std::fs::read(run.join("pipeline.toml")).unwrap();
 
     // The token is the credential: no Basic auth on this path, but nothing

@@ -14,11 +14,14 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use common::Guard;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -188,15 +191,6 @@ fn sinks_that_cannot_write_are_failed() {
 }
 
 /// Kills the demo if the test fails half-way, so no process outlives it.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn ctl(dir: &Path, words: &[&str]) -> Output {
     Command::new(common::km3mon())
         .arg("ctl")
@@ -276,21 +270,17 @@ fn post(port: u16, body: &str, ctype: &str, auth: Option<(&str, &str)>) -> (u16,
 fn ctl_steers_a_live_demo() {
     let dir = common::scratch("ctl-e2e", "demo");
     let port = common::free_port();
-    let child = Command::new(common::km3mon())
-        .args(["demo", "--port", &port.to_string(), "--dir"])
-        .arg(&dir)
-        .env("KM3MON_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start km3mon demo");
-    let mut demo = Guard(child);
-    let mut line = String::new();
-    BufReader::new(demo.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let words: Vec<String> = line.split_whitespace().map(String::from).collect();
-    let creds = (words[2].as_str(), words[4].as_str());
+    let started = common::start_demo(
+        [
+            OsStr::new("--port"),
+            OsStr::new(&port.to_string()),
+            OsStr::new("--dir"),
+            dir.as_os_str(),
+        ],
+        &[],
+    );
+    let mut demo = started.guard;
+    let creds = (started.user.as_str(), started.password.as_str());
 
     // The socket: only the user may steer.
     let sock = dir.join("km3mon.sock");

@@ -9,10 +9,13 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::ffi::OsStr;
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use common::Guard;
 use std::time::{Duration, Instant};
 
 fn scratch(test: &str) -> PathBuf {
@@ -24,15 +27,6 @@ fn repo() -> PathBuf {
 }
 
 /// Kills the demo if the test fails half-way, so no process outlives it.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `GET path` over plain HTTP/1.1: (status, body).
 fn get(port: u16, path: &str, auth: Option<(&str, &str)>) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the demo");
@@ -87,21 +81,19 @@ fn demo_serves_the_overview_and_stops_on_sigterm() {
     // A folder the demo creates itself (mode 0700).
     let dir = scratch("demo").join("demo");
     let port = common::free_port();
-    let child = Command::new(common::km3mon())
-        .args(["demo", "--port", &port.to_string(), "--dir"])
-        .arg(&dir)
-        .env("KM3MON_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start km3mon demo");
-    let mut demo = Guard(child);
+    let started = common::start_demo(
+        [
+            OsStr::new("--port"),
+            OsStr::new(&port.to_string()),
+            OsStr::new("--dir"),
+            dir.as_os_str(),
+        ],
+        &[],
+    );
+    let mut demo = started.guard;
 
     // The one stdout line: `http://127.0.0.1:PORT/  user NAME  password PASS`.
-    let mut line = String::new();
-    BufReader::new(demo.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = started.line;
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words.len(), 5, "unexpected URL line {line:?}");
     assert_eq!(words[0], format!("http://127.0.0.1:{port}/"));

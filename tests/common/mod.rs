@@ -131,3 +131,56 @@ pub fn terminate(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// A child process that is killed when the test ends, passed or failed, so
+/// a failing test leaves no km3mon running.
+pub struct Guard(pub std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `km3mon demo` and what its one stdout line says.
+pub struct Demo {
+    pub guard: Guard,
+    /// `http://127.0.0.1:PORT/  user NAME  password PASS`, as printed.
+    pub line: String,
+    pub user: String,
+    pub password: String,
+}
+
+/// Starts `km3mon demo ARGS` (logging at warn, stderr to the test's) with
+/// the extra environment `envs`, and waits for its URL line.
+pub fn start_demo<I, S>(args: I, envs: &[(&str, &str)]) -> Demo
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::BufRead as _;
+    let child = std::process::Command::new(km3mon())
+        .arg("demo")
+        .args(args)
+        .env("KM3MON_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start km3mon demo");
+    let mut guard = Guard(child);
+    let mut line = String::new();
+    std::io::BufReader::new(guard.0.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("the demo's URL line");
+    assert!(line.starts_with("http://"), "the demo printed {line:?}");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let word = |i: usize| words.get(i).map_or(String::new(), |w| w.to_string());
+    Demo {
+        user: word(2),
+        password: word(4),
+        line,
+        guard,
+    }
+}
