@@ -129,6 +129,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // The RTTC tab's source: a stand-in Detector Manager for the DUs.
     let dm = simulator::dm::DetectorManager::start("127.0.0.1:0", detector.dus(), args.seed)
         .context("cannot start the Detector Manager stand-in")?;
+    // `--fault rttc-jump…` acts on it (the same targets as the simulator's:
+    // same detector, seed and order).
+    let faults = simulator::fault::resolve(&args.faults, &detector, args.seed, 0)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    dm.play_faults(&faults, 0, stop.clone());
     let site_path = dir.join("pipeline.toml");
     let creds = write_site_config(&args, &site_path, &dir, &detx, ligier_addr, dm.addr())?;
     let graph_path = dir.join("km3mon.toml");

@@ -81,7 +81,8 @@ pub struct SimulateArgs {
     /// Inject a fault (repeatable): KIND[@START[+DURATION]][:TARGET] with
     /// KIND one of dom-silent[:DOMID|:DU/FLOOR], du-timesync[:DU],
     /// trigger-zero, corrupt-frames[:TAG,...], ligier-disconnect,
-    /// ahrs-drift[:DU] (the DU's compass headings turn 2°/min). START is
+    /// ahrs-drift[:DU] (the DU's compass headings turn 2°/min),
+    /// rttc-jump[:DU] (+500 ps on --detector-manager). START is
     /// data time after the beginning (default 60s); DURATION defaults to
     /// the end (1s for corrupt-frames, 5s for ligier-disconnect).
     #[arg(long = "fault", value_name = "SPEC")]
@@ -160,11 +161,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     for fault in plan.faults() {
         info!("{}", fault.describe(plan.start_ns()));
     }
+    let dm_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _dm = match &args.detector_manager {
         Some(addr) => {
             let dm = simulator::dm::DetectorManager::start(addr, d.dus(), config.seed)
                 .with_context(|| format!("detector manager on {addr}"))?;
             info!("detector manager stand-in on http://{}", dm.addr());
+            dm.play_faults(plan.faults(), plan.start_ns(), dm_stop.clone());
             Some(dm)
         }
         None => None,
@@ -203,5 +206,6 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give --ligier HOST:PORT or -o RECORDING"),
     };
     info!("{}", stats.summary());
+    dm_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(ExitCode::SUCCESS)
 }

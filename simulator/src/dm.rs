@@ -114,6 +114,50 @@ impl DetectorManager {
         self.addr
     }
 
+    /// Plays the `rttc-jump` faults on the wall clock from now (their
+    /// start and duration after the simulation start), on a thread that
+    /// ends with the last one or when `stop` is set.
+    pub fn play_faults(&self, faults: &[crate::Fault], start_ns: u64, stop: Arc<AtomicBool>) {
+        let jumps: Vec<(u32, Duration, Option<Duration>)> = faults
+            .iter()
+            .filter(|f| f.kind == crate::FaultKind::RttcJump)
+            .filter_map(|f| match f.target {
+                crate::fault::ResolvedTarget::Du(du) => Some((
+                    du,
+                    Duration::from_nanos(f.from_ns.saturating_sub(start_ns)),
+                    (f.until_ns != u64::MAX).then(|| Duration::from_nanos(f.until_ns - f.from_ns)),
+                )),
+                _ => None,
+            })
+            .collect();
+        if jumps.is_empty() {
+            return;
+        }
+        let state = self.state.clone();
+        let t0 = std::time::Instant::now();
+        let _ = std::thread::Builder::new()
+            .name("dm-faults".into())
+            .spawn(move || {
+                let mut events: Vec<(Duration, u32, f64)> = Vec::new();
+                for (du, at, len) in jumps {
+                    events.push((at, du, crate::fault::RTTC_JUMP_PS));
+                    if let Some(l) = len {
+                        events.push((at + l, du, 0.0));
+                    }
+                }
+                events.sort_by_key(|e| e.0);
+                for (at, du, ps) in events {
+                    while t0.elapsed() < at {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    lock(&state).jumps.insert(du, ps);
+                }
+            });
+    }
+
     /// Adds `ps` to the RTTC of `du` from now on (0 = back to normal).
     pub fn set_jump(&self, du: u32, ps: f64) {
         lock(&self.state).jumps.insert(du, ps);
@@ -252,4 +296,50 @@ fn answer(
         return ("200 OK", format!("[{}]", items.join(",")));
     }
     ("404 Not Found", format!("no such resource {path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(dm: &DetectorManager, du: u32) -> f64 {
+        let st = &dm.state;
+        let mut rng = Rng::new(1, 99);
+        let (_, body) = answer(&format!("/monshort/{SESSION_T}"), st, &[du], &mut rng);
+        let v: Vec<f64> = body
+            .split("\"value\":")
+            .skip(1)
+            .map(|x| {
+                x.trim_end_matches([']', '}', ','])
+                    .split(['}', ','])
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        v[0] - v[1..].iter().sum::<f64>()
+    }
+
+    const SESSION_T: &str = "t";
+
+    /// `rttc-jump@0s+400ms:2` is played on the wall clock: +500 ps, then back.
+    #[test]
+    fn rttc_jump_fault_is_played() {
+        let det = daq::detector::Detector::generate(7, 3, 2, 31);
+        let dm = DetectorManager::start("127.0.0.1:0", det.dus(), 1).unwrap();
+        let mut rng = Rng::new(1, 98);
+        let def = format!(
+            "/monshortdef?name={SESSION_T}&paths={}",
+            rttc_paths(2).join(",")
+        );
+        assert_eq!(answer(&def, &dm.state, &det.dus(), &mut rng).1, "OK");
+        let spec: crate::FaultSpec = "rttc-jump@0s+400ms:2".parse().unwrap();
+        let faults = crate::fault::resolve(&[spec], &det, 1, 0).unwrap();
+        dm.play_faults(&faults, 0, Arc::new(AtomicBool::new(false)));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!((values(&dm, 2) - nominal_rttc(2) - 500.0).abs() < 20.0);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!((values(&dm, 2) - nominal_rttc(2)).abs() < 20.0);
+    }
 }

@@ -5,10 +5,11 @@
 //! queries).
 //!
 //! Values are recorded as the offset from a per-DU reference (its first
-//! sample, rounded to 1 ns) plus [`OFFSET`]: a window of ±[`OFFSET`] ps
-//! at 2 significant digits (≤ 16 ps resolution near the reference, a few
-//! kB per hour per DU); values beyond it are clamped to its edge and
-//! counted.
+//! sample) plus [`OFFSET`]: a window of ±[`OFFSET`] ps at 2 significant
+//! digits (1–4 ps resolution, ~1 kB per hour per DU); values beyond it
+//! are clamped to its edge and counted. Only samples within the band
+//! (median ± max(k·spread, min_band)) are added, so the window is wide
+//! enough unless the spread itself exceeds ~100 ps.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 /// Half width of the recorded window around the reference, ps.
-pub const OFFSET: u64 = 2048;
+pub const OFFSET: u64 = 512;
 const HOUR_S: u64 = 3600;
 
 fn histogram() -> Histogram<u32> {
@@ -61,9 +62,7 @@ impl Baseline {
     /// Adds an RTTC sample (ps) taken at `t_s` (UTC s); expires hours
     /// older than the window before `t_s`'s hour.
     pub fn add(&mut self, t_s: u64, rttc: f64) {
-        let reference = *self
-            .reference
-            .get_or_insert(((rttc / 1000.0).round() * 1000.0) as i64);
+        let reference = *self.reference.get_or_insert(rttc.round() as i64);
         let off = (rttc.round() as i64 - reference) + OFFSET as i64;
         let v = if off < 1 || off > 2 * OFFSET as i64 {
             self.clamped += 1;
@@ -99,7 +98,13 @@ impl Baseline {
         if n == 0 {
             return None;
         }
-        let at = |q: f64| self.total.value_at_quantile(q) as f64 - OFFSET as f64 + reference;
+        // The middle of the bucket, not its upper edge.
+        let at = |q: f64| {
+            let v = self
+                .total
+                .median_equivalent(self.total.value_at_quantile(q));
+            v as f64 - OFFSET as f64 + reference
+        };
         Some(Band {
             median: at(0.5),
             spread: (at(0.8413) - at(0.1587)) / 2.0,
@@ -151,8 +156,8 @@ mod tests {
             b.add(i, 1_000_000.0 + (i % 21) as f64 - 10.0);
         }
         let band = b.band().unwrap();
-        assert!((band.median - 1_000_000.0).abs() <= 16.0, "{band:?}");
-        assert!(band.spread > 2.0 && band.spread < 16.0, "{band:?}");
+        assert!((band.median - 1_000_000.0).abs() <= 2.0, "{band:?}");
+        assert!(band.spread > 4.0 && band.spread < 10.0, "{band:?}");
         let saved = b.save();
         let back = Baseline::restore(24, &saved);
         assert_eq!(back.band(), b.band());
@@ -161,7 +166,7 @@ mod tests {
         }
         // Hour 0 expired: only the new level remains.
         let band = b.band().unwrap();
-        assert!((band.median - 1_000_300.0).abs() <= 16.0, "{band:?}");
+        assert!((band.median - 1_000_300.0).abs() <= 2.0, "{band:?}");
         assert_eq!(band.samples, 1000);
     }
 }

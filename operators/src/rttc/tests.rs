@@ -156,7 +156,7 @@ fn a_jump_fires_once_and_resolves() {
     assert_eq!(plot.name, "rttc");
     let doc: serde_json::Value = serde_json::from_str(plot.json.as_deref().unwrap()).unwrap();
     let median = doc["dus"][0]["median_ps"].as_f64().unwrap();
-    assert!((median - nominal_rttc(1)).abs() <= 16.0, "{median}");
+    assert!((median - nominal_rttc(1)).abs() <= 2.0, "{median}");
     for seed in 1..4 {
         let mut m = RttcMonitor::new(&config(), 44, &[1, 2], "rttc");
         let again = drive(&mut m, random_steps(&jump_input(), seed));
