@@ -300,6 +300,8 @@ fn write_site_config(
     let ahrs = section(&mut doc, "CalibrateAHRS");
     ahrs.insert("db".into(), false.into());
     ahrs.insert("constants".into(), path_value(&constants));
+    // Nor a DB baseline for the RTTC: the stand-in DM's samples build it.
+    section(&mut doc, "RTTC").insert("db".into(), false.into());
     for (sec, key) in [
         ("DOMRates", "interval"),
         ("DOMActivity", "interval"),

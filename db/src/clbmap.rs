@@ -54,6 +54,12 @@ impl DetectorService {
         Ok((Arc::new(map), origin))
     }
 
+    /// The client, for requests this service does not cache (run
+    /// tables, datalog values).
+    pub fn with_client<R>(&self, f: impl FnOnce(&mut crate::Client) -> R) -> R {
+        f(&mut self.client())
+    }
+
     /// A stream's text, cached under `<det>/streams/<stream>[_k-v…].txt`:
     /// younger than `[DB] refresh_hours` → no request; else the DB; when
     /// the DB cannot be reached (outage, session) a cached copy of any

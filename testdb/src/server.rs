@@ -202,6 +202,28 @@ async fn stream(
             };
             text(data::integration_tsv(clb, compass.as_deref()))
         }
+        "datalognumbers" => {
+            let (Some(det), Some(_), Some(_)) = (q.get("detid"), q.get("minrun"), q.get("maxrun"))
+            else {
+                return text("ERROR: mandatory selectors detid, minrun, maxrun".into());
+            };
+            let Some(d) = find(&st.opts.detectors, det) else {
+                return text(String::new());
+            };
+            let Some(p) = q.get("parameter_name") else {
+                // Every parameter of every CLB: more than a stand-in holds.
+                return text("ERROR: testdb serves datalognumbers by parameter_name only".into());
+            };
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            match data::datalognumbers_tsv(d, p, q.get("source_name").map(String::as_str), now_ms) {
+                Ok(t) => text(t),
+                Err(e) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, format!("testdb: {e}")).into_response()
+                }
+            }
+        }
         // Streams of the index this stand-in has no data for: "no data".
         _ if st
             .opts

@@ -154,7 +154,9 @@ impl Node for AhrsCalibration {
             monitor.updates = Some(rx);
             monitor.start = Some(go);
             monitor.wait = replay;
-            let db = self.db.then(|| db_service(self, ctx, det.det_id()));
+            let db = self
+                .db
+                .then(|| db_service(self.detector_id.clone(), ctx, det.det_id()));
             let file = self.constants.clone().filter(|p| !p.as_os_str().is_empty());
             let shutdown = ctx.env.shutdown.clone();
             let refresh = Duration::from_secs(self.refresh * 3600);
@@ -198,7 +200,11 @@ impl Node for AhrsCalibration {
 
 /// The DB client of the site config (`[DB]`, `KM3NET_DB_URL`, the usual
 /// session resolution) with the disk cache under the state dir.
-fn db_service(c: &AhrsCalibration, ctx: &BuildContext<'_>, det_id: i32) -> km3db::DetectorService {
+pub(crate) fn db_service(
+    detector_id: Option<String>,
+    ctx: &BuildContext<'_>,
+    det_id: i32,
+) -> km3db::DetectorService {
     let cfg = ctx
         .env
         .site_config
@@ -210,9 +216,7 @@ fn db_service(c: &AhrsCalibration, ctx: &BuildContext<'_>, det_id: i32) -> km3db
             c.apply_env();
             c
         });
-    let det = c
-        .detector_id
-        .clone()
+    let det = detector_id
         .or_else(|| std::env::var("DETECTOR_ID").ok())
         .filter(|d| !d.trim().is_empty())
         .unwrap_or_else(|| det_id.to_string());

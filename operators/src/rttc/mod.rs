@@ -14,7 +14,8 @@
 //!
 //! The baseline: per DU, 24 hourly hdrhistograms and their sum, the
 //! expired hour subtracted ([`baseline`]); median and half the 16–84 %
-//! range. Only samples within the band join it: a jump cannot widen its
+//! range; when the state has none, the first one comes from the DB
+//! ([`dbbase`]). Only samples within the band join it: a jump cannot widen its
 //! own band, and a lasting change keeps alerting (with reminders) until
 //! the state is reset (`km3mon` state dir, `rttc` node). Saved in the
 //! node's state, so a restart keeps it.
@@ -27,6 +28,7 @@
 
 pub mod baseline;
 pub mod client;
+pub mod dbbase;
 #[cfg(test)]
 mod tests;
 
@@ -74,6 +76,13 @@ pub struct Rttc {
     /// Hours of samples on the plot (the original kept 1000 ≈ 2.8 h).
     #[serde(default = "default_plot_hours")]
     pub plot_hours: u64,
+    /// Fetch the first baseline from the KM3NeT DB (`datalognumbers` of
+    /// the last 24 h) when the node's state has none.
+    #[serde(default = "yes")]
+    pub db: bool,
+    /// The detector for the DB (default `DETECTOR_ID`, else the DETX's).
+    #[serde(default)]
+    pub detector_id: Option<String>,
     /// Plot (`NAME.png`, `.json`) and table name.
     #[serde(default = "default_name")]
     pub name: String,
@@ -99,6 +108,9 @@ fn default_plot_hours() -> u64 {
 }
 fn default_name() -> String {
     "rttc".into()
+}
+fn yes() -> bool {
+    true
 }
 
 impl NodeConfig for Rttc {
@@ -153,6 +165,31 @@ impl Node for Rttc {
             self.name.clone(),
         );
         let dm_dus = dus.clone();
+        let saved = ctx.state().load_all::<Saved>().remove("rttc");
+        let has_baseline = saved
+            .as_ref()
+            .is_some_and(|s| s.baselines.values().any(|b| !b.hours.is_empty()));
+        // The first baseline from the DB, handed to the DM thread (the one
+        // owner of the ingress).
+        let (base_tx, base_rx) = crossbeam_channel::bounded::<Vec<(Time, Item)>>(1);
+        if live && ctx.is_leader() && self.db && !has_baseline {
+            let service = crate::ahrs::db_service(self.detector_id.clone(), ctx, det.det_id());
+            let dus = dus.clone();
+            ctx.spawn_io("rttc_baseline", move || match dbbase::fetch(&service, &dus) {
+                Ok(samples) => {
+                    tracing::info!("RTTC baseline: {} samples from the DB", samples.len());
+                    let t = wall_ticks();
+                    let rows = samples
+                        .iter()
+                        .map(|(s, du, v)| (t, Item::Row(baseline_row(*s, *du, *v))))
+                        .collect();
+                    let _ = base_tx.send(rows);
+                }
+                Err(e) => tracing::warn!(
+                    "RTTC baseline from the DB: {e:#}; building it from the Detector Manager's samples"
+                ),
+            })?;
+        }
         let stream = channel_source(ctx, live, move |ingress| {
             if !live {
                 // No Detector Manager in a replay.
@@ -162,6 +199,11 @@ impl Node for Rttc {
                 let mut dm = DmClient::new(&addr, dm_dus, Duration::from_secs(5));
                 let mut last_error = String::new();
                 loop {
+                    if let Ok(items) = base_rx.try_recv() {
+                        if !ingress.offer(Feed { items, low: 0 }) {
+                            return;
+                        }
+                    }
                     match dm.poll() {
                         Ok(values) => {
                             if !last_error.is_empty() {
@@ -199,7 +241,7 @@ impl Node for Rttc {
             })
         })?;
         let mut monitor = RttcMonitor::new(self, det.det_id(), &dus, &ctx.node);
-        if let Some(saved) = ctx.state().load_all::<Saved>().remove("rttc") {
+        if let Some(saved) = saved {
             monitor.restore(saved);
         }
         Ok(Some(ordered_items(ctx, stream, "rttc", monitor)))
@@ -230,6 +272,18 @@ pub fn sample_row(table: &str, t: Time, v: &WrValues) -> Row {
         table: table.to_string(),
         header: HEADER.map(String::from).to_vec(),
         cells,
+    }
+}
+
+/// The table of the DB's baseline samples (never written to the CSV).
+pub const BASELINE_TABLE: &str = "rttc_baseline";
+
+/// A baseline sample from the DB as a row: (UTC s, DU, RTTC ps).
+pub fn baseline_row(time_s: u64, du: u32, rttc: f64) -> Row {
+    Row {
+        table: BASELINE_TABLE.into(),
+        header: ["time_s", "du", "rttc"].map(String::from).to_vec(),
+        cells: vec![time_s.to_string(), du.to_string(), rttc.to_string()],
     }
 }
 
@@ -362,6 +416,20 @@ impl RttcMonitor {
         self.schedule.touch(t, out);
     }
 
+    fn baseline_sample(&mut self, row: &Row) {
+        let cell = |i: usize| row.cells.get(i).map(String::as_str).unwrap_or_default();
+        let (Ok(s), Ok(du), Ok(v)) = (
+            cell(0).parse::<u64>(),
+            cell(1).parse::<u32>(),
+            cell(2).parse::<f64>(),
+        ) else {
+            return;
+        };
+        if let Some(d) = self.dus.get_mut(&du) {
+            d.baseline.add(s, v);
+        }
+    }
+
     fn check_timers(&mut self, t: Time, out: &mut Out) {
         let now_ns = t * TICK_NS;
         let due: Vec<u32> = self
@@ -448,6 +516,10 @@ impl Monitor<Item> for RttcMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
         for item in data {
             let Item::Row(row) = item else { continue };
+            if row.table == BASELINE_TABLE {
+                self.baseline_sample(&row);
+                continue;
+            }
             self.sample(t, &row, out);
             out.give(t, Item::Row(row));
         }

@@ -191,3 +191,85 @@ fn restart_keeps_the_baseline() {
         )]
     );
 }
+
+/// The first baseline from the DB stand-in (`testdb`, written from the
+/// spec): `datalognumbers` of the five parameters for each DU's base CLB
+/// (`source_name` = its UPI from the CLB map), joined by time; a monitor
+/// fed with them has the stand-in's RTTC as its median before any DM
+/// sample.
+#[test]
+fn baseline_from_the_db_stand_in() {
+    let Ok(mut opts) = testdb::Options::from_env() else {
+        eprintln!("KM3MON_TESTDATA not set: skipped");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("km3mon-rttc-db-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let det = daq::detector::Detector::generate(7, 3, 2, 31);
+    let detx = dir.join("d.detx");
+    det.write_detx_file(&detx, 5).unwrap();
+    let runs = opts.detectors[0].runs.clone();
+    opts.detectors.push(testdb::DetectorSpec {
+        serial: 7,
+        oid: "D_TEST007".into(),
+        detx,
+        runs,
+    });
+    let db = testdb::TestDb::start(opts).unwrap();
+    let env = km3db::SessionEnv {
+        config_cookie: Some(db.sid()),
+        ..km3db::SessionEnv::default()
+    };
+    let cfg = km3db::DbConfig {
+        url: db.url(),
+        ..km3db::DbConfig::default()
+    };
+    let svc = km3db::DetectorService::new(
+        km3db::Client::new(cfg, env),
+        "7",
+        Some(km3db::cache::Cache::new(dir.join("db"))),
+    );
+    let samples = dbbase::fetch(&svc, &[1, 2, 3]).unwrap();
+    assert_eq!(
+        samples.len(),
+        3 * 144,
+        "every 10 min for 24 h, 3 DUs: {:?}",
+        db.request_lines("/")
+    );
+    for (_, du, v) in &samples {
+        assert!((v - nominal_rttc(*du)).abs() <= 3.0, "DU{du}: {v}");
+    }
+    let lines = db.request_lines("/streamds/datalognumbers");
+    assert_eq!(lines.len(), 15, "5 parameters × 3 DUs");
+    let base1 = det
+        .modules()
+        .iter()
+        .position(|m| m.du == 1 && m.floor == 0)
+        .unwrap();
+    assert!(
+        lines[1].ends_with(&format!(
+            "parameter_name=wr_delta%5B0%5D&source_name=3.4.3.2/V2-2-1/2.{}",
+            1000 + base1
+        )),
+        "{}",
+        lines[1]
+    );
+    let mut m = RttcMonitor::new(&config(), 7, &[1, 2, 3], "rttc");
+    let input = vec![(
+        at(T0),
+        samples
+            .iter()
+            .map(|(s, du, v)| Item::Row(baseline_row(*s, *du, *v)))
+            .collect(),
+    )];
+    let out = run_by_hand(&mut m, input);
+    assert!(out.is_empty(), "baseline rows are not samples");
+    let saved = m.saved();
+    let b = baseline::Baseline::restore(24, &saved.baselines[&2]);
+    let band = b.band().unwrap();
+    // 24 hourly histograms: the oldest samples of a 24-h span can fall
+    // into a 25th hour, which is expired.
+    assert!((138..=144).contains(&band.samples), "{band:?}");
+    assert!((band.median - nominal_rttc(2)).abs() <= 2.0, "{band:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
