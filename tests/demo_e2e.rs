@@ -122,7 +122,14 @@ fn demo_serves_the_overview_and_stops_on_sigterm() {
 
     // The overview plots appear on disk and are served, within a minute.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut missing = vec!["dom_rates.png", "trigger_rates.png"];
+    // …and the AHRS tab's (identity constants of the demo, 10-s windows).
+    // …and the RTTC tab's (the demo's Detector Manager stand-in).
+    let mut missing = vec![
+        "dom_rates.png",
+        "trigger_rates.png",
+        "yaw_calib_du1.png",
+        "rttc.png",
+    ];
     while !missing.is_empty() {
         missing.retain(|p| {
             !dir.join("plots").join(p).is_file() || {
@@ -269,4 +276,111 @@ fn du_timesync_raises_time_sync() {
 fn trigger_zero_raises_trigger_rate_zero() {
     let (keys, _) = fault_alerts("trigger", "trigger-zero@10s");
     assert_fires(&keys, "trigger_rate_zero", "trigger-zero");
+}
+
+/// `ahrs-drift` turns one DU: in a replay of a 2-minute recording with
+/// identity constants (the simulator's compasses are ideal), the yaw of
+/// that DU's floors climbs at 2°/min after the fault starts, the other
+/// DUs' yaw stays put; `data/ahrs_calibration.csv` has one row per DOM
+/// and 10-s window.
+#[test]
+fn ahrs_drift_turns_the_dus_yaw() {
+    let dir = scratch("ahrs");
+    let (rec, detx, out) = (dir.join("rec"), dir.join("d.detx"), dir.join("out"));
+    common::run_ok(&[
+        "simulate",
+        "--generate-detector",
+        "3x18",
+        "--write-detector",
+        detx.to_str().unwrap(),
+        "-o",
+        rec.to_str().unwrap(),
+        "--duration",
+        "2m",
+        "--fault",
+        "ahrs-drift@30s:2",
+    ]);
+    let det = daq::detector::Detector::from_file(&detx).unwrap();
+    let cols = "DOMID\tACC_OFFSET_X\tACC_OFFSET_Y\tACC_OFFSET_Z\tMAG_XMIN\tMAG_XMAX\tMAG_YMIN\tMAG_YMAX\tMAG_ZMIN\tMAG_ZMAX\tACC_ROT_XX\tACC_ROT_XY\tACC_ROT_XZ\tACC_ROT_YX\tACC_ROT_YY\tACC_ROT_YZ\tACC_ROT_ZX\tACC_ROT_ZY\tACC_ROT_ZZ\tMAG_ROT_XX\tMAG_ROT_XY\tMAG_ROT_XZ\tMAG_ROT_YX\tMAG_ROT_YY\tMAG_ROT_YZ\tMAG_ROT_ZX\tMAG_ROT_ZY\tMAG_ROT_ZZ";
+    let ident = "0\t0\t0\t0\t0\t0\t0\t0\t0\t1\t0\t0\t0\t1\t0\t0\t0\t1\t1\t0\t0\t0\t1\t0\t0\t0\t1";
+    let mut table = format!("{cols}\n");
+    for m in det.optical_modules() {
+        table.push_str(&format!("{}\t{ident}\n", m.dom_id));
+    }
+    let constants = dir.join("ahrs.tsv");
+    std::fs::write(&constants, table).unwrap();
+    let example = std::fs::read_to_string(repo().join("pipeline.toml.example")).unwrap();
+    let block = "[CalibrateAHRS]\ntime_range = 72\n";
+    assert!(example.contains(block), "pipeline.toml.example changed");
+    let site = dir.join("site.toml");
+    std::fs::write(
+        &site,
+        example
+            .replace("interval = 600\n", "interval = 10\n")
+            .replace("db = true\n", "db = false\n")
+            .replace(
+                "constants = \"\"",
+                &format!("constants = \"{}\"", constants.display()),
+            ),
+    )
+    .unwrap();
+    common::run_ok(&[
+        "replay",
+        "--graph",
+        "graphs/km3mon.toml",
+        "--config",
+        site.to_str().unwrap(),
+        "--detector",
+        detx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        rec.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(out.join("data/ahrs_calibration.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("time_utc,du,floor,dom_id,yaw,pitch,roll")
+    );
+    // (du, floor) → yaw per window, in time order.
+    let mut yaw: std::collections::BTreeMap<(u32, i32), Vec<f64>> = Default::default();
+    let mut rows = 0;
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        yaw.entry((f[1].parse().unwrap(), f[2].parse().unwrap()))
+            .or_default()
+            .push(f[4].parse().unwrap());
+        rows += 1;
+    }
+    // 3 DUs × 18 floors, 12 windows of 10 s (the last one cut at the end).
+    assert_eq!(yaw.len(), 54);
+    assert_eq!(rows, 54 * 12, "one row per DOM and window");
+    let turn = |v: &[f64]| {
+        let d = v[v.len() - 2] - v[1];
+        (d + 540.0).rem_euclid(360.0) - 180.0
+    };
+    for ((du, floor), v) in &yaw {
+        let t = turn(v);
+        if *du == 2 {
+            // Windows 2…11 end at 20…110 s; the drift starts at 30 s: ~2.7°.
+            assert!((2.0..3.5).contains(&t), "DU2 floor {floor}: turned {t}°");
+        } else {
+            assert!(t.abs() < 0.5, "DU{du} floor {floor}: turned {t}°");
+        }
+    }
+    for p in ["yaw", "pitch", "roll"] {
+        for du in 1..=3 {
+            let json = out.join(format!("plots/{p}_calib_du{du}.json"));
+            let doc: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+            assert_eq!(
+                doc["floors"].as_array().unwrap().len(),
+                18,
+                "{}",
+                json.display()
+            );
+            assert!(out.join(format!("plots/{p}_calib_du{du}.png")).is_file());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

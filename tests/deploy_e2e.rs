@@ -650,7 +650,6 @@ fn check_accepts_the_original_site_config() {
     for (s, k, replaced_by) in [
         ("PMTRates", "plot_path", "--out/plots"),
         ("TriggerRate", "data_path", "--out/data"),
-        ("CalibrateAHRS", "time_range", "AHRS"),
         ("RecoPlotter", "max_events", "reco"),
         ("TimesliceRate", "filename", "timeslice_rates.png"),
     ] {
@@ -668,6 +667,8 @@ fn check_accepts_the_original_site_config() {
         ("Alerts", "shifters"),
         // The z-t plot posts top-10 events to the ELOG (docs/db.md).
         ("ZTPlot", "logbook"),
+        // The ahrs_calibration node's plot range.
+        ("CalibrateAHRS", "time_range"),
         ("ZTPlot", "elog"),
         ("ELOGService", "username"),
         ("ELOGService", "password"),

@@ -126,8 +126,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .context("cannot start the Ligier")?;
     let ligier_addr = ligier.local_addr();
 
+    // The RTTC tab's source: a stand-in Detector Manager for the DUs.
+    let dm = simulator::dm::DetectorManager::start("127.0.0.1:0", detector.dus(), args.seed)
+        .context("cannot start the Detector Manager stand-in")?;
+    // `--fault rttc-jump…` acts on it (the same targets as the simulator's:
+    // same detector, seed and order).
+    let faults = simulator::fault::resolve(&args.faults, &detector, args.seed, 0)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    dm.play_faults(&faults, 0, stop.clone());
     let site_path = dir.join("pipeline.toml");
-    let creds = write_site_config(&args, &site_path, &dir, &detx, ligier_addr)?;
+    let creds = write_site_config(&args, &site_path, &dir, &detx, ligier_addr, dm.addr())?;
     let graph_path = dir.join("km3mon.toml");
     std::fs::write(&graph_path, GRAPH)
         .with_context(|| format!("writing {}", graph_path.display()))?;
@@ -220,12 +228,45 @@ fn demo_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
 /// Writes the demo's site config: the chosen one (or the example) with the
 /// Ligier, detector and output folder of this demo, short plot intervals,
 /// and credentials. Returns (user, password).
+/// Identity AHRS constants for every optical DOM of the detector (the
+/// file format of docs/monitors.md "AHRS calibration").
+fn write_ahrs_constants(detx: &Path, path: &Path) -> anyhow::Result<()> {
+    let det = Detector::from_file(detx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let q = ["X", "Y", "Z"];
+    let mut cols = vec!["DOMID".to_string()];
+    let mut ident = Vec::new();
+    for a in q {
+        cols.push(format!("ACC_OFFSET_{a}"));
+        ident.push("0");
+    }
+    for a in q {
+        cols.push(format!("MAG_{a}MIN"));
+        cols.push(format!("MAG_{a}MAX"));
+        ident.extend(["0", "0"]);
+    }
+    for m in ["ACC", "MAG"] {
+        for i in q {
+            for j in q {
+                cols.push(format!("{m}_ROT_{i}{j}"));
+                ident.push(if i == j { "1" } else { "0" });
+            }
+        }
+    }
+    let mut text = cols.join("\t") + "\n";
+    for m in det.optical_modules() {
+        text.push_str(&format!("{}\t{}\n", m.dom_id, ident.join("\t")));
+    }
+    pipeline::runtime::io::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 fn write_site_config(
     args: &DemoArgs,
     path: &Path,
     dir: &Path,
     detx: &Path,
     ligier: SocketAddr,
+    dm: SocketAddr,
 ) -> anyhow::Result<(String, String)> {
     let text = match &args.config {
         Some(p) => {
@@ -235,11 +276,13 @@ fn write_site_config(
     };
     let mut doc: toml::Table = toml::from_str(&text).context("site config: invalid TOML")?;
     let (ip, port) = (ligier.ip().to_string(), ligier.port().to_string());
+    let dm = dm.to_string();
     for (key, value) in [
         ("DAQ_LIGIER_IP", &ip),
         ("DAQ_LIGIER_PORT", &port),
         ("LOG_LIGIER_IP", &ip),
         ("LOG_LIGIER_PORT", &port),
+        ("DETECTOR_MANAGER_IP", &dm),
     ] {
         section(&mut doc, "env").insert(key.into(), value.clone().into());
         // The process environment wins over [env]; a variable left over
@@ -250,12 +293,22 @@ fn write_site_config(
         }
     }
     section(&mut doc, "Detector").insert("file".into(), path_value(detx));
+    // No KM3NeT DB here: the compasses of the simulated DOMs are ideal
+    // (identity constants, the simulator's readings are calibrated ones).
+    let constants = dir.join("ahrs_constants.tsv");
+    write_ahrs_constants(detx, &constants)?;
+    let ahrs = section(&mut doc, "CalibrateAHRS");
+    ahrs.insert("db".into(), false.into());
+    ahrs.insert("constants".into(), path_value(&constants));
+    // Nor a DB baseline for the RTTC: the stand-in DM's samples build it.
+    section(&mut doc, "RTTC").insert("db".into(), false.into());
     for (sec, key) in [
         ("DOMRates", "interval"),
         ("DOMActivity", "interval"),
         ("PMTRates", "interval"),
         ("TriggerRate", "interval"),
         ("TriggerMap", "plot_every"),
+        ("CalibrateAHRS", "interval"),
     ] {
         let t = section(&mut doc, sec);
         let shorter = match t.get(key).and_then(toml::Value::as_integer) {

@@ -80,7 +80,9 @@ pub struct SimulateArgs {
     burst_interval: Duration,
     /// Inject a fault (repeatable): KIND[@START[+DURATION]][:TARGET] with
     /// KIND one of dom-silent[:DOMID|:DU/FLOOR], du-timesync[:DU],
-    /// trigger-zero, corrupt-frames[:TAG,...], ligier-disconnect. START is
+    /// trigger-zero, corrupt-frames[:TAG,...], ligier-disconnect,
+    /// ahrs-drift[:DU] (the DU's compass headings turn 2°/min),
+    /// rttc-jump[:DU] (+500 ps on --detector-manager). START is
     /// data time after the beginning (default 60s); DURATION defaults to
     /// the end (1s for corrupt-frames, 5s for ligier-disconnect).
     #[arg(long = "fault", value_name = "SPEC")]
@@ -93,6 +95,11 @@ pub struct SimulateArgs {
     /// Name shown in the Ligier's status (`_MyId`).
     #[arg(long, default_value = "km3mon-simulate")]
     name: String,
+    /// Also serve a stand-in Detector Manager monitoring interface
+    /// (`monshortdef`/`monshort`, the base CLBs' White Rabbit values of
+    /// every DU) on HOST:PORT, e.g. 127.0.0.1:1302, for the rttc node.
+    #[arg(long, value_name = "HOST:PORT")]
+    detector_manager: Option<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -154,6 +161,17 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     for fault in plan.faults() {
         info!("{}", fault.describe(plan.start_ns()));
     }
+    let dm_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _dm = match &args.detector_manager {
+        Some(addr) => {
+            let dm = simulator::dm::DetectorManager::start(addr, d.dus(), config.seed)
+                .with_context(|| format!("detector manager on {addr}"))?;
+            info!("detector manager stand-in on http://{}", dm.addr());
+            dm.play_faults(plan.faults(), plan.start_ns(), dm_stop.clone());
+            Some(dm)
+        }
+        None => None,
+    };
     let stop = crate::signals::stop_on_signals()?;
     let stats = match (&args.ligier, &args.output) {
         (Some(addr), _) => {
@@ -194,5 +212,6 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give --ligier HOST:PORT or -o RECORDING"),
     };
     info!("{}", stats.summary());
+    dm_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(ExitCode::SUCCESS)
 }

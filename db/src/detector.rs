@@ -27,9 +27,9 @@ pub enum Origin {
 
 pub struct DetectorService {
     /// Serial number ("44") or OID ("D_ORCA006"), as configured.
-    det: String,
+    pub(crate) det: String,
     client: Mutex<Client>,
-    cache: Option<Cache>,
+    pub(crate) cache: Option<Cache>,
     ids: Mutex<HashMap<i32, CalibIds>>,
     status: Mutex<String>,
 }
@@ -62,15 +62,15 @@ impl DetectorService {
             .clone()
     }
 
-    fn set_status(&self, s: String) {
+    pub(crate) fn set_status(&self, s: String) {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = s;
     }
 
-    fn client(&self) -> std::sync::MutexGuard<'_, Client> {
+    pub(crate) fn client(&self) -> std::sync::MutexGuard<'_, Client> {
         self.client.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn key(&self, what: &str) -> String {
+    pub(crate) fn key(&self, what: &str) -> String {
         let det: String = self
             .det
             .chars()

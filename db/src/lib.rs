@@ -8,7 +8,9 @@
 //! * [`http`]: ≤ 2 requests in flight per process, timeouts, retries with
 //!   back-off, a "down" state after repeated failures;
 //! * [`detector::DetectorService`]: the station's detector and each run's
-//!   calibration with a disk [`cache`], for the monitoring graph.
+//!   calibration with a disk [`cache`], for the monitoring graph;
+//! * [`clbmap`]: the detector's CLB map (DU/floor ↔ DOM id ↔ CLB UPI and
+//!   serial) and other slowly changing streams, cached per day.
 //!
 //! Blocking by design: no async runtime, no dataflow. Callers in a
 //! dataflow run it on an I/O thread.
@@ -23,6 +25,7 @@
 
 pub mod apiv2;
 pub mod cache;
+pub mod clbmap;
 pub mod client;
 pub mod config;
 pub mod detector;

@@ -5,6 +5,7 @@
 //! `pipeline::Node` and `pipeline::NodeConfig`, then add one line to
 //! [`registry`]. See CONTRIBUTING.md.
 
+pub mod ahrs;
 pub mod alerting;
 pub mod decode;
 pub mod dom_activity;
@@ -14,6 +15,7 @@ pub mod msg;
 pub mod plot;
 pub mod pmt_rates;
 pub mod reco;
+pub mod rttc;
 pub mod sinks;
 pub mod sources;
 pub mod synth;
@@ -53,4 +55,6 @@ pub fn registry() -> Registry {
         .with::<ztplot::ZtPlot>()
         .with::<reco::royfit::RoyFit>()
         .with::<reco::time_residuals::TimeResiduals>()
+        .with::<ahrs::AhrsCalibration>()
+        .with::<rttc::Rttc>()
 }

@@ -157,6 +157,7 @@ impl TimesliceRatesMonitor {
             log_y: log,
             minor_ticks: false,
             series: series.clone(),
+            y_auto: false,
             markers: self
                 .s
                 .runs

@@ -242,6 +242,7 @@ impl TriggerRatesMonitor {
             log_y: log,
             minor_ticks: self.minor,
             series: series.clone(),
+            y_auto: false,
             markers: self
                 .s
                 .runs

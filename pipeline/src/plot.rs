@@ -101,6 +101,10 @@ pub struct TimeSeries {
     pub series: Vec<Series>,
     /// Vertical annotations, e.g. run changes.
     pub markers: Vec<TimeMarker>,
+    /// Linear y from the data's minimum to its maximum (angles, times)
+    /// instead of from 0 (rates).
+    #[serde(default)]
+    pub y_auto: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

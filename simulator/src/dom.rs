@@ -129,6 +129,32 @@ pub struct DomModel {
     pub monit: Vec<u8>,
     pub sn: Vec<Hit>,
     pub synced: bool,
+    /// Degrees added to the heading (the `ahrs-drift` fault): the compass
+    /// readings turn with it.
+    pub yaw_drift: f32,
+}
+
+/// Accelerometer and compass readings of a DOM turned by `yaw`, `pitch`,
+/// `roll` (degrees) in a field of 0.45 G with a 55° dip, such that the
+/// orientation math of the AHRS monitor (km3pipe's `fit_ahrs`, spec
+/// integrations.md §3.4) with identity calibration gives back those
+/// angles: gravity along the DOM's axes after the upside-down sign flip
+/// of y and z, the field's horizontal part along the heading in the plane
+/// perpendicular to gravity.
+pub fn ahrs_readings(yaw: f32, pitch: f32, roll: f32) -> ([f32; 3], [f32; 3]) {
+    let (y, p, r) = (
+        f64::from(yaw).to_radians(),
+        f64::from(pitch).to_radians(),
+        f64::from(roll).to_radians(),
+    );
+    let (b, dip) = (0.45f64, 55f64.to_radians());
+    let g = [p.sin(), -p.cos() * r.sin(), -p.cos() * r.cos()];
+    let e1 = [p.cos(), p.sin() * r.sin(), p.sin() * r.cos()];
+    let e2 = [0.0, -r.cos(), r.sin()];
+    let h =
+        [0, 1, 2].map(|i| b * (dip.cos() * (y.cos() * e1[i] + y.sin() * e2[i]) + dip.sin() * g[i]));
+    let flip = |v: [f64; 3]| [v[0] as f32, -v[1] as f32, -v[2] as f32];
+    (flip(g), flip(h))
 }
 
 impl DomModel {
@@ -163,11 +189,7 @@ impl DomModel {
             rng.uniform(-2.0, 2.0) as f32,
             rng.uniform(-2.0, 2.0) as f32,
         );
-        let (p, r, y) = (pitch.to_radians(), roll.to_radians(), yaw.to_radians());
-        // Gravity in the CLB frame, and a magnetic field of ~0.45 G
-        // inclined by ~55°, turned by the heading: what a compass reads.
-        let gravity = [-p.sin(), r.sin() * p.cos(), -r.cos() * p.cos()];
-        let field = [0.26 * y.cos(), -0.26 * y.sin(), 0.37];
+        let (gravity, field) = ahrs_readings(yaw, pitch, roll);
         DomModel {
             dom_id: module.dom_id,
             du: module.du,
@@ -203,6 +225,7 @@ impl DomModel {
             monit: Vec::new(),
             sn: Vec::new(),
             synced: true,
+            yaw_drift: 0.0,
         }
     }
 
@@ -361,8 +384,14 @@ impl DomModel {
         // The sensor vectors wobble around their values for the DOM's
         // mean orientation (computed once: trigonometry per packet would
         // cost more than the rest of the packet).
+        let field = if self.yaw_drift == 0.0 {
+            self.field
+        } else {
+            ahrs_readings(self.yaw + self.yaw_drift, self.pitch, self.roll).1
+        };
+        let yaw = (yaw + self.yaw_drift).rem_euclid(360.0);
         let a = [0, 1, 2].map(|i| self.gravity[i] + 0.002 * z());
-        let h = [0, 1, 2].map(|i| self.field[i] + 0.003 * z());
+        let h = [0, 1, 2].map(|i| field[i] + 0.003 * z());
         let g = [0, 1, 2].map(|i| self.gyro_offset[i] + 0.05 * z());
         let temperature = self.temperature + 0.02 * z();
         let humidity = self.humidity + 0.02 * z();

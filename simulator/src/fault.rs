@@ -14,6 +14,8 @@
 //! | `trigger-zero` | — | no IO_EVT at all |
 //! | `corrupt-frames` | `TAG[,TAG…]` (default all data tags) | a quarter of the data messages are damaged (bad length, truncated, bad counts or version, bad TMCH marker) inside an intact ControlHost framing |
 //! | `ligier-disconnect` | — | the publisher drops its Ligier connection and reconnects at the end; the data of the gap is lost (in a recording: a gap) |
+//! | `rttc-jump` | `DU` | no effect on the DAQ streams: the Detector Manager stand-in (`--detector-manager`) adds [`RTTC_JUMP_PS`] to the DU's base-CLB RTTC (wall clock after the start) |
+//! | `ahrs-drift` | `DU` | the DU twists: the heading of its DOMs (IO_MONIT yaw and compass readings) turns by [`AHRS_DRIFT_DEG_PER_MIN`] per minute of data time |
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,15 +33,25 @@ pub enum FaultKind {
     TriggerZero,
     CorruptFrames,
     LigierDisconnect,
+    AhrsDrift,
+    RttcJump,
 }
 
+/// How far an `rttc-jump` moves the DU's RTTC, ps.
+pub const RTTC_JUMP_PS: f64 = 500.0;
+
+/// How fast an `ahrs-drift` DU turns.
+pub const AHRS_DRIFT_DEG_PER_MIN: f64 = 2.0;
+
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::DomSilent,
         FaultKind::DuTimesync,
         FaultKind::TriggerZero,
         FaultKind::CorruptFrames,
         FaultKind::LigierDisconnect,
+        FaultKind::AhrsDrift,
+        FaultKind::RttcJump,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +61,8 @@ impl FaultKind {
             FaultKind::TriggerZero => "trigger-zero",
             FaultKind::CorruptFrames => "corrupt-frames",
             FaultKind::LigierDisconnect => "ligier-disconnect",
+            FaultKind::AhrsDrift => "ahrs-drift",
+            FaultKind::RttcJump => "rttc-jump",
         }
     }
 
@@ -133,7 +147,9 @@ fn parse_target(kind: FaultKind, text: &str) -> Result<Target, String> {
             }),
             None => Ok(Target::Dom(number(text)?)),
         },
-        FaultKind::DuTimesync => Ok(Target::Du(number(text.trim_start_matches("DU"))?)),
+        FaultKind::DuTimesync | FaultKind::AhrsDrift | FaultKind::RttcJump => {
+            Ok(Target::Du(number(text.trim_start_matches("DU"))?))
+        }
         FaultKind::CorruptFrames => text
             .split(',')
             .map(|t| Tag::new(t.trim()).map_err(|e| format!("corrupt-frames: {e}")))
@@ -254,7 +270,7 @@ fn resolve_target(
             .filter(|m| m.is_optical())
             .map(dom)
             .ok_or_else(|| format!("{name}: no optical DOM at DU {du} floor {floor}")),
-        (FaultKind::DuTimesync, None) => {
+        (FaultKind::DuTimesync | FaultKind::AhrsDrift | FaultKind::RttcJump, None) => {
             let dus = detector.dus();
             if dus.is_empty() {
                 return Err(format!("{name}: the detector has no DU"));
@@ -263,7 +279,10 @@ fn resolve_target(
                 dus[rng.below(dus.len() as u64) as usize],
             ))
         }
-        (FaultKind::DuTimesync, Some(Target::Du(du))) => {
+        (
+            FaultKind::DuTimesync | FaultKind::AhrsDrift | FaultKind::RttcJump,
+            Some(Target::Du(du)),
+        ) => {
             if detector.dus().contains(du) {
                 Ok(ResolvedTarget::Du(*du))
             } else {

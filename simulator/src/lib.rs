@@ -20,6 +20,7 @@
 
 pub mod config;
 mod corrupt;
+pub mod dm;
 pub mod dom;
 pub mod event;
 pub mod fault;
@@ -41,6 +42,7 @@ pub use sim::{SimMessage, Simulator};
 pub(crate) const STREAM_EVENTS: u64 = 1;
 pub(crate) const STREAM_LOG: u64 = 2;
 pub(crate) const STREAM_CORRUPTION: u64 = 3;
+pub(crate) const STREAM_DM: u64 = 4;
 pub(crate) const STREAM_FAULT_TARGETS: u64 = 1 << 20;
 pub(crate) const STREAM_DOMS: u64 = 1 << 32;
 

@@ -241,6 +241,16 @@ impl Simulator {
                 _ => None,
             })
             .collect();
+        let drifting: Vec<(u32, f32)> = self
+            .active(FaultKind::AhrsDrift, t)
+            .filter_map(|f| match f.target {
+                ResolvedTarget::Du(du) => {
+                    let minutes = (t - f.from_ns) as f64 / 60e9;
+                    Some((du, (minutes * crate::fault::AHRS_DRIFT_DEG_PER_MIN) as f32))
+                }
+                _ => None,
+            })
+            .collect();
         let disconnected = self.active(FaultKind::LigierDisconnect, t).next().is_some();
         let no_trigger = self.active(FaultKind::TriggerZero, t).next().is_some();
 
@@ -256,6 +266,7 @@ impl Simulator {
         let advance = |doms: &mut [DomModel]| {
             for dom in doms {
                 let synced = !unsynced.contains(&dom.du);
+                dom.yaw_drift = drifting.iter().find(|d| d.0 == dom.du).map_or(0.0, |d| d.1);
                 dom.advance(slice, run, &header, synced);
             }
         };
@@ -411,6 +422,12 @@ impl Simulator {
                     t,
                     "WARNING",
                     &format!("No data from DOM {dom_id}"),
+                ),
+                (FaultKind::AhrsDrift, ResolvedTarget::Du(du)) => self.log.announce(
+                    Role::DataFilter,
+                    t,
+                    "WARNING",
+                    &format!("Compass headings of DU {du} drift"),
                 ),
                 (FaultKind::DuTimesync, ResolvedTarget::Du(du)) => self.log.announce(
                     Role::DataFilter,

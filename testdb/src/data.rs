@@ -197,3 +197,142 @@ pub fn filter_tsv(text: &str, col: &str, value: &str) -> String {
 }
 
 pub type Shifts = HashMap<String, f64>;
+
+/// The CLB UPI of CLB serial `serial` (the samples' product code).
+pub fn clb_upi(serial: u32) -> String {
+    format!("3.4.3.2/V2-2-1/2.{serial}")
+}
+
+/// The compass UPI of compass serial `serial` (the `ahrscalib` stream's
+/// `SERIALNUMBER` is the last `.`-field of it, spec §3.3).
+pub fn compass_upi(serial: &str) -> String {
+    format!("3.4.3.4/AHRS/1.{serial}")
+}
+
+/// The CLB map of a generated detector, from its DETX: one CLB per
+/// module in file order, serial numbers 1000, 1001, …, so the CLB map,
+/// the DETX and the data agree on every DOM id.
+pub fn clbmap_tsv(d: &DetectorSpec) -> anyhow::Result<String> {
+    let det =
+        Detector::from_file(&d.detx).map_err(|e| anyhow::anyhow!("{}: {e}", d.detx.display()))?;
+    let mut s = String::from("DETOID\tDUID\tFLOORID\tSERIALNUMBER\tUPI\tDOMID");
+    for (i, m) in det.modules().iter().enumerate() {
+        let serial = 1000 + i as u32;
+        s.push_str(&format!(
+            "\n{}\t{}\t{}\t{serial}\t{}\t{}",
+            d.oid,
+            m.du,
+            m.floor,
+            clb_upi(serial),
+            m.dom_id
+        ));
+    }
+    // Like the sample: no final newline.
+    Ok(s)
+}
+
+/// Serial numbers of the compasses whose latest `ahrscalib` row
+/// (`REVTIMEORDER` 1) has every calibration field, in file order.
+pub fn complete_compasses(ahrscalib: &str) -> Vec<String> {
+    let mut lines = ahrscalib.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let cols: Vec<&str> = header.split('\t').collect();
+    let at = |name: &str| cols.iter().position(|c| *c == name);
+    let (Some(serial), Some(rev)) = (at("SERIALNUMBER"), at("REVTIMEORDER")) else {
+        return Vec::new();
+    };
+    let needed: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            c.starts_with("ACC_OFFSET") || c.starts_with("ACC_ROT") || c.starts_with("MAG_")
+        })
+        .filter(|(_, c)| **c != "MAG_DECL")
+        .map(|(i, _)| i)
+        .collect();
+    let mut out = Vec::new();
+    for l in lines {
+        let f: Vec<&str> = l.split('\t').collect();
+        if f.get(rev) == Some(&"1")
+            && needed
+                .iter()
+                .all(|&i| f.get(i).is_some_and(|v| !v.is_empty()))
+        {
+            if let Some(s) = f.get(serial) {
+                out.push(s.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The `integration` rows of a CLB (`container_upi=…`): its compass, if
+/// it has one, and a part that is not a compass (clients must pick).
+pub fn integration_tsv(clb: &str, compass: Option<&str>) -> String {
+    let mut s = String::from("CONTAINER_UPI\tCONTENT_UPI\tPOSITION\n");
+    s.push_str(&format!(
+        "{clb}\t3.4.2.3/PWB/1.{}\t1\n",
+        clb.rsplit('.').next().unwrap_or("0")
+    ));
+    if let Some(c) = compass {
+        s.push_str(&format!("{clb}\t{c}\t0\n"));
+    }
+    s
+}
+
+/// The White Rabbit values the Detector Manager stand-in reports (ps):
+/// `wr_mu` = 1.2 µs + 40 ns × DU, the four delays 3.0, 4.5, 3.2, 4.1 ns.
+pub fn wr_nominal(du: u32, parameter: &str) -> Option<f64> {
+    Some(match parameter {
+        "wr_mu" => 1_200_000.0 + 40_000.0 * f64::from(du),
+        "wr_delta[0]" => 3_000.0,
+        "wr_delta[1]" => 4_500.0,
+        "wr_delta[2]" => 3_200.0,
+        "wr_delta[3]" => 4_100.0,
+        _ => return None,
+    })
+}
+
+/// `datalognumbers` of one parameter of the base CLBs (`source_name` =
+/// a base CLB's UPI, or all of them): a value every 10 min over the 24 h
+/// before `now_ms`, with a few ps of deterministic scatter. The run range
+/// is not looked at (the stand-in's runs are of 2019).
+pub fn datalognumbers_tsv(
+    d: &DetectorSpec,
+    parameter: &str,
+    source: Option<&str>,
+    now_ms: i64,
+) -> anyhow::Result<String> {
+    let Some(_) = wr_nominal(0, parameter) else {
+        return Ok(String::new());
+    };
+    let det =
+        Detector::from_file(&d.detx).map_err(|e| anyhow::anyhow!("{}: {e}", d.detx.display()))?;
+    let mut s = String::from("RUN\tUNIXTIME\tSOURCE_NAME\tPARAMETER_NAME\tDATA_VALUE\n");
+    let mut rows = 0;
+    for (i, m) in det.modules().iter().enumerate() {
+        let upi = clb_upi(1000 + i as u32);
+        if m.floor != 0 || source.is_some_and(|x| x != upi) {
+            continue;
+        }
+        let base = wr_nominal(m.du, parameter).unwrap_or_default();
+        for k in 0..144i64 {
+            // On the 10-min grid: every parameter's answer has the same times.
+            let t = now_ms / 600_000 * 600_000 - (144 - k) * 600_000;
+            let noise = if parameter == "wr_mu" {
+                ((k * 7919) % 7) as f64 - 3.0
+            } else {
+                0.0
+            };
+            s.push_str(&format!(
+                "{}\t{t}\t{upi}\t{parameter}\t{}\n",
+                d.runs.last().map_or(0, |r| r.run),
+                base + noise
+            ));
+            rows += 1;
+        }
+    }
+    Ok(if rows == 0 { String::new() } else { s })
+}

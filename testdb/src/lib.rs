@@ -2,7 +2,9 @@
 //! (`home.htm?usr=…&pwd=…&persist=y` → `sid=…`), the stream index
 //! (`streamds`, the km3net-testdata sample), the streams `detectors`,
 //! `runs` (generated) and `clbmap` (the sample), `detx/<det>?tcal=…`
-//! (the testdata DETX files, t0s shifted per calibration set), and the API
+//! (the testdata DETX files, t0s shifted per calibration set), `clbmap`
+//! of a generated detector (from its DETX), `integration` (each CLB's
+//! compass) and `ahrscalib` (the sample), and the API
 //! v2 `RunCalibration` endpoint. Every data request needs `Cookie: sid=…`
 //! with an id this server issued or was given.
 //!
@@ -45,6 +47,13 @@ pub struct Options {
     /// `streamds_output.txt` and `clbmap.txt` of km3net-testdata.
     pub streamds: Option<PathBuf>,
     pub clbmap: Option<PathBuf>,
+    /// The `ahrscalib` stream (km3net-testdata's
+    /// `streamds_ahrscalib_1605699491.txt`, or a test's own table).
+    pub ahrscalib: Option<PathBuf>,
+    /// CLB UPI → its compass UPI (`None`: no compass integrated). CLBs not
+    /// named here get a compass of the `ahrscalib` table with a complete
+    /// latest row, chosen by the CLB's serial number.
+    pub compasses: std::collections::HashMap<String, Option<String>>,
 }
 
 /// The id every default server accepts (synthetic, of the valid shape).
@@ -66,6 +75,8 @@ impl Options {
             runs_with_calib_columns: true,
             streamds: data::find_db_sample(Some(&td), "streamds_output.txt"),
             clbmap: data::find_db_sample(Some(&td), "clbmap.txt"),
+            ahrscalib: data::find_db_sample(Some(&td), "streamds_ahrscalib_1605699491.txt"),
+            compasses: std::collections::HashMap::new(),
         })
     }
 }

@@ -150,6 +150,15 @@ async fn stream(
             let Some(oid) = q.get("detoid") else {
                 return text("ERROR: mandatory selector detoid missing".into());
             };
+            // A generated detector: its own map, from its DETX.
+            if let Some(d) = st.opts.detectors.iter().find(|d| &d.oid == oid) {
+                return match data::clbmap_tsv(d) {
+                    Ok(t) => text(t),
+                    Err(e) => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, format!("testdb: {e}")).into_response()
+                    }
+                };
+            }
             match st.opts.clbmap.as_ref().map(std::fs::read_to_string) {
                 Some(Ok(t)) => text(data::filter_tsv(&t, "DETOID", oid)),
                 _ => (
@@ -157,6 +166,62 @@ async fn stream(
                     "testdb: clbmap.txt not found",
                 )
                     .into_response(),
+            }
+        }
+        "ahrscalib" => match st.opts.ahrscalib.as_ref().map(std::fs::read_to_string) {
+            Some(Ok(t)) => text(t),
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "testdb: streamds_ahrscalib_1605699491.txt not found",
+            )
+                .into_response(),
+        },
+        "integration" => {
+            let Some(clb) = q.get("container_upi") else {
+                // The whole integration table: more than a stand-in holds.
+                return text("ERROR: testdb serves integration by container_upi only".into());
+            };
+            let compass = match st.opts.compasses.get(clb) {
+                Some(c) => c.clone(),
+                None => {
+                    let table = st
+                        .opts
+                        .ahrscalib
+                        .as_ref()
+                        .and_then(|p| std::fs::read_to_string(p).ok())
+                        .unwrap_or_default();
+                    let serials = data::complete_compasses(&table);
+                    let clb_serial: usize = clb
+                        .rsplit('.')
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    (!serials.is_empty())
+                        .then(|| data::compass_upi(&serials[clb_serial % serials.len()]))
+                }
+            };
+            text(data::integration_tsv(clb, compass.as_deref()))
+        }
+        "datalognumbers" => {
+            let (Some(det), Some(_), Some(_)) = (q.get("detid"), q.get("minrun"), q.get("maxrun"))
+            else {
+                return text("ERROR: mandatory selectors detid, minrun, maxrun".into());
+            };
+            let Some(d) = find(&st.opts.detectors, det) else {
+                return text(String::new());
+            };
+            let Some(p) = q.get("parameter_name") else {
+                // Every parameter of every CLB: more than a stand-in holds.
+                return text("ERROR: testdb serves datalognumbers by parameter_name only".into());
+            };
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            match data::datalognumbers_tsv(d, p, q.get("source_name").map(String::as_str), now_ms) {
+                Ok(t) => text(t),
+                Err(e) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, format!("testdb: {e}")).into_response()
+                }
             }
         }
         // Streams of the index this stand-in has no data for: "no data".

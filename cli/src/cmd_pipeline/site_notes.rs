@@ -30,7 +30,6 @@ fn replacement(section: &str, key: &str) -> String {
         ("TimesliceRate", "filename" | "with_minor_ticks") => {
             "the timeslice_rates node draws timeslice_rates.png and timeslice_rates_lin.png".into()
         }
-        ("CalibrateAHRS", _) => "km3mon's graph has no AHRS calibration node yet".into(),
         ("RecoPlotter", _) => {
             "the royfit node ([ROyFit]) replaces the original's reco container; it fits every event that passes its cuts ([ROyFit] fraction)".into()
         }

@@ -390,6 +390,7 @@ mod tests {
                 y_label: "trigger rate [Hz]".into(),
                 log_y: true,
                 minor_ticks: true,
+                y_auto: false,
                 series: vec![Series {
                     name: "Overall".into(),
                     color: colormap::TOMATO,

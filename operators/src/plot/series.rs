@@ -168,14 +168,26 @@ pub fn render(buf: &mut [u8], s: &TimeSeries) -> anyhow::Result<()> {
         );
         (coords, run_y, top_bottom, xs, x_px, y_px, x_lr)
     } else {
-        let hi = if vmax > 0.0 { vmax * 1.1 } else { 1.0 };
+        let (lo, hi) = if s.y_auto {
+            let finite = || pts().map(|p| p.1).filter(|v| v.is_finite());
+            let lo = finite().fold(f64::INFINITY, f64::min);
+            let hi = finite().fold(f64::NEG_INFINITY, f64::max);
+            if lo.is_finite() {
+                let pad = ((hi - lo) * 0.05).max(0.01);
+                (lo - pad, hi + pad)
+            } else {
+                (0.0, 1.0)
+            }
+        } else {
+            (0.0, if vmax > 0.0 { vmax * 1.1 } else { 1.0 })
+        };
         let mut chart = ChartBuilder::on(&rest)
             .margin(12)
             .margin_right(70)
             .x_label_area_size(44)
             .y_label_area_size(70)
             .right_y_label_area_size(70)
-            .build_cartesian_2d(t0..t1, 0.0..hi)?;
+            .build_cartesian_2d(t0..t1, lo..hi)?;
         chart
             .configure_mesh()
             .x_labels(0)
@@ -195,23 +207,23 @@ pub fn render(buf: &mut [u8], s: &TimeSeries) -> anyhow::Result<()> {
                     .collect(),
             );
         }
-        let run_y = chart.backend_coord(&(t0, hi / 2.0)).1;
+        let run_y = chart.backend_coord(&(t0, (lo + hi) / 2.0)).1;
         let top_bottom = (
             chart.backend_coord(&(t0, hi)).1,
-            chart.backend_coord(&(t0, 0.0)).1,
+            chart.backend_coord(&(t0, lo)).1,
         );
         let xs: Vec<i32> = s
             .markers
             .iter()
-            .map(|m| chart.backend_coord(&(m.time_s, 0.0)).0)
+            .map(|m| chart.backend_coord(&(m.time_s, lo)).0)
             .collect();
         let x_px: Vec<i32> = x_ticks
             .iter()
-            .map(|t| chart.backend_coord(&(*t, 0.0)).0)
+            .map(|t| chart.backend_coord(&(*t, lo)).0)
             .collect();
         let x_lr = (
-            chart.backend_coord(&(t0, 0.0)).0,
-            chart.backend_coord(&(t1, 0.0)).0,
+            chart.backend_coord(&(t0, lo)).0,
+            chart.backend_coord(&(t1, lo)).0,
         );
         (coords, run_y, top_bottom, xs, x_px, Vec::new(), x_lr)
     };
