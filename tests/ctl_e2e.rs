@@ -475,7 +475,7 @@ fn ctl_steers_a_live_demo() {
         )
     );
 
-    let status = common::terminate(&mut demo.0, Duration::from_secs(30), "demo");
+    let status = common::terminate(&mut demo.0, Duration::from_secs(60), "demo");
     assert!(status.success(), "demo exited with {status}");
     assert!(!sock.exists(), "the socket is removed at exit");
     let _ = std::fs::remove_dir_all(&dir);

@@ -147,7 +147,7 @@ fn demo_serves_the_overview_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    let status = common::terminate(&mut demo.0, Duration::from_secs(30), "demo");
+    let status = common::terminate(&mut demo.0, Duration::from_secs(60), "demo");
     assert!(status.success(), "demo exited with {status}");
     let _ = std::fs::remove_dir_all(&dir);
 }

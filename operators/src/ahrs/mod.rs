@@ -52,10 +52,13 @@ pub use plots::palette;
 #[serde(deny_unknown_fields)]
 pub struct AhrsCalibration {
     /// Seconds of data time per average (one CSV row per DOM per window).
-    #[serde(default = "default_interval")]
+    #[serde(default = "default_interval", deserialize_with = "timespan::de::secs")]
     pub interval: u64,
     /// Hours of history on the plots (`[CalibrateAHRS] time_range`).
-    #[serde(default = "default_time_range")]
+    #[serde(
+        default = "default_time_range",
+        deserialize_with = "timespan::de::hours"
+    )]
     pub time_range: u64,
     /// Ask the KM3NeT DB for the constants.
     #[serde(default = "yes")]
@@ -70,7 +73,7 @@ pub struct AhrsCalibration {
     #[serde(default)]
     pub constants: Option<PathBuf>,
     /// Hours between fetches of the constants in a live run.
-    #[serde(default = "default_refresh")]
+    #[serde(default = "default_refresh", deserialize_with = "timespan::de::hours")]
     pub refresh: u64,
     /// Table name of the rows (`csv` sink: `data/<table>.csv`).
     #[serde(default = "default_table")]

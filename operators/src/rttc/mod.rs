@@ -57,7 +57,7 @@ pub struct Rttc {
     /// The Detector Manager, `host[:port]` (port 1302 by default).
     pub detector_manager: String,
     /// Seconds between polls.
-    #[serde(default = "default_poll")]
+    #[serde(default = "default_poll", deserialize_with = "timespan::de::secs")]
     pub poll: u64,
     /// Samples of the baseline before a DU is judged.
     #[serde(default = "default_min_samples")]
@@ -68,13 +68,19 @@ pub struct Rttc {
     #[serde(default = "default_min_band")]
     pub min_band: f64,
     /// Seconds outside the band before `rttc:<du>` fires.
-    #[serde(default = "default_alert_after")]
+    #[serde(
+        default = "default_alert_after",
+        deserialize_with = "timespan::de::secs"
+    )]
     pub alert_after: u64,
     /// Seconds between reminders of a firing alert (0 = none).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timespan::de::secs")]
     pub reminder_interval: u64,
     /// Hours of samples on the plot (the original kept 1000 ≈ 2.8 h).
-    #[serde(default = "default_plot_hours")]
+    #[serde(
+        default = "default_plot_hours",
+        deserialize_with = "timespan::de::hours"
+    )]
     pub plot_hours: u64,
     /// Fetch the first baseline from the KM3NeT DB (`datalognumbers` of
     /// the last 24 h) when the node's state has none.
