@@ -305,7 +305,7 @@ fn silent_floors_live_give_one_grouped_firing_and_one_resolved_by_chat_and_mail(
             .args(["--detector", detx.to_str().unwrap(), "--out"])
             .arg(&out)
             .args(["--lateness", "2s"])
-            .env("KM3MON_LOG", "warn")
+            .env("KM3MON_LOG", "error")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
