@@ -98,8 +98,9 @@ impl<D, K: Ord> Engine<D, K> {
     /// Records that arrived at `t`.
     pub fn push(&mut self, t: Time, mut data: Vec<D>) {
         self.push_with(t, |batch| {
-            if batch.is_empty() {
-                // The arriving container itself: no copy.
+            if batch.is_empty() && data.capacity() <= 4 * data.len() + 64 {
+                // The arriving container itself: no copy (unless it is
+                // mostly empty: a pending time would pin its capacity).
                 std::mem::swap(batch, &mut data);
             } else {
                 batch.append(&mut data);

@@ -127,8 +127,9 @@ where
     M: Monitor<D, O>,
 {
     let arrive = |batch: &mut Vec<D>, data: &mut Vec<D>| {
-        if batch.is_empty() {
-            // The arriving container itself: no copy.
+        if batch.is_empty() && data.capacity() <= 4 * data.len() + 64 {
+            // The arriving container itself: no copy (unless it is
+            // mostly empty: a pending time would pin its capacity).
             std::mem::swap(batch, data);
         } else {
             batch.append(data);
