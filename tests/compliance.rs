@@ -314,11 +314,17 @@ fn simulate_part(dir: &Path, name: &str, from: u64, secs: u64) -> PathBuf {
 #[test]
 fn every_type_gives_the_same_outputs_after_a_restart_with_its_state_dir() {
     let dir = common::scratch("compliance", "restart");
-    let cut = 4 + std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-        % 12;
+    // Random per run; `KM3MON_RESTART_CUT=S` repeats a failing cut.
+    let cut = std::env::var("KM3MON_RESTART_CUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            4 + std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+                % 12
+        });
     let a = simulate_part(&dir, "a.rec", 0, cut);
     let b = simulate_part(&dir, "b.rec", cut, 20 - cut);
     let whole = dir.join("whole.rec");
@@ -430,6 +436,10 @@ const EXCLUDED_RESTART: &[(&str, &str)] = &[
     (
         "pmt_rates",
         "the open window is not saved (partial at the first run's end)",
+    ),
+    (
+        "dom_rates",
+        "the rates of the open plot window are not saved",
     ),
     (
         "triggermap",
