@@ -6,14 +6,22 @@
 //!   accepts in a graph of standard upstream nodes, and a row in
 //!   docs/graph-language.md's node table;
 //! * gives byte-identical output trees (PNGs included) replayed with
-//!   `-w 1` and with `-w 2 --speed 50` — other worker count, other
-//!   batching, other frontier steps. (Random batch splits and frontier
-//!   steps, including one jump from the first time to the end, are tested
-//!   on the shell every monitor and ordered sink runs on:
-//!   `pipeline::shell` unit tests, `log_stats`, operators/examples.)
+//!   `-w 1`, with `-w 2 --speed 200 --batch-seed S` (other worker count,
+//!   random batch splits and coarse random frontier steps, `S` random per
+//!   run and printed on failure) and with `-w 1 --batch-seed 0` (every
+//!   record in random batches, then one frontier jump from before the
+//!   first time to the end of input: every timer in between fires at
+//!   once). The batching is the replay source's (`pipeline::runtime::
+//!   chaos`), so every node downstream of it sees it, whatever its type.
 //!
-//! Not covered here yet (see the notes of issue 15): two cluster
-//! processes, the `--state-dir` round trip, the per-node metrics.
+//! * gives the same files after a restart: a recording cut at a random
+//!   second, replayed as two runs sharing `--out` and `--state-dir`,
+//!   equals one replay of the whole (types excluded, with the reason for
+//!   each: `EXCLUDED_RESTART`).
+//!
+//! Two cluster processes are compared on the full graph in
+//! tests/replay_determinism.rs. The per-node metrics check comes with
+//! the new metrics registry (issue 20).
 
 mod common;
 
@@ -189,6 +197,15 @@ fn every_type_gives_the_same_outputs_for_any_worker_count_and_speed() {
         "{}",
         String::from_utf8_lossy(&sim.stderr)
     );
+    // A different seed on every run of the suite (the message names it,
+    // and `--batch-seed` reproduces it by hand).
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        % 1_000_000
+        + 1;
+    let seed_s = seed.to_string();
     let registry = operators::registry();
     let mut failures = Vec::new();
     for t in registry.types() {
@@ -198,10 +215,15 @@ fn every_type_gives_the_same_outputs_for_any_worker_count_and_speed() {
         let graph = dir.join(format!("{}.toml", t.name));
         std::fs::write(&graph, graph_of(t.name, t.example)).unwrap();
         let mut trees = Vec::new();
-        for (run, args) in [
-            ("w1", &["-w", "1"][..]),
-            ("w2", &["-w", "2", "--speed", "50"][..]),
-        ] {
+        let runs: [(&str, &[&str]); 3] = [
+            ("w1", &["-w", "1"]),
+            (
+                "w2-random-batches",
+                &["-w", "2", "--speed", "200", "--batch-seed", &seed_s],
+            ),
+            ("w1-one-jump", &["-w", "1", "--batch-seed", "0"]),
+        ];
+        for (run, args) in runs {
             let out = dir.join(format!("{}-{run}", t.name));
             let r = Command::new(common::km3mon())
                 .args(["replay", "--graph", graph.to_str().unwrap(), "--detector"])
@@ -226,25 +248,210 @@ fn every_type_gives_the_same_outputs_for_any_worker_count_and_speed() {
             files.remove("data/monitoring.sqlite3");
             trees.push(files);
         }
-        if let [a, b] = &trees[..] {
+        if let [a, rest @ ..] = &trees[..] {
             let names = |t: &BTreeMap<String, Vec<u8>>| t.keys().cloned().collect::<Vec<_>>();
-            if names(a) != names(b) {
-                failures.push(format!(
-                    "{}: files {:?} vs {:?}",
-                    t.name,
-                    names(a),
-                    names(b)
-                ));
-            } else {
+            for (b, (run, _)) in rest.iter().zip(&runs[1..]) {
+                if names(a) != names(b) {
+                    failures.push(format!(
+                        "{}: files {:?} (w1) vs {:?} ({run}, seed {seed})",
+                        t.name,
+                        names(a),
+                        names(b)
+                    ));
+                    continue;
+                }
                 for (k, v) in a {
                     if &b[k] != v {
-                        failures.push(format!("{}: {k} differs between -w 1 and -w 2", t.name));
+                        failures.push(format!(
+                            "{}: {k} differs between w1 and {run} (seed {seed})",
+                            t.name
+                        ));
                     }
                 }
             }
-            eprintln!("{}: {} files identical", t.name, a.len());
+            eprintln!(
+                "{}: {} files identical in {} runs",
+                t.name,
+                a.len(),
+                trees.len()
+            );
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A simulated recording of `secs` seconds starting `from` seconds after
+/// the simulator's default start (the two parts of a split run, or the
+/// whole).
+fn simulate_part(dir: &Path, name: &str, from: u64, secs: u64) -> PathBuf {
+    let rec = dir.join(name);
+    let start = format!("2024-01-01T00:{:02}:{:02}Z", from / 60, from % 60);
+    let r = Command::new(common::km3mon())
+        .args(["simulate", "--generate-detector", "2x6", "-o"])
+        .arg(&rec)
+        .args(["--start", &start, "--duration", &format!("{secs}s")])
+        .args(["--msg-interval", "2s", "--seed", &(from + 1).to_string()])
+        .args(["--fault", "dom-silent@3s+6s:2/1"])
+        .env("KM3MON_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    rec
+}
+
+/// The `--state-dir` round trip: a recording cut at a random second into
+/// two parts, replayed as two runs sharing `--out` and `--state-dir`,
+/// gives the files of one replay of both parts back to back
+/// (concatenated recordings are a recording). The files of the prelude's
+/// nodes are left out (they are types of their own here).
+///
+/// Types in [`EXCLUDED_RESTART`] are not run: what they hold over time is
+/// not persisted by `Monitor::save` (open windows, accumulated
+/// histograms; timers are never saved), and the end of the first run
+/// flushes a partial window, so their files differ after a restart. The
+/// list says why for each; making them pass is open work (issue 15).
+#[test]
+fn every_type_gives_the_same_outputs_after_a_restart_with_its_state_dir() {
+    let dir = common::scratch("compliance", "restart");
+    // Random per run; `KM3MON_RESTART_CUT=S` repeats a failing cut.
+    let cut = std::env::var("KM3MON_RESTART_CUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            4 + std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+                % 12
+        });
+    let a = simulate_part(&dir, "a.rec", 0, cut);
+    let b = simulate_part(&dir, "b.rec", cut, 20 - cut);
+    let whole = dir.join("whole.rec");
+    let mut bytes = std::fs::read(&a).unwrap();
+    bytes.extend(std::fs::read(&b).unwrap());
+    std::fs::write(&whole, bytes).unwrap();
+    let detx = dir.join("d.detx");
+    let r = Command::new(common::km3mon())
+        .args(["simulate", "--generate-detector", "2x6", "--write-detector"])
+        .arg(&detx)
+        .arg("-o")
+        .arg(dir.join("unused.rec"))
+        .args(["--duration", "1s"])
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    let replay = |graph: &Path, out: &Path, state: &Path, rec: &Path| {
+        let r = Command::new(common::km3mon())
+            .args(["replay", "--graph", graph.to_str().unwrap(), "--detector"])
+            .arg(&detx)
+            .arg("--out")
+            .arg(out)
+            .arg("--state-dir")
+            .arg(state)
+            .arg(rec)
+            .env("KM3MON_LOG", "error")
+            .output()
+            .unwrap();
+        (
+            r.status.success(),
+            String::from_utf8_lossy(&r.stderr).to_string(),
+        )
+    };
+    let registry = operators::registry();
+    let mut failures = Vec::new();
+    let mut passed = Vec::new();
+    for t in registry.types() {
+        if t.example.is_empty() || EXCLUDED_RESTART.iter().any(|e| e.0 == t.name) {
+            continue;
+        }
+        let graph = dir.join(format!("{}.toml", t.name));
+        std::fs::write(&graph, graph_of(t.name, t.example)).unwrap();
+        let (one, split) = (
+            dir.join(format!("{}-one", t.name)),
+            dir.join(format!("{}-split", t.name)),
+        );
+        let mut ok = true;
+        for (out, state, rec) in [
+            (&one, dir.join(format!("{}-one-state", t.name)), &whole),
+            (&split, dir.join(format!("{}-split-state", t.name)), &a),
+            (&split, dir.join(format!("{}-split-state", t.name)), &b),
+        ] {
+            let (success, err) = replay(&graph, out, &state, rec);
+            if !success {
+                failures.push(format!("{}: replay failed: {err}", t.name));
+                ok = false;
+            }
+        }
+        if !ok {
+            continue;
+        }
+        // The node under test and its sinks; not the prelude's outputs
+        // (they are tested as types of their own).
+        let mine = |out: &Path| {
+            let mut files = tree(out);
+            files.retain(|k, _| !k.contains("prelude") && k != "data/monitoring.sqlite3");
+            files
+        };
+        let (x, y) = (mine(&one), mine(&split));
+        let differ: Vec<&String> = x
+            .keys()
+            .chain(y.keys())
+            .filter(|k| x.get(*k) != y.get(*k))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if differ.is_empty() {
+            passed.push(t.name);
+        } else {
+            failures.push(format!(
+                "{}: after a restart at {cut} s, {differ:?} differ from one run",
+                t.name
+            ));
+        }
+    }
+    eprintln!("restart at {cut} s: identical for {passed:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Types whose outputs after a restart differ from one run, and why.
+const EXCLUDED_RESTART: &[(&str, &str)] = &[
+    (
+        "tag_rates",
+        "the open window is not saved: the first run's end writes it partial",
+    ),
+    // The examples of the sources and of `csv` feed tag_rates' rows.
+    ("ligier", "its example's rows come from tag_rates (above)"),
+    ("files", "its example's rows come from tag_rates (above)"),
+    ("csv", "its example's rows come from tag_rates (above)"),
+    (
+        "timeslice_rates",
+        "the open window is not saved (partial at the first run's end)",
+    ),
+    (
+        "trigger_rates",
+        "the open window is not saved (partial at the first run's end)",
+    ),
+    (
+        "pmt_rates",
+        "the open window is not saved (partial at the first run's end)",
+    ),
+    (
+        "dom_rates",
+        "the rates of the open plot window are not saved",
+    ),
+    (
+        "triggermap",
+        "the accumulated hit and trigger maps are not saved",
+    ),
+    ("log_stats", "the day's per-process counts are not saved"),
+    (
+        "royfit",
+        "the accumulated z-t plot and fit statistics are not saved",
+    ),
+    (
+        "time_residuals",
+        "the accumulated residual histograms are not saved",
+    ),
+];

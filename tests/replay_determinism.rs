@@ -7,6 +7,9 @@
 //!   reach a real SMTP server (Python's `aiosmtpd` on 127.0.0.1) and the
 //!   chat. No Rocket.Chat server can run here: the chat peer is
 //!   `testchat`, a local stand-in written from the Rocket.Chat REST spec.
+//!   The same sequence live: a real `km3mon ligier`, the simulator
+//!   publishing the scenario compressed 1:10 (settings scaled with it)
+//!   and `km3mon run`.
 //! * Determinism: replays of one recording at `--speed max` and at a
 //!   finite speed, with `-w 1` and `-w 2`, and by two cluster processes,
 //!   give byte-identical output trees (PNGs, alerts.jsonl and the routing
@@ -18,9 +21,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::smtp::Smtp;
 
 /// A recording of a generated detector with DOMs of `du` floors 1–3
 /// silent from `from` for `for_` (simulator fault syntax).
@@ -56,65 +61,6 @@ fn recording(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     common::run_ok(&args);
     (rec, detx)
-}
-
-/// An aiosmtpd server on 127.0.0.1 that writes every mail it gets as a
-/// JSON line (subject and body).
-struct Smtp {
-    child: Child,
-    port: u16,
-    out: PathBuf,
-}
-
-const SMTP_PEER: &str = r#"
-import email, json, sys, time
-from email import policy
-from aiosmtpd.controller import Controller
-port, out = int(sys.argv[1]), sys.argv[2]
-class Handler:
-    async def handle_DATA(self, server, session, envelope):
-        msg = email.message_from_bytes(envelope.original_content, policy=policy.default)
-        with open(out, "a") as f:
-            f.write(json.dumps({"subject": str(msg["Subject"]), "body": msg.get_content()}) + "\n")
-        return "250 OK"
-c = Controller(Handler(), hostname="127.0.0.1", port=port)
-c.start()
-print("ready", flush=True)
-while True:
-    time.sleep(3600)
-"#;
-
-impl Smtp {
-    fn start(dir: &Path) -> Smtp {
-        let port = common::free_port();
-        let out = dir.join("mails.jsonl");
-        let mut child = Command::new(common::python())
-            .args(["-c", SMTP_PEER, &port.to_string(), out.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start aiosmtpd");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
-        Smtp { child, port, out }
-    }
-
-    fn mails(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The alert path only: summaryslices → dom_activity → the monitors'
@@ -206,6 +152,44 @@ fn replay(args: &[&str], graph: &Path, detx: &Path, rec: &Path, out: &Path) {
     common::run_ok(&all);
 }
 
+/// What the monitoring bot posted in the operations channel.
+fn bot_posts(chat: &testchat::TestChat) -> Vec<String> {
+    chat.messages("operations")
+        .into_iter()
+        .filter(|m| m.username == "monitoring")
+        .map(|m| m.text)
+        .collect()
+}
+
+/// Problem 1's "done when": one grouped FIRING naming DU 3, "3 DOMs" and
+/// the shifters, then one RESOLVED, by chat and by mail.
+fn assert_one_grouped_firing_and_one_resolved(posted: &[String], mails: &[serde_json::Value]) {
+    assert_eq!(posted.len(), 2, "{posted:#?}");
+    assert!(
+        posted[0].starts_with("@cnorris @bspencer: FIRING (warning): DU 3: 3 DOMs inactive"),
+        "{}",
+        posted[0]
+    );
+    assert!(
+        posted[1].starts_with("@cnorris @bspencer: RESOLVED (warning): DU 3: 3 DOMs"),
+        "{}",
+        posted[1]
+    );
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    let subjects: Vec<&str> = mails
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        subjects[0].contains("FIRING") && subjects[0].contains("DU 3"),
+        "{subjects:?}"
+    );
+    assert!(subjects[0].contains("3 DOMs"), "{subjects:?}");
+    assert!(subjects[1].contains("RESOLVED"), "{subjects:?}");
+    let body = mails[0]["body"].as_str().unwrap();
+    assert!(body.contains("@cnorris @bspencer"), "{body}");
+}
+
 #[test]
 fn silent_floors_give_one_grouped_firing_and_one_resolved_by_chat_and_mail() {
     let dir = common::scratch("replay-determinism", "problem1");
@@ -234,37 +218,7 @@ fn silent_floors_give_one_grouped_firing_and_one_resolved_by_chat_and_mail() {
     assert!(states[..3].iter().all(|s| s.1 == "firing"), "{lines}");
     assert!(states[3..].iter().all(|s| s.1 == "resolved"), "{lines}");
 
-    let posted: Vec<String> = chat
-        .messages("operations")
-        .into_iter()
-        .filter(|m| m.username == "monitoring")
-        .map(|m| m.text)
-        .collect();
-    assert_eq!(posted.len(), 2, "{posted:#?}");
-    assert!(
-        posted[0].starts_with("@cnorris @bspencer: FIRING (warning): DU 3: 3 DOMs inactive"),
-        "{}",
-        posted[0]
-    );
-    assert!(
-        posted[1].starts_with("@cnorris @bspencer: RESOLVED (warning): DU 3: 3 DOMs"),
-        "{}",
-        posted[1]
-    );
-    let mails = smtp.mails();
-    assert_eq!(mails.len(), 2, "{mails:#?}");
-    let subjects: Vec<&str> = mails
-        .iter()
-        .map(|m| m["subject"].as_str().unwrap())
-        .collect();
-    assert!(
-        subjects[0].contains("FIRING") && subjects[0].contains("DU 3"),
-        "{subjects:?}"
-    );
-    assert!(subjects[0].contains("3 DOMs"), "{subjects:?}");
-    assert!(subjects[1].contains("RESOLVED"), "{subjects:?}");
-    let body = mails[0]["body"].as_str().unwrap();
-    assert!(body.contains("@cnorris @bspencer"), "{body}");
+    assert_one_grouped_firing_and_one_resolved(&bot_posts(&chat), &smtp.mails());
 
     // Every routed message delivered, no decision "transient".
     let routing = std::fs::read_to_string(out.join("data/alerts_routing.jsonl")).unwrap();
@@ -274,6 +228,158 @@ fn silent_floors_give_one_grouped_firing_and_one_resolved_by_chat_and_mail() {
         .filter(|l| l.contains("\"delivered\":true"))
         .count();
     assert_eq!(delivered, 6, "2 messages × chat, email, log:\n{routing}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Kills a child process when the test ends, however it ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Problem 1 live, the scenario compressed 1:10 with the settings scaled
+/// with it: `km3mon ligier` on 127.0.0.1, the simulator publishing 6 DUs
+/// at real speed (floors 1–3 of DU 3 silent from 6 s to 20 s of data
+/// time), `km3mon run` of the alert graph with `inactive_after = 2`,
+/// `group_window = 1`, lateness 2 s; the same chat stand-in and real
+/// aiosmtpd as the replay: the same one FIRING and one RESOLVED arrive,
+/// with data-time timers driven by the heartbeat. Bounded: about 40 s.
+#[test]
+fn silent_floors_live_give_one_grouped_firing_and_one_resolved_by_chat_and_mail() {
+    let started = Instant::now();
+    let dir = common::scratch("replay-determinism", "problem1-live");
+    let detx = dir.join("d.detx");
+    common::run_ok(&[
+        "simulate",
+        "--generate-detector",
+        "6x18",
+        "--write-detector",
+        detx.to_str().unwrap(),
+        "-o",
+        dir.join("unused.rec").to_str().unwrap(),
+        "--duration",
+        "1s",
+    ]);
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _ligier = Guard(
+        Command::new(common::km3mon())
+            .args([
+                "ligier",
+                "--port",
+                &port.to_string(),
+                "--status-interval",
+                "0",
+            ])
+            .env("KM3MON_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    let chat = testchat::TestChat::start(testchat::Options::default()).unwrap();
+    let smtp = Smtp::start(&dir);
+    let site = site_config(&dir, &chat.url(), smtp.port)
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(site.as_str())
+        .unwrap()
+        .replace("group_window = 10", "group_window = 1");
+    std::fs::write(&site, text).unwrap();
+    let graph = alert_graph(&dir, false);
+    let text = std::fs::read_to_string(&graph).unwrap();
+    let text = text
+        .replace(
+            "host = \"127.0.0.1\"",
+            &format!("host = \"127.0.0.1\"\nport = {port}"),
+        )
+        .replace("inactive_after = 20", "inactive_after = 2");
+    std::fs::write(&graph, text).unwrap();
+    let out = dir.join("out");
+    let mut run = Guard(
+        Command::new(common::km3mon())
+            .args(["run", "--graph", graph.to_str().unwrap(), "--config", &site])
+            .args(["--detector", detx.to_str().unwrap(), "--out"])
+            .arg(&out)
+            .args(["--lateness", "2s"])
+            .env("KM3MON_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The pipeline subscribes before the first data is published.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ligier::query_status(&addr, Duration::from_secs(2)).is_ok_and(|s| {
+        s.connections
+            .iter()
+            .any(|c| c.subscription.split_whitespace().any(|w| w == "IO_SUM"))
+    }) {
+        assert!(Instant::now() < deadline, "km3mon run never subscribed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut sim = vec![
+        "simulate".to_string(),
+        "--detector".into(),
+        detx.to_str().unwrap().into(),
+        "--ligier".into(),
+        addr.clone(),
+        "--duration".into(),
+        "26s".into(),
+        "--msg-interval".into(),
+        "5s".into(),
+    ];
+    for floor in 1..=3 {
+        sim.push("--fault".into());
+        sim.push(format!("dom-silent@6s+14s:3/{floor}"));
+    }
+    let mut sim = Guard(
+        Command::new(common::km3mon())
+            .args(&sim)
+            .env("KM3MON_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Resolved at 20 s of data time, seen 2 s later (lateness), routed
+    // after the 1 s group window: wait for both messages, bounded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bot_posts(&chat).len() < 2 || smtp.mails().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "chat: {:#?}\nmail: {:#?}",
+            bot_posts(&chat),
+            smtp.mails()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = sim.0.wait().unwrap();
+    assert!(status.success(), "the simulator failed");
+    // Nothing more after the end of the data (a grouped message per DOM,
+    // or a late duplicate, would show here).
+    std::thread::sleep(Duration::from_secs(3));
+    common::terminate(&mut run.0, Duration::from_secs(20), "km3mon run");
+    assert_one_grouped_firing_and_one_resolved(&bot_posts(&chat), &smtp.mails());
+    let lines = std::fs::read_to_string(out.join("data/alerts.jsonl")).unwrap();
+    let states: Vec<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["state"].to_string())
+        .collect();
+    assert_eq!(
+        states,
+        [r#""firing""#; 3]
+            .into_iter()
+            .chain([r#""resolved""#; 3])
+            .collect::<Vec<_>>(),
+        "{lines}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}",
+        started.elapsed()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -118,6 +118,11 @@ pub struct ReplayArgs {
     /// the summary). Without it, dropped corrupt input fails the replay.
     #[arg(long)]
     allow_corrupt: bool,
+    /// Testing aid: hand the records over in random batches and move the
+    /// frontier in random coarse steps (0: one jump from the first time
+    /// to the end). The outputs must be byte-identical to a plain replay's.
+    #[arg(long, value_name = "SEED", hide_short_help = true)]
+    batch_seed: Option<u64>,
 }
 
 fn load_site(config: Option<&Path>) -> Result<SiteConfig, Diagnostics> {
@@ -267,6 +272,8 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         },
         args.state_dir.clone(),
     )?;
+    let mut opts = opts;
+    opts.batch_seed = args.batch_seed;
     execute(&args.common, opts, args.allow_corrupt)
 }
 

@@ -11,6 +11,6 @@
 
 pub use pipeline::shell::window::{Tumbling, Window};
 pub use pipeline::shell::{
-    drive, ordered, ordered_items, ordered_sink, partitioned, random_steps, run_by_hand, Monitor,
-    Out, Step,
+    drive, ordered, ordered_combined, ordered_items, ordered_sink, partitioned, random_steps,
+    run_by_hand, Monitor, Out, Step,
 };

@@ -19,11 +19,9 @@ use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::Deserialize;
 
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use daq::controlhost::Tag;
 
-use crate::monitor::{ordered, Monitor, Out, Tumbling};
+use crate::monitor::{ordered_combined, Monitor, Out, Tumbling};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,43 +104,32 @@ impl Node for TagRates {
             },
             dirty: false,
         };
-        // Counted per batch where the messages arrive, so their payloads
-        // are freed at once (buffering them until the frontier passes cost
-        // 2× in page faults); the shell then orders the small partial
-        // counts. Sums add up in any order: no sort (`()` key).
-        let partial = input.unary::<CapacityContainerBuilder<Vec<Partial>>, _, _, _>(
-            Pipeline,
-            "tag_rates_count",
-            |_, _| {
-                move |input, output| {
-                    input.for_each(|cap, data| {
-                        let mut counts: Vec<Partial> = Vec::new();
-                        for item in data.drain(..) {
-                            let Item::Message(m) = item else { continue };
-                            // A handful of (tag, run) keys: a scan spares
-                            // a String per message.
-                            match counts.iter_mut().find(|p| p.0 == m.tag && p.1 == m.run) {
-                                Some(p) => {
-                                    p.2 += 1;
-                                    p.3 += m.payload.len() as u64;
-                                }
-                                None => {
-                                    counts.push((m.tag.clone(), m.run, 1, m.payload.len() as u64))
-                                }
-                            }
-                        }
-                        output.session(&cap).give_iterator(counts.into_iter());
-                    });
-                }
-            },
-        );
-        Ok(Some(ordered(
+        // Counted where the messages arrive, so their payloads are freed
+        // at once (buffering them until the frontier passes cost 2× in
+        // page faults); the shell orders the small per-time counts.
+        Ok(Some(ordered_combined(
             ctx,
-            partial,
+            input,
             "tag_rates",
-            |_: &Partial| (),
+            |p: &Partial| (p.0, p.1),
+            count,
             monitor,
         )))
+    }
+}
+
+/// Adds one message to the counts of its time. A handful of (tag, run)
+/// keys: a scan, and a `Copy` tag, spare an allocation per message.
+fn count(counts: &mut Vec<Partial>, item: Item) {
+    let Item::Message(m) = item else { return };
+    // Tags come from ControlHost prefixes: 1–8 printable characters.
+    let Ok(tag) = Tag::new(&m.tag) else { return };
+    match counts.iter_mut().find(|p| p.0 == tag && p.1 == m.run) {
+        Some(p) => {
+            p.2 += 1;
+            p.3 += m.payload.len() as u64;
+        }
+        None => counts.push((tag, m.run, 1, m.payload.len() as u64)),
     }
 }
 
@@ -194,16 +181,19 @@ impl TagRatesMonitor {
     }
 }
 
-/// Messages and bytes of one (tag, run) in one batch.
-type Partial = (String, Option<u32>, u64, u64);
+/// Messages and bytes of one (tag, run) at one time.
+type Partial = (Tag, Option<u32>, u64, u64);
 
 impl Monitor<Partial> for TagRatesMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Partial>, out: &mut Out) {
         let counts = self.windows.at(t, out);
         for (tag, run, messages, bytes) in data {
-            let c = match counts.iter_mut().find(|((t, r), _)| *t == tag && *r == run) {
+            let c = match counts
+                .iter_mut()
+                .find(|((t, r), _)| t == tag.as_str() && *r == run)
+            {
                 Some((_, c)) => c,
-                None => counts.entry((tag, run)).or_default(),
+                None => counts.entry((tag.as_str().to_string(), run)).or_default(),
             };
             c.messages += messages;
             c.bytes += bytes;

@@ -54,6 +54,9 @@ pub struct RunEnv {
     pub queue_capacity: usize,
     /// Operators persist their state at least this often.
     pub state_interval: Duration,
+    /// Replay with random batches and frontier steps (`--batch-seed`,
+    /// see [`super::chaos`]).
+    pub batch_seed: Option<u64>,
     pub shutdown: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
     pub progress: Arc<Progress>,

@@ -2,6 +2,7 @@
 //! worker threads, or as one process of a timely cluster.
 
 pub mod calibration;
+pub mod chaos;
 pub mod context;
 pub mod io;
 pub mod metrics;
@@ -82,6 +83,9 @@ pub struct RunOptions {
     pub lateness: Duration,
     pub queue_capacity: usize,
     pub state_interval: Duration,
+    /// Replay only: random batches and frontier steps from this seed
+    /// ([`chaos`]; outputs must not change).
+    pub batch_seed: Option<u64>,
     pub metrics_addr: Option<SocketAddr>,
     pub log_interval: Duration,
     /// Draw the replay progress bar (only if stderr is a terminal).
@@ -120,6 +124,7 @@ impl RunOptions {
             lateness: Duration::from_secs(5),
             queue_capacity: 10_000,
             state_interval: Duration::from_secs(60),
+            batch_seed: None,
             metrics_addr: None,
             log_interval: Duration::from_secs(60),
             progress: true,
@@ -196,6 +201,7 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
         lateness: opts.lateness,
         queue_capacity: opts.queue_capacity,
         state_interval: opts.state_interval,
+        batch_seed: opts.batch_seed,
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
         progress: progress.clone(),

@@ -121,6 +121,10 @@ pub fn channel_source<'s>(
         &ctx.node,
         move |cap, info| {
             let mut cap = if leader { Some(cap) } else { None };
+            let mut chaos = env
+                .batch_seed
+                .filter(|_| !live && leader)
+                .map(super::chaos::Chaos::new);
             *handoff_in.borrow_mut() =
                 Some(scope.worker().sync_activator_for(info.address.to_vec()));
             let activator = scope.activator_for(info.address.clone());
@@ -131,6 +135,32 @@ pub fn channel_source<'s>(
             }
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
+                if let Some(ch) = chaos.as_mut() {
+                    // `--batch-seed`: random batches and frontier steps.
+                    let mut ended = env.shutdown_requested();
+                    while !ended && ch.wants_more() {
+                        match rx.try_recv() {
+                            Ok(feed) => ch.push(feed),
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => ended = true,
+                        }
+                    }
+                    for (t, batch) in ch.batches() {
+                        // (Never below the capability: it stays behind
+                        // every record held and every one still to come.)
+                        let at = c.delayed(&t.max(*c.time()));
+                        output.session(&at).give_iterator(batch.into_iter());
+                    }
+                    if let Some(f) = ch.frontier(*c.time(), ended) {
+                        c.downgrade(&f);
+                    }
+                    if ended && ch.is_empty() {
+                        cap = None;
+                    } else if ended || !ch.is_empty() {
+                        activator.activate();
+                    }
+                    return;
+                }
                 let mut batches = 0;
                 loop {
                     match rx.try_recv() {

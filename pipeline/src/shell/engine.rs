@@ -1,7 +1,7 @@
 //! The shell's ordering and timer logic, free of timely so that unit
 //! tests drive it by hand with any frontier steps they like.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, VecDeque};
 
 use super::Monitor;
 use crate::item::{Item, Time};
@@ -76,7 +76,9 @@ impl<O> Out<O> {
 /// Pending records and timers of one monitor.
 pub struct Engine<D, K> {
     key: fn(&D) -> K,
-    pending: BTreeMap<Time, Vec<D>>,
+    /// Records by time, ascending: a deque, as records mostly arrive in
+    /// time order (one push at the back, no node per timestamp).
+    pending: VecDeque<(Time, Vec<D>)>,
     timers: BTreeSet<Time>,
     last_data: Option<Time>,
     ended: bool,
@@ -86,7 +88,7 @@ impl<D, K: Ord> Engine<D, K> {
     pub fn new(key: fn(&D) -> K) -> Engine<D, K> {
         Engine {
             key,
-            pending: BTreeMap::new(),
+            pending: VecDeque::new(),
             timers: BTreeSet::new(),
             last_data: None,
             ended: false,
@@ -95,11 +97,39 @@ impl<D, K: Ord> Engine<D, K> {
 
     /// Records that arrived at `t`.
     pub fn push(&mut self, t: Time, mut data: Vec<D>) {
+        self.push_with(t, |batch| {
+            if batch.is_empty() && data.capacity() <= 4 * data.len() + 64 {
+                // The arriving container itself: no copy (unless it is
+                // mostly empty: a pending time would pin its capacity).
+                std::mem::swap(batch, &mut data);
+            } else {
+                batch.append(&mut data);
+            }
+        });
+    }
+
+    /// Adds what arrived at `t` to the records pending at `t` with
+    /// `add` (which may combine them: see [`super::ordered_combined`]).
+    pub fn push_with(&mut self, t: Time, add: impl FnOnce(&mut Vec<D>)) {
         if self.ended {
             return;
         }
         self.last_data = self.last_data.max(Some(t));
-        self.pending.entry(t).or_default().append(&mut data);
+        let i = match self.pending.back() {
+            Some((b, _)) if *b == t => self.pending.len() - 1,
+            Some((b, _)) if *b > t => match self.pending.binary_search_by_key(&t, |(b, _)| *b) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.pending.insert(i, (t, Vec::new()));
+                    i
+                }
+            },
+            _ => {
+                self.pending.push_back((t, Vec::new()));
+                self.pending.len() - 1
+            }
+        };
+        add(&mut self.pending[i].1);
     }
 
     /// The input frontier is `f` (`None`: the input ended): hands over
@@ -118,8 +148,8 @@ impl<D, K: Ord> Engine<D, K> {
         loop {
             let data = self
                 .pending
-                .first_key_value()
-                .map(|(&t, _)| t)
+                .front()
+                .map(|(t, _)| *t)
                 .filter(|&t| f.is_none_or(|f| t < f));
             let timer = self
                 .timers
@@ -128,8 +158,10 @@ impl<D, K: Ord> Engine<D, K> {
                 .filter(|&t| timer_due(t, self.last_data));
             match (data, timer) {
                 (Some(d), tm) if tm.is_none_or(|tm| d <= tm) => {
-                    let mut records = self.pending.pop_first().expect("non-empty").1;
-                    records.sort_by_key(self.key);
+                    let mut records = self.pending.pop_front().expect("non-empty").1;
+                    if records.len() > 1 {
+                        records.sort_by_key(self.key);
+                    }
                     out.now = d;
                     out.timer_floor = d;
                     m.on_data(d, records, out);

@@ -7,7 +7,10 @@
 //!
 //! * buffers the input per timestamp until the frontier has passed it,
 //!   then hands the records of that timestamp over **sorted by a stable
-//!   key** ([`Monitor::on_data`]), so arrival order never matters;
+//!   key** ([`Monitor::on_data`]), so arrival order never matters
+//!   ([`ordered_combined`] combines records on arrival instead, e.g. into
+//!   counts, so that a monitor that only adds up its input does not hold
+//!   every record until the frontier passes);
 //! * keeps the monitor's **timers** ([`Out::timer`]) and fires each one
 //!   ([`Monitor::on_timer`]) in time order with the data.
 //!
@@ -115,10 +118,80 @@ pub fn partitioned<'s, D, K, O, M>(
     name: &str,
     route: fn(&D) -> u64,
     key: fn(&D) -> K,
-    mut make: impl FnMut() -> Option<M>,
+    make: impl FnMut() -> Option<M>,
 ) -> Stream<'s, Time, Vec<O>>
 where
     D: timely::ExchangeData,
+    K: Ord + 'static,
+    O: Clone + 'static,
+    M: Monitor<D, O>,
+{
+    let arrive = |batch: &mut Vec<D>, data: &mut Vec<D>| {
+        if batch.is_empty() && data.capacity() <= 4 * data.len() + 64 {
+            // The arriving container itself: no copy (unless it is
+            // mostly empty: a pending time would pin its capacity).
+            std::mem::swap(batch, data);
+        } else {
+            batch.append(data);
+        }
+    };
+    shell(ctx, input, name, route, key, arrive, make)
+}
+
+/// Like [`ordered`], but each arriving record is combined at once into
+/// the records pending at its time by `combine` (e.g. adding a message's
+/// length to its tag's count), so records are not held until the
+/// frontier passes them: for monitors that only add up their input. The
+/// monitor gets the combined records of each time, sorted by `key`;
+/// `combine` must give the same result in any arrival order (sums,
+/// counts, maxima).
+pub fn ordered_combined<'s, I, D, K, M>(
+    ctx: &BuildContext<'s>,
+    input: Stream<'s, Time, Vec<I>>,
+    name: &str,
+    key: fn(&D) -> K,
+    combine: fn(&mut Vec<D>, I),
+    monitor: M,
+) -> ItemStream<'s>
+where
+    I: timely::ExchangeData,
+    D: 'static,
+    K: Ord + 'static,
+    M: Monitor<D, Item>,
+{
+    let one = (ctx.index() == 0).then_some(monitor);
+    let mut one = Some(one);
+    let arrive = move |batch: &mut Vec<D>, data: &mut Vec<I>| {
+        for record in data.drain(..) {
+            combine(batch, record);
+        }
+    };
+    shell(
+        ctx,
+        input,
+        name,
+        |_: &I| 0,
+        key,
+        arrive,
+        move || one.take().flatten(),
+    )
+}
+
+/// The timely operator behind every builder: records of type `I` are
+/// exchanged by `route` and added to the pending records (`D`) of their
+/// time by `arrive`.
+fn shell<'s, I, D, K, O, M>(
+    ctx: &BuildContext<'s>,
+    input: Stream<'s, Time, Vec<I>>,
+    name: &str,
+    route: fn(&I) -> u64,
+    key: fn(&D) -> K,
+    mut arrive: impl FnMut(&mut Vec<D>, &mut Vec<I>) + 'static,
+    mut make: impl FnMut() -> Option<M>,
+) -> Stream<'s, Time, Vec<O>>
+where
+    I: timely::ExchangeData,
+    D: 'static,
     K: Ord + 'static,
     O: Clone + 'static,
     M: Monitor<D, O>,
@@ -140,7 +213,7 @@ where
                     // Upstreams send from one capability: a singleton stamp.
                     let Some(&t) = cap.least() else { return };
                     if let Some((_, e)) = engine.as_mut() {
-                        e.push(t, std::mem::take(data));
+                        e.push_with(t, |batch| arrive(batch, data));
                     }
                 });
                 let f = frontier.frontier().iter().min().copied();
