@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use daq::detector::IdMap;
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Category, Colormap, DomMap, Plot, PlotSpec};
@@ -121,7 +122,7 @@ pub struct SyncMap {
     pub layout: DomLayout,
     pub name: String,
     /// Latest time-sync bit per DOM.
-    pub state: HashMap<u32, bool>,
+    pub state: IdMap<bool>,
     pub latest_ns: u64,
     schedule: MapWindow,
 }
@@ -132,7 +133,7 @@ impl SyncMap {
         SyncMap {
             layout,
             name: name.to_string(),
-            state: HashMap::new(),
+            state: IdMap::default(),
             latest_ns: 0,
             schedule: MapWindow::new(window),
         }
@@ -191,14 +192,27 @@ impl TimeSyncMonitor {
         }
     }
 
+    /// One frame's time-sync bit (the map's window was opened by the
+    /// caller: once per slice, not per frame).
+    /// A slice with frames changed the map: drawn at the end of `t`'s window.
+    fn touch(&mut self, t: Time, frames: bool, out: &mut Out) {
+        if let (true, Some(m)) = (frames, &mut self.map) {
+            m.schedule.touch(t, out);
+        }
+    }
+
     fn check(&mut self, t: Time, now: u64, dom: u32, in_sync: bool, source: &str, out: &mut Out) {
         if let Some(m) = &mut self.map {
             m.state.insert(dom, in_sync);
             m.latest_ns = m.latest_ns.max(now);
-            m.schedule.touch(t, out);
+        }
+        // Cheap path for the usual case, without formatting the key (this
+        // runs for every frame of every slice: 4,140 per slice on ARCA):
+        // in sync and no alert open.
+        if in_sync && self.alerts.firing().next().is_none() {
+            return;
         }
         let key = format!("time_sync:{dom}");
-        // Cheap path for the usual case: in sync and no alert open.
         if in_sync && !self.alerts.is_firing(&key) {
             return;
         }
@@ -229,12 +243,14 @@ impl Monitor<Item> for TimeSyncMonitor {
                 Item::Timeslice(ts) => {
                     now = ts.header.utc_ns();
                     let source = ts.data_type.tag_name().unwrap_or("a timeslice");
+                    self.touch(t, !ts.frames.is_empty(), out);
                     for f in &ts.frames {
                         self.check(t, now, f.dom_id, f.status.time_sync_valid(), source, out);
                     }
                 }
                 Item::Summaryslice(s) => {
                     now = s.header.utc_ns();
+                    self.touch(t, !s.frames.is_empty(), out);
                     for f in &s.frames {
                         self.check(t, now, f.dom_id, f.status.time_sync_valid(), "IO_SUM", out);
                     }

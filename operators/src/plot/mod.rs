@@ -5,7 +5,8 @@
 //! Rendering runs on the sink's own thread, never on a worker. Requests are
 //! coalesced per file: a file is drawn at most once per `min_interval` of
 //! wall time (a replay at full speed closes windows many times a second),
-//! and an older request that a newer one overwrites is skipped. The last
+//! drawing takes at most `busy_share` of the wall time, and an older
+//! request that a newer one overwrites is skipped. The last
 //! request of every file is always rendered, so the final files are the
 //! same however fast the replay ran.
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,16 @@ pub struct PlotSink {
         deserialize_with = "timespan::de::secs_f64"
     )]
     pub min_interval: f64,
+    /// Share of wall time the render threads may spend drawing: after a
+    /// batch that took B seconds of drawing, the next one waits until
+    /// B / share has passed since it started (newest request wins
+    /// meanwhile). Live, a window's plots take far less than this; a
+    /// full-speed replay of a large detector would otherwise redraw every
+    /// per-DU file for every window and take a core from the dataflow.
+    /// The last request of every file is still drawn at the end. Not
+    /// applied when `min_interval` is 0.
+    #[serde(default = "default_busy_share")]
+    pub busy_share: f64,
 }
 
 fn default_dir() -> PathBuf {
@@ -43,6 +54,10 @@ fn default_dir() -> PathBuf {
 
 fn default_min_interval() -> f64 {
     2.0
+}
+
+fn default_busy_share() -> f64 {
+    0.25
 }
 
 impl NodeConfig for PlotSink {
@@ -70,6 +85,9 @@ impl Node for PlotSink {
         if !(0.0..=3600.0).contains(&self.min_interval) {
             e.push(("min_interval".into(), "must be within 0 and 3600 s".into()));
         }
+        if !(self.busy_share > 0.0 && self.busy_share <= 1.0) {
+            e.push(("busy_share".into(), "must be within (0, 1]".into()));
+        }
         e
     }
     fn build<'s>(
@@ -83,10 +101,13 @@ impl Node for PlotSink {
             let (s, r) = unbounded();
             let dir = ctx.out_path(&self.dir);
             let metrics = ctx.metrics.clone();
-            let min_interval = Duration::from_secs_f64(self.min_interval);
+            let pace = Pace {
+                min_interval: Duration::from_secs_f64(self.min_interval),
+                busy_share: self.busy_share,
+            };
             let control = ctx.node_control();
             ctx.spawn_io("render", move || {
-                renderer(&dir, r, &metrics, &control, min_interval)
+                renderer(&dir, r, &metrics, &control, pace)
             })?;
             tx = Some(s);
         }
@@ -123,22 +144,45 @@ impl Monitor<Item> for PlotsTo {
     }
 }
 
+/// How often the render thread may draw (see [`PlotSink`]'s keys).
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    min_interval: Duration,
+    busy_share: f64,
+}
+
+impl Pace {
+    /// When the batch after one that started at `start` and kept the
+    /// render threads busy for `busy` may start; `None`: at once.
+    fn next_batch(&self, start: Instant, busy: Duration) -> Option<Instant> {
+        if self.min_interval.is_zero() {
+            return None;
+        }
+        Some(start + busy.div_f64(self.busy_share))
+    }
+}
+
 /// The render thread: newest request per file wins; a file is drawn at
-/// most once per `min_interval` of wall time, and every file's last
-/// request is drawn before the thread ends.
+/// most once per `min_interval` of wall time, a batch waits until the
+/// previous one's drawing time fits in `busy_share` of the wall time, and
+/// every file's last request is drawn before the thread ends.
 fn renderer(
     dir: &Path,
     rx: Receiver<Arc<Plot>>,
     metrics: &pipeline::runtime::metrics::NodeMetrics,
     control: &pipeline::control::NodeControl,
-    min_interval: Duration,
+    pace: Pace,
 ) {
     let mut waiting: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
     let mut drawn: HashMap<String, Instant> = HashMap::new();
+    let mut not_before: Option<Instant> = None;
     let mut open = true;
     let mut buffers: [Vec<u8>; RENDER_THREADS] = Default::default();
     while open || !waiting.is_empty() {
-        let due_at = |name: &String| drawn.get(name).map(|t| *t + min_interval);
+        let due_at = |name: &String| {
+            let own = drawn.get(name).map(|t| *t + pace.min_interval);
+            own.max(not_before)
+        };
         // Sleep until a request arrives or a waiting one becomes due.
         let next_due = waiting
             .keys()
@@ -175,6 +219,9 @@ fn renderer(
             .filter(|n| !open || due_at(n).is_none_or(|d| d <= now))
             .cloned()
             .collect();
+        if names.is_empty() {
+            continue;
+        }
         let batch: Vec<(String, Arc<Plot>)> = names
             .into_iter()
             .filter_map(|n| waiting.remove_entry(&n))
@@ -182,25 +229,31 @@ fn renderer(
         for (name, _) in &batch {
             drawn.insert(name.clone(), now);
         }
-        render_batch(dir, &batch, metrics, control, &mut buffers);
+        let busy = render_batch(dir, &batch, metrics, control, &mut buffers);
+        not_before = pace.next_batch(now, busy);
     }
 }
 
-/// Renders independent files on up to [`RENDER_THREADS`] threads.
+/// Renders independent files on up to [`RENDER_THREADS`] threads;
+/// returns the time spent drawing, summed over the threads.
 fn render_batch(
     dir: &Path,
     batch: &[(String, Arc<Plot>)],
     metrics: &pipeline::runtime::metrics::NodeMetrics,
     control: &pipeline::control::NodeControl,
     buffers: &mut [Vec<u8>; RENDER_THREADS],
-) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
+) -> Duration {
+    let next = AtomicUsize::new(0);
+    let busy_ns = AtomicU64::new(0);
     let work = |buf: &mut Vec<u8>| loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let i = next.fetch_add(1, Ordering::Relaxed);
         let Some((name, plot)) = batch.get(i) else {
             break;
         };
-        if let Err(e) = metrics.busy(|| render_with(dir, plot, buf)) {
+        let start = Instant::now();
+        let done = metrics.busy(|| render_with(dir, plot, buf));
+        busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if let Err(e) = done {
             // Logged by `fail`, once: a full disk fails every plot of
             // every window, and the node's FAILED state says it.
             control.fail(format!("plot {name}: {e:#}"));
@@ -219,9 +272,36 @@ fn render_batch(
             work(&mut first[0]);
         });
     }
+    Duration::from_nanos(busy_ns.into_inner())
 }
 
 /// Threads rendering one batch of requests (a window's 115 per-DU
 /// waterfalls are independent files). Two: the monitoring host runs the
 /// dataflow on the other cores.
 const RENDER_THREADS: usize = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_waits_until_the_last_ones_drawing_fits_the_share() {
+        let pace = Pace {
+            min_interval: Duration::from_secs(2),
+            busy_share: 0.25,
+        };
+        let start = Instant::now();
+        assert_eq!(
+            pace.next_batch(start, Duration::from_millis(300)),
+            Some(start + Duration::from_millis(1200))
+        );
+        let every_request = Pace {
+            min_interval: Duration::ZERO,
+            ..pace
+        };
+        assert_eq!(
+            every_request.next_batch(start, Duration::from_secs(1)),
+            None
+        );
+    }
+}
