@@ -7,6 +7,7 @@
 
 pub mod alerting;
 pub mod decode;
+pub mod detector_state;
 pub mod dom_activity;
 pub mod dom_rates;
 pub mod monitor;
@@ -44,6 +45,7 @@ pub fn registry() -> Registry {
         .with::<trigger_rates::TriggerRates>()
         .with::<triggermap::TriggerMap>()
         .with::<timesync::TimeSync>()
+        .with::<detector_state::DetectorState>()
         .with::<plot::PlotSink>()
         .with::<sinks::alerts::AlertsJsonl>()
         .with::<sinks::alerts::AlertsMsg>()

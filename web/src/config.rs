@@ -56,9 +56,12 @@ pub struct WebConfig {
     pub stale_overrides: Vec<(String, Duration)>,
     /// How often the plot and log directories are polled for changes.
     pub poll_interval: Duration,
-    /// Prometheus endpoint of a separately running pipeline (`--metrics`),
-    /// scraped for /status when the server runs standalone.
-    pub metrics_url: Option<String>,
+    /// The control socket of a separately running pipeline (`km3mon serve`
+    /// reads the nodes' states from it); `None`: `km3mon serve` looks for
+    /// `<output_dir>/km3mon.sock`, `km3mon run` serves its own pages.
+    pub control_socket: Option<PathBuf>,
+    /// The pipeline's output root (`--out`).
+    pub output_dir: PathBuf,
     pub issues_url: String,
     pub pages: BTreeMap<String, Page>,
     /// A connection must send a request head within this long (also
@@ -69,7 +72,7 @@ pub struct WebConfig {
 }
 
 /// Pages with a fixed meaning; a layout may not take their names.
-pub const RESERVED_PAGES: &[&str] = &["top10", "logs", "live", "livelog", "status"];
+pub const RESERVED_PAGES: &[&str] = &["top10", "logs", "live", "livelog", "status", "detector"];
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -92,7 +95,7 @@ struct RawWeb {
     /// Seconds (fractions allowed) for a request head; default 30.
     header_timeout: Option<f64>,
     max_connections: Option<usize>,
-    metrics_url: Option<String>,
+    control_socket: Option<PathBuf>,
     issues_url: Option<String>,
     #[serde(default)]
     pages: BTreeMap<String, toml::Value>,
@@ -373,7 +376,11 @@ impl WebConfig {
             stale_after: raw.stale_after.unwrap_or(Duration::from_secs(900)),
             stale_overrides: raw.stale.into_iter().map(|(k, v)| (k, v.0)).collect(),
             poll_interval: Duration::from_millis(raw.poll_ms.unwrap_or(1000).clamp(50, 60_000)),
-            metrics_url: raw.metrics_url.filter(|s| !s.is_empty()),
+            control_socket: raw
+                .control_socket
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| resolve(&output, &p)),
+            output_dir: output.clone(),
             issues_url: raw
                 .issues_url
                 .unwrap_or("https://git.km3net.de/km3py/km3mon/issues".into()),
