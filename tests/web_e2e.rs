@@ -963,3 +963,106 @@ fn artifacts_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("web-artifacts")
 }
+
+/// The Detector page in headless Chromium: `km3mon serve` reads the
+/// table (`health` over a real control socket, here with a table this
+/// test publishes the way the `detector_state` node does); the counts are
+/// shown, and a DOM turning inactive appears in the table and the map
+/// without a reload.
+#[test]
+fn chromium_detector_page_updates_live() {
+    use pipeline::control::{socket, Control};
+    use pipeline::health::{DomHealth, HealthSnapshot};
+    use std::sync::Arc;
+
+    let Some(chromium) = browser::find_chromium() else {
+        panic!("chromium not found: install it (scripts/test does), or set KM3MON_CHROMIUM");
+    };
+    let site = Site::new("detector", true, "");
+    populate(&site);
+    let control = Arc::new(Control::new(None, None));
+    let health = control.attach_health();
+    // Two DUs of three floors; DU 1 floor 1 inactive and out of sync.
+    let layout: Vec<(u32, i32, u32)> = (1..=2)
+        .flat_map(|du| (1..=3).map(move |f| (du, f, 100 * du + f as u32)))
+        .collect();
+    let snap = |inactive: &[u32]| {
+        let mut s = HealthSnapshot {
+            time_utc: Some(1_704_067_200.0),
+            conditions: vec!["dom_inactive".into(), "time_sync".into()],
+            layout: layout.clone(),
+            ..Default::default()
+        };
+        for &dom in inactive {
+            let du = dom / 100;
+            *s.by_du
+                .entry(du)
+                .or_default()
+                .entry("dom_inactive".into())
+                .or_default() += 1;
+            *s.totals.entry("dom_inactive".into()).or_default() += 1;
+            let mut conditions = vec!["dom_inactive".to_string()];
+            if dom == 101 {
+                conditions.push("time_sync".into());
+            }
+            s.doms.push(DomHealth {
+                dom_id: dom,
+                du,
+                floor: (dom % 100) as i32,
+                conditions,
+            });
+        }
+        s.by_du.entry(1).or_default().insert("time_sync".into(), 1);
+        s.totals.insert("time_sync".into(), 1);
+        s
+    };
+    health.publish(snap(&[101]));
+    let _sock = socket::serve(control.clone(), &site.out.join("km3mon.sock")).unwrap();
+    let srv = Server::start(&site);
+    let b = browser::Browser::launch(&chromium, &site.dir.join("chrome-profile"));
+    let mut page = b.page();
+    page.call("Network.enable", serde_json::json!({}));
+    page.call(
+        "Network.setExtraHTTPHeaders",
+        serde_json::json!({ "headers": { "Authorization": basic(USER, PASS) } }),
+    );
+    page.call("Page.enable", serde_json::json!({}));
+    page.navigate(&format!("http://127.0.0.1:{}/detector.html", srv.port));
+    page.wait_true(
+        "(() => { const c = document.querySelector('#detector-table tr[data-du=\"1\"] td[data-condition=dom_inactive]'); return c && c.textContent === '1'; })()",
+        "DU 1: one DOM inactive",
+    );
+    assert_eq!(
+        page.eval(
+            "document.querySelector('#dom-map rect[data-dom=\"101\"]').getAttribute('data-n')"
+        ),
+        "2"
+    );
+    assert_eq!(
+        page.eval(
+            "document.querySelector('#dom-map rect[data-dom=\"202\"]').getAttribute('data-n')"
+        ),
+        "0"
+    );
+    // Marks this document: a reload would lose it.
+    page.eval("window.__kept = 1");
+    health.publish(snap(&[101, 202]));
+    page.wait_true(
+        "(() => { const c = document.querySelector('#detector-table tr[data-du=\"2\"] td[data-condition=dom_inactive]'); return c && c.textContent === '1'; })()",
+        "DU 2's DOM turning inactive appears",
+    );
+    assert_eq!(
+        page.eval(
+            "document.querySelector('#dom-map rect[data-dom=\"202\"]').getAttribute('data-n')"
+        ),
+        "1"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#detector-table tr.total td[data-condition=dom_inactive]').textContent"),
+        "2"
+    );
+    assert_eq!(page.eval("window.__kept"), 1, "the page reloaded");
+    let png = page.screenshot();
+    std::fs::create_dir_all(artifacts_dir()).unwrap();
+    std::fs::write(artifacts_dir().join("detector.png"), png).unwrap();
+}
