@@ -256,6 +256,8 @@ fn metrics_parse_follow_the_naming_rules_and_are_documented() {
         "km3mon_node_restarts_total",
         "km3mon_web_requests_total",
         "km3mon_plot_age_seconds",
+        "km3mon_doms_affected",
+        "km3mon_alerts_firing",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "process_start_time_seconds",

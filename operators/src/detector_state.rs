@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use differential_dataflow::AsCollection;
-use pipeline::health::{DetectorHealth, DomHealth, HealthCollector, HealthSnapshot};
+use pipeline::health::{DetectorHealth, DomHealth, HealthSnapshot};
 use pipeline::item::{AlertState, Item, Row, Time, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::StreamKind;
@@ -92,12 +92,8 @@ impl Node for DetectorState {
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("detector_state needs an input"))?;
         let det = ctx.detector()?;
+        // The gauges come with the nodes' series (runtime::prom).
         let health = ctx.env.control.attach_health();
-        if ctx.is_leader() {
-            ctx.env
-                .metrics
-                .add_collector(Arc::new(HealthCollector(health.clone())));
-        }
 
         // 1. Alerts → transitions of the active pairs, per DOM.
         let seen = input.flat_map(|item| match item {

@@ -12,7 +12,7 @@ use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::prom::{gauges, Collector};
+use crate::runtime::prom::gauges;
 
 /// One DOM with at least one active condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,13 +120,14 @@ impl DetectorHealth {
     }
 }
 
-/// The gauges of [`DetectorHealth`].
-#[derive(Debug)]
-pub struct HealthCollector(pub std::sync::Arc<DetectorHealth>);
-
-impl Collector for HealthCollector {
-    fn encode(&self, mut enc: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
-        let s = self.0.snapshot();
+impl DetectorHealth {
+    /// The table's gauges (exported with the nodes' series by
+    /// `runtime::prom::NodeCollector`, read at scrape time).
+    pub fn encode(
+        &self,
+        enc: &mut prometheus_client::encoding::DescriptorEncoder,
+    ) -> std::fmt::Result {
+        let s = self.snapshot();
         let conds = &s.conditions;
         // Every (DU, condition) of the table's columns, zeros included:
         // a condition that clears must read 0, not vanish.
@@ -134,7 +135,7 @@ impl Collector for HealthCollector {
         dus.sort_unstable();
         dus.dedup();
         gauges(
-            &mut enc,
+            enc,
             "km3mon_doms_affected",
             "DOMs of the DU with the alert condition active (data time of the detector_state table).",
             dus.iter().flat_map(|du| {
@@ -148,7 +149,7 @@ impl Collector for HealthCollector {
             }),
         )?;
         gauges(
-            &mut enc,
+            enc,
             "km3mon_alerts_firing",
             "DOMs of the detector with the alert condition active.",
             conds.iter().map(|c| {
@@ -159,7 +160,7 @@ impl Collector for HealthCollector {
             }),
         )?;
         gauges(
-            &mut enc,
+            enc,
             "km3mon_detector_state_data_timestamp_seconds",
             "Data time (Unix s) of the detector_state table.",
             s.time_utc.map(|t| (Vec::new(), t)),

@@ -7,24 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::prom::{self, BuildInfo, Collector};
+use super::prom::{self, BuildInfo};
 use crate::control::Control;
 use crate::item::{Time, TICK_NS};
-
-/// An operator's collector, shared with whoever registered it.
-struct Shared(Arc<dyn Collector>);
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl Collector for Shared {
-    fn encode(&self, encoder: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
-        self.0.encode(encoder)
-    }
-}
 
 /// Why a record was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -169,8 +154,6 @@ pub struct Metrics {
     build: OnceLock<BuildInfo>,
     /// The run's control plane, for the nodes' states.
     control: OnceLock<Arc<Control>>,
-    /// What operators export beyond the per-node counters.
-    extra: Mutex<Vec<Arc<dyn Collector>>>,
 }
 
 impl Metrics {
@@ -206,21 +189,6 @@ impl Metrics {
 
     pub fn control(&self) -> Option<&Arc<Control>> {
         self.control.get()
-    }
-
-    /// Adds series of an operator (gauges, histograms) to the run's
-    /// exposition; each name must be exported by one collector only.
-    pub fn add_collector(&self, c: Arc<dyn Collector>) {
-        self.extra.lock().expect("metrics lock").push(c);
-    }
-
-    pub(crate) fn extra_collectors(&self) -> Vec<Box<dyn Collector>> {
-        self.extra
-            .lock()
-            .expect("metrics lock")
-            .iter()
-            .map(|c| Box::new(Shared(c.clone())) as Box<dyn Collector>)
-            .collect()
     }
 
     pub fn snapshot(&self) -> Vec<(String, Arc<NodeMetrics>)> {

@@ -217,12 +217,14 @@ pub fn run_collectors(metrics: &Arc<Metrics>) -> Vec<Box<dyn Collector>> {
     }
     v.push(Box::new(ProcessCollector));
     v.push(Box::new(NodeCollector(metrics.clone())));
-    v.extend(metrics.extra_collectors());
     v
 }
 
 /// Per node: records in/out, drops by reason, busy time, last output,
-/// event-time lag, control state and restarts.
+/// event-time lag, control state and restarts; and the gauges of the
+/// detector's table when the graph keeps one. Everything is looked up at
+/// scrape time, so a collector made before the graph is built (the web
+/// server's) sees what the nodes publish later.
 #[derive(Clone)]
 pub struct NodeCollector(pub Arc<Metrics>);
 
@@ -342,6 +344,9 @@ impl Collector for NodeCollector {
                     })
                 }),
             )?;
+            if let Some(h) = control.health() {
+                h.encode(&mut enc)?;
+            }
             counters(
                 &mut enc,
                 "km3mon_node_restarts",
