@@ -96,6 +96,9 @@ struct RawWeb {
     header_timeout: Option<f64>,
     max_connections: Option<usize>,
     control_socket: Option<PathBuf>,
+    /// Replaced by `control_socket` (node states as JSON, not scraped
+    /// Prometheus text); still accepted so an older site config starts.
+    metrics_url: Option<String>,
     issues_url: Option<String>,
     #[serde(default)]
     pages: BTreeMap<String, toml::Value>,
@@ -364,6 +367,13 @@ impl WebConfig {
                 None => bail!("[WebServer.banners] {name:?}: no such page"),
             }
         }
+        if raw.metrics_url.is_some() {
+            tracing::warn!(
+                "[WebServer] metrics_url has no effect any more: km3mon serve reads the nodes' \
+                 states from the pipeline's control socket ([WebServer] control_socket, default \
+                 <output_dir>/km3mon.sock)"
+            );
+        }
         Ok(WebConfig {
             bind,
             auth,
@@ -415,6 +425,23 @@ impl WebConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_socket_relative_to_the_output_and_old_metrics_url_accepted() {
+        let c = WebConfig::from_toml(
+            "[WebServer]\ncontrol_socket = \"run/km3mon.sock\"\nmetrics_url = \"http://x/metrics\"\n",
+            Path::new("/site"),
+            Some(Path::new("/out")),
+        )
+        .unwrap();
+        assert_eq!(
+            c.control_socket.as_deref(),
+            Some(Path::new("/out/run/km3mon.sock"))
+        );
+        assert_eq!(c.output_dir, Path::new("/out"));
+        let c = WebConfig::for_output(Path::new("/o"));
+        assert_eq!(c.control_socket, None);
+    }
 
     #[test]
     fn example_config_loads() {
