@@ -297,6 +297,7 @@ fn the_endpoint_needs_a_configured_token() {
             token: None,
             handler,
         }),
+        ..Default::default()
     };
     let server = web::spawn_with(cfg.clone(), Arc::new(web::NoPipeline), extras).unwrap();
     let port = server.addr.port();

@@ -132,6 +132,7 @@ fn matrix_in_webhook_mode() {
             token: Some("tok".into()),
             handler,
         }),
+        ..Default::default()
     };
     let server = web::spawn_with(cfg, Arc::new(web::NoPipeline), extras).unwrap();
     let port = server.addr.port();

@@ -20,8 +20,8 @@
 //!   each: `EXCLUDED_RESTART`).
 //!
 //! Two cluster processes are compared on the full graph in
-//! tests/replay_determinism.rs. The per-node metrics check comes with
-//! the new metrics registry (issue 20).
+//! tests/replay_determinism.rs. Every type also exports the standard
+//! per-node series of the metrics registry (docs/web.md).
 
 mod common;
 
@@ -455,3 +455,127 @@ const EXCLUDED_RESTART: &[(&str, &str)] = &[
         "the accumulated residual histograms are not saved",
     ),
 ];
+
+/// The per-node series every node of every registered type exports on
+/// `/metrics` (docs/web.md), whatever the operator does.
+const NODE_SERIES: [&str; 7] = [
+    "km3mon_node_records_in_total",
+    "km3mon_node_records_out_total",
+    "km3mon_node_dropped_records_total",
+    "km3mon_node_busy_seconds_total",
+    "km3mon_node_state",
+    "km3mon_node_restarts_total",
+    "km3mon_node_event_time_lag_seconds",
+];
+
+/// Every registered type, replayed in this process through its example
+/// graph, exports the standard per-node series for its node (counted
+/// records match what its inputs emitted, one `km3mon_node_state` of 1,
+/// a row for every drop reason), through the run's one registry.
+#[test]
+fn every_type_exports_the_standard_per_node_metrics() {
+    use pipeline::runtime::metrics::{DropReason, Metrics};
+    use pipeline::runtime::{self, Mode, RunOptions};
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+
+    let dir = common::scratch("compliance", "metrics");
+    let (rec, detx) = (dir.join("rec"), dir.join("d.detx"));
+    let sim = Command::new(common::km3mon())
+        .args(["simulate", "--generate-detector", "2x3", "--write-detector"])
+        .arg(&detx)
+        .arg("-o")
+        .arg(&rec)
+        .args(["--duration", "15s", "--msg-interval", "2s"])
+        .env("KM3MON_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let registry = operators::registry();
+    let mut failures = Vec::new();
+    for t in registry.types() {
+        if t.example.is_empty() {
+            continue; // reported by the first test
+        }
+        let graph = match Graph::parse(
+            "example.toml",
+            &graph_of(t.name, t.example),
+            &site(),
+            &registry,
+        ) {
+            Ok(g) => g,
+            Err(_) => continue, // reported by the first test
+        };
+        let out = dir.join(format!("{}-out", t.name));
+        let metrics = Arc::new(Metrics::default());
+        let mut opts = RunOptions::new(
+            Mode::Replay {
+                files: vec![rec.clone()],
+                speed: None,
+            },
+            out.clone(),
+        );
+        opts.detector = Some(detx.clone());
+        opts.progress = false;
+        opts.handle_signals = false;
+        opts.metrics = Some(metrics.clone());
+        if let Err(e) = runtime::run(&graph, opts) {
+            failures.push(format!("{}: replay failed: {e:#}", t.name));
+            continue;
+        }
+        let text = metrics.prometheus();
+        let label = "node=\"under_test\"";
+        for series in NODE_SERIES {
+            // The lag is a gauge of the output frontier, which a finished
+            // replay has left behind: it may be absent at the end.
+            if series.ends_with("lag_seconds") {
+                assert!(text.contains(&format!("# TYPE {series} gauge")), "{series}");
+                continue;
+            }
+            let found = text
+                .lines()
+                .any(|l| l.starts_with(&format!("{series}{{")) && l.contains(label));
+            if !found {
+                failures.push(format!("{}: no {series} sample for its node", t.name));
+            }
+        }
+        let running = format!("km3mon_node_state{{{label},group=");
+        if !text.lines().any(|l| {
+            l.starts_with(&running) && l.contains("state=\"running\"") && l.ends_with(" 1")
+        }) {
+            failures.push(format!("{}: km3mon_node_state is not running=1", t.name));
+        }
+        for r in DropReason::ALL {
+            let row = format!("reason=\"{}\",detail=\"\"", r.name());
+            if !text.lines().any(|l| l.contains(label) && l.contains(&row)) {
+                failures.push(format!("{}: no drop row for {}", t.name, r.name()));
+            }
+        }
+        // What the node counted in is what its inputs counted out — all
+        // of it when every kind they emit is one the node accepts (a
+        // node's input takes only the kinds it accepts).
+        let nodes: std::collections::HashMap<String, _> = metrics.snapshot().into_iter().collect();
+        let spec = graph.node("under_test").unwrap();
+        let accepts = spec.node.accepts();
+        let mut upstream = 0;
+        let mut all_accepted = true;
+        for i in &spec.inputs {
+            upstream += nodes[i].records_out.load(Relaxed);
+            let up = graph.node(i).unwrap();
+            all_accepted &= up.node.outputs().iter().all(|k| accepts.contains(k));
+        }
+        let got = nodes["under_test"].records_in.load(Relaxed);
+        if got > upstream || (all_accepted && got != upstream) {
+            failures.push(format!(
+                "{}: records_in {got}, its inputs emitted {upstream}",
+                t.name
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

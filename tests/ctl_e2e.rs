@@ -559,7 +559,8 @@ fn run_socket_is_exclusive_and_web_control_needs_a_login() {
     common::terminate(&mut run.0, Duration::from_secs(30), "km3mon run");
     assert!(!sock.exists());
 
-    // `km3mon serve` scrapes metrics only: no control.
+    // `km3mon serve` forwards commands to the pipeline's control socket
+    // (`<out>/km3mon.sock`); with no pipeline there it says so.
     let site = dir.join("site.toml");
     std::fs::write(
         &site,
@@ -588,7 +589,11 @@ fn run_socket_is_exclusive_and_web_control_needs_a_login() {
         "application/json",
         Some(("u", "p-long-enough")),
     );
-    assert_eq!(code, 501, "{body}");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("control socket") && body.contains("km3mon.sock"),
+        "{body}"
+    );
     drop(serve);
     let _ = std::fs::remove_dir_all(&dir);
 }

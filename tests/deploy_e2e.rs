@@ -376,10 +376,14 @@ fn services_from_the_unit_files_show_plots_and_survive_sigkill() {
     assert!(status.contains("monitoring_process:dom_rates") && status.contains("RUNNING"));
 
     // Every metric the dashboard queries, and the node names it filters
-    // on, on the run's /metrics.
+    // on, on the run's /metrics or the web's.
     let (s, metrics) = get(metp, "/metrics", None);
     assert_eq!(s, 200);
-    let metrics = String::from_utf8_lossy(&metrics).to_string();
+    let mut metrics = String::from_utf8_lossy(&metrics).to_string();
+    // The plots' series are the web server's (one exporter per series).
+    let (s, web_metrics) = get(webp, "/metrics", auth);
+    assert_eq!(s, 200);
+    metrics += &String::from_utf8_lossy(&web_metrics);
     let dash =
         std::fs::read_to_string(repo().join("deploy/grafana/km3mon-dashboard.json")).unwrap();
     let dash: serde_json::Value = serde_json::from_str(&dash).unwrap();

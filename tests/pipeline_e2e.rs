@@ -410,7 +410,7 @@ fn live_run_survives_a_ligier_restart_and_shuts_down_cleanly() {
         s.read_to_string(&mut body).unwrap();
     }
     assert!(
-        body.contains("km3mon_records_out_total{node=\"daq\"}"),
+        body.contains("km3mon_node_records_out_total{node=\"daq\"}"),
         "{body}"
     );
 

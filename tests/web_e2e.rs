@@ -674,74 +674,164 @@ fn event_streams_push_plot_changes_and_log_lines() {
     assert!(st["server"]["sse_clients"].as_u64().is_some());
 }
 
+/// `POST /api/control` with the login: (status, body).
+fn post_control(port: u16, command: &str) -> (u16, String) {
+    let body = serde_json::json!({ "command": command }).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /api/control HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        basic(USER, PASS),
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let code = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, raw)
+}
+
+/// A standalone `km3mon serve` asks the pipeline's control socket (the
+/// default `<out>/km3mon.sock`, here served by a real control plane in
+/// this process) for its nodes as JSON — the rows of `km3mon ctl --json
+/// status` — so STOPPED and FAILED appear as `km3mon run --web` shows
+/// them, and the status page's buttons act on the pipeline through it.
 #[test]
-fn status_and_metrics_from_a_pipeline_endpoint() {
-    // A stand-in for `km3mon run --metrics`: Prometheus text on HTTP/1.0.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mport = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
-            let body = "km3mon_records_in_total{node=\"src\"} 10\nkm3mon_records_out_total{node=\"src\"} 10\n\
-                        km3mon_dropped_total{node=\"src\",reason=\"overflow\"} 3\n\
-                        km3mon_records_in_total{node=\"dom_rates\"} 10\nkm3mon_records_out_total{node=\"dom_rates\"} 0\n\
-                        km3mon_event_time_lag_seconds{node=\"dom_rates\"} 2.500\n";
-            let _ = write!(
-                s,
-                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    let site = Site::new(
-        "status",
-        false,
-        &format!("metrics_url = \"http://127.0.0.1:{mport}/metrics\""),
-    );
+fn status_from_the_pipelines_control_socket() {
+    use pipeline::control::{socket, Control, NodeState};
+    use pipeline::operator::Role;
+    use pipeline::runtime::metrics::{DropReason, Metrics};
+    use std::sync::Arc;
+
+    let site = Site::new("status", true, "");
     populate(&site);
     std::fs::write(
         site.out.join("alerts.jsonl"),
         "{\"monitor\":\"trigger_rates\",\"firing\":true,\"message\":\"zero rate\"}\n",
     )
     .unwrap();
+    let metrics = Metrics::default();
+    let control = Arc::new(Control::new(None, None));
+    let src = metrics.node("src");
+    src.add_out(10);
+    src.drop_record(DropReason::Overflow, 3);
+    control.register("src", "ligier", "daq", Role::Source, src);
+    let rates = metrics.node("dom_rates");
+    rates.add_in(10);
+    control.register(
+        "dom_rates",
+        "dom_rates",
+        "monitoring_process",
+        Role::Transform,
+        rates,
+    );
+    control.register(
+        "plots",
+        "plots",
+        "output",
+        Role::Sink,
+        metrics.node("plots"),
+    );
+    assert!(control.execute("stop dom_rates", "test").ok);
+    control.node("plots").unwrap().fail("disk full");
+    let _sock = socket::serve(control.clone(), &site.out.join("km3mon.sock")).unwrap();
+
     let srv = Server::start(&site);
+    let auth = basic(USER, PASS);
     let deadline = Instant::now() + Duration::from_secs(10);
     let st = loop {
         let st: serde_json::Value =
-            serde_json::from_slice(&get(srv.port, "/api/status", None).body).unwrap();
+            serde_json::from_slice(&get(srv.port, "/api/status", Some(&auth)).body).unwrap();
         if st["pipeline"]["ok"] == true || Instant::now() > deadline {
             break st;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
     let nodes = st["pipeline"]["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 2, "{st}");
+    assert_eq!(nodes.len(), 3, "{st}");
     assert_eq!(nodes[0]["name"], "src");
     assert_eq!(nodes[0]["drops"]["overflow"], 3);
-    assert_eq!(nodes[0]["state"], "running");
-    assert_eq!(nodes[1]["lag_seconds"], 2.5);
-    assert!(nodes[0].get("last_output_utc").is_some());
+    assert_eq!(nodes[0]["records_out"], 10);
+    assert_eq!(nodes[0]["control_state"], "RUNNING");
+    assert_eq!(nodes[1]["control_state"], "STOPPED");
+    assert_eq!(nodes[1]["group"], "monitoring_process");
+    assert_eq!(nodes[2]["control_state"], "FAILED");
+    assert_eq!(nodes[2]["reason"], "disk full");
+    assert_eq!(st["control"]["available"], true, "{st}");
     assert_eq!(st["alerts"][0]["message"], "zero rate");
-    let page = get(srv.port, "/status", None).text();
-    assert!(page.contains("<td>dom_rates</td>") && page.contains("zero rate"));
-    let m = get(srv.port, "/metrics", None);
+    let page = get(srv.port, "/status", Some(&auth)).text();
+    for needle in [
+        "<td>dom_rates</td>",
+        "STOPPED",
+        "FAILED",
+        "disk full",
+        "zero rate",
+    ] {
+        assert!(page.contains(needle), "{needle} missing from /status");
+    }
+
+    // The page's start button, through the socket to the pipeline.
+    let (code, body) = post_control(srv.port, "start dom_rates");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        control.node("dom_rates").unwrap().state(),
+        NodeState::Running
+    );
+
+    // /metrics: the web's series and this process's; the pipeline's own
+    // series are on its --metrics endpoint, not repeated here.
+    let m = get(srv.port, "/metrics", Some(&auth));
     assert!(m
         .header("content-type")
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
     let m = m.text();
     for needle in [
-        "km3mon_node_records_in_total{node=\"src\"} 10",
-        "km3mon_node_dropped_total{node=\"src\"} 3",
         "km3mon_plot_age_seconds{plot=\"dom_rates\"}",
         "km3mon_plot_stale{plot=\"dom_rates\"} 0",
+        "km3mon_plot_data_timestamp_seconds{plot=\"dom_rates\"} 1709294400",
         "# TYPE km3mon_web_requests_total counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "km3mon_build_info{version=\"",
     ] {
         assert!(m.contains(needle), "{needle} missing from\n{m}");
     }
+    assert!(!m.contains("km3mon_node_"), "{m}");
     assert_eq!(get(srv.port, "/healthz", None).text(), "ok\n");
+}
+
+/// Without a pipeline on the socket the page says so, and says where it
+/// looked.
+#[test]
+fn status_without_a_pipeline_names_the_socket() {
+    let site = Site::new("nosock", false, "");
+    populate(&site);
+    let srv = Server::start(&site);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        let st: serde_json::Value =
+            serde_json::from_slice(&get(srv.port, "/api/status", None).body).unwrap();
+        if st["pipeline"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("km3mon.sock"))
+            || Instant::now() > deadline
+        {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(st["pipeline"]["ok"], false, "{st}");
+    let e = st["pipeline"]["error"].as_str().unwrap();
+    assert!(
+        e.contains("control socket") && e.contains("km3mon.sock"),
+        "{e}"
+    );
 }
 
 // ------------------------------------------------------- headless Chromium
@@ -872,4 +962,107 @@ fn artifacts_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("web-artifacts")
+}
+
+/// The Detector page in headless Chromium: `km3mon serve` reads the
+/// table (`health` over a real control socket, here with a table this
+/// test publishes the way the `detector_state` node does); the counts are
+/// shown, and a DOM turning inactive appears in the table and the map
+/// without a reload.
+#[test]
+fn chromium_detector_page_updates_live() {
+    use pipeline::control::{socket, Control};
+    use pipeline::health::{DomHealth, HealthSnapshot};
+    use std::sync::Arc;
+
+    let Some(chromium) = browser::find_chromium() else {
+        panic!("chromium not found: install it (scripts/test does), or set KM3MON_CHROMIUM");
+    };
+    let site = Site::new("detector", true, "");
+    populate(&site);
+    let control = Arc::new(Control::new(None, None));
+    let health = control.attach_health();
+    // Two DUs of three floors; DU 1 floor 1 inactive and out of sync.
+    let layout: Vec<(u32, i32, u32)> = (1..=2)
+        .flat_map(|du| (1..=3).map(move |f| (du, f, 100 * du + f as u32)))
+        .collect();
+    let snap = |inactive: &[u32]| {
+        let mut s = HealthSnapshot {
+            time_utc: Some(1_704_067_200.0),
+            conditions: vec!["dom_inactive".into(), "time_sync".into()],
+            layout: layout.clone(),
+            ..Default::default()
+        };
+        for &dom in inactive {
+            let du = dom / 100;
+            *s.by_du
+                .entry(du)
+                .or_default()
+                .entry("dom_inactive".into())
+                .or_default() += 1;
+            *s.totals.entry("dom_inactive".into()).or_default() += 1;
+            let mut conditions = vec!["dom_inactive".to_string()];
+            if dom == 101 {
+                conditions.push("time_sync".into());
+            }
+            s.doms.push(DomHealth {
+                dom_id: dom,
+                du,
+                floor: (dom % 100) as i32,
+                conditions,
+            });
+        }
+        s.by_du.entry(1).or_default().insert("time_sync".into(), 1);
+        s.totals.insert("time_sync".into(), 1);
+        s
+    };
+    health.publish(snap(&[101]));
+    let _sock = socket::serve(control.clone(), &site.out.join("km3mon.sock")).unwrap();
+    let srv = Server::start(&site);
+    let b = browser::Browser::launch(&chromium, &site.dir.join("chrome-profile"));
+    let mut page = b.page();
+    page.call("Network.enable", serde_json::json!({}));
+    page.call(
+        "Network.setExtraHTTPHeaders",
+        serde_json::json!({ "headers": { "Authorization": basic(USER, PASS) } }),
+    );
+    page.call("Page.enable", serde_json::json!({}));
+    page.navigate(&format!("http://127.0.0.1:{}/detector.html", srv.port));
+    page.wait_true(
+        "(() => { const c = document.querySelector('#detector-table tr[data-du=\"1\"] td[data-condition=dom_inactive]'); return c && c.textContent === '1'; })()",
+        "DU 1: one DOM inactive",
+    );
+    assert_eq!(
+        page.eval(
+            "document.querySelector('#dom-map rect[data-dom=\"101\"]').getAttribute('data-n')"
+        ),
+        "2"
+    );
+    assert_eq!(
+        page.eval(
+            "document.querySelector('#dom-map rect[data-dom=\"202\"]').getAttribute('data-n')"
+        ),
+        "0"
+    );
+    // Marks this document: a reload would lose it.
+    page.eval("window.__kept = 1");
+    health.publish(snap(&[101, 202]));
+    page.wait_true(
+        "(() => { const c = document.querySelector('#detector-table tr[data-du=\"2\"] td[data-condition=dom_inactive]'); return c && c.textContent === '1'; })()",
+        "DU 2's DOM turning inactive appears",
+    );
+    assert_eq!(
+        page.eval(
+            "document.querySelector('#dom-map rect[data-dom=\"202\"]').getAttribute('data-n')"
+        ),
+        "1"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#detector-table tr.total td[data-condition=dom_inactive]').textContent"),
+        "2"
+    );
+    assert_eq!(page.eval("window.__kept"), 1, "the page reloaded");
+    let png = page.screenshot();
+    std::fs::create_dir_all(artifacts_dir()).unwrap();
+    std::fs::write(artifacts_dir().join("detector.png"), png).unwrap();
 }

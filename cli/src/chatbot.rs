@@ -130,6 +130,7 @@ pub fn start(
             Ok(Some(ChatBot {
                 extras: web::Extras {
                     chat: Some(web::ChatCommands { token, handler }),
+                    ..Default::default()
                 },
                 poller: None,
             }))

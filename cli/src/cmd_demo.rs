@@ -144,8 +144,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .map_err(|d| anyhow::anyhow!("{d}"))?;
 
     let metrics = Arc::new(Metrics::default());
+    metrics.set_build_info(
+        env!("CARGO_PKG_VERSION"),
+        env!("KM3MON_GIT_COMMIT"),
+        env!("KM3MON_BUILD_DATE"),
+    );
     let bot = crate::chatbot::start(Some(&site_path), Some(&dir.join("state")), control.clone())?;
-    let extras = bot.as_ref().map(|b| b.extras.clone()).unwrap_or_default();
+    let mut extras = bot.as_ref().map(|b| b.extras.clone()).unwrap_or_default();
+    extras.collectors = crate::web_status::run_collectors(&metrics);
     let web = start_web(&site_path, &dir, args.port, control.clone(), extras)?;
     info!(
         "demo: {} DOMs, Ligier on {ligier_addr}, everything under {}",
@@ -410,7 +416,7 @@ fn start_web(
 ) -> anyhow::Result<web::BackgroundServer> {
     let mut cfg = web::WebConfig::load(site, Some(dir))?;
     cfg.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let status = crate::cmd_pipeline::in_process_status(control, None);
+    let status = crate::web_status::in_process_status(control, None);
     match web::spawn_with(cfg.clone(), status.clone(), extras.clone()) {
         Ok(s) => Ok(s),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {

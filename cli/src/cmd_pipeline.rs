@@ -350,6 +350,11 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     let db_line = db
         .clone()
         .map(|d| Arc::new(move || d.service.status()) as Arc<dyn Fn() -> String + Send + Sync>);
+    let mut extras = extras;
+    if c.metrics.is_none() {
+        // No --metrics endpoint: the web's /metrics exports the run's series.
+        extras.collectors = crate::web_status::run_collectors(&metrics);
+    }
     let web = start_web(c, !replay, control.clone(), extras, db_line)?;
     let marks = replay.then(|| summary::Marks::before_run(&g, &c.out));
     let result = runtime::run(&g, opts);
@@ -399,7 +404,7 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
 /// The in-process web server of `run`/`replay`: on `--web ADDR`, or for a
 /// live run whose `--config` has a [WebServer] section (the built-in
 /// example's is not enough: two runs on one host would fight over 8080)
-/// without `metrics_url` (which says a separate `km3mon serve` runs).
+/// without `control_socket` (which says a separate `km3mon serve` runs).
 fn start_web(
     c: &Common,
     live: bool,
@@ -422,7 +427,7 @@ fn start_web(
         }
         (None, Some(p)) if live && has_web_section(p) => {
             let cfg = web::WebConfig::load(p, Some(&c.out))?;
-            if cfg.metrics_url.is_some() {
+            if cfg.control_socket.is_some() {
                 return Ok(None);
             }
             cfg
@@ -430,7 +435,8 @@ fn start_web(
         _ => return Ok(None),
     };
     let bind = cfg.bind;
-    match web::spawn_with(cfg, in_process_status(control, db_line), extras) {
+    let status = crate::web_status::in_process_status(control, db_line);
+    match web::spawn_with(cfg, status, extras) {
         Ok(server) => {
             tracing::info!("web pages on http://{}/", server.addr);
             Ok(Some(server))
@@ -451,55 +457,4 @@ fn has_web_section(config: &Path) -> bool {
         .ok()
         .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
         .is_some_and(|t| t.contains_key("WebServer"))
-}
-
-/// The /status page's view of this process's nodes (metrics and control
-/// state), with the control plane behind its buttons.
-///
-/// `db_line`: the KM3NeT DB's last status (detector and calibrations from
-/// the DB), shown as a row `km3db` whose state says whether the last
-/// answer was fresh.
-pub(crate) fn in_process_status(
-    control: Arc<Control>,
-    db_line: Option<Arc<dyn Fn() -> String + Send + Sync>>,
-) -> Arc<dyn web::StatusSource> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let c = control.clone();
-    Arc::new(web::ControlledSource {
-        nodes: move || {
-            let db = db_line.as_ref().map(|f| {
-                let line = f();
-                web::NodeStatus {
-                    name: "km3db".into(),
-                    state: if line.starts_with("DB ok") {
-                        "running".into()
-                    } else {
-                        "waiting".into()
-                    },
-                    reason: Some(line),
-                    ..Default::default()
-                }
-            });
-            c.nodes_with_metrics()
-                .into_iter()
-                .map(|(st, m)| web::NodeStatus {
-                    name: st.name,
-                    records_in: st.records_in,
-                    records_out: st.records_out,
-                    drops: st.drops_by_reason,
-                    lag_seconds: m.lag_seconds(),
-                    last_output_utc: st.last_output_utc,
-                    busy_seconds: Some(m.busy_ns.load(Relaxed) as f64 / 1e9),
-                    group: Some(st.group),
-                    control_state: Some(st.state),
-                    reason: st.reason,
-                    uptime_seconds: Some(st.uptime_seconds),
-                    restarts: Some(st.restarts),
-                    ..Default::default()
-                })
-                .chain(db)
-                .collect()
-        },
-        controller: Arc::new(crate::cmd_ctl::WebController(control)),
-    })
 }

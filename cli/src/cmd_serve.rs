@@ -1,7 +1,8 @@
 //! `km3mon serve`: the web front end on its own, reading what a pipeline
 //! (`km3mon run/replay --out DIR`) writes: plots, logs, the event-selection
-//! database; node status from the pipeline's `--metrics` endpoint when
-//! `[WebServer] metrics_url` is set.
+//! database; node states as JSON from the pipeline's control socket
+//! (`[WebServer] control_socket`, default `<out>/km3mon.sock`), so the
+//! status page shows what `km3mon ctl status` shows and its buttons work.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,10 +35,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(bind) = args.bind {
         cfg.bind = bind;
     }
-    let status = web::default_status(&cfg);
+    let socket = cfg
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| cfg.output_dir.join(crate::cmd_ctl::SOCKET_NAME));
+    let status = crate::web_status::socket_status(socket.clone());
     let auth = cfg.auth.is_some();
     let (plots, logs) = (cfg.plots_dir.clone(), cfg.logs_dir.clone());
-    web::run_until_signal(cfg, status, |addr| {
+    let extras = web::Extras {
+        collectors: crate::web_status::serve_collectors(),
+        ..Default::default()
+    };
+    web::run_until_signal_with(cfg, status, extras, |addr| {
         // The URL on stdout, alone on its line, for people and scripts.
         println!("http://{addr}/");
         tracing::info!(
@@ -46,6 +55,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             logs.display(),
             if auth { "on" } else { "OFF" }
         );
+        tracing::info!("web: node states from {}", socket.display());
     })?;
     Ok(ExitCode::SUCCESS)
 }

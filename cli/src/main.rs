@@ -22,6 +22,7 @@ mod dotenv;
 mod logging;
 mod sdnotify;
 mod signals;
+mod web_status;
 
 /// Payloads are allocated by reader threads and freed on the workers; glibc's
 /// malloc cost more there than the decoding (BENCHMARKS.md).

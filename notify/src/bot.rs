@@ -83,7 +83,7 @@ pub const HELP: &str = "\
 I understand (write @BOT first):
   help                          this text
   hello                         says hello
-  status                        status of every node of the monitoring (shifters, operators)
+  status                        the detector's DOMs per DU and alert condition, and every node of the monitoring (shifters, operators)
   silences                      the active alert silences (shifters, operators)
   shifters                      who is on shift (shifters, operators)
   shifters are NAME and NAME    sets the shifters, notified by chat and mail (operators)
@@ -266,10 +266,18 @@ impl Bot {
             .chain(targets.iter().copied())
             .collect::<Vec<_>>()
             .join(" ");
-        let text = match self.control.execute(&line, &format!("chat:{user}")) {
+        let who = format!("chat:{user}");
+        let mut text = match self.control.execute(&line, &who) {
             Ok(t) => t,
             Err(e) => format!("error: {e}"),
         };
+        // The detector first (when the graph keeps its table): how the
+        // detector is, then how the monitoring is.
+        if targets.is_empty() {
+            if let Ok(health) = self.control.execute("health", &who) {
+                text = format!("{}\n\n{text}", health.trim_end());
+            }
+        }
         format!("```\n{}\n```", text.trim_end())
     }
 

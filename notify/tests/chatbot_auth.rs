@@ -122,3 +122,38 @@ fn only_the_configured_channel_and_real_mentions_are_served() {
     own.user = "monitoring".into();
     assert_eq!(bot.handle(&own), None);
 }
+
+/// `status` shows the detector's table (when the graph keeps one, the
+/// `detector_state` node) above the node table; `status NODE` only the node.
+#[test]
+fn status_shows_the_detector_table_first() {
+    let (bot, control, _) = bot();
+    let plain = say(&bot, "bobby", "status");
+    assert!(!plain.contains("detector"), "{plain}");
+    let health = control.attach_health();
+    let mut snap = pipeline::health::HealthSnapshot {
+        time_utc: Some(1_704_067_200.0),
+        conditions: vec!["dom_inactive".into()],
+        layout: vec![(5, 1, 11), (5, 2, 12)],
+        ..Default::default()
+    };
+    snap.by_du
+        .entry(5)
+        .or_default()
+        .insert("dom_inactive".into(), 2);
+    snap.totals.insert("dom_inactive".into(), 2);
+    health.publish(snap);
+    let reply = say(&bot, "bobby", "status");
+    let detector = reply
+        .find("detector at 2024-01-01T00:00:00Z")
+        .expect(&reply);
+    let nodes = reply.find("dom_rates").expect(&reply);
+    assert!(detector < nodes, "{reply}");
+    assert!(
+        reply
+            .lines()
+            .any(|l| l.starts_with("DU 5") && l.ends_with(" 2")),
+        "{reply}"
+    );
+    assert!(!say(&bot, "bobby", "status dom_rates").contains("detector at"));
+}

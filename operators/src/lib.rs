@@ -8,6 +8,7 @@
 pub mod ahrs;
 pub mod alerting;
 pub mod decode;
+pub mod detector_state;
 pub mod dom_activity;
 pub mod dom_rates;
 pub mod monitor;
@@ -46,6 +47,7 @@ pub fn registry() -> Registry {
         .with::<trigger_rates::TriggerRates>()
         .with::<triggermap::TriggerMap>()
         .with::<timesync::TimeSync>()
+        .with::<detector_state::DetectorState>()
         .with::<plot::PlotSink>()
         .with::<sinks::alerts::AlertsJsonl>()
         .with::<sinks::alerts::AlertsMsg>()

@@ -11,6 +11,7 @@
 pub mod control;
 pub mod diag;
 pub mod graph;
+pub mod health;
 pub mod item;
 pub mod logring;
 pub mod operator;

@@ -27,6 +27,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/live.js"),
     ),
     (
+        "detector.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/detector.js"),
+    ),
+    (
         "status.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/status.js"),

@@ -56,9 +56,12 @@ pub struct WebConfig {
     pub stale_overrides: Vec<(String, Duration)>,
     /// How often the plot and log directories are polled for changes.
     pub poll_interval: Duration,
-    /// Prometheus endpoint of a separately running pipeline (`--metrics`),
-    /// scraped for /status when the server runs standalone.
-    pub metrics_url: Option<String>,
+    /// The control socket of a separately running pipeline (`km3mon serve`
+    /// reads the nodes' states from it); `None`: `km3mon serve` looks for
+    /// `<output_dir>/km3mon.sock`, `km3mon run` serves its own pages.
+    pub control_socket: Option<PathBuf>,
+    /// The pipeline's output root (`--out`).
+    pub output_dir: PathBuf,
     pub issues_url: String,
     pub pages: BTreeMap<String, Page>,
     /// A connection must send a request head within this long (also
@@ -69,7 +72,7 @@ pub struct WebConfig {
 }
 
 /// Pages with a fixed meaning; a layout may not take their names.
-pub const RESERVED_PAGES: &[&str] = &["top10", "logs", "live", "livelog", "status"];
+pub const RESERVED_PAGES: &[&str] = &["top10", "logs", "live", "livelog", "status", "detector"];
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +95,9 @@ struct RawWeb {
     /// Seconds (fractions allowed) for a request head; default 30.
     header_timeout: Option<f64>,
     max_connections: Option<usize>,
+    control_socket: Option<PathBuf>,
+    /// Replaced by `control_socket` (node states as JSON, not scraped
+    /// Prometheus text); still accepted so an older site config starts.
     metrics_url: Option<String>,
     issues_url: Option<String>,
     #[serde(default)]
@@ -361,6 +367,13 @@ impl WebConfig {
                 None => bail!("[WebServer.banners] {name:?}: no such page"),
             }
         }
+        if raw.metrics_url.is_some() {
+            tracing::warn!(
+                "[WebServer] metrics_url has no effect any more: km3mon serve reads the nodes' \
+                 states from the pipeline's control socket ([WebServer] control_socket, default \
+                 <output_dir>/km3mon.sock)"
+            );
+        }
         Ok(WebConfig {
             bind,
             auth,
@@ -373,7 +386,11 @@ impl WebConfig {
             stale_after: raw.stale_after.unwrap_or(Duration::from_secs(900)),
             stale_overrides: raw.stale.into_iter().map(|(k, v)| (k, v.0)).collect(),
             poll_interval: Duration::from_millis(raw.poll_ms.unwrap_or(1000).clamp(50, 60_000)),
-            metrics_url: raw.metrics_url.filter(|s| !s.is_empty()),
+            control_socket: raw
+                .control_socket
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| resolve(&output, &p)),
+            output_dir: output.clone(),
             issues_url: raw
                 .issues_url
                 .unwrap_or("https://git.km3net.de/km3py/km3mon/issues".into()),
@@ -408,6 +425,23 @@ impl WebConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_socket_relative_to_the_output_and_old_metrics_url_accepted() {
+        let c = WebConfig::from_toml(
+            "[WebServer]\ncontrol_socket = \"run/km3mon.sock\"\nmetrics_url = \"http://x/metrics\"\n",
+            Path::new("/site"),
+            Some(Path::new("/out")),
+        )
+        .unwrap();
+        assert_eq!(
+            c.control_socket.as_deref(),
+            Some(Path::new("/out/run/km3mon.sock"))
+        );
+        assert_eq!(c.output_dir, Path::new("/out"));
+        let c = WebConfig::for_output(Path::new("/o"));
+        assert_eq!(c.control_socket, None);
+    }
 
     #[test]
     fn example_config_loads() {

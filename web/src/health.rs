@@ -7,6 +7,13 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
 use crate::pages::{esc, json_block};
 use crate::timefmt::{iso, now_secs};
 use crate::App;
@@ -269,114 +276,127 @@ fn hms(secs: f64) -> String {
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// Prometheus text: the server's counters, every plot's age, and the
-/// pipeline nodes (so that `km3mon run` needs one scrape target only).
-pub fn prometheus(app: &App) -> String {
-    let mut o = String::new();
-    let c = &app.counters;
-    let mut fam = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, v) in samples {
-            let _ = writeln!(o, "{name}{labels} {v}");
+/// Prometheus text (the `prometheus-client` encoder): the server's
+/// counters and every plot's age and data time, then what the binary
+/// handed in ([`crate::Extras::collectors`]: the pipeline's series when the
+/// run has no `--metrics` endpoint of its own, so each series has one
+/// exporter).
+pub fn prometheus(app: &std::sync::Arc<App>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(WebCollector(app.clone())));
+    for c in &app.collectors {
+        registry.register_collector(Box::new(Shared(c.clone())));
+    }
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry) {
+        tracing::error!("web: metrics encoding failed: {e}");
+    }
+    out
+}
+
+struct Shared(std::sync::Arc<dyn Collector>);
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Collector for Shared {
+    fn encode(&self, enc: DescriptorEncoder) -> std::fmt::Result {
+        self.0.encode(enc)
+    }
+}
+
+struct WebCollector(std::sync::Arc<App>);
+
+impl std::fmt::Debug for WebCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebCollector")
+    }
+}
+
+type Rows = Vec<(Vec<(&'static str, String)>, f64)>;
+
+fn family(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    rows: Rows,
+) -> std::fmt::Result {
+    let mut fam = enc.encode_descriptor(name, help, None, kind)?;
+    for (labels, v) in rows {
+        let e = fam.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => ConstCounter::new(v).encode(e)?,
+            _ => ConstGauge::new(v).encode(e)?,
         }
-    };
-    let one = |v: String| vec![(String::new(), v)];
-    fam(
-        "km3mon_web_requests_total",
-        "counter",
-        "HTTP requests received.",
-        one(c.requests.load(Ordering::Relaxed).to_string()),
-    );
-    fam(
-        "km3mon_web_auth_failures_total",
-        "counter",
-        "Requests refused for missing or wrong credentials.",
-        one(c.auth_failures.load(Ordering::Relaxed).to_string()),
-    );
-    fam(
-        "km3mon_web_sse_clients",
-        "gauge",
-        "Open server-sent-event streams.",
-        one(c.sse_clients.load(Ordering::Relaxed).to_string()),
-    );
-    fam(
-        "km3mon_web_auth_enabled",
-        "gauge",
-        "1 when HTTP Basic authentication is on.",
-        one((app.cfg.auth.is_some() as u8).to_string()),
-    );
-    let now = now_secs();
-    let plots = app.plots.all();
-    let lbl = |k: &str, v: &str| {
-        format!(
-            "{{{k}=\"{}\"}}",
-            v.replace('\\', "\\\\").replace('"', "\\\"")
-        )
-    };
-    fam(
-        "km3mon_plot_age_seconds",
-        "gauge",
-        "Seconds since the plot file was last written.",
-        plots
-            .iter()
-            .map(|p| (lbl("plot", &p.name), format!("{:.1}", now - p.updated)))
-            .collect(),
-    );
-    fam(
-        "km3mon_plot_stale",
-        "gauge",
-        "1 when the plot is older than its stale_after.",
-        plots
-            .iter()
-            .map(|p| {
-                let stale = now - p.updated > app.cfg.stale_after_for(&p.name).as_secs_f64();
-                (lbl("plot", &p.name), (stale as u8).to_string())
-            })
-            .collect(),
-    );
-    let mut snap = app.status.snapshot();
-    app.tracker.fill(&mut snap.nodes);
-    let n = &snap.nodes;
-    let nl = |name: &str| lbl("node", name);
-    fam(
-        "km3mon_node_records_in_total",
-        "counter",
-        "Records received by the node.",
-        n.iter()
-            .map(|x| (nl(&x.name), x.records_in.to_string()))
-            .collect(),
-    );
-    fam(
-        "km3mon_node_records_out_total",
-        "counter",
-        "Records emitted by the node.",
-        n.iter()
-            .map(|x| (nl(&x.name), x.records_out.to_string()))
-            .collect(),
-    );
-    fam(
-        "km3mon_node_dropped_total",
-        "counter",
-        "Records dropped by the node, all reasons.",
-        n.iter()
-            .map(|x| (nl(&x.name), x.drops.values().sum::<u64>().to_string()))
-            .collect(),
-    );
-    fam(
-        "km3mon_node_event_time_lag_seconds",
-        "gauge",
-        "Wall clock minus the node's event-time frontier.",
-        n.iter()
-            .filter_map(|x| Some((nl(&x.name), format!("{:.3}", x.lag_seconds?))))
-            .collect(),
-    );
-    fam(
-        "km3mon_node_last_output_seconds",
-        "gauge",
-        "Unix time of the node's last output.",
-        n.iter()
-            .filter_map(|x| Some((nl(&x.name), format!("{:.3}", x.last_output_utc?))))
-            .collect(),
-    );
-    o
+    }
+    Ok(())
+}
+
+impl Collector for WebCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let app = &self.0;
+        let c = &app.counters;
+        let one = |v: u64| vec![(Vec::new(), v as f64)];
+        let (counter, gauge) = (MetricType::Counter, MetricType::Gauge);
+        family(
+            &mut enc,
+            "km3mon_web_requests",
+            "HTTP requests received.",
+            counter,
+            one(c.requests.load(Ordering::Relaxed)),
+        )?;
+        family(
+            &mut enc,
+            "km3mon_web_auth_failures",
+            "Requests refused for missing or wrong credentials.",
+            counter,
+            one(c.auth_failures.load(Ordering::Relaxed)),
+        )?;
+        family(
+            &mut enc,
+            "km3mon_web_sse_clients",
+            "Open server-sent-event streams.",
+            gauge,
+            one(c.sse_clients.load(Ordering::Relaxed)),
+        )?;
+        family(
+            &mut enc,
+            "km3mon_web_auth_enabled",
+            "1 when HTTP Basic authentication is on.",
+            gauge,
+            one(app.cfg.auth.is_some() as u64),
+        )?;
+        let now = now_secs();
+        let plots = app.plots.all();
+        let plot = |p: &crate::plots::PlotInfo| vec![("plot", p.name.clone())];
+        family(
+            &mut enc,
+            "km3mon_plot_age_seconds",
+            "Seconds since the plot file was last written.",
+            gauge,
+            plots.iter().map(|p| (plot(p), now - p.updated)).collect(),
+        )?;
+        family(&mut enc, "km3mon_plot_data_timestamp_seconds",
+            "Data time (Unix s) of the plot's newest data, from its NAME.json (else the file time).",
+            gauge,
+            plots.iter().map(|p| (plot(p), p.data_time.unwrap_or(p.updated))).collect())?;
+        family(
+            &mut enc,
+            "km3mon_plot_stale",
+            "1 when the plot is older than its stale_after.",
+            gauge,
+            plots
+                .iter()
+                .map(|p| {
+                    let stale = now - p.updated > app.cfg.stale_after_for(&p.name).as_secs_f64();
+                    (plot(p), stale as u64 as f64)
+                })
+                .collect(),
+        )?;
+        Ok(())
+    }
 }

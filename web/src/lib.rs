@@ -27,6 +27,7 @@ pub mod chat;
 pub mod config;
 pub mod conn;
 pub mod control;
+mod detector;
 mod files;
 mod health;
 pub mod layout;
@@ -41,8 +42,9 @@ mod top10;
 pub use chat::{ChatCommands, CommandHandler, CommandRequest};
 pub use config::{Credentials, Page, WebConfig};
 pub use control::{ControlOutcome, Controller};
+pub use prometheus_client::collector::Collector;
 pub use status::{
-    ControlledSource, FnSource, NoPipeline, NodeStatus, PromScraper, StatusSnapshot, StatusSource,
+    ControlledSource, FnSource, NoPipeline, NodeStatus, PolledSource, StatusSnapshot, StatusSource,
 };
 
 #[derive(Default)]
@@ -63,6 +65,8 @@ pub(crate) struct App {
     started: f64,
     shutdown: watch::Receiver<bool>,
     chat: Option<ChatCommands>,
+    collectors: Vec<Arc<dyn Collector>>,
+    detector: Arc<detector::Feed>,
 }
 
 /// What a server may offer beyond the pages, filled by the binary.
@@ -70,18 +74,12 @@ pub(crate) struct App {
 pub struct Extras {
     /// `POST /chat/command`, the chatbot's outgoing-webhook endpoint.
     pub chat: Option<ChatCommands>,
+    /// More series for `/metrics` (the pipeline's, when it has no
+    /// `--metrics` endpoint of its own; the process's for `km3mon serve`).
+    pub collectors: Vec<Arc<dyn Collector>>,
 }
 
 pub(crate) type AppState = Arc<App>;
-
-/// The status source a standalone server uses: the pipeline's Prometheus
-/// endpoint when `[WebServer] metrics_url` is set, else none.
-pub fn default_status(cfg: &WebConfig) -> Arc<dyn StatusSource> {
-    match &cfg.metrics_url {
-        Some(url) => PromScraper::new(url.clone()),
-        None => Arc::new(NoPipeline),
-    }
-}
 
 /// A running server.
 pub struct ServerHandle {
@@ -143,7 +141,14 @@ pub async fn serve_with(
         started: timefmt::now_secs(),
         shutdown: stop_rx,
         chat: extras.chat,
+        collectors: extras.collectors,
+        detector: detector::Feed::new(),
     });
+    tokio::spawn(detector::watch_health(
+        app.clone(),
+        Duration::from_secs(1),
+        app.shutdown.clone(),
+    ));
     let limits = conn::Limits {
         header_timeout: app.cfg.header_timeout,
         max_connections: app.cfg.max_connections,
@@ -251,6 +256,16 @@ pub fn run_until_signal(
     status: Arc<dyn StatusSource>,
     on_bound: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    run_until_signal_with(cfg, status, Extras::default(), on_bound)
+}
+
+/// [`run_until_signal`] with [`Extras`].
+pub fn run_until_signal_with(
+    cfg: WebConfig,
+    status: Arc<dyn StatusSource>,
+    extras: Extras,
+    on_bound: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -267,7 +282,7 @@ pub fn run_until_signal(
             tracing::info!("web: shutting down");
         };
         let bind = cfg.bind;
-        let h = serve(cfg, status, signal)
+        let h = serve_with(cfg, status, extras, signal)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         on_bound(h.addr);
@@ -309,6 +324,8 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/api/plots", get(api_plots))
         .route("/api/control", post(control::api_control))
         .route("/api/events", get(plot_events))
+        .route("/api/detector", get(api_detector))
+        .route("/api/detector/events", get(detector_events))
         .route("/api/livelog", get(livelog_events))
         .route("/metrics", get(metrics))
         .fallback(fallback)
@@ -368,6 +385,7 @@ async fn page(State(app): State<AppState>, UrlPath(file): UrlPath<String>) -> Re
         )),
         "live" | "livelog" => html(pages::live(&app.cfg)),
         "status" => html(health::render_page(&app)),
+        "detector" => html(detector::render(&app)),
         _ => {
             if let Some(plot) = name.strip_prefix("plot_") {
                 if pages::valid_plot_name(plot) {
@@ -420,7 +438,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
         )],
         health::prometheus(&app),
     )
@@ -487,6 +505,22 @@ async fn plot_events(State(app): State<AppState>) -> Response {
     let first = event("plots", &app.plots.all()).unwrap_or_else(|e| match e {});
     sse_stream(&app, first, rx, |r| match r {
         Ok(batch) => event("plots", &*batch).unwrap_or_else(|e| match e {}),
+        Err(_) => Event::default().event("resync").data("lagged"),
+    })
+    .into_response()
+}
+
+async fn api_detector(State(app): State<AppState>) -> Response {
+    Json(&*app.detector.current()).into_response()
+}
+
+/// The detector's table: the current one, then each change.
+async fn detector_events(State(app): State<AppState>) -> Response {
+    let rx = app.detector.subscribe();
+    let first = event("detector", &detector::event_data(&app.detector.current()))
+        .unwrap_or_else(|e| match e {});
+    sse_stream(&app, first, rx, |r| match r {
+        Ok(v) => event("detector", &detector::event_data(&v)).unwrap_or_else(|e| match e {}),
         Err(_) => Event::default().event("resync").data("lagged"),
     })
     .into_response()

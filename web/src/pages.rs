@@ -47,6 +47,7 @@ const NAV: &[(&str, &str)] = &[
     ("top10", "Top10"),
     ("compact", "CMPCT"),
     ("logs", "Logs"),
+    ("detector", "Detector"),
     ("live", "Live log"),
     ("status", "Status"),
 ];

@@ -1,14 +1,13 @@
 //! Where /status gets the pipeline's nodes from. The web crate does not
 //! depend on the pipeline: `km3mon run/demo` hand in a [`StatusSource`]
-//! fed by their metrics registry; standalone `km3mon serve` scrapes the
-//! pipeline's `--metrics` endpoint (Prometheus text) instead.
+//! fed by their control plane; standalone `km3mon serve` asks the
+//! pipeline's control socket for the same rows as JSON ([`PolledSource`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::timefmt::now_secs;
@@ -102,7 +101,7 @@ impl StatusSource for NoPipeline {
         StatusSnapshot {
             source: "none".into(),
             ok: true,
-            error: Some("no pipeline attached to this server (set [WebServer] metrics_url)".into()),
+            error: Some("no pipeline attached to this server (start `km3mon run` with the same --out, or set [WebServer] control_socket)".into()),
             nodes: Vec::new(),
         }
     }
@@ -125,173 +124,84 @@ where
     }
 }
 
-/// Parses the pipeline's Prometheus families (`km3mon_records_in_total`,
-/// `…_out_total`, `km3mon_dropped_total{reason}`, `km3mon_busy_seconds_total`,
-/// `km3mon_event_time_lag_seconds`, and `km3mon_last_output_seconds` /
-/// `km3mon_node_state` when present) into nodes, in first-seen order.
-pub fn parse_prometheus(text: &str) -> Vec<NodeStatus> {
-    let mut order: Vec<String> = Vec::new();
-    let mut nodes: HashMap<String, NodeStatus> = HashMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((lhs, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let (metric, labels) = match lhs.split_once('{') {
-            Some((m, rest)) => (m, parse_labels(rest.trim_end_matches('}'))),
-            None => (lhs, BTreeMap::new()),
-        };
-        let Some(node) = labels.get("node") else {
-            continue;
-        };
-        if !nodes.contains_key(node) {
-            order.push(node.clone());
-        }
-        let n = nodes.entry(node.clone()).or_insert_with(|| NodeStatus {
-            name: node.clone(),
-            ..Default::default()
-        });
-        match metric {
-            "km3mon_records_in_total" => n.records_in = value as u64,
-            "km3mon_records_out_total" => n.records_out = value as u64,
-            "km3mon_dropped_total" => {
-                let r = labels.get("reason").cloned().unwrap_or("other".into());
-                *n.drops.entry(r).or_default() += value as u64;
-            }
-            "km3mon_busy_seconds_total" => n.busy_seconds = Some(value),
-            "km3mon_event_time_lag_seconds" => n.lag_seconds = Some(value),
-            "km3mon_last_output_seconds" | "km3mon_last_output_time_seconds" => {
-                n.last_output_utc = Some(value)
-            }
-            "km3mon_node_state" if value > 0.0 => {
-                if let Some(s) = labels.get("state") {
-                    n.state = s.clone();
-                }
-            }
-            _ => {}
-        }
-    }
-    order.into_iter().filter_map(|n| nodes.remove(&n)).collect()
-}
-
-fn parse_labels(s: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut rest = s;
-    while let Some((k, r)) = rest.split_once("=\"") {
-        let mut val = String::new();
-        let mut chars = r.char_indices();
-        let mut end = r.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, e)) = chars.next() {
-                        val.push(if e == 'n' { '\n' } else { e });
-                    }
-                }
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => val.push(c),
-            }
-        }
-        out.insert(k.trim().trim_start_matches(',').trim().to_string(), val);
-        rest = &r[end..];
-    }
-    out
-}
-
-/// Scrapes a Prometheus endpoint in the background; requests read the
-/// cached result, so a slow or dead pipeline never slows a page down.
-pub struct PromScraper {
-    url: String,
+/// Asks a pipeline for its nodes in the background (a blocking call, e.g.
+/// `status` over the pipeline's control socket, on a blocking thread);
+/// requests read the cached answer, so a slow or dead pipeline never slows
+/// a page down. `km3mon serve` uses it.
+pub struct PolledSource {
+    origin: String,
+    fetch: Box<dyn Fn() -> Result<Vec<NodeStatus>, String> + Send + Sync>,
+    controller: Option<Arc<dyn crate::control::Controller>>,
+    every: Duration,
     cache: RwLock<StatusSnapshot>,
 }
 
-impl PromScraper {
-    pub fn new(url: String) -> Arc<PromScraper> {
+impl PolledSource {
+    /// `origin` names where the figures come from (shown on /status).
+    pub fn new(
+        origin: String,
+        every: Duration,
+        fetch: impl Fn() -> Result<Vec<NodeStatus>, String> + Send + Sync + 'static,
+        controller: Option<Arc<dyn crate::control::Controller>>,
+    ) -> Arc<PolledSource> {
         let cache = RwLock::new(StatusSnapshot {
-            source: url.clone(),
+            source: origin.clone(),
             ok: false,
-            error: Some("not scraped yet".into()),
+            error: Some("not asked yet".into()),
             nodes: Vec::new(),
         });
-        Arc::new(PromScraper { url, cache })
+        Arc::new(PolledSource {
+            origin,
+            fetch: Box::new(fetch),
+            controller,
+            every,
+            cache,
+        })
     }
 
-    /// Plain HTTP/1.0 GET of an `http://host:port/path` URL (the pipeline's
-    /// endpoint is loopback HTTP; no TLS, no redirects).
-    async fn fetch(&self) -> Result<String, String> {
-        let rest = self
-            .url
-            .strip_prefix("http://")
-            .ok_or("metrics_url must start with http://")?;
-        let (hostport, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/metrics"),
-        };
-        let mut s = tokio::net::TcpStream::connect(hostport)
-            .await
-            .map_err(|e| format!("connect {hostport}: {e}"))?;
-        let req = format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n");
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        s.take(16 << 20)
-            .read_to_end(&mut buf)
-            .await
-            .map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&buf);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or("malformed HTTP response")?;
-        if !head.starts_with("HTTP/1.") || head.split(' ').nth(1) != Some("200") {
-            return Err(format!("HTTP {}", head.lines().next().unwrap_or("")));
-        }
-        Ok(body.to_string())
-    }
-
-    pub async fn run(self: Arc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
+    /// Asks once and caches the answer (also called by the background task).
+    pub fn refresh(&self) {
+        let res = (self.fetch)();
+        let mut c = self.cache.write().expect("status cache");
+        c.source = self.origin.clone();
+        match res {
+            Ok(nodes) => {
+                c.nodes = nodes;
+                c.ok = true;
+                c.error = None;
             }
-            let res = tokio::time::timeout(Duration::from_secs(5), self.fetch()).await;
-            let mut c = self.cache.write().expect("status cache");
-            match res {
-                Ok(Ok(body)) => {
-                    c.nodes = parse_prometheus(&body);
-                    c.ok = true;
-                    c.error = None;
-                }
-                Ok(Err(e)) => {
-                    c.ok = false;
-                    c.error = Some(e);
-                }
-                Err(_) => {
-                    c.ok = false;
-                    c.error = Some("timeout".into());
-                }
+            Err(e) => {
+                c.ok = false;
+                c.error = Some(e);
             }
         }
     }
 }
 
-impl StatusSource for PromScraper {
+impl StatusSource for PolledSource {
     fn snapshot(&self) -> StatusSnapshot {
         self.cache.read().expect("status cache").clone()
     }
-    fn start(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        tokio::spawn(self.run(Duration::from_secs(2), shutdown));
+    fn start(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(self.every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                let me = self.clone();
+                if tokio::task::spawn_blocking(move || me.refresh())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+    fn controller(&self) -> Option<Arc<dyn crate::control::Controller>> {
+        self.controller.clone()
     }
 }
 
@@ -337,27 +247,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_pipeline_metrics() {
-        let text = r#"# HELP km3mon_records_in_total Records received by the node.
-# TYPE km3mon_records_in_total counter
-km3mon_records_in_total{node="src"} 10
-km3mon_records_in_total{node="rates"} 7
-km3mon_records_out_total{node="src"} 10
-km3mon_dropped_total{node="src",reason="overflow"} 2
-km3mon_dropped_total{node="src",reason="corrupt"} 0
-km3mon_busy_seconds_total{node="rates"} 0.250000
-km3mon_event_time_lag_seconds{node="rates"} 3.500
-"#;
-        let n = parse_prometheus(text);
-        assert_eq!(n.len(), 2);
-        assert_eq!(n[0].name, "src");
-        assert_eq!(n[0].drops["overflow"], 2);
-        assert_eq!(n[1].lag_seconds, Some(3.5));
-        assert_eq!(n[1].busy_seconds, Some(0.25));
+    fn tracker_fills_state_and_last_output() {
+        let mut n = vec![
+            NodeStatus {
+                name: "src".into(),
+                records_in: 10,
+                records_out: 10,
+                ..Default::default()
+            },
+            NodeStatus {
+                name: "idle".into(),
+                ..Default::default()
+            },
+        ];
         let t = Tracker::default();
-        let mut n = n;
         t.fill(&mut n);
         assert_eq!(n[0].state, "running");
+        assert_eq!(n[1].state, "waiting");
         assert_eq!(n[0].last_output_utc, None);
         n[0].records_out = 11;
         t.fill(&mut n);
@@ -365,9 +271,31 @@ km3mon_event_time_lag_seconds{node="rates"} 3.500
     }
 
     #[test]
-    fn labels_with_escapes() {
-        let l = parse_labels(r#"node="a\"b",reason="x""#);
-        assert_eq!(l["node"], "a\"b");
-        assert_eq!(l["reason"], "x");
+    fn polled_source_caches_answers_and_errors() {
+        let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let c = calls.clone();
+        let src = PolledSource::new(
+            "test".into(),
+            Duration::from_secs(1),
+            move || match c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Ok(vec![NodeStatus {
+                    name: "a".into(),
+                    ..Default::default()
+                }]),
+                _ => Err("gone".into()),
+            },
+            None,
+        );
+        assert!(!src.snapshot().ok);
+        src.refresh();
+        let s = src.snapshot();
+        assert!(s.ok && s.nodes[0].name == "a");
+        src.refresh();
+        let s = src.snapshot();
+        // The last good nodes stay visible beside the error.
+        assert_eq!(
+            (s.ok, s.error.as_deref(), s.nodes.len()),
+            (false, Some("gone"), 1)
+        );
     }
 }

@@ -76,6 +76,9 @@ pub enum Command {
         tail: usize,
         after: u64,
     },
+    /// `health`: the detector's table (DU × alert condition) of the
+    /// `detector_state` node.
+    Health,
     /// `help`.
     Help,
 }
@@ -99,11 +102,13 @@ commands:
   unsilence PATTERN                end the silences with exactly this pattern
   silences                         list the active silences
   logs NODE [--tail N]             the node's recent log lines (default the last 20)
+  health                           the detector: DOMs per DU and alert condition (detector_state)
   help                             this text
 TARGET: NODE, GROUP:NODE, GROUP:* or all
 groups: daq, logging, monitoring_process, alerts, reconstruction, output (or the graph's own)";
 
-const VERBS: &str = "status, stop, start, restart, silence, unsilence, silences, logs, help";
+const VERBS: &str =
+    "status, stop, start, restart, silence, unsilence, silences, logs, health, help";
 
 impl Command {
     /// Parses one command line (words separated by white space; the verb
@@ -154,6 +159,8 @@ impl Command {
             "silences" if args.is_empty() => Ok(Command::Silences),
             "logs" => logs(args),
             "help" => Ok(Command::Help),
+            "health" if args.is_empty() => Ok(Command::Health),
+            "health" => err("`health` takes no arguments".into()),
             "silences" => err("`silences` takes no arguments".into()),
             other => err(format!("unknown command `{other}`; commands: {VERBS}")),
         }

@@ -214,6 +214,8 @@ impl NodeControl {
             drops: drops_by_reason.values().sum(),
             drops_by_reason,
             last_output_utc: m.last_output_utc(),
+            lag_seconds: m.lag_seconds(),
+            busy_seconds: m.busy_ns.load(Relaxed) as f64 / 1e9,
         }
     }
 }
@@ -238,6 +240,8 @@ struct SilenceFile {
 /// The control plane of one run (see the module docs).
 pub struct Control {
     nodes: RwLock<Vec<Arc<NodeControl>>>,
+    /// The detector's table, when the graph has a `detector_state` node.
+    health: std::sync::OnceLock<Arc<crate::health::DetectorHealth>>,
     silences: Mutex<Vec<Silence>>,
     silence_file: Option<PathBuf>,
     audit_file: Option<PathBuf>,
@@ -270,6 +274,7 @@ impl Control {
         silences.retain(|s| s.until_utc > now);
         Control {
             nodes: RwLock::new(Vec::new()),
+            health: std::sync::OnceLock::new(),
             silences: Mutex::new(silences),
             silence_file,
             audit_file: out_dir.map(|d| d.join("data").join(AUDIT_FILE)),
@@ -304,6 +309,22 @@ impl Control {
     pub fn nodes(&self) -> Vec<NodeStatus> {
         let nodes = self.nodes.read().expect("control lock");
         nodes.iter().map(|n| n.status()).collect()
+    }
+
+    /// The detector's table (created by the first caller: the
+    /// `detector_state` node when it is built).
+    pub fn attach_health(&self) -> Arc<crate::health::DetectorHealth> {
+        self.health.get_or_init(Default::default).clone()
+    }
+
+    /// The detector's table, if the graph maintains one.
+    pub fn health(&self) -> Option<Arc<crate::health::DetectorHealth>> {
+        self.health.get().cloned()
+    }
+
+    /// Every node's control block, in graph order.
+    pub fn node_controls(&self) -> Vec<Arc<NodeControl>> {
+        self.nodes.read().expect("control lock").clone()
     }
 
     /// Every node's status with its metrics (for views that show more,
@@ -350,6 +371,17 @@ impl Control {
         };
         match cmd {
             Command::Help => Reply::text(HELP.to_string()),
+            Command::Health => match self.health() {
+                Some(h) => {
+                    let snap = h.snapshot();
+                    let mut r = Reply::text(snap.text());
+                    r.health = Some(snap);
+                    r
+                }
+                None => Reply::error(
+                    "this graph has no detector_state node (see docs/monitors.md)".into(),
+                ),
+            },
             Command::Status(targets) => match self.resolve(targets) {
                 Ok(nodes) => {
                     let rows: Vec<NodeStatus> = nodes.iter().map(|n| n.status()).collect();

@@ -35,6 +35,12 @@ pub struct NodeStatus {
     pub drops_by_reason: BTreeMap<String, u64>,
     /// When the node last emitted (Unix s).
     pub last_output_utc: Option<f64>,
+    /// Wall clock minus the node's output frontier (DAQ time), seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<f64>,
+    /// Time spent in the node's logic, seconds.
+    #[serde(default)]
+    pub busy_seconds: f64,
 }
 
 /// The answer to one command.
@@ -57,6 +63,9 @@ pub struct Reply {
     /// came after it to follow).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_seq: Option<u64>,
+    /// `health`: the detector's table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthSnapshot>,
 }
 
 impl Reply {

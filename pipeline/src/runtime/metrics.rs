@@ -1,13 +1,14 @@
 //! Per-node counters, served as Prometheus text and logged periodically.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::prom::{self, BuildInfo};
+use crate::control::Control;
 use crate::item::{Time, TICK_NS};
 
 /// Why a record was dropped.
@@ -149,8 +150,10 @@ impl NodeMetrics {
 #[derive(Default)]
 pub struct Metrics {
     nodes: Mutex<Vec<(String, Arc<NodeMetrics>)>>,
-    /// `km3mon_build_info` labels: version, commit, build date.
-    build: OnceLock<[String; 3]>,
+    /// `km3mon_build_info`: the binary knows it, this crate not.
+    build: OnceLock<BuildInfo>,
+    /// The run's control plane, for the nodes' states.
+    control: OnceLock<Arc<Control>>,
 }
 
 impl Metrics {
@@ -165,130 +168,36 @@ impl Metrics {
     }
 
     /// The binary's version, git commit and build date, exported as the
-    /// labels of `km3mon_build_info` (the binary knows them, this crate not).
+    /// labels of `km3mon_build_info`.
     pub fn set_build_info(&self, version: &str, commit: &str, date: &str) {
-        let _ = self
-            .build
-            .set([version.to_string(), commit.to_string(), date.to_string()]);
+        let _ = self.build.set(BuildInfo {
+            version: version.into(),
+            commit: commit.into(),
+            build_date: date.into(),
+        });
+    }
+
+    pub fn build_info(&self) -> Option<BuildInfo> {
+        self.build.get().cloned()
+    }
+
+    /// The control plane whose node states `km3mon_node_state` exports
+    /// (the runtime attaches the run's; later calls are ignored).
+    pub fn attach_control(&self, control: Arc<Control>) {
+        let _ = self.control.set(control);
+    }
+
+    pub fn control(&self) -> Option<&Arc<Control>> {
+        self.control.get()
     }
 
     pub fn snapshot(&self) -> Vec<(String, Arc<NodeMetrics>)> {
         self.nodes.lock().expect("metrics lock").clone()
     }
 
-    /// Prometheus text exposition format.
-    pub fn prometheus(&self) -> String {
-        let nodes = self.snapshot();
-        let mut out = String::new();
-        if let Some([v, c, d]) = self.build.get() {
-            let q = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                out,
-                "# HELP km3mon_build_info The km3mon binary: version, git commit, build date.\n\
-                 # TYPE km3mon_build_info gauge\n\
-                 km3mon_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\"}} 1",
-                q(v),
-                q(c),
-                q(d)
-            );
-        }
-        let mut family =
-            |name: &str,
-             kind: &str,
-             help: &str,
-             f: &dyn Fn(&NodeMetrics) -> Vec<(String, String)>| {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-                for (node, m) in &nodes {
-                    for (labels, v) in f(m) {
-                        let _ = writeln!(out, "{name}{{node=\"{node}\"{labels}}} {v}");
-                    }
-                }
-            };
-        family(
-            "km3mon_records_in_total",
-            "counter",
-            "Records received by the node.",
-            &|m| {
-                vec![(
-                    String::new(),
-                    m.records_in.load(Ordering::Relaxed).to_string(),
-                )]
-            },
-        );
-        family(
-            "km3mon_records_out_total",
-            "counter",
-            "Records emitted by the node.",
-            &|m| {
-                vec![(
-                    String::new(),
-                    m.records_out.load(Ordering::Relaxed).to_string(),
-                )]
-            },
-        );
-        family(
-            "km3mon_dropped_total",
-            "counter",
-            "Records dropped, by reason.",
-            &|m| {
-                DropReason::ALL
-                    .iter()
-                    .map(|r| (format!(",reason=\"{}\"", r.name()), m.drops(*r).to_string()))
-                    .collect()
-            },
-        );
-        family(
-            "km3mon_dropped_detail_total",
-            "counter",
-            "Records dropped, by reason and detail (e.g. the kind of corruption).",
-            &|m| {
-                m.drop_details()
-                    .into_iter()
-                    .map(|((r, d), v)| {
-                        (
-                            format!(
-                                ",reason=\"{}\",detail=\"{}\"",
-                                r.name(),
-                                d.replace('"', "'")
-                            ),
-                            v.to_string(),
-                        )
-                    })
-                    .collect()
-            },
-        );
-        family(
-            "km3mon_busy_seconds_total",
-            "counter",
-            "Time spent in the node's logic.",
-            &|m| {
-                vec![(
-                    String::new(),
-                    format!("{:.6}", m.busy_ns.load(Ordering::Relaxed) as f64 / 1e9),
-                )]
-            },
-        );
-        family(
-            "km3mon_last_output_seconds",
-            "gauge",
-            "Wall clock (Unix s) of the node's last output.",
-            &|m| {
-                m.last_output_utc()
-                    .map(|t| vec![(String::new(), format!("{t:.3}"))])
-                    .unwrap_or_default()
-            },
-        );
-        family(
-            "km3mon_event_time_lag_seconds",
-            "gauge",
-            "Wall clock minus the node's output frontier (DAQ time).",
-            &|m| {
-                m.lag_seconds()
-                    .map(|l| vec![(String::new(), format!("{l:.3}"))])
-                    .unwrap_or_default()
-            },
-        );
-        out
+    /// The run's exposition (Prometheus text format).
+    pub fn prometheus(self: &Arc<Self>) -> String {
+        prom::exposition(prom::run_collectors(self))
     }
 
     /// One log line per node.
@@ -329,15 +238,22 @@ impl Metrics {
 pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
-    std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = [0u8; 2048];
-            let _ = s.read(&mut buf);
-            let body = metrics.prometheus();
-            let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("metrics-http".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf);
+                let body = metrics.prometheus();
+                let _ = write!(
+                    s,
+                    "HTTP/1.0 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{body}",
+                    prom::CONTENT_TYPE,
+                    body.len()
+                );
+            }
+        })?;
     Ok(local)
 }

@@ -7,6 +7,7 @@ pub mod context;
 pub mod io;
 pub mod metrics;
 pub mod progress;
+pub mod prom;
 pub mod source;
 pub mod state;
 
@@ -175,6 +176,7 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
         m.set_span(crate::logring::node_span(&n.name, &n.group));
         control.register(&n.name, &n.type_name, &n.group, n.role, m);
     }
+    metrics.attach_control(control.clone());
     if let Some(addr) = opts.metrics_addr {
         let local = metrics::serve(addr, metrics.clone())?;
         tracing::info!("metrics on http://{local}/metrics");

@@ -1,0 +1,274 @@
+//! The `detector_state` node (differential dataflow) on a simulated
+//! detector of 2 DUs × 30 floors: all 30 DOMs of DU 1 go silent, DU 2
+//! loses time sync (30 DOMs), and 3 DOMs of DU 2 also go silent (both
+//! conditions); then half of DU 1 comes back and DU 2 regains time sync.
+//!
+//! * The table's rows (`data/detector_state.csv`) agree at every data time
+//!   with a plain recount of the monitors' own alert lines
+//!   (`data/alerts.jsonl`): firing, partly resolved, resolved.
+//! * The gauges (`km3mon_doms_affected`, `km3mon_alerts_firing`) and the
+//!   text of `health` (what `km3mon ctl health` and the chat print) show
+//!   the table of the last data time.
+//! * `-w 1` and `-w 2` give the same bytes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use pipeline::control::Control;
+use pipeline::runtime::metrics::Metrics;
+use pipeline::runtime::{self, Mode, RunOptions};
+
+const GRAPH: &str = r#"
+[nodes.daq]
+type = "ligier"
+host = "127.0.0.1"
+tags = ["IO_SUM", "IO_TSSN"]
+
+[nodes.summaryslices]
+type = "decode"
+inputs = ["daq"]
+kind = "summaryslices"
+
+[nodes.timeslices]
+type = "decode"
+inputs = ["daq"]
+kind = "timeslices"
+tags = ["IO_TSSN"]
+
+[nodes.dom_activity]
+type = "dom_activity"
+inputs = ["summaryslices"]
+inactive_after = 5
+
+[nodes.timesync]
+type = "timesync"
+inputs = ["timeslices"]
+
+[nodes.alerts]
+type = "alerts_jsonl"
+inputs = ["dom_activity", "timesync"]
+path = "data/alerts.jsonl"
+
+[nodes.detector_state]
+type = "detector_state"
+inputs = ["dom_activity", "timesync"]
+
+[nodes.detector_state_csv]
+type = "csv"
+inputs = ["detector_state"]
+path = "data/detector_state.csv"
+"#;
+
+fn simulate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (rec, detx) = (dir.join("rec"), dir.join("d.detx"));
+    let mut args: Vec<String> = [
+        "simulate",
+        "--generate-detector",
+        "2x30",
+        "--write-detector",
+        detx.to_str().unwrap(),
+        "-o",
+        rec.to_str().unwrap(),
+        "--duration",
+        "70s",
+        "--msg-interval",
+        "10s",
+        // DU 2 out of time sync from 10 s to 50 s.
+        "--fault",
+        "du-timesync@10s+40s:2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // DU 1 silent from 15 s; floors 1–15 back at 45 s, 16–30 not.
+    for floor in 1..=30 {
+        let span = if floor <= 15 { "15s+30s" } else { "15s" };
+        args.push("--fault".into());
+        args.push(format!("dom-silent@{span}:1/{floor}"));
+    }
+    // Three DOMs of DU 2 silent too, while out of sync (both conditions).
+    for floor in 1..=3 {
+        args.push("--fault".into());
+        args.push(format!("dom-silent@20s+20s:2/{floor}"));
+    }
+    let out = Command::new(common::km3mon())
+        .args(&args)
+        .env("KM3MON_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (rec, detx)
+}
+
+fn replay(rec: &Path, detx: &Path, out: &Path, workers: usize) -> (Arc<Metrics>, Arc<Control>) {
+    let site = pipeline::site::SiteConfig::example();
+    let graph = pipeline::Graph::parse("detector_state.toml", GRAPH, &site, &operators::registry())
+        .unwrap_or_else(|d| panic!("{d}"));
+    let metrics = Arc::new(Metrics::default());
+    let control = Arc::new(Control::new(Some(out), None));
+    let mut opts = RunOptions::new(
+        Mode::Replay {
+            files: vec![rec.to_path_buf()],
+            speed: None,
+        },
+        out.to_path_buf(),
+    );
+    opts.workers = workers;
+    opts.detector = Some(detx.to_path_buf());
+    opts.progress = false;
+    opts.handle_signals = false;
+    opts.metrics = Some(metrics.clone());
+    opts.control = Some(control.clone());
+    runtime::run(&graph, opts).expect("the replay runs");
+    (metrics, control)
+}
+
+/// (du, condition) → DOMs, after each data time (Unix s), recounted from
+/// the alert lines: DOM → DU from the detector file's DOM ids.
+type Counts = BTreeMap<(String, String), u64>;
+
+fn recount(alerts: &str, du_of: &BTreeMap<u32, u32>) -> BTreeMap<i64, Counts> {
+    let mut active: BTreeMap<(u32, String), ()> = BTreeMap::new();
+    let mut by_time: BTreeMap<i64, Counts> = BTreeMap::new();
+    for line in alerts.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = v["key"].as_str().unwrap();
+        let Some((cond, dom)) = key.split_once(':') else {
+            continue;
+        };
+        let dom: u32 = dom.parse().unwrap();
+        let t = timefmt::parse(v["time_utc"].as_str().unwrap())
+            .unwrap()
+            .as_second();
+        if v["state"] == "firing" {
+            active.insert((dom, cond.to_string()), ());
+        } else {
+            active.remove(&(dom, cond.to_string()));
+        }
+        let mut c = Counts::new();
+        for (dom, cond) in active.keys() {
+            *c.entry((du_of[dom].to_string(), cond.clone())).or_default() += 1;
+            *c.entry(("all".into(), cond.clone())).or_default() += 1;
+        }
+        by_time.insert(t, c);
+    }
+    by_time
+}
+
+/// The table after each data time, from the rows of changes.
+fn table(csv: &str) -> BTreeMap<i64, Counts> {
+    let mut cur = Counts::new();
+    let mut by_time: BTreeMap<i64, Counts> = BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (t, du, cond, n): (i64, &str, &str, u64) =
+            (f[0].parse().unwrap(), f[1], f[2], f[3].parse().unwrap());
+        if n == 0 {
+            cur.remove(&(du.to_string(), cond.to_string()));
+        } else {
+            cur.insert((du.to_string(), cond.to_string()), n);
+        }
+        by_time.insert(t, cur.clone());
+    }
+    by_time
+}
+
+#[test]
+fn table_gauges_and_text_agree_with_the_alerts_for_any_worker_count() {
+    let dir = common::scratch("detector-state", "storm");
+    let (rec, detx) = simulate(&dir);
+    let det = daq::detector::Detector::from_file(&detx).unwrap();
+    let du_of: BTreeMap<u32, u32> = det.modules().iter().map(|m| (m.dom_id, m.du)).collect();
+
+    let (w1, w2) = (dir.join("w1"), dir.join("w2"));
+    let (metrics, control) = replay(&rec, &detx, &w1, 1);
+    let _ = replay(&rec, &detx, &w2, 2);
+    let csv = std::fs::read_to_string(w1.join("data/detector_state.csv")).unwrap();
+    assert_eq!(
+        csv,
+        std::fs::read_to_string(w2.join("data/detector_state.csv")).unwrap(),
+        "-w 1 and -w 2 differ"
+    );
+    let alerts = std::fs::read_to_string(w1.join("data/alerts.jsonl")).unwrap();
+
+    // At every data time where the alerts changed something, the table
+    // says what a recount says.
+    let expected = recount(&alerts, &du_of);
+    let got = table(&csv);
+    let at = |m: &BTreeMap<i64, Counts>, t: i64| {
+        m.range(..=t)
+            .next_back()
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default()
+    };
+    for t in expected.keys().chain(got.keys()) {
+        assert_eq!(at(&got, *t), at(&expected, *t), "at {t}");
+    }
+    // The story happened: all three phases are in the table.
+    let peak = got
+        .values()
+        .map(|c| {
+            c.get(&("1".into(), "dom_inactive".into()))
+                .copied()
+                .unwrap_or(0)
+        })
+        .max();
+    assert_eq!(peak, Some(30), "{csv}");
+    let both_peak = got.values().any(|c| {
+        c.get(&("2".into(), "dom_inactive".into())) == Some(&3)
+            && c.get(&("2".into(), "time_sync".into())) == Some(&30)
+    });
+    assert!(both_peak, "{csv}");
+    let last = got.values().next_back().unwrap();
+    assert_eq!(
+        last.get(&("1".into(), "dom_inactive".into())),
+        Some(&15),
+        "{csv}"
+    );
+    assert_eq!(last.get(&("2".into(), "time_sync".into())), None, "{csv}");
+
+    // The gauges and the text: the table of the last data time.
+    let text = metrics.prometheus();
+    let gauge = |series: &str| {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    for ((du, cond), n) in last {
+        let series = if du == "all" {
+            format!("km3mon_alerts_firing{{condition=\"{cond}\"}}")
+        } else {
+            format!("km3mon_doms_affected{{du=\"{du}\",condition=\"{cond}\"}}")
+        };
+        assert_eq!(gauge(&series), Some(*n as f64), "{series} in\n{text}");
+    }
+    assert_eq!(
+        gauge("km3mon_doms_affected{du=\"2\",condition=\"time_sync\"}"),
+        Some(0.0),
+        "a cleared condition reads 0"
+    );
+    let reply = control.execute("health", "test");
+    assert!(reply.ok, "{}", reply.text);
+    let health = reply.health.unwrap();
+    assert_eq!(health.by_du[&1]["dom_inactive"], 15);
+    let lines: Vec<&str> = reply.text.lines().collect();
+    assert!(
+        lines[0].contains("15 of 62 DOMs")
+            || lines[0].contains("of 60 DOMs")
+            || lines[0].contains(" DOMs with active"),
+        "{}",
+        reply.text
+    );
+    let du1 = lines.iter().find(|l| l.starts_with("DU 1")).unwrap();
+    assert!(du1.split_whitespace().any(|w| w == "15"), "{}", reply.text);
+    let _ = std::fs::remove_dir_all(&dir);
+}

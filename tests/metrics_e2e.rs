@@ -1,0 +1,287 @@
+//! `/metrics` of a live graph, read by a real Prometheus text-format
+//! parser (the Python `prometheus_client` package, which scripts/test
+//! installs into the test venv) and checked against Prometheus' naming
+//! rules and docs/web.md: every family once, every series once, counters
+//! `_total`, units last (`_seconds`, `_bytes`), Unix times
+//! `_timestamp_seconds`, every name documented.
+//!
+//! The graph is `km3mon demo` (Ligier, simulator, the shipped graph, the
+//! web server): without `--metrics` its web server exports the web's, the
+//! pipeline's and the process's series on one endpoint — the place where
+//! a name exported twice would show.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(addr: &str, path: &str, auth: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    if head.to_ascii_lowercase().contains("chunked") {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((n, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(n.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    }
+}
+
+/// The families as the Python parser sees them:
+/// (name, type, [(sample name, labels, value)]).
+type Family = (
+    String,
+    String,
+    Vec<(String, BTreeMap<String, String>, String)>,
+);
+
+fn parse_with_python(text: &str) -> Vec<Family> {
+    const SCRIPT: &str = "import json, sys\n\
+from prometheus_client.parser import text_string_to_metric_families\n\
+out = [[f.name, f.type, [[s.name, s.labels, repr(s.value)] for s in f.samples]]\n\
+       for f in text_string_to_metric_families(sys.stdin.read())]\n\
+print(json.dumps(out))\n";
+    let py = common::python();
+    let mut child = Command::new(&py)
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the test Python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Python prometheus_client parser refused /metrics (or is not installed in {}: \
+         run scripts/test):\n{}\n--- text ---\n{text}",
+        py.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Metric names in docs/web.md's metrics table (`| \`name\` | …`).
+fn documented() -> BTreeSet<String> {
+    let docs =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/web.md"))
+            .unwrap();
+    // Every `name` in the first cell of a table row.
+    docs.lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split(" | ").next())
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+        .filter(|n| n.starts_with("km3mon_") || n.starts_with("process_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Checks the exposition `text` (as served) against the naming rules;
+/// returns the family names of the `# TYPE` lines.
+fn check_names(text: &str) -> BTreeSet<String> {
+    let mut declared = BTreeSet::new();
+    let mut problems = Vec::new();
+    let help: BTreeMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    for l in text.lines() {
+        let Some(t) = l.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = t.split_once(' ').unwrap();
+        if !declared.insert(name.to_string()) {
+            problems.push(format!("{name}: declared twice"));
+        }
+        let ok_chars = name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok_chars || !(name.starts_with("km3mon_") || name.starts_with("process_")) {
+            problems.push(format!("{name}: not a km3mon_/process_ snake_case name"));
+        }
+        match kind {
+            "counter" if !name.ends_with("_total") => {
+                problems.push(format!("{name}: a counter without _total"))
+            }
+            "gauge" | "histogram" if name.ends_with("_total") => {
+                problems.push(format!("{name}: _total on a {kind}"))
+            }
+            _ => {}
+        }
+        let base = name.strip_suffix("_total").unwrap_or(name);
+        for unit in ["seconds", "bytes"] {
+            if base.contains(&format!("_{unit}")) && !base.ends_with(&format!("_{unit}")) {
+                problems.push(format!("{name}: the unit {unit} is not last"));
+            }
+        }
+        let h = help.get(name).copied().unwrap_or("");
+        if h.contains("(Unix s)")
+            && !name.ends_with("_timestamp_seconds")
+            && name != "process_start_time_seconds"
+        {
+            problems.push(format!("{name}: a Unix time not named _timestamp_seconds"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    declared
+}
+
+#[test]
+fn metrics_parse_follow_the_naming_rules_and_are_documented() {
+    let dir = common::scratch("metrics", "demo");
+    let port = common::free_port();
+    let child = Command::new(common::km3mon())
+        .args([
+            "demo",
+            "--generate-detector",
+            "2x3",
+            "--port",
+            &port.to_string(),
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .env("KM3MON_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start km3mon demo");
+    let mut demo = Guard(child);
+    let mut line = String::new();
+    BufReader::new(demo.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // `http://ADDR/  user U  password P`
+    let w: Vec<&str> = line.split_whitespace().collect();
+    assert!(w.len() == 5 && w[0].starts_with("http://"), "{line}");
+    let addr = w[0].trim_start_matches("http://").trim_end_matches('/');
+    let auth = web::auth::base64_encode(format!("{}:{}", w[2], w[4]).as_bytes());
+
+    // Until the data has reached the decoders.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let t = get(addr, "/metrics", &auth);
+        let flowing = t.lines().any(|l| {
+            l.starts_with("km3mon_node_records_out_total{node=\"summaryslices\"}")
+                && !l.ends_with(" 0")
+        });
+        if flowing || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let families = parse_with_python(&text);
+    let declared = check_names(&text);
+
+    // Every series once.
+    let mut seen = BTreeSet::new();
+    let mut dup = Vec::new();
+    for (_, _, samples) in &families {
+        for (name, labels, _) in samples {
+            if !seen.insert((name.clone(), labels.clone())) {
+                dup.push(format!("{name}{labels:?}"));
+            }
+        }
+    }
+    assert!(dup.is_empty(), "series exported twice: {dup:?}");
+    // Counters of the parsed families carry their samples as `_total`.
+    for (name, kind, samples) in &families {
+        if kind == "counter" {
+            assert!(
+                samples
+                    .iter()
+                    .all(|(s, _, _)| s == &format!("{name}_total")
+                        || s == &format!("{name}_created")),
+                "{name}: {samples:?}"
+            );
+        }
+    }
+
+    // What a demo must export, and nothing undocumented.
+    let docs = documented();
+    let undocumented: Vec<&String> = declared.iter().filter(|n| !docs.contains(*n)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/web.md's metrics table: {undocumented:?}"
+    );
+    for must in [
+        "km3mon_build_info",
+        "km3mon_node_records_in_total",
+        "km3mon_node_records_out_total",
+        "km3mon_node_dropped_records_total",
+        "km3mon_node_busy_seconds_total",
+        "km3mon_node_last_output_timestamp_seconds",
+        "km3mon_node_event_time_lag_seconds",
+        "km3mon_node_state",
+        "km3mon_node_restarts_total",
+        "km3mon_web_requests_total",
+        "km3mon_plot_age_seconds",
+        "km3mon_doms_affected",
+        "km3mon_alerts_firing",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+    ] {
+        assert!(declared.contains(must), "{must} missing from\n{text}");
+    }
+    // One drops family, by reason; the node states of the graph.
+    let state_of = |node: &str| {
+        families
+            .iter()
+            .find(|(n, _, _)| n == "km3mon_node_state")
+            .unwrap()
+            .2
+            .iter()
+            .filter(|(_, l, v)| l["node"] == node && v.parse::<f64>() == Ok(1.0))
+            .map(|(_, l, _)| (l["group"].clone(), l["state"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        state_of("dom_rates"),
+        [("monitoring_process".to_string(), "running".to_string())],
+        "{:?}",
+        families.iter().find(|(n, _, _)| n == "km3mon_node_state")
+    );
+    assert!(!declared.iter().any(|n| n.contains("dropped_detail")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
