@@ -298,10 +298,16 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
             .state_dir
             .clone()
             .unwrap_or_else(|| c.out.join("state"));
-        let found = crate::db_graph::attach(&site, c.config.as_deref(), &opts.mode, &state)?;
-        opts.detector = Some(found.detx.clone());
-        opts.calibration = Some(found.calibration.clone());
-        db = Some(found.calibration);
+        let shutdown = opts.shutdown.get_or_insert_with(Default::default).clone();
+        let found =
+            crate::db_graph::attach(&site, c.config.as_deref(), &opts.mode, &state, shutdown)?;
+        opts.detector = found.detx;
+        opts.calibration = found
+            .calibration
+            .map(|c| c as Arc<dyn pipeline::runtime::calibration::RunCalibration>);
+        opts.detector_later = found.later;
+        opts.frame_watch = Some(found.watch);
+        db = Some(found.state);
     }
     if let Some(d) = &opts.detector {
         // Fail before starting rather than in the middle of a worker.
@@ -342,7 +348,7 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     }
     let db_line = db
         .clone()
-        .map(|d| Arc::new(move || d.service.status()) as Arc<dyn Fn() -> String + Send + Sync>);
+        .map(|d| Arc::new(move || d.status()) as Arc<dyn Fn() -> String + Send + Sync>);
     let web = start_web(c, !replay, control.clone(), extras, db_line)?;
     let marks = replay.then(|| summary::Marks::before_run(&g, &c.out));
     let result = runtime::run(&g, opts);
@@ -357,7 +363,7 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     }
     let report = result?;
     if let Some(db) = db {
-        tracing::info!("{}", db.service.status());
+        tracing::info!("{}", db.status());
     }
     for line in report.metrics.summary() {
         tracing::info!("{line}");

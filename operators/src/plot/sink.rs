@@ -82,8 +82,9 @@ impl Node for PlotSink {
             let metrics = ctx.metrics.clone();
             let min_interval = Duration::from_secs_f64(self.min_interval);
             let control = ctx.node_control();
+            let live = matches!(ctx.env.mode, pipeline::runtime::Mode::Live);
             ctx.spawn_io("render", move || {
-                renderer(&dir, r, &metrics, &control, min_interval)
+                renderer(&dir, r, &metrics, &control, min_interval, live)
             })?;
             tx = Some(s);
         }
@@ -123,23 +124,36 @@ impl Monitor<Item> for PlotsTo {
 /// The render thread: newest request per file wins; a file is drawn at
 /// most once per `min_interval` of wall time, and every file's last
 /// request is drawn before the thread ends.
+///
+/// A file that cannot be written (disk full) turns the node FAILED naming
+/// it. Live, its request waits and every drawing pauses for a back-off
+/// (1 s doubling to 5 min; newer requests still replace older ones), then
+/// is tried again; the first good write makes the node RUNNING again. A
+/// replay drops the request and goes on (each failing file logged once).
 fn renderer(
     dir: &Path,
     rx: Receiver<Arc<Plot>>,
     metrics: &pipeline::runtime::metrics::NodeMetrics,
     control: &pipeline::control::NodeControl,
     min_interval: Duration,
+    live: bool,
 ) {
     let mut waiting: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
     let mut drawn: HashMap<String, Instant> = HashMap::new();
     let mut open = true;
     let mut buffers: [Vec<u8>; RENDER_THREADS] = Default::default();
+    let mut backoff = pipeline::runtime::io::Backoff::default();
     while open || !waiting.is_empty() {
         let due_at = |name: &String| drawn.get(name).map(|t| *t + min_interval);
+        let paused = backoff.wait().map(|w| Instant::now() + w);
         // Sleep until a request arrives or a waiting one becomes due.
         let next_due = waiting
             .keys()
-            .map(|n| due_at(n).unwrap_or_else(Instant::now))
+            .map(|n| {
+                due_at(n)
+                    .unwrap_or_else(Instant::now)
+                    .max(paused.unwrap_or(Instant::now()))
+            })
             .min();
         if open {
             let got = match next_due {
@@ -167,6 +181,9 @@ fn renderer(
             }
         }
         let now = Instant::now();
+        if open && paused.is_some_and(|p| p > now) {
+            continue;
+        }
         let names: Vec<String> = waiting
             .keys()
             .filter(|n| !open || due_at(n).is_none_or(|d| d <= now))
@@ -179,28 +196,46 @@ fn renderer(
         for (name, _) in &batch {
             drawn.insert(name.clone(), now);
         }
-        render_batch(dir, &batch, metrics, control, &mut buffers);
+        let failed = render_batch(dir, &batch, metrics, control, &mut buffers);
+        if failed.is_empty() {
+            backoff.succeeded();
+        } else if live && open {
+            backoff.failed();
+            for i in failed {
+                let (name, plot) = &batch[i];
+                // A newer request for the file replaces the failed one.
+                waiting.entry(name.clone()).or_insert_with(|| plot.clone());
+            }
+        }
     }
 }
 
-/// Renders independent files on up to [`RENDER_THREADS`] threads.
+/// Renders independent files on up to [`RENDER_THREADS`] threads; the
+/// indices of the requests that could not be written.
 fn render_batch(
     dir: &Path,
     batch: &[(String, Arc<Plot>)],
     metrics: &pipeline::runtime::metrics::NodeMetrics,
     control: &pipeline::control::NodeControl,
     buffers: &mut [Vec<u8>; RENDER_THREADS],
-) {
+) -> Vec<usize> {
+    let failed = std::sync::Mutex::new(Vec::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let work = |buf: &mut Vec<u8>| loop {
         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some((name, plot)) = batch.get(i) else {
             break;
         };
-        if let Err(e) = metrics.busy(|| render_with(dir, plot, buf)) {
-            // Logged by `fail`, once: a full disk fails every plot of
-            // every window, and the node's FAILED state says it.
-            control.fail(format!("plot {name}: {e:#}"));
+        match metrics.busy(|| render_with(dir, plot, buf)) {
+            Ok(()) => control.write_ok(),
+            Err(e) => {
+                // The node's FAILED state says it once; each file is
+                // logged once (a full disk fails every plot of every
+                // window).
+                let png = dir.join(format!("{name}.png"));
+                control.write_failed(&png, e.root_cause());
+                failed.lock().expect("failed list").push(i);
+            }
         }
     };
     let threads = RENDER_THREADS.min(batch.len()).max(1);
@@ -216,6 +251,7 @@ fn render_batch(
             work(&mut first[0]);
         });
     }
+    failed.into_inner().expect("failed list")
 }
 
 /// Threads rendering one batch of requests (a window's 115 per-DU

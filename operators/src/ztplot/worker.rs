@@ -152,9 +152,11 @@ impl State {
         // Failures go to the node's state, logged once per change: a full
         // disk used to print one identical line per event, naming no file.
         if let Err(e) = self.plot(&det, ev, &cal.hits, &png) {
-            self.setup.control.fail(format!("ztplot: {e:#}"));
+            self.setup.control.write_failed(&png, format!("{e:#}"));
             return;
         }
+        // The next plot is the retry: a good one ends the FAILED state.
+        self.setup.control.write_ok();
         self.last_plot = Some(h.utc_seconds);
         if candidate {
             match self.archive(ev, &cal.hits, sizes, &png) {
