@@ -38,7 +38,7 @@ pub fn status(port: u16) -> Option<serde_json::Value> {
 
 /// The status row of `name`.
 pub fn row(port: u16, name: &str) -> Option<serde_json::Value> {
-    status(port)?["nodes"]
+    status(port)?["pipeline"]["nodes"]
         .as_array()?
         .iter()
         .find(|n| n["name"] == name)
