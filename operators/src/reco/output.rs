@@ -175,6 +175,7 @@ pub fn jsonl_writer(
 ) {
     use crossbeam_channel::RecvTimeoutError;
     let mut out = pipeline::runtime::io::RetryingAppender::new(path, live);
+    out.create(control);
     loop {
         let chunk = match out.retry_in() {
             Some(wait) => match rx.recv_timeout(wait) {

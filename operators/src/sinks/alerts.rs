@@ -148,6 +148,7 @@ fn append_lines(
 ) {
     use crossbeam_channel::RecvTimeoutError;
     let mut out = pipeline::runtime::io::RetryingAppender::new(path, live);
+    out.create(control);
     loop {
         let alerts = match out.retry_in() {
             Some(wait) => match rx.recv_timeout(wait) {

@@ -102,6 +102,7 @@ impl Monitor<Item> for RowsTo {
 /// file up at once (`RetryingAppender`).
 fn writer(path: &Path, rx: Receiver<Vec<Row>>, control: &NodeControl, live: bool) {
     let mut out = RetryingAppender::new(path, live);
+    out.create(control);
     let mut header: Option<Vec<String>> = None;
     let mut header_done = None;
     loop {

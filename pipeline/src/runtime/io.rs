@@ -110,6 +110,23 @@ impl RetryingAppender {
         self.pending.is_empty() && std::fs::metadata(&self.path).map_or(true, |m| m.len() == 0)
     }
 
+    /// Creates the file (and its folder) now: an empty output says
+    /// "nothing yet", a missing one "not running". A failure counts as a
+    /// failed write.
+    pub fn create(&mut self, control: &crate::control::NodeControl) {
+        match open_append(&self.path) {
+            Ok(f) => self.file = Some(f),
+            Err(e) => {
+                control.write_failed(&self.path, &e);
+                if self.live {
+                    self.backoff.failed();
+                } else {
+                    self.gave_up = true;
+                }
+            }
+        }
+    }
+
     /// Appends `bytes` (now, or later when the disk lets it).
     pub fn push(&mut self, bytes: &[u8], control: &crate::control::NodeControl) {
         if self.gave_up {
