@@ -149,11 +149,11 @@ fn sinks_that_cannot_write_are_failed() {
     let by_name: BTreeMap<&str, &pipeline::control::NodeStatus> =
         st.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     assert_eq!(by_name["plots"].state, "FAILED", "{}", st.text);
-    assert!(by_name["plots"]
-        .reason
-        .as_deref()
-        .unwrap()
-        .starts_with("plot "));
+    let why = by_name["plots"].reason.as_deref().unwrap();
+    assert!(
+        why.starts_with("cannot write ") && why.contains("plots"),
+        "{why}"
+    );
     assert_eq!(by_name["trigger_rates_csv"].state, "FAILED", "{}", st.text);
     assert!(by_name["trigger_rates_csv"]
         .reason

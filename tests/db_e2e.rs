@@ -398,3 +398,104 @@ fn a_run_without_calibration_keeps_the_previous_one_and_says_so() {
     assert_eq!(db.request_lines("/detx").len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// royfit fits each run with that run's calibration from the DB (the
+/// stand-in's set `T0_B` of run 6761 shifts floor f by 3 ns × f): the
+/// residual rows and fit lines of run 6761 are those of a `--detector`
+/// replay with run 6761's DETX and differ from a replay with run 6760's;
+/// the fit waits for each run's calibration, so `-w 1` and `-w 2` write
+/// the same files.
+#[test]
+fn royfit_fits_each_run_with_its_own_calibration_from_the_db() {
+    let dir = tmp("royfit-runs");
+    let a = testdata().join("daq/IO_EVT.dat");
+    let b = events_of_run(&dir, 6761, 100);
+    let db = two_set_db();
+    for (out, w) in [("db1", "1"), ("db2", "2")] {
+        ok(
+            replay(&dir, out, Some(&db), &["-w", w], &[&a, &b]),
+            "replay from the DB",
+        );
+    }
+    for (run, name) in [(6760, "a.detx"), (6761, "b.detx")] {
+        ok(
+            cmd(&dir)
+                .env("KM3NET_DB_URL", db.url())
+                .env("KM3NET_DB_COOKIE", db.sid())
+                .args(["db", "detx", "44", "--run", &run.to_string(), "-o", name])
+                .output()
+                .unwrap(),
+            "km3mon db detx",
+        );
+    }
+    ok(
+        replay(&dir, "fa", None, &["--detector", "a.detx"], &[&a]),
+        "replay A",
+    );
+    ok(
+        replay(&dir, "fb", None, &["--detector", "b.detx"], &[&b]),
+        "replay B",
+    );
+    ok(
+        replay(&dir, "wrong", None, &["--detector", "a.detx"], &[&b]),
+        "replay B with A",
+    );
+    let read = |out: &str, file: &str| {
+        std::fs::read_to_string(dir.join(out).join(file))
+            .unwrap_or_else(|e| panic!("{out}/{file}: {e}"))
+    };
+    // Residual rows (run first) and fit lines of one run.
+    let rows = |out: &str, run: i32| -> Vec<String> {
+        read(out, "data/reco_timeres.csv")
+            .lines()
+            .filter(|l| l.starts_with(&format!("{run},")))
+            .map(String::from)
+            .collect()
+    };
+    let fits = |out: &str, run: i32| -> Vec<String> {
+        read(out, "data/royfit.jsonl")
+            .lines()
+            .filter(|l| l.contains(&format!("\"run\":{run},")))
+            .map(String::from)
+            .collect()
+    };
+    assert!(!rows("fb", 6761).is_empty(), "royfit fitted nothing");
+    assert_eq!(rows("db1", 6760), rows("fa", 6760));
+    assert_eq!(fits("db1", 6760), fits("fa", 6760));
+    assert_eq!(rows("db1", 6761), rows("fb", 6761));
+    assert_eq!(fits("db1", 6761), fits("fb", 6761));
+    // …and the calibration makes a difference in the residuals.
+    assert_ne!(rows("db1", 6761), rows("wrong", 6761));
+    for f in ["data/reco_timeres.csv", "data/royfit.jsonl"] {
+        assert_eq!(read("db1", f), read("db2", f), "{f}: -w 1 vs -w 2");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// DETECTOR_ID names another detector than the frames': the replay runs
+/// on, and the log says so once (not once per frame, run or worker).
+#[test]
+fn frames_of_another_detector_than_detector_id_are_reported_once() {
+    let dir = tmp("mismatch");
+    let db = TestDb::start(Options::from_env().unwrap()).unwrap();
+    let a = testdata().join("daq/IO_EVT.dat");
+    let b = events_of_run(&dir, 6761, 100);
+    let out = cmd(&dir)
+        .env("DETECTOR_ID", "49")
+        .env("KM3NET_DB_URL", db.url())
+        .env("KM3NET_DB_COOKIE", db.sid())
+        .args(["replay", "-w", "2", "--graph"])
+        .arg(root().join("graphs/km3mon.toml"))
+        .args(["--out", "o"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let n = log
+        .lines()
+        .filter(|l| l.contains("the DAQ frames are of detector 44, but the detector in use is 49"))
+        .count();
+    assert_eq!(n, 1, "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -305,10 +305,16 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
             .state_dir
             .clone()
             .unwrap_or_else(|| c.out.join("state"));
-        let found = crate::db_graph::attach(&site, c.config.as_deref(), &opts.mode, &state)?;
-        opts.detector = Some(found.detx.clone());
-        opts.calibration = Some(found.calibration.clone());
-        db = Some(found.calibration);
+        let shutdown = opts.shutdown.get_or_insert_with(Default::default).clone();
+        let found =
+            crate::db_graph::attach(&site, c.config.as_deref(), &opts.mode, &state, shutdown)?;
+        opts.detector = found.detx;
+        opts.calibration = found
+            .calibration
+            .map(|c| c as Arc<dyn pipeline::runtime::calibration::RunCalibration>);
+        opts.detector_later = found.later;
+        opts.frame_watch = Some(found.watch);
+        db = Some(found.state);
     }
     if let Some(d) = &opts.detector {
         // Fail before starting rather than in the middle of a worker.
@@ -349,7 +355,7 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     }
     let db_line = db
         .clone()
-        .map(|d| Arc::new(move || d.service.status()) as Arc<dyn Fn() -> String + Send + Sync>);
+        .map(|d| Arc::new(move || d.status()) as Arc<dyn Fn() -> String + Send + Sync>);
     let mut extras = extras;
     if c.metrics.is_none() {
         // No --metrics endpoint: the web's /metrics exports the run's series.
@@ -369,7 +375,7 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     }
     let report = result?;
     if let Some(db) = db {
-        tracing::info!("{}", db.service.status());
+        tracing::info!("{}", db.status());
     }
     for line in report.metrics.summary() {
         tracing::info!("{line}");

@@ -198,6 +198,14 @@ impl DetectorService {
         let key = self.key(&format!("detx/{}.detx", ids.key()));
         if let Some(c) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             if parse(&c.text, &c.path.display().to_string()).is_ok() {
+                // The DB answered for the run: say so, or /status would
+                // keep showing an older failure.
+                if matches!(origin, Origin::Db) {
+                    self.set_status(format!(
+                        "DB ok: run {run} calibrated with {} (DETX cached)",
+                        ids.query()
+                    ));
+                }
                 return Ok((c.text, ids, origin));
             }
         }

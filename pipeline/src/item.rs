@@ -199,6 +199,19 @@ impl Item {
         }
     }
 
+    /// Detector id and run number of a DAQ frame (decoded, or a raw
+    /// message from a Ligier that holds one).
+    pub fn daq_run(&self) -> Option<(i32, i32)> {
+        let h = match self {
+            Item::Summaryslice(s) => s.header,
+            Item::Event(e) => e.header,
+            Item::Timeslice(t) => t.header,
+            Item::Message(m) if m.run.is_some() => daq::frame::peek_header(&m.payload)?,
+            _ => return None,
+        };
+        Some((h.det_id, h.run))
+    }
+
     /// A key that orders the items of one timestamp the same way in every
     /// run: items reach a merging worker in an order that depends on the
     /// number of workers, so operators that care sort by this first.

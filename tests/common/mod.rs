@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod live;
 pub mod smtp;
 
 use std::path::PathBuf;

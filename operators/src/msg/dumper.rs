@@ -18,8 +18,11 @@
 //!
 //! All file I/O runs on a writer thread. A failing write (disk full) is
 //! undone (the file is truncated back to its length before the write, so a
-//! retry never duplicates a partial line), logged, and retried with
-//! back-off until it succeeds.
+//! retry never duplicates a partial line) and turns the node FAILED naming
+//! the file. Live, it is retried with back-off until it succeeds (the node
+//! then runs again); a replay gives the archive up at the first failure
+//! and counts the lines it could not write, so a full disk cannot hold
+//! the replay up.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -28,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use pipeline::control::NodeControl;
 use pipeline::item::{Item, Time};
 use pipeline::operator::{
     check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
@@ -83,6 +87,33 @@ pub fn format_line(prefix: &str, text: &str, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// An I/O error with the file it happened to.
+#[derive(Debug)]
+struct Named {
+    path: PathBuf,
+    source: io::Error,
+}
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for Named {}
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |source| {
+        io::Error::new(
+            source.kind(),
+            Named {
+                path: path.to_path_buf(),
+                source,
+            },
+        )
+    }
+}
+
 /// The live file and the day its lines belong to.
 pub struct Archive {
     dir: PathBuf,
@@ -97,7 +128,7 @@ impl Archive {
     /// by an earlier run (sidecar; for a file without one, e.g. from the
     /// original Python dumper, its modification time).
     pub fn open(dir: &Path, prefix: &str) -> io::Result<Archive> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(at(dir))?;
         let mut a = Archive {
             dir: dir.to_path_buf(),
             prefix: prefix.to_string(),
@@ -139,20 +170,25 @@ impl Archive {
             Some(d) if d < day => self.rotate()?,
             // Late lines of an archived day join their day's archive.
             Some(d) if d > day => {
-                return append_undoable(&mut open_append(&self.archive(day))?, bytes)
+                let p = self.archive(day);
+                return open_append(&p)
+                    .and_then(|mut f| append_undoable(&mut f, bytes))
+                    .map_err(at(&p));
             }
             _ => {}
         }
         if self.day.is_none() {
             // The sidecar first: a crash after it leaves an empty or short
             // live file of the right day, never lines of an unknown day.
-            write_atomic(&self.sidecar(), date(day).as_bytes())?;
+            let sidecar = self.sidecar();
+            write_atomic(&sidecar, date(day).as_bytes()).map_err(at(&sidecar))?;
             self.day = Some(day);
         }
+        let live = self.live();
         if self.file.is_none() {
-            self.file = Some(open_append(&self.live())?);
+            self.file = Some(open_append(&live).map_err(at(&live))?);
         }
-        append_undoable(self.file.as_mut().expect("opened"), bytes)
+        append_undoable(self.file.as_mut().expect("opened"), bytes).map_err(at(&live))
     }
 
     /// Every line before `day` has been written: archive an older live file.
@@ -165,23 +201,25 @@ impl Archive {
 
     fn rotate(&mut self) -> io::Result<()> {
         let Some(day) = self.day else { return Ok(()) };
-        if let Some(f) = self.file.take() {
-            f.sync_data()?;
-        }
         let (live, target) = (self.live(), self.archive(day));
+        if let Some(f) = self.file.take() {
+            f.sync_data().map_err(at(&live))?;
+        }
         if live.exists() {
             if target.exists() {
                 // Late lines made the archive already: add ours after them.
-                let bytes = std::fs::read(&live)?;
-                append_undoable(&mut open_append(&target)?, &bytes)?;
-                std::fs::remove_file(&live)?;
+                let bytes = std::fs::read(&live).map_err(at(&live))?;
+                open_append(&target)
+                    .and_then(|mut f| append_undoable(&mut f, &bytes))
+                    .map_err(at(&target))?;
+                std::fs::remove_file(&live).map_err(at(&live))?;
             } else {
-                std::fs::rename(&live, &target)?;
+                std::fs::rename(&live, &target).map_err(at(&target))?;
             }
             tracing::info!("archived {}", target.display());
         }
         match std::fs::remove_file(self.sidecar()) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(at(&self.sidecar())(e)),
             _ => {}
         }
         self.day = None;
@@ -215,10 +253,19 @@ pub enum Cmd {
     CloseBefore(i64),
 }
 
-/// Retries `f` with back-off until it succeeds, logging the first failure
-/// and then every 10th; gives up only when the run is shutting down and
-/// the error persists for a few more attempts (the caller logs the loss).
-pub fn retry(what: &str, stop: &dyn Fn() -> bool, mut f: impl FnMut() -> io::Result<()>) -> bool {
+/// Runs `f` until it succeeds, `live`: with back-off (50 ms doubling to
+/// 5 s), giving up only when the run is shutting down and the error
+/// persists for a few more attempts; a replay tries once. Failures go to
+/// `control` (FAILED naming the file, each file logged once), or without
+/// one to the log (the first and then every 10th); a success after
+/// failures makes the node run again. `false`: gave up.
+pub fn retry(
+    what: &str,
+    live: bool,
+    stop: &dyn Fn() -> bool,
+    control: Option<&NodeControl>,
+    mut f: impl FnMut() -> io::Result<()>,
+) -> bool {
     let mut delay = Duration::from_millis(50);
     for failures in 0u64.. {
         match f() {
@@ -226,13 +273,22 @@ pub fn retry(what: &str, stop: &dyn Fn() -> bool, mut f: impl FnMut() -> io::Res
                 if failures > 0 {
                     tracing::info!("{what}: resumed after {failures} failed attempts");
                 }
+                if let Some(c) = control {
+                    c.write_ok();
+                }
                 return true;
             }
             Err(e) => {
-                if failures % 10 == 0 {
-                    tracing::error!("{what}: {e} (retrying)");
+                let named = e.get_ref().and_then(|i| i.downcast_ref::<Named>());
+                match (control, named) {
+                    (Some(c), Some(n)) => c.write_failed(&n.path, &n.source),
+                    (Some(c), None) => c.write_failed(Path::new(what), &e),
+                    (None, _) if failures % 10 == 0 => {
+                        tracing::error!("{what}: {e} (retrying)")
+                    }
+                    (None, _) => {}
                 }
-                if stop() && failures >= 3 {
+                if !live || (stop() && failures >= 3) {
                     return false;
                 }
                 std::thread::sleep(delay);
@@ -243,25 +299,47 @@ pub fn retry(what: &str, stop: &dyn Fn() -> bool, mut f: impl FnMut() -> io::Res
     unreachable!()
 }
 
-fn writer(dir: PathBuf, prefix: String, rx: Receiver<Cmd>, env: Arc<RunEnv>) {
+fn writer(
+    dir: PathBuf,
+    prefix: String,
+    rx: Receiver<Cmd>,
+    env: Arc<RunEnv>,
+    control: Arc<NodeControl>,
+) {
     let stop = || env.shutdown_requested();
+    let live = matches!(env.mode, Mode::Live);
     let what = format!("msg_dumper {}", dir.display());
     let mut archive = None;
-    if !retry(&what, &stop, || {
+    let opened = retry(&what, live, &stop, Some(&control), || {
         archive = Some(Archive::open(&dir, &prefix)?);
         Ok(())
-    }) {
-        return;
-    }
-    let mut archive = archive.expect("opened");
+    });
+    // Lines not written: a replay gives up at the first failure.
+    let mut lost = 0u64;
+    let mut gave_up = !opened;
     for cmd in rx {
-        let ok = match &cmd {
-            Cmd::Lines { day, bytes, .. } => retry(&what, &stop, || archive.append(*day, bytes)),
-            Cmd::CloseBefore(day) => retry(&what, &stop, || archive.close_before(*day)),
+        let ok = match (&cmd, archive.as_mut()) {
+            _ if gave_up => false,
+            (_, None) => false,
+            (Cmd::Lines { day, bytes, .. }, Some(a)) => {
+                retry(&what, live, &stop, Some(&control), || a.append(*day, bytes))
+            }
+            (Cmd::CloseBefore(day), Some(a)) => {
+                retry(&what, live, &stop, Some(&control), || a.close_before(*day))
+            }
         };
-        if let (false, Cmd::Lines { lines, .. }) = (ok, &cmd) {
-            tracing::error!("{what}: gave up at shutdown, {lines} lines lost");
+        if !ok {
+            gave_up |= !live;
+            if let Cmd::Lines { lines, .. } = &cmd {
+                lost += lines;
+            }
         }
+    }
+    if lost > 0 {
+        tracing::error!(
+            "{what}: {lost} line(s) could not be written{}",
+            if live { " (gave up at shutdown)" } else { "" }
+        );
     }
 }
 
@@ -298,12 +376,13 @@ impl Node for MsgDumper {
         let mut tx: Option<Sender<Cmd>> = None;
         if ctx.is_leader() {
             let (s, r) = unbounded();
-            let (dir, prefix, env) = (
+            let (dir, prefix, env, control) = (
                 ctx.out_path(&self.dir),
                 self.prefix.clone(),
                 ctx.env.clone(),
+                ctx.node_control(),
             );
-            ctx.spawn_io("writer", move || writer(dir, prefix, r, env))?;
+            ctx.spawn_io("writer", move || writer(dir, prefix, r, env, control))?;
             tx = Some(s);
         }
         // A replay's end closes the last day; a live shutdown does not.
@@ -463,7 +542,7 @@ mod tests {
         let dir = tmp("retry");
         let mut a = Archive::open(&dir, "MSG").unwrap();
         let mut failures = 3;
-        let ok = retry("test", &|| false, || {
+        let ok = retry("test", true, &|| false, None, || {
             if failures > 0 {
                 failures -= 1;
                 return Err(io::Error::other("No space left on device"));
@@ -472,7 +551,16 @@ mod tests {
         });
         assert!(ok);
         assert_eq!(read(a.live()), "MSG.log [Other]: once\n");
-        assert!(!retry("test", &|| true, || Err(io::Error::other("full"))));
+        assert!(!retry("test", true, &|| true, None, || Err(
+            io::Error::other("full")
+        )));
+        // A replay tries once.
+        let mut tries = 0;
+        assert!(!retry("test", false, &|| false, None, || {
+            tries += 1;
+            Err(io::Error::other("full"))
+        }));
+        assert_eq!(tries, 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

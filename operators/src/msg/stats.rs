@@ -308,7 +308,8 @@ impl Node for LogStats {
         if ctx.is_leader() {
             let (s, r) = unbounded();
             let (dir, prefix) = (ctx.out_path(&self.dir), self.prefix.clone());
-            ctx.spawn_io("plotter", move || plotter(&dir, &prefix, r))?;
+            let control = ctx.node_control();
+            ctx.spawn_io("plotter", move || plotter(&dir, &prefix, r, &control))?;
             tx = Some(s);
         }
         let mut m = StatsMonitor {
@@ -340,7 +341,10 @@ impl Node for LogStats {
 
 /// The writer thread: renders the newest request of each day (older
 /// running plots of a day that a newer request overwrites are skipped).
-fn plotter(dir: &Path, prefix: &str, rx: Receiver<Job>) {
+/// A file that cannot be written turns the node FAILED naming it (each
+/// file logged once); the next request is the retry, and a good write
+/// makes the node run again.
+fn plotter(dir: &Path, prefix: &str, rx: Receiver<Job>, control: &pipeline::control::NodeControl) {
     while let Ok(first) = rx.recv() {
         let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
         for job in std::iter::once(first).chain(rx.try_iter()) {
@@ -348,9 +352,13 @@ fn plotter(dir: &Path, prefix: &str, rx: Receiver<Job>) {
         }
         for job in jobs.values() {
             if let Err(e) = write_day(dir, prefix, &job.stats) {
-                tracing::error!("log_stats {}: {e}", job.stats.date);
-            } else if job.final_ {
-                tracing::info!("log_stats: {prefix}_{}.png written", job.stats.date);
+                let png = dir.join(format!("{prefix}_{}.png", job.stats.date));
+                control.write_failed(&png, e.root_cause());
+            } else {
+                control.write_ok();
+                if job.final_ {
+                    tracing::info!("log_stats: {prefix}_{}.png written", job.stats.date);
+                }
             }
         }
     }

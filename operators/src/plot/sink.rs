@@ -106,8 +106,9 @@ impl Node for PlotSink {
                 busy_share: self.busy_share,
             };
             let control = ctx.node_control();
+            let live = matches!(ctx.env.mode, pipeline::runtime::Mode::Live);
             ctx.spawn_io("render", move || {
-                renderer(&dir, r, &metrics, &control, pace)
+                renderer(&dir, r, &metrics, &control, pace, live)
             })?;
             tx = Some(s);
         }
@@ -166,27 +167,40 @@ impl Pace {
 /// most once per `min_interval` of wall time, a batch waits until the
 /// previous one's drawing time fits in `busy_share` of the wall time, and
 /// every file's last request is drawn before the thread ends.
+///
+/// A file that cannot be written (disk full) turns the node FAILED naming
+/// it. Live, its request waits and every drawing pauses for a back-off
+/// (1 s doubling to 5 min; newer requests still replace older ones), then
+/// is tried again; the first good write makes the node RUNNING again. A
+/// replay drops the request and goes on (each failing file logged once).
 fn renderer(
     dir: &Path,
     rx: Receiver<Arc<Plot>>,
     metrics: &pipeline::runtime::metrics::NodeMetrics,
     control: &pipeline::control::NodeControl,
     pace: Pace,
+    live: bool,
 ) {
     let mut waiting: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
     let mut drawn: HashMap<String, Instant> = HashMap::new();
     let mut not_before: Option<Instant> = None;
     let mut open = true;
     let mut buffers: [Vec<u8>; RENDER_THREADS] = Default::default();
+    let mut backoff = pipeline::runtime::io::Backoff::default();
     while open || !waiting.is_empty() {
         let due_at = |name: &String| {
             let own = drawn.get(name).map(|t| *t + pace.min_interval);
             own.max(not_before)
         };
+        let paused = backoff.wait().map(|w| Instant::now() + w);
         // Sleep until a request arrives or a waiting one becomes due.
         let next_due = waiting
             .keys()
-            .map(|n| due_at(n).unwrap_or_else(Instant::now))
+            .map(|n| {
+                due_at(n)
+                    .unwrap_or_else(Instant::now)
+                    .max(paused.unwrap_or(Instant::now()))
+            })
             .min();
         if open {
             let got = match next_due {
@@ -214,6 +228,9 @@ fn renderer(
             }
         }
         let now = Instant::now();
+        if open && paused.is_some_and(|p| p > now) {
+            continue;
+        }
         let names: Vec<String> = waiting
             .keys()
             .filter(|n| !open || due_at(n).is_none_or(|d| d <= now))
@@ -229,20 +246,32 @@ fn renderer(
         for (name, _) in &batch {
             drawn.insert(name.clone(), now);
         }
-        let busy = render_batch(dir, &batch, metrics, control, &mut buffers);
+        let (busy, failed) = render_batch(dir, &batch, metrics, control, &mut buffers);
         not_before = pace.next_batch(now, busy);
+        if failed.is_empty() {
+            backoff.succeeded();
+        } else if live && open {
+            backoff.failed();
+            for i in failed {
+                let (name, plot) = &batch[i];
+                // A newer request for the file replaces the failed one.
+                waiting.entry(name.clone()).or_insert_with(|| plot.clone());
+            }
+        }
     }
 }
 
 /// Renders independent files on up to [`RENDER_THREADS`] threads;
-/// returns the time spent drawing, summed over the threads.
+/// returns the time spent drawing, summed over the threads, and the
+/// indices of the requests that could not be written.
 fn render_batch(
     dir: &Path,
     batch: &[(String, Arc<Plot>)],
     metrics: &pipeline::runtime::metrics::NodeMetrics,
     control: &pipeline::control::NodeControl,
     buffers: &mut [Vec<u8>; RENDER_THREADS],
-) -> Duration {
+) -> (Duration, Vec<usize>) {
+    let failed = std::sync::Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
     let busy_ns = AtomicU64::new(0);
     let work = |buf: &mut Vec<u8>| loop {
@@ -253,10 +282,16 @@ fn render_batch(
         let start = Instant::now();
         let done = metrics.busy(|| render_with(dir, plot, buf));
         busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        if let Err(e) = done {
-            // Logged by `fail`, once: a full disk fails every plot of
-            // every window, and the node's FAILED state says it.
-            control.fail(format!("plot {name}: {e:#}"));
+        match done {
+            Ok(()) => control.write_ok(),
+            Err(e) => {
+                // The node's FAILED state says it once; each file is
+                // logged once (a full disk fails every plot of every
+                // window).
+                let png = dir.join(format!("{name}.png"));
+                control.write_failed(&png, e.root_cause());
+                failed.lock().expect("failed list").push(i);
+            }
         }
     };
     let threads = RENDER_THREADS.min(batch.len()).max(1);
@@ -272,7 +307,10 @@ fn render_batch(
             work(&mut first[0]);
         });
     }
-    Duration::from_nanos(busy_ns.into_inner())
+    (
+        Duration::from_nanos(busy_ns.into_inner()),
+        failed.into_inner().expect("failed list"),
+    )
 }
 
 /// Threads rendering one batch of requests (a window's 115 per-DU

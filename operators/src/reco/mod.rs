@@ -2,6 +2,7 @@
 //! reco (spec `reco.md`), the `royfit` node and the `time_residuals` node.
 //! The math (`model`, `select`, `fit`) does not know timely.
 
+mod calib;
 pub mod draw;
 pub mod event;
 pub mod fit;

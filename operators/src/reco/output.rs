@@ -1,7 +1,6 @@
 //! The second stage of `royfit`, on worker 0 in data-time order: residual
 //! rows, `royfit.jsonl` lines and the choice of the displays.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -165,20 +164,36 @@ impl Monitor<EventFit> for RoyOut {
     }
 }
 
-/// Appends the lines to `path` (created with its folder).
-pub fn jsonl_writer(path: &Path, rx: Receiver<String>, control: &pipeline::control::NodeControl) {
-    let run = || -> std::io::Result<()> {
-        let mut file = pipeline::runtime::io::open_append(path)?;
-        for chunk in rx {
-            file.write_all(chunk.as_bytes())?;
-            file.flush()?;
-        }
-        file.sync_data()
-    };
-    if let Err(e) = run() {
-        // `fail` logs once per change of state, not once per write.
-        control.fail(format!("cannot write {}: {e}", path.display()));
+/// Appends the lines to `path` (created with its folder); a full disk:
+/// live retried with back-off, a replay gives the file up
+/// (`RetryingAppender`).
+pub fn jsonl_writer(
+    path: &Path,
+    rx: Receiver<String>,
+    control: &pipeline::control::NodeControl,
+    live: bool,
+) {
+    use crossbeam_channel::RecvTimeoutError;
+    let mut out = pipeline::runtime::io::RetryingAppender::new(path, live);
+    out.create(control);
+    loop {
+        let chunk = match out.retry_in() {
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(c) => c,
+                Err(RecvTimeoutError::Timeout) => {
+                    out.flush(control);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(c) => c,
+                Err(_) => break,
+            },
+        };
+        out.push(chunk.as_bytes(), control);
     }
+    out.finish(control);
 }
 
 /// The plot thread: `ztplot_roy.png` and `ztplot_roy.json`, atomically.
@@ -200,11 +215,10 @@ pub fn plotter(
             write_atomic(&dir.join("ztplot_roy.json"), display_json(&ev).as_bytes())?;
             Ok(())
         })();
-        if let Err(e) = done {
-            control.fail(format!(
-                "cannot write {}: {e:#}",
-                dir.join("ztplot_roy.png").display()
-            ));
+        // The next display is the retry; the first good one ends FAILED.
+        match done {
+            Ok(()) => control.write_ok(),
+            Err(e) => control.write_failed(&dir.join("ztplot_roy.png"), format!("{e:#}")),
         }
     }
 }

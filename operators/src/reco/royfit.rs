@@ -26,11 +26,11 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
+use super::calib::RunDetector;
 use super::event::{exchange_key, fit_event, floor_distance, EventFit, EventParams};
 use super::output::{self, RoyOut};
 use super::select::SelectParams;
 use crate::monitor::ordered;
-use crate::ztplot::calib_source::{CalibrationSource, Static};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,9 +195,13 @@ impl Node for RoyFit {
         let params = self.params(&det);
         let gate = (self.plot_max_q_sum, self.plot_min_doms, self.plot_min_dus);
         let metrics = ctx.metrics.clone();
-        // The DB per-run calibration plugs in here (see ztplot's seam).
-        let mut source: Box<dyn CalibrationSource> = Box::new(Static(det.clone()));
-        let mut current: Option<((i32, i32), Arc<Detector>)> = None;
+        // Each run's calibration (the KM3NeT DB), or the layout for all.
+        let mut runs = RunDetector::new(
+            det.clone(),
+            ctx.env.calibrations.clone(),
+            matches!(ctx.env.mode, Mode::Replay { .. }),
+            ctx.is_leader(),
+        );
         let fitted = input.unary::<CapacityContainerBuilder<Vec<EventFit>>, _, _, _>(
             Exchange::new(|i: &Item| match i {
                 Item::Event(e) => exchange_key(e),
@@ -211,19 +215,9 @@ impl Node for RoyFit {
                         metrics.busy(|| {
                             for item in data.drain(..) {
                                 let Item::Event(ev) = item else { continue };
-                                let run = (ev.header.det_id, ev.header.run);
-                                if current.as_ref().map(|c| c.0) != Some(run) {
-                                    current = match source.for_run(run.0, run.1) {
-                                        Ok(d) => Some((run, d)),
-                                        Err(e) => {
-                                            tracing::warn!("royfit: calibration for run {}: {e}; keeping the previous one", run.1);
-                                            current.take().map(|(_, d)| (run, d))
-                                        }
-                                    };
-                                }
-                                let Some((_, d)) = &current else { continue };
+                                let d = runs.get(ev.header.det_id, ev.header.run);
                                 let keep = |f: &EventFit| f.displayable(gate.0, gate.1, gate.2);
-                                fits.extend(fit_event(d, &ev, &params, keep));
+                                fits.extend(fit_event(&d, &ev, &params, keep));
                             }
                         });
                         if !fits.is_empty() {
@@ -242,7 +236,10 @@ impl Node for RoyFit {
             let (s, r) = unbounded();
             let path = ctx.out_path(&self.jsonl);
             let control = ctx.node_control();
-            ctx.spawn_io("jsonl", move || output::jsonl_writer(&path, r, &control))?;
+            let live = matches!(ctx.env.mode, Mode::Live);
+            ctx.spawn_io("jsonl", move || {
+                output::jsonl_writer(&path, r, &control, live)
+            })?;
             out.jsonl = Some(s);
             let (s, r) = bounded(self.queue);
             let dir = ctx.out_path(&self.dir);

@@ -131,12 +131,12 @@ impl Node for TimeResiduals {
             let control = ctx.node_control();
             ctx.spawn_io("plotter", move || {
                 for p in r {
-                    // `fail` logs once per change of state, not per plot.
-                    if let Err(e) = super::residual_draw::write(&dir, &p) {
-                        control.fail(format!(
-                            "cannot write {}: {e:#}",
-                            dir.join("time_residuals.png").display()
-                        ));
+                    // Logged once per file; the next plot is the retry.
+                    match super::residual_draw::write(&dir, &p) {
+                        Ok(()) => control.write_ok(),
+                        Err(e) => {
+                            control.write_failed(&dir.join("time_residuals.png"), format!("{e:#}"))
+                        }
                     }
                 }
             })?;

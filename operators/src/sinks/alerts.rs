@@ -14,7 +14,6 @@
 //! data-time order and sorted within a time; the I/O is on a thread of
 //! their own.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -128,11 +127,9 @@ impl Node for AlertsJsonl {
         if ctx.is_leader() {
             let (s, r) = unbounded();
             let path = ctx.out_path(&self.path);
-            ctx.spawn_io("writer", move || {
-                if let Err(e) = append_lines(&path, r) {
-                    tracing::error!("alerts {}: {e}", path.display());
-                }
-            })?;
+            let control = ctx.node_control();
+            let live = matches!(ctx.env.mode, pipeline::runtime::Mode::Live);
+            ctx.spawn_io("writer", move || append_lines(&path, r, &control, live))?;
             tx = Some(s);
         }
         ordered_sink(ctx, input, "alerts_jsonl", AlertsTo { tx });
@@ -140,22 +137,46 @@ impl Node for AlertsJsonl {
     }
 }
 
-fn append_lines(path: &Path, rx: Receiver<Vec<Alert>>) -> std::io::Result<()> {
-    let mut file = pipeline::runtime::io::open_append(path)?;
-    for alerts in rx {
+/// A full disk: live, the lines wait and are retried with back-off (the
+/// node FAILED naming the file meanwhile); a replay gives the file up.
+/// The alerts are logged either way.
+fn append_lines(
+    path: &Path,
+    rx: Receiver<Vec<Alert>>,
+    control: &pipeline::control::NodeControl,
+    live: bool,
+) {
+    use crossbeam_channel::RecvTimeoutError;
+    let mut out = pipeline::runtime::io::RetryingAppender::new(path, live);
+    out.create(control);
+    loop {
+        let alerts = match out.retry_in() {
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(a) => a,
+                Err(RecvTimeoutError::Timeout) => {
+                    out.flush(control);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(a) => a,
+                Err(_) => break,
+            },
+        };
         let mut buf = Vec::new();
         for a in &alerts {
-            serde_json::to_writer(&mut buf, &AlertLine::from(a)).map_err(std::io::Error::other)?;
-            buf.push(b'\n');
+            if serde_json::to_writer(&mut buf, &AlertLine::from(a)).is_ok() {
+                buf.push(b'\n');
+            }
             match a.state {
                 AlertState::Firing => tracing::warn!("ALERT {}: {}", a.key, a.message),
                 AlertState::Resolved => tracing::info!("resolved {}: {}", a.key, a.message),
             }
         }
-        file.write_all(&buf)?;
-        file.flush()?;
+        out.push(&buf, control);
     }
-    file.sync_data()
+    out.finish(control);
 }
 
 /// The MSG text of an alert, in the original's form.

@@ -6,14 +6,16 @@
 //! file is appended, never rewritten: the header is written only when the
 //! file is new or empty.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use pipeline::control::NodeControl;
 use pipeline::item::{Item, Row, Time};
 use pipeline::operator::{
     check_relative_file, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
 };
+use pipeline::runtime::io::RetryingAppender;
+use pipeline::runtime::Mode;
 use pipeline::StreamKind;
 use serde::Deserialize;
 
@@ -60,7 +62,8 @@ impl Node for CsvSink {
             let (s, r) = unbounded();
             let path = ctx.out_path(&self.path);
             let control = ctx.node_control();
-            ctx.spawn_io("writer", move || writer(&path, r, &control))?;
+            let live = matches!(ctx.env.mode, Mode::Live);
+            ctx.spawn_io("writer", move || writer(&path, r, &control, live))?;
             tx = Some(s);
         }
         ordered_sink(ctx, input, "csv", RowsTo { tx });
@@ -94,18 +97,29 @@ impl Monitor<Item> for RowsTo {
     }
 }
 
-fn writer(path: &Path, rx: Receiver<Vec<Row>>, control: &pipeline::control::NodeControl) {
-    if let Err(e) = write_rows(path, rx) {
-        // `fail` logs it (once).
-        control.fail(format!("cannot write {}: {e}", path.display()));
-    }
-}
-
-fn write_rows(path: &Path, rx: Receiver<Vec<Row>>) -> std::io::Result<()> {
-    let mut file = pipeline::runtime::io::open_append(path)?;
-    let mut header_done = file.metadata()?.len() > 0;
+/// A full disk: live, the rows wait and are retried with back-off (the
+/// node FAILED naming the file until a write succeeds); a replay gives the
+/// file up at once (`RetryingAppender`).
+fn writer(path: &Path, rx: Receiver<Vec<Row>>, control: &NodeControl, live: bool) {
+    let mut out = RetryingAppender::new(path, live);
+    out.create(control);
     let mut header: Option<Vec<String>> = None;
-    for rows in rx {
+    let mut header_done = None;
+    loop {
+        let rows = match out.retry_in() {
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(rows) => rows,
+                Err(RecvTimeoutError::Timeout) => {
+                    out.flush(control);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(rows) => rows,
+                Err(_) => break,
+            },
+        };
         let mut buf = String::new();
         for row in rows {
             match &header {
@@ -120,16 +134,15 @@ fn write_rows(path: &Path, rx: Receiver<Vec<Row>>) -> std::io::Result<()> {
                 }
                 Some(_) => {}
             }
-            if !header_done {
+            if !*header_done.get_or_insert_with(|| !out.is_empty()) {
                 push_line(&mut buf, &row.header);
-                header_done = true;
+                header_done = Some(true);
             }
             push_line(&mut buf, &row.cells);
         }
-        file.write_all(buf.as_bytes())?;
-        file.flush()?;
+        out.push(buf.as_bytes(), control);
     }
-    file.sync_data()
+    out.finish(control);
 }
 
 fn push_line(buf: &mut String, cells: &[String]) {

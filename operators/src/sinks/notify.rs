@@ -442,11 +442,17 @@ fn json_line(v: &impl Serialize) -> Vec<u8> {
 struct Lines {
     path: PathBuf,
     file: Option<std::fs::File>,
+    /// Failed writes since the last good one: logged once per streak.
+    failing: u64,
 }
 
 impl Lines {
     fn new(path: PathBuf) -> Lines {
-        Lines { path, file: None }
+        Lines {
+            path,
+            file: None,
+            failing: 0,
+        }
     }
 
     fn open(path: &Path) -> std::io::Result<std::fs::File> {
@@ -466,8 +472,25 @@ impl Lines {
                 r
             }),
         };
-        if let Err(e) = result {
-            tracing::error!("alerts_notify {}: {e}", self.path.display());
+        match result {
+            Err(e) => {
+                if self.failing == 0 {
+                    tracing::error!(
+                        "alerts_notify: cannot write {}: {e} (routing lines are lost until it works; logged once)",
+                        self.path.display()
+                    );
+                }
+                self.failing += 1;
+            }
+            Ok(()) if self.failing > 0 => {
+                tracing::info!(
+                    "alerts_notify: {} written again after {} failed write(s)",
+                    self.path.display(),
+                    self.failing
+                );
+                self.failing = 0;
+            }
+            Ok(()) => {}
         }
     }
 }

@@ -2,14 +2,16 @@
 //! (`--detector` / `[Detector] file`) for every run, or — when the run
 //! has a [`RunCalibration`] (the KM3NeT DB, installed by `km3mon
 //! run/replay` without `--detector`) — each run's own calibrated DETX.
-//! The plot thread asks on every run change and keeps the previous
-//! detector when the answer is an error (and says so on the plot).
+//! The plot thread asks on every run change (the run's shared
+//! [`RunCalibrations`]: one fetch per run for all nodes, already started
+//! when the source saw the run) and keeps the previous detector when the
+//! answer is an error (and says so on the plot).
 
 use std::sync::Arc;
 
 use daq::detector::Detector;
 use pipeline::operator::BuildContext;
-use pipeline::runtime::calibration::RunCalibration;
+use pipeline::runtime::calibration::RunCalibrations;
 
 pub trait CalibrationSource: Send {
     /// The detector to calibrate `run` of `det_id` with.
@@ -35,16 +37,17 @@ impl CalibrationSource for Static {
     }
 }
 
-/// Each run's detector from the run's [`RunCalibration`]; the layout
-/// detector when even the first run's cannot be had.
+/// Each run's detector from the run's [`RunCalibrations`] (waiting for
+/// it: this is the plot thread, never a worker); the layout detector when
+/// even the first run's cannot be had.
 pub struct PerRun {
-    pub source: Arc<dyn RunCalibration>,
+    pub source: Arc<RunCalibrations>,
     pub layout: Arc<Detector>,
 }
 
 impl CalibrationSource for PerRun {
     fn for_run(&mut self, det_id: i32, run: i32) -> anyhow::Result<Arc<Detector>> {
-        self.source.for_run(det_id, run)
+        self.source.wait(det_id, run).map_err(anyhow::Error::msg)
     }
     fn describe(&self) -> String {
         self.source.describe()
@@ -56,7 +59,7 @@ impl CalibrationSource for PerRun {
 
 /// The source for a ztplot node of this run.
 pub fn for_node(ctx: &BuildContext<'_>, layout: Arc<Detector>) -> Box<dyn CalibrationSource> {
-    match &ctx.env.calibration {
+    match &ctx.env.calibrations {
         Some(c) => Box::new(PerRun {
             source: c.clone(),
             layout,

@@ -57,6 +57,11 @@ pub struct State {
     limits: Limits,
     last_plot: Option<u32>,
     elog_queued: u64,
+    /// After a failed write (full disk) candidates are not drawn at once
+    /// but at the routine cadence until this back-off passes: with an
+    /// empty top 10 every event is a candidate, and each one used to be
+    /// drawn and fail again.
+    hold: pipeline::runtime::io::Backoff,
 }
 
 impl State {
@@ -90,6 +95,7 @@ impl State {
             limits,
             last_plot: None,
             elog_queued: 0,
+            hold: Default::default(),
         }
     }
 
@@ -139,7 +145,7 @@ impl State {
             n_hits: ev.snapshot_hits.len() as i64,
             n_triggered_hits: ev.triggered_hits.len() as i64,
         };
-        let candidate = self.db.is_some() && self.limits.is_candidate(&sizes);
+        let candidate = self.db.is_some() && self.hold.ready() && self.limits.is_candidate(&sizes);
         let every = self.setup.cfg.plot_every as u32;
         if !candidate
             && self
@@ -149,22 +155,30 @@ impl State {
             return;
         }
         let png = self.setup.dir.join("ztplot.png");
-        // Failures go to the node's state, logged once per change: a full
+        // A failed attempt counts for the cadence too: on a full disk every
+        // event used to be drawn (and fail) again.
+        self.last_plot = Some(h.utc_seconds);
+        // Failures go to the node's state, each file logged once: a full
         // disk used to print one identical line per event, naming no file.
         if let Err(e) = self.plot(&det, ev, &cal.hits, &png) {
-            self.setup.control.fail(format!("ztplot: {e:#}"));
+            self.setup.control.write_failed(&png, e.root_cause());
+            self.hold.failed();
             return;
         }
-        self.last_plot = Some(h.utc_seconds);
+        // The next plot is the retry: a good one ends the FAILED state.
+        self.setup.control.write_ok();
+        self.hold.succeeded();
         if candidate {
             match self.archive(ev, &cal.hits, sizes, &png) {
                 Ok(Some(copy)) => self.post_elog(ev, &cal.hits, copy),
                 // Already in the table (a replay of the same data).
                 Ok(None) => {}
-                Err(e) => self
-                    .setup
-                    .control
-                    .fail(format!("ztplot event selection: {e:#}")),
+                Err(e) => {
+                    self.setup
+                        .control
+                        .write_failed(&self.setup.db, e.root_cause());
+                    self.hold.failed();
+                }
             }
         }
     }

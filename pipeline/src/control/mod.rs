@@ -106,7 +106,15 @@ pub struct NodeControl {
     pub metrics: Arc<NodeMetrics>,
     stopped: AtomicBool,
     life: Mutex<Life>,
+    /// Set while writes fail ([`NodeControl::write_failed`]): the one
+    /// atomic load of [`NodeControl::write_ok`] on every good write.
+    write_failing: AtomicBool,
+    /// The files that failed since the last good write, each logged once.
+    failing_files: Mutex<BTreeMap<PathBuf, u64>>,
 }
+
+/// Distinct failing files logged per node before the log only counts.
+const LOGGED_FILES: usize = 20;
 
 impl NodeControl {
     fn new(
@@ -123,6 +131,8 @@ impl NodeControl {
             role,
             metrics,
             stopped: AtomicBool::new(false),
+            write_failing: AtomicBool::new(false),
+            failing_files: Mutex::new(BTreeMap::new()),
             life: Mutex::new(Life {
                 state: NodeState::Running,
                 since: Instant::now(),
@@ -153,6 +163,60 @@ impl NodeControl {
             l.since = Instant::now();
             l.since_wall = SystemTime::now();
         }
+    }
+
+    /// A file could not be written (disk full, …): the node turns
+    /// `FAILED (cannot write FILE: …)` once; each further file that fails
+    /// is logged once (the first [`LOGGED_FILES`]), repeats of a file are
+    /// only counted. The writer decides whether to retry (live, with
+    /// back-off) or to give up on that output (a replay).
+    pub fn write_failed(&self, file: &Path, e: impl std::fmt::Display) {
+        let reason = format!("cannot write {}: {e}", file.display());
+        self.write_failing.store(true, Ordering::SeqCst);
+        let mut files = self.failing_files.lock().expect("control lock");
+        let n = files.len();
+        let count = files.entry(file.to_path_buf()).or_default();
+        *count += 1;
+        let first_of_file = *count == 1;
+        drop(files);
+        if self.state() == NodeState::Running {
+            self.fail(reason);
+        } else if first_of_file && n < LOGGED_FILES {
+            tracing::error!("node `{}`: {reason}", self.name);
+        } else if first_of_file && n == LOGGED_FILES {
+            tracing::error!(
+                "node `{}`: more files cannot be written; only counted from now on",
+                self.name
+            );
+        }
+    }
+
+    /// A write succeeded: a node FAILED by [`NodeControl::write_failed`]
+    /// runs again (logged once, with what failed meanwhile). Cheap when
+    /// nothing failed.
+    pub fn write_ok(&self) {
+        if !self.write_failing.load(Ordering::Relaxed)
+            || !self.write_failing.swap(false, Ordering::SeqCst)
+        {
+            return;
+        }
+        let files = std::mem::take(&mut *self.failing_files.lock().expect("control lock"));
+        let mut l = self.life.lock().expect("control lock");
+        if matches!(&l.state, NodeState::Failed(r) if r.starts_with("cannot write ")) {
+            let failures: u64 = files.values().sum();
+            tracing::info!(
+                "node `{}` writes again (after {failures} failed write(s) of {} file(s))",
+                self.name,
+                files.len()
+            );
+            l.state = NodeState::Running;
+            (l.since, l.since_wall) = (Instant::now(), SystemTime::now());
+        }
+    }
+
+    /// Whether a write failed since the last good one.
+    pub fn write_failing(&self) -> bool {
+        self.write_failing.load(Ordering::Relaxed)
     }
 
     /// `group:node`, as supervisorctl names a program.

@@ -33,6 +33,7 @@ pub enum Mode {
 }
 
 /// Settings shared by all nodes and workers of one run.
+#[derive(Clone)]
 pub struct RunEnv {
     pub mode: Mode,
     pub out_dir: PathBuf,
@@ -45,6 +46,9 @@ pub struct RunEnv {
     pub detector_model: Option<Arc<daq::detector::Detector>>,
     /// Each run's calibrated detector, when it comes from a database.
     pub calibration: Option<Arc<dyn super::calibration::RunCalibration>>,
+    /// The same, fetched ahead by one I/O thread and shared: what nodes
+    /// on workers ask (never the blocking `calibration` itself).
+    pub calibrations: Option<Arc<super::calibration::RunCalibrations>>,
     /// How often live sources advance their capability with the wall clock.
     pub heartbeat: Duration,
     /// How far behind the wall clock live data may arrive and still be

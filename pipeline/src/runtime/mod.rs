@@ -5,6 +5,7 @@ pub mod calibration;
 pub mod chaos;
 pub mod context;
 pub mod io;
+pub mod later;
 pub mod metrics;
 pub mod progress;
 pub mod prom;
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use timely::container::CapacityContainerBuilder;
@@ -80,6 +81,11 @@ pub struct RunOptions {
     /// Each run's calibrated detector (the KM3NeT DB); `None`: the
     /// detector above for every run.
     pub calibration: Option<Arc<dyn calibration::RunCalibration>>,
+    /// A live run without a detector yet: the nodes that need one (and
+    /// those downstream) start once this is filled (module [`later`]).
+    pub detector_later: Option<Arc<later::DetectorLater>>,
+    /// Told the detector id and run of the DAQ frames on every change.
+    pub frame_watch: Option<Arc<dyn calibration::FrameWatch>>,
     pub heartbeat: Duration,
     pub lateness: Duration,
     pub queue_capacity: usize,
@@ -121,6 +127,8 @@ impl RunOptions {
             site_config: None,
             detector: None,
             calibration: None,
+            detector_later: None,
+            frame_watch: None,
             heartbeat: Duration::from_millis(500),
             lateness: Duration::from_secs(5),
             queue_capacity: 10_000,
@@ -199,6 +207,10 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
         site_config: opts.site_config.clone(),
         detector: opts.detector.clone(),
         calibration: opts.calibration.clone(),
+        calibrations: opts
+            .calibration
+            .clone()
+            .map(calibration::RunCalibrations::new),
         heartbeat: opts.heartbeat,
         lateness: opts.lateness,
         queue_capacity: opts.queue_capacity,
@@ -209,6 +221,30 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
         progress: progress.clone(),
         control: control.clone(),
     });
+    let late = Arc::new(match (&opts.detector_later, &env.detector_model) {
+        (Some(_), None) => later::late_nodes(graph),
+        _ => Default::default(),
+    });
+    // The environment of the late nodes, made by the first worker that
+    // sees the detector.
+    let late_env: Arc<OnceLock<Arc<RunEnv>>> = Arc::default();
+    let detector_later = opts.detector_later.clone().filter(|_| !late.is_empty());
+    let watch = {
+        let (w, env, late_env) = (opts.frame_watch.clone(), env.clone(), late_env.clone());
+        // Each run's calibration is asked for as soon as a source sees
+        // the run, ahead of the nodes that use it.
+        Arc::new(move |det: i32, run: i32| {
+            if let Some(w) = &w {
+                w.frame(det, run);
+            }
+            let late = late_env.get().and_then(|e| e.calibrations.as_ref());
+            for c in env.calibrations.iter().chain(late) {
+                c.request(det, run);
+            }
+        }) as Watch
+    };
+    let watching = opts.frame_watch.is_some() || opts.calibration.is_some() || !late.is_empty();
+    let watch = watching.then_some(watch);
 
     let workers = opts.workers.max(1);
     let communication = match &opts.cluster {
@@ -241,54 +277,32 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
         config,
         move |worker| -> Result<Vec<std::thread::JoinHandle<()>>, String> {
             let io = Rc::new(RefCell::new(Vec::new()));
+            let mut bridges: HashMap<String, later::BridgeRef> = HashMap::new();
             let built = worker.dataflow::<Time, _, _>(|scope| -> anyhow::Result<()> {
                 let mut streams: HashMap<String, ItemStream<'_>> = HashMap::new();
-                for spec in &graph.nodes {
-                    let m = env.metrics.node(&spec.name);
-                    let gate = env.control.node(&spec.name).expect("registered above");
-                    let input = if spec.inputs.is_empty() {
-                        None
-                    } else {
-                        let accepts = spec.node.accepts();
-                        let mut ins: Vec<_> = spec
-                            .inputs
-                            .iter()
-                            .map(|i| {
-                                let s = streams[i].clone();
-                                let outputs =
-                                    graph.node(i).map(|u| u.node.outputs()).unwrap_or_default();
-                                if outputs.iter().all(|k| accepts.contains(k)) {
-                                    s
-                                } else {
-                                    only_kinds(s, accepts.clone())
-                                }
-                            })
-                            .collect();
-                        let s = if ins.len() == 1 {
-                            ins.pop().expect("one input")
-                        } else {
-                            scope.concatenate(ins)
-                        };
-                        // The gate: a stopped node's input is dropped here.
-                        Some(meter(s, m.clone(), false, Some(gate.clone())))
-                    };
-                    let ctx = BuildContext {
-                        scope,
-                        node: spec.name.clone(),
-                        env: env.clone(),
-                        metrics: m.clone(),
-                        control: gate.clone(),
-                        io: io.clone(),
-                    };
-                    let _span = m.span().entered();
-                    let out = spec.node.build(&ctx, input).map_err(|e| {
-                        anyhow::anyhow!("building node `{}` ({}): {e:#}", spec.name, spec.type_name)
-                    })?;
+                for spec in graph.nodes.iter().filter(|n| !late.contains(&n.name)) {
+                    let out = build_node(scope, spec, &graph, &streams, &env, &io, &watch)?;
                     if let Some(o) = out {
-                        // The output is gated too: a stopped source emits
-                        // nothing, and a stopped monitor whose windows
-                        // close on the frontier does not draw empty plots.
-                        streams.insert(spec.name.clone(), meter(o, m, true, Some(gate)));
+                        streams.insert(spec.name.clone(), o);
+                    }
+                }
+                // The streams the late nodes will read.
+                for spec in graph.nodes.iter().filter(|n| late.contains(&n.name)) {
+                    for i in spec.inputs.iter().filter(|i| !late.contains(*i)) {
+                        if bridges.contains_key(i) {
+                            continue;
+                        }
+                        let b = later::bridge();
+                        let waiting = graph
+                            .nodes
+                            .iter()
+                            .filter(|n| late.contains(&n.name) && n.inputs.contains(i))
+                            .map(|n| env.metrics.node(&n.name))
+                            .collect();
+                        if let Some(s) = streams.get(i) {
+                            later::tap(s.clone(), b.clone(), waiting);
+                        }
+                        bridges.insert(i.clone(), b);
                     }
                 }
                 Ok(())
@@ -298,9 +312,54 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
                 return Err(format!("{e:#}"));
             }
             let me = &steps_w[worker.index() % steps_w.len()];
+            let mut waiting = detector_later.clone();
             // Parks at most 100 ms, so an idle worker still counts steps.
             while worker.step_or_park(Some(Duration::from_millis(100))) {
                 me.fetch_add(1, Ordering::Relaxed);
+                let Some(slot) = waiting.clone() else {
+                    continue;
+                };
+                let Some(found) = slot.get() else {
+                    continue;
+                };
+                let env2 = late_env
+                    .get_or_init(|| {
+                        let mut e = (*env).clone();
+                        e.detector = Some(found.detx.clone());
+                        e.detector_model = Some(found.detector.clone());
+                        e.calibration = found.calibration.clone();
+                        e.calibrations = found
+                            .calibration
+                            .clone()
+                            .map(calibration::RunCalibrations::new);
+                        Arc::new(e)
+                    })
+                    .clone();
+                waiting = None;
+                let built = worker.dataflow::<Time, _, _>(|scope| -> anyhow::Result<()> {
+                    let mut streams: HashMap<String, ItemStream<'_>> = bridges
+                        .drain()
+                        .map(|(name, b)| (name, later::bridged(scope, b)))
+                        .collect();
+                    for spec in graph.nodes.iter().filter(|n| late.contains(&n.name)) {
+                        let out = build_node(scope, spec, &graph, &streams, &env2, &io, &watch)?;
+                        if let Some(o) = out {
+                            streams.insert(spec.name.clone(), o);
+                        }
+                    }
+                    Ok(())
+                });
+                if let Err(e) = built {
+                    finished_w.fetch_add(1, Ordering::SeqCst);
+                    return Err(format!("{e:#}"));
+                }
+                if worker.index() == 0 {
+                    tracing::info!(
+                        "detector {} known: {} node(s) that need it started",
+                        found.detector.det_id(),
+                        late.len()
+                    );
+                }
             }
             finished_w.fetch_add(1, Ordering::SeqCst);
             Ok(io.take())
@@ -359,6 +418,67 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
     })
 }
 
+/// Told (det_id, run) of the DAQ frames on every change.
+type Watch = Arc<dyn Fn(i32, i32) + Send + Sync>;
+
+/// Builds one node on one worker: its inputs from `streams` (filtered to
+/// the kinds it accepts, concatenated, metered and gated), its output
+/// metered and gated.
+fn build_node<'s>(
+    scope: timely::dataflow::Scope<'s, Time>,
+    spec: &crate::graph::NodeSpec,
+    graph: &Graph,
+    streams: &HashMap<String, ItemStream<'s>>,
+    env: &Arc<RunEnv>,
+    io: &Rc<RefCell<Vec<std::thread::JoinHandle<()>>>>,
+    watch: &Option<Watch>,
+) -> anyhow::Result<Option<ItemStream<'s>>> {
+    let m = env.metrics.node(&spec.name);
+    let gate = env.control.node(&spec.name).expect("registered above");
+    let input = if spec.inputs.is_empty() {
+        None
+    } else {
+        let accepts = spec.node.accepts();
+        let mut ins: Vec<_> = spec
+            .inputs
+            .iter()
+            .map(|i| {
+                let s = streams[i].clone();
+                let outputs = graph.node(i).map(|u| u.node.outputs()).unwrap_or_default();
+                if outputs.iter().all(|k| accepts.contains(k)) {
+                    s
+                } else {
+                    only_kinds(s, accepts.clone())
+                }
+            })
+            .collect();
+        let s = if ins.len() == 1 {
+            ins.pop().expect("one input")
+        } else {
+            scope.concatenate(ins)
+        };
+        // The gate: a stopped node's input is dropped here.
+        Some(meter(s, m.clone(), false, Some(gate.clone()), None))
+    };
+    let ctx = BuildContext {
+        scope,
+        node: spec.name.clone(),
+        env: env.clone(),
+        metrics: m.clone(),
+        control: gate.clone(),
+        io: io.clone(),
+    };
+    let _span = m.span().entered();
+    let out = spec.node.build(&ctx, input).map_err(|e| {
+        anyhow::anyhow!("building node `{}` ({}): {e:#}", spec.name, spec.type_name)
+    })?;
+    // The output is gated too: a stopped source emits nothing, and a
+    // stopped monitor whose windows close on the frontier does not draw
+    // empty plots. Sources' outputs tell the watch about runs.
+    let watch = watch.clone().filter(|_| spec.inputs.is_empty());
+    Ok(out.map(|o| meter(o, m, true, Some(gate), watch)))
+}
+
 /// Keeps the items of the kinds a consumer accepts, on an edge from a node
 /// that emits several kinds.
 fn only_kinds<'s>(s: ItemStream<'s>, kinds: Vec<crate::item::StreamKind>) -> ItemStream<'s> {
@@ -385,13 +505,24 @@ fn meter<'s>(
     m: Arc<NodeMetrics>,
     output: bool,
     gate: Option<Arc<NodeControl>>,
+    watch: Option<Watch>,
 ) -> ItemStream<'s> {
+    let mut run = None;
     s.unary_frontier::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
         Pipeline,
         "meter",
         move |_cap, _info| {
             move |(input, frontier), out| {
                 input.for_each(|cap, data| {
+                    if let Some(w) = &watch {
+                        // The first frame of a batch: runs last minutes.
+                        if let Some((det, r)) = data.iter().find_map(Item::daq_run) {
+                            if run != Some((det, r)) {
+                                run = Some((det, r));
+                                w(det, r);
+                            }
+                        }
+                    }
                     if gate.as_ref().is_some_and(|g| g.is_stopped()) {
                         m.drop_record(metrics::DropReason::Stopped, data.len() as u64);
                         return;

@@ -22,6 +22,9 @@ pub struct StateStore {
     worker: usize,
     interval: Duration,
     last_save: Cell<Instant>,
+    /// Saves failing since: logged at the first failure and at recovery
+    /// only (a full disk would fail every save of every interval).
+    failing: Cell<u64>,
 }
 
 impl StateStore {
@@ -38,6 +41,7 @@ impl StateStore {
             worker,
             interval,
             last_save: Cell::new(Instant::now()),
+            failing: Cell::new(0),
         }
     }
 
@@ -87,8 +91,25 @@ impl StateStore {
         let result = serde_json::to_vec_pretty(part)
             .map_err(std::io::Error::other)
             .and_then(|b| write_atomic(&path, &b));
-        if let Err(e) = result {
-            tracing::error!("cannot write state {}: {e}", path.display());
+        match result {
+            Err(e) => {
+                if self.failing.get() == 0 {
+                    tracing::error!(
+                        "cannot write state {}: {e} (kept in memory; retried every save, logged again when it works)",
+                        path.display()
+                    );
+                }
+                self.failing.set(self.failing.get() + 1);
+            }
+            Ok(()) if self.failing.get() > 0 => {
+                tracing::info!(
+                    "state {} written again after {} failed save(s)",
+                    path.display(),
+                    self.failing.get()
+                );
+                self.failing.set(0);
+            }
+            Ok(()) => {}
         }
     }
 }
