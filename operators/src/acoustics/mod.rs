@@ -59,6 +59,10 @@ pub struct Acoustics {
     /// Seconds between reminders of a firing alert (0 = none).
     #[serde(default, deserialize_with = "timespan::de::secs")]
     pub reminder_interval: u64,
+    /// Analyse in a replay too (default: live only, like the original; a
+    /// replay's cycles would each wait for the DB).
+    #[serde(default)]
+    pub in_replay: bool,
 }
 
 fn default_interval() -> u64 {
@@ -75,7 +79,8 @@ impl NodeConfig for Acoustics {
         "acoustic beacon pings per DOM from the DB's toashort stream, alert acoustics:<du>";
     const EXAMPLE: &'static str = r#"inputs = ["monitoring"]
 db = false
-interval = 60"#;
+in_replay = true
+interval = 600"#;
 }
 
 impl Node for Acoustics {
@@ -117,8 +122,9 @@ impl Node for Acoustics {
             .map(|m| (m.dom_id, m.du, m.floor))
             .collect();
         let mut monitor = AcousticsMonitor::new(self, det.det_id(), doms, &ctx.node);
-        if ctx.index() == 0 {
-            let replay = matches!(ctx.env.mode, Mode::Replay { .. });
+        let replay = matches!(ctx.env.mode, Mode::Replay { .. });
+        monitor.off = replay && !self.in_replay;
+        if ctx.index() == 0 && !monitor.off {
             let (req_tx, req_rx) = bounded::<(u64, u64)>(2);
             let (res_tx, res_rx) = bounded(2);
             monitor = monitor.with_io(req_tx, res_rx, replay);
@@ -247,6 +253,8 @@ pub struct AcousticsMonitor {
     pub alerts: AlertBook,
     /// Cycles skipped because two were still waiting for the DB.
     pub skipped: u64,
+    /// A replay without `in_replay`: no cycles.
+    pub off: bool,
 }
 
 impl AcousticsMonitor {
@@ -262,6 +270,7 @@ impl AcousticsMonitor {
             wait: false,
             alerts: AlertBook::new(node, c.reminder_interval),
             skipped: 0,
+            off: false,
         }
     }
 
@@ -300,7 +309,7 @@ impl AcousticsMonitor {
             end_s,
         );
         let Some(tx) = &self.requests else {
-            self.emit(t, w, &Err("no DB client".into()), out);
+            // Workers other than 0: the monitor's input all goes to 0.
             return;
         };
         if tx.try_send(w).is_err() {
@@ -445,6 +454,9 @@ impl AcousticsMonitor {
 
 impl Monitor<Item> for AcousticsMonitor {
     fn on_data(&mut self, t: Time, _data: Vec<Item>, out: &mut Out) {
+        if self.off {
+            return;
+        }
         if self.next.is_none() {
             // Cycles on the interval grid of data time.
             let next = (t / self.interval + 1) * self.interval;
