@@ -136,7 +136,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     dm.play_faults(&faults, 0, stop.clone());
     // The Acoustics tab's source: a stand-in KM3NeT DB serving `toashort`
     // (beacon pings) for this detector, runs hourly around now.
-    let db = start_testdb(&detector, &detx)?;
+    let silent = faults.iter().find_map(|f| match (f.kind, &f.target) {
+        (simulator::FaultKind::AcousticsSilent, simulator::fault::ResolvedTarget::Du(du)) => {
+            Some(*du)
+        }
+        _ => None,
+    });
+    let db = start_testdb(&detector, &detx, silent)?;
     let site_path = dir.join("pipeline.toml");
     let creds = write_site_config(&args, &site_path, &dir, &detx, ligier_addr, dm.addr())?;
     point_at_testdb(&site_path, &db)?;
@@ -265,8 +271,13 @@ fn write_ahrs_constants(detx: &Path, path: &Path) -> anyhow::Result<()> {
 }
 
 /// `testdb` with the demo's detector (OID `D_DEMO`, its det_id as serial)
-/// and runs every hour from 1 h before now to a day after.
-fn start_testdb(detector: &Detector, detx: &Path) -> anyhow::Result<testdb::TestDb> {
+/// and runs every hour from 1 h before now to a day after; `silent_du`
+/// (fault `acoustics-silent`) hears no beacon.
+fn start_testdb(
+    detector: &Detector,
+    detx: &Path,
+    silent_du: Option<u32>,
+) -> anyhow::Result<testdb::TestDb> {
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -296,7 +307,7 @@ fn start_testdb(detector: &Detector, detx: &Path) -> anyhow::Result<testdb::Test
         clbmap: None,
         ahrscalib: None,
         compasses: Default::default(),
-        toa_silent_du: None,
+        toa_silent_du: silent_du,
     };
     testdb::TestDb::start(opts).context("cannot start the KM3NeT DB stand-in")
 }

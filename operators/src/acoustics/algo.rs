@@ -149,7 +149,7 @@ pub fn dom_slots(toas: &[Toa], a: f64, b: f64) -> [Slot; 3] {
                 continue;
             };
             let r = (ti - tj).abs().rem_euclid(PING_PERIOD_S);
-            if r < 0.001 || r > 5.0 {
+            if !(0.001..=5.0).contains(&r) {
                 let lower = if out[i].max_qf < out[j].max_qf { i } else { j };
                 out[lower].code = NO_PINGS;
             }
