@@ -3,6 +3,8 @@
 
 use super::algo::*;
 use super::*;
+use crate::monitor::{drive, random_steps};
+use crossbeam_channel::bounded;
 use pipeline::item::Item;
 
 fn train(e: i32, t0: f64, n: usize, qf0: f64) -> Vec<Toa> {
@@ -279,4 +281,82 @@ fn a_230_du_detector_costs_at_most_two_requests_per_cycle() {
         .request_lines("/streamds/toashort")
         .iter()
         .all(|l| !l.contains("domid")));
+}
+
+/// Cycles are event-time timers on the interval grid: the same windows,
+/// plots and alerts whatever the batching and frontier steps (the I/O
+/// side is a thread answering from memory, in replay mode: waited for).
+#[test]
+fn cycles_follow_data_time_whatever_the_batching() {
+    const T0_S: u64 = 1_700_000_000;
+    let input: Vec<(Time, Vec<Item>)> = (0..300u64)
+        .map(|i| {
+            let ns = (T0_S + 5 + i * 10) * 1_000_000_000;
+            let p = crate::testing::tmch(ns, 1, 0, 0);
+            (crate::testing::at(ns), vec![Item::Tmch(Arc::new(p))])
+        })
+        .collect();
+    let run = |seed: u64| {
+        let (req_tx, req_rx) = bounded(2);
+        let (res_tx, res_rx) = bounded(2);
+        let io = std::thread::spawn(move || {
+            serve(req_rx, res_tx, |a, b| {
+                // The windows starting on an odd multiple of 600 s are silent.
+                let mut m = BTreeMap::new();
+                if (a / 600) % 2 == 0 {
+                    m.insert(1u32, train(11, a as f64 + 10.0, 11, 80.0));
+                }
+                let _ = b;
+                Ok(Fetched {
+                    runs: (1, 1),
+                    by_dom: Arc::new(m),
+                })
+            })
+        });
+        let mut m = monitor(vec![(1, 1, 1)]).with_io(req_tx, res_rx, true);
+        let out = drive(&mut m, random_steps(&input, seed));
+        drop(m);
+        io.join().unwrap();
+        out.into_iter()
+            .filter_map(|(t, i)| match i {
+                Item::Plot(p) => {
+                    let j: serde_json::Value = serde_json::from_str(p.json.as_deref()?).ok()?;
+                    Some(format!(
+                        "{t} plot {} {}",
+                        j["window"], j["dus_without_beacons"]
+                    ))
+                }
+                Item::Alert(a) => Some(format!("{t} {} {:?}", a.key, a.state)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = run(0);
+    // Data from T0+5 s to T0+2995 s (T0 = 200 s past a 600-s grid
+    // point): cycles at T0+400, +1000, … +2800 for the windows ending there
+    // (delay 0); windows starting on an odd multiple of 600 s are silent.
+    let want: Vec<String> = (0..5u64)
+        .flat_map(|k| {
+            let end = T0_S + 400 + 600 * k;
+            let t = end * TICKS_PER_SECOND;
+            let iso = |s: u64| crate::util::iso(s as i64);
+            let silent = k % 2 == 0;
+            vec![
+                format!(
+                    "{t} acoustics:1 {}",
+                    if silent { "Firing" } else { "Resolved" }
+                ),
+                format!(
+                    "{t} plot [\"{}\",\"{}\"] {}",
+                    iso(end - 600),
+                    iso(end),
+                    if silent { "[1]" } else { "[]" }
+                ),
+            ]
+        })
+        .collect();
+    assert_eq!(first, want);
+    for seed in 1..4 {
+        assert_eq!(run(seed), first, "seed {seed}");
+    }
 }
