@@ -134,8 +134,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let faults = simulator::fault::resolve(&args.faults, &detector, args.seed, 0)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     dm.play_faults(&faults, 0, stop.clone());
+    // The Acoustics tab's source: a stand-in KM3NeT DB serving `toashort`
+    // (beacon pings) for this detector, runs hourly around now.
+    let silent = faults.iter().find_map(|f| match (f.kind, &f.target) {
+        (simulator::FaultKind::AcousticsSilent, simulator::fault::ResolvedTarget::Du(du)) => {
+            Some(*du)
+        }
+        _ => None,
+    });
+    let db = start_testdb(&detector, &detx, silent)?;
     let site_path = dir.join("pipeline.toml");
     let creds = write_site_config(&args, &site_path, &dir, &detx, ligier_addr, dm.addr())?;
+    point_at_testdb(&site_path, &db)?;
     let graph_path = dir.join("km3mon.toml");
     std::fs::write(&graph_path, GRAPH)
         .with_context(|| format!("writing {}", graph_path.display()))?;
@@ -264,6 +274,69 @@ fn write_ahrs_constants(detx: &Path, path: &Path) -> anyhow::Result<()> {
     }
     pipeline::runtime::io::write_atomic(path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `testdb` with the demo's detector (OID `D_DEMO`, its det_id as serial)
+/// and runs every hour from 1 h before now to a day after; `silent_du`
+/// (fault `acoustics-silent`) hears no beacon.
+fn start_testdb(
+    detector: &Detector,
+    detx: &Path,
+    silent_du: Option<u32>,
+) -> anyhow::Result<testdb::TestDb> {
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let first = now_s / 3600 * 3600 - 3600;
+    let runs = (0..26)
+        .map(|k| testdb::RunSpec {
+            run: 1 + k,
+            unix_start_ms: (first + 3600 * i64::from(k)) * 1000,
+            t0: None,
+            pos: None,
+            rot: None,
+        })
+        .collect();
+    let opts = testdb::Options {
+        port: 0,
+        users: Vec::new(),
+        sids: vec![testdb::DEFAULT_SID.into()],
+        detectors: vec![testdb::DetectorSpec {
+            serial: detector.det_id(),
+            oid: "D_DEMO".into(),
+            detx: detx.to_path_buf(),
+            runs,
+        }],
+        t0_shifts: Default::default(),
+        runs_with_calib_columns: false,
+        streamds: None,
+        clbmap: None,
+        ahrscalib: None,
+        compasses: Default::default(),
+        toa_silent_du: silent_du,
+    };
+    testdb::TestDb::start(opts).context("cannot start the KM3NeT DB stand-in")
+}
+
+/// `[DB]` of the demo's site config → the stand-in; `[Acoustics]`: one
+/// cycle per 600 s of data time for the window just ended (the stand-in's
+/// TOAs are there at once).
+fn point_at_testdb(site: &Path, db: &testdb::TestDb) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(site)?;
+    let mut doc: toml::Table = toml::from_str(&text)?;
+    let t = section(&mut doc, "DB");
+    t.insert("url".into(), db.url().into());
+    t.insert("cookie".into(), db.sid().into());
+    t.insert("retries".into(), 0.into());
+    let a = section(&mut doc, "Acoustics");
+    a.insert("delay".into(), 0.into());
+    a.insert("db".into(), true.into());
+    std::fs::write(site, toml::to_string(&doc)?)?;
+    if std::env::var_os("KM3NET_DB_URL").is_some() {
+        warn!("demo: ignoring KM3NET_DB_URL from the environment");
+        std::env::set_var("KM3NET_DB_URL", db.url());
+    }
+    Ok(())
 }
 
 fn write_site_config(

@@ -82,7 +82,8 @@ pub struct SimulateArgs {
     /// KIND one of dom-silent[:DOMID|:DU/FLOOR], du-timesync[:DU],
     /// trigger-zero, corrupt-frames[:TAG,...], ligier-disconnect,
     /// ahrs-drift[:DU] (the DU's compass headings turn 2°/min),
-    /// rttc-jump[:DU] (+500 ps on --detector-manager). START is
+    /// rttc-jump[:DU] (+500 ps on --detector-manager),
+    /// acoustics-silent[:DU] (km3mon demo: no TOAs of the DU). START is
     /// data time after the beginning (default 60s); DURATION defaults to
     /// the end (1s for corrupt-frames, 5s for ligier-disconnect).
     #[arg(long = "fault", value_name = "SPEC")]

@@ -5,6 +5,7 @@
 //! `pipeline::Node` and `pipeline::NodeConfig`, then add one line to
 //! [`registry`]. See CONTRIBUTING.md.
 
+pub mod acoustics;
 pub mod ahrs;
 pub mod alerting;
 pub mod decode;
@@ -59,4 +60,5 @@ pub fn registry() -> Registry {
         .with::<reco::time_residuals::TimeResiduals>()
         .with::<ahrs::AhrsCalibration>()
         .with::<rttc::Rttc>()
+        .with::<acoustics::Acoustics>()
 }

@@ -15,6 +15,7 @@
 //! | `corrupt-frames` | `TAG[,TAG…]` (default all data tags) | a quarter of the data messages are damaged (bad length, truncated, bad counts or version, bad TMCH marker) inside an intact ControlHost framing |
 //! | `ligier-disconnect` | — | the publisher drops its Ligier connection and reconnects at the end; the data of the gap is lost (in a recording: a gap) |
 //! | `rttc-jump` | `DU` | no effect on the DAQ streams: the Detector Manager stand-in (`--detector-manager`) adds [`RTTC_JUMP_PS`] to the DU's base-CLB RTTC (wall clock after the start) |
+//! | `acoustics-silent` | `DU` | no effect on the DAQ streams: the KM3NeT DB stand-in of `km3mon demo` serves no acoustic TOAs (`toashort`) of the DU's DOMs (the whole demo: the stand-in has no time switch) |
 //! | `ahrs-drift` | `DU` | the DU twists: the heading of its DOMs (IO_MONIT yaw and compass readings) turns by [`AHRS_DRIFT_DEG_PER_MIN`] per minute of data time |
 
 use std::str::FromStr;
@@ -35,6 +36,7 @@ pub enum FaultKind {
     LigierDisconnect,
     AhrsDrift,
     RttcJump,
+    AcousticsSilent,
 }
 
 /// How far an `rttc-jump` moves the DU's RTTC, ps.
@@ -44,7 +46,7 @@ pub const RTTC_JUMP_PS: f64 = 500.0;
 pub const AHRS_DRIFT_DEG_PER_MIN: f64 = 2.0;
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::DomSilent,
         FaultKind::DuTimesync,
         FaultKind::TriggerZero,
@@ -52,6 +54,7 @@ impl FaultKind {
         FaultKind::LigierDisconnect,
         FaultKind::AhrsDrift,
         FaultKind::RttcJump,
+        FaultKind::AcousticsSilent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl FaultKind {
             FaultKind::LigierDisconnect => "ligier-disconnect",
             FaultKind::AhrsDrift => "ahrs-drift",
             FaultKind::RttcJump => "rttc-jump",
+            FaultKind::AcousticsSilent => "acoustics-silent",
         }
     }
 
@@ -147,9 +151,10 @@ fn parse_target(kind: FaultKind, text: &str) -> Result<Target, String> {
             }),
             None => Ok(Target::Dom(number(text)?)),
         },
-        FaultKind::DuTimesync | FaultKind::AhrsDrift | FaultKind::RttcJump => {
-            Ok(Target::Du(number(text.trim_start_matches("DU"))?))
-        }
+        FaultKind::DuTimesync
+        | FaultKind::AhrsDrift
+        | FaultKind::RttcJump
+        | FaultKind::AcousticsSilent => Ok(Target::Du(number(text.trim_start_matches("DU"))?)),
         FaultKind::CorruptFrames => text
             .split(',')
             .map(|t| Tag::new(t.trim()).map_err(|e| format!("corrupt-frames: {e}")))
@@ -270,7 +275,13 @@ fn resolve_target(
             .filter(|m| m.is_optical())
             .map(dom)
             .ok_or_else(|| format!("{name}: no optical DOM at DU {du} floor {floor}")),
-        (FaultKind::DuTimesync | FaultKind::AhrsDrift | FaultKind::RttcJump, None) => {
+        (
+            FaultKind::DuTimesync
+            | FaultKind::AhrsDrift
+            | FaultKind::RttcJump
+            | FaultKind::AcousticsSilent,
+            None,
+        ) => {
             let dus = detector.dus();
             if dus.is_empty() {
                 return Err(format!("{name}: the detector has no DU"));
@@ -280,7 +291,10 @@ fn resolve_target(
             ))
         }
         (
-            FaultKind::DuTimesync | FaultKind::AhrsDrift | FaultKind::RttcJump,
+            FaultKind::DuTimesync
+            | FaultKind::AhrsDrift
+            | FaultKind::RttcJump
+            | FaultKind::AcousticsSilent,
             Some(Target::Du(du)),
         ) => {
             if detector.dus().contains(du) {

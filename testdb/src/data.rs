@@ -336,3 +336,90 @@ pub fn datalognumbers_tsv(
     }
     Ok(if rows == 0 { String::new() } else { s })
 }
+
+/// The beacon (emitter) ids of the stand-in's acoustic beacons.
+pub const BEACONS: [i32; 3] = [11, 12, 13];
+
+/// Seconds between two pings of a beacon's pulse train.
+pub const PING_PERIOD_S: f64 = 5.048_729_896_545_41;
+
+/// How many pings of `beacon` (index 0–2) a DOM at `floor` hears per train:
+/// 11 for most, 5 (a weak one) when `(floor + beacon) % 7 == 3`, 2 when it
+/// is `% 11 == 5` — so the matrix shows every colour.
+pub fn pings_heard(floor: i32, beacon: usize) -> usize {
+    let k = floor + beacon as i32;
+    if k % 11 == 5 {
+        2
+    } else if k % 7 == 3 {
+        5
+    } else {
+        11
+    }
+}
+
+/// `toashort` of runs `minrun..=maxrun` (all DOMs, or `domid=` one): every
+/// 600 s (on the Unix-time grid) a train of pings of each beacon (beacon b
+/// starts 200·b s after the grid point, QF 60–80), and per DOM and train
+/// 3 noise entries (QF 5–15). Time span: from the start of `minrun` to the
+/// start of the run after `maxrun` (or one hour after its start). The DOMs
+/// of `silent_du` hear nothing (a fault).
+pub fn toashort_tsv(
+    d: &DetectorSpec,
+    minrun: i32,
+    maxrun: i32,
+    dom: Option<u32>,
+    silent_du: Option<u32>,
+) -> anyhow::Result<String> {
+    let start = d.runs.iter().find(|r| r.run >= minrun);
+    let next = d.runs.iter().find(|r| r.run > maxrun);
+    let (Some(start), Some(last)) = (start, d.runs.iter().rev().find(|r| r.run <= maxrun)) else {
+        return Ok(String::new());
+    };
+    let from_s = start.unix_start_ms.div_euclid(1000);
+    let to_s = next.map_or(last.unix_start_ms / 1000 + 3600, |r| r.unix_start_ms / 1000);
+    let det =
+        Detector::from_file(&d.detx).map_err(|e| anyhow::anyhow!("{}: {e}", d.detx.display()))?;
+    let mut s = String::from("RUN\tDOMID\tEMITTERID\tQUALITYFACTOR\tUNIXTIMEBASE\tTOA_S\n");
+    let mut rows = 0;
+    let run_of = |t: i64| {
+        d.runs
+            .iter()
+            .rev()
+            .find(|r| r.unix_start_ms / 1000 <= t)
+            .map_or(minrun, |r| r.run)
+    };
+    let mut push = |s: &mut String, id: u32, e: i32, qf: f64, t: f64| {
+        let base = t.floor();
+        s.push_str(&format!(
+            "{}\t{id}\t{e}\t{qf:.2}\t{base:.0}\t{:.6}\n",
+            run_of(base as i64),
+            t - base
+        ));
+        rows += 1;
+    };
+    for m in det.modules() {
+        if dom.is_some_and(|x| x != m.dom_id) || silent_du == Some(m.du) {
+            continue;
+        }
+        let mut train = from_s.div_euclid(600) * 600;
+        while train < to_s {
+            for (b, &e) in BEACONS.iter().enumerate() {
+                let t0 = train as f64 + 200.0 * b as f64 + 1.0 + f64::from(m.floor) * 0.01;
+                for k in 0..pings_heard(m.floor, b) {
+                    let t = t0 + k as f64 * PING_PERIOD_S;
+                    if t >= from_s as f64 && t < to_s as f64 {
+                        let qf = 80.0 - k as f64 * 2.0 + f64::from(m.du % 3);
+                        push(&mut s, m.dom_id, e, qf, t);
+                    }
+                }
+                // Noise 300 s after the train (outside its ±80 s signal window).
+                let t = train as f64 + 200.0 * b as f64 + 300.0 + f64::from(m.du % 5);
+                if t >= from_s as f64 && t < to_s as f64 {
+                    push(&mut s, m.dom_id, e, 5.0 + f64::from(m.floor % 10), t);
+                }
+            }
+            train += 600;
+        }
+    }
+    Ok(if rows == 0 { String::new() } else { s })
+}

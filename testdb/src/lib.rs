@@ -54,6 +54,8 @@ pub struct Options {
     /// named here get a compass of the `ahrscalib` table with a complete
     /// latest row, chosen by the CLB's serial number.
     pub compasses: std::collections::HashMap<String, Option<String>>,
+    /// `toashort`: the DU whose DOMs hear no beacon (a fault), if any.
+    pub toa_silent_du: Option<u32>,
 }
 
 /// The id every default server accepts (synthetic, of the valid shape).
@@ -77,6 +79,7 @@ impl Options {
             clbmap: data::find_db_sample(Some(&td), "clbmap.txt"),
             ahrscalib: data::find_db_sample(Some(&td), "streamds_ahrscalib_1605699491.txt"),
             compasses: std::collections::HashMap::new(),
+            toa_silent_du: None,
         })
     }
 }

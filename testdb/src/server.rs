@@ -224,6 +224,26 @@ async fn stream(
                 }
             }
         }
+        "toashort" => {
+            let (Some(det), Some(r1), Some(r2)) =
+                (q.get("detid"), q.get("minrun"), q.get("maxrun"))
+            else {
+                return text("ERROR: mandatory selectors detid, minrun, maxrun".into());
+            };
+            let Some(d) = find(&st.opts.detectors, det) else {
+                return text(String::new());
+            };
+            let (Ok(r1), Ok(r2)) = (r1.parse::<i32>(), r2.parse::<i32>()) else {
+                return text("ERROR: minrun and maxrun must be run numbers".into());
+            };
+            let dom = q.get("domid").and_then(|x| x.parse::<u32>().ok());
+            match data::toashort_tsv(d, r1, r2, dom, st.opts.toa_silent_du) {
+                Ok(t) => text(t),
+                Err(e) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, format!("testdb: {e}")).into_response()
+                }
+            }
+        }
         // Streams of the index this stand-in has no data for: "no data".
         _ if st
             .opts
