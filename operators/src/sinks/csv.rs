@@ -134,6 +134,14 @@ fn writer(path: &Path, rx: Receiver<Vec<Row>>, control: &NodeControl, live: bool
                 }
                 Some(_) => {}
             }
+            if header_done.is_none() && !out.is_empty() {
+                // Rows under another table's header would be read wrong
+                // by every tool: refuse the file instead.
+                if let Err(e) = same_header(path, &row.header) {
+                    control.fail(e);
+                    return;
+                }
+            }
             if !*header_done.get_or_insert_with(|| !out.is_empty()) {
                 push_line(&mut buf, &row.header);
                 header_done = Some(true);
@@ -143,6 +151,31 @@ fn writer(path: &Path, rx: Receiver<Vec<Row>>, control: &NodeControl, live: bool
         out.push(buf.as_bytes(), control);
     }
     out.finish(control);
+}
+
+/// Whether the first line of the existing file at `path` is `header`, as
+/// [`push_line`] writes it; the error names both.
+fn same_header(path: &Path, header: &[String]) -> Result<(), String> {
+    use std::io::BufRead as _;
+    let mut first = String::new();
+    let read = std::fs::File::open(path)
+        .map(std::io::BufReader::new)
+        .and_then(|mut f| f.read_line(&mut first));
+    if let Err(e) = read {
+        return Err(format!("cannot read the header of {}: {e}", path.display()));
+    }
+    let mut expected = String::new();
+    push_line(&mut expected, header);
+    if first.trim_end_matches(['\r', '\n']) == expected.trim_end_matches('\n') {
+        return Ok(());
+    }
+    Err(format!(
+        "will not append to {}: its header is `{}` but the rows have the columns `{}`; \
+         move the file aside or give the node another path",
+        path.display(),
+        first.trim_end(),
+        expected.trim_end()
+    ))
 }
 
 fn push_line(buf: &mut String, cells: &[String]) {
@@ -163,6 +196,26 @@ fn push_line(buf: &mut String, cells: &[String]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn appending_needs_the_same_header() {
+        let dir = std::env::temp_dir().join(format!("km3mon-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("rates.csv");
+        let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        std::fs::write(&p, "timestamp,tag,\"a,b\"\n1,IO_SUM,2\n").unwrap();
+        assert_eq!(
+            super::same_header(&p, &cols(&["timestamp", "tag", "a,b"])),
+            Ok(())
+        );
+        let err = super::same_header(&p, &cols(&["timestamp", "du", "rate"])).unwrap_err();
+        assert!(
+            err.contains("rates.csv") && err.contains("timestamp,du,rate"),
+            "{err}"
+        );
+        assert!(err.contains("timestamp,tag,\"a,b\""), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn cells_with_commas_and_quotes_are_quoted() {
         let mut b = String::new();
