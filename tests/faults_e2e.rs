@@ -96,8 +96,10 @@ fn ligier_memory_with_500_idle_connections_is_bounded_and_returned() {
         "500 idle connections: RSS {base} KiB -> {held} KiB (limit +50 MiB)"
     );
     drop(conns);
-    // Given back after the close: within 20 MiB of the start.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // Given back after the close: within 20 MiB of the start. (500
+    // threads end and free their buffers; on a loaded machine that took
+    // more than 15 s once.)
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut after = rss_kib(pid);
     while after > base + 20 * 1024 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
