@@ -274,7 +274,7 @@ pub fn retry(
                     tracing::info!("{what}: resumed after {failures} failed attempts");
                 }
                 if let Some(c) = control {
-                    c.write_ok();
+                    c.write_ok(None);
                 }
                 return true;
             }

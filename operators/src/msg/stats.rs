@@ -355,7 +355,7 @@ fn plotter(dir: &Path, prefix: &str, rx: Receiver<Job>, control: &pipeline::cont
                 let png = dir.join(format!("{prefix}_{}.png", job.stats.date));
                 control.write_failed(&png, e.root_cause());
             } else {
-                control.write_ok();
+                control.write_ok(None);
                 if job.final_ {
                     tracing::info!("log_stats: {prefix}_{}.png written", job.stats.date);
                 }

@@ -283,7 +283,7 @@ fn render_batch(
         let done = metrics.busy(|| render_with(dir, plot, buf));
         busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match done {
-            Ok(()) => control.write_ok(),
+            Ok(()) => control.write_ok(None),
             Err(e) => {
                 // The node's FAILED state says it once; each file is
                 // logged once (a full disk fails every plot of every

@@ -217,7 +217,7 @@ pub fn plotter(
         })();
         // The next display is the retry; the first good one ends FAILED.
         match done {
-            Ok(()) => control.write_ok(),
+            Ok(()) => control.write_ok(Some(&dir.join("ztplot_roy.png"))),
             Err(e) => control.write_failed(&dir.join("ztplot_roy.png"), format!("{e:#}")),
         }
     }

@@ -133,7 +133,7 @@ impl Node for TimeResiduals {
                 for p in r {
                     // Logged once per file; the next plot is the retry.
                     match super::residual_draw::write(&dir, &p) {
-                        Ok(()) => control.write_ok(),
+                        Ok(()) => control.write_ok(Some(&dir.join("time_residuals.png"))),
                         Err(e) => {
                             control.write_failed(&dir.join("time_residuals.png"), format!("{e:#}"))
                         }

@@ -166,7 +166,7 @@ impl State {
             return;
         }
         // The next plot is the retry: a good one ends the FAILED state.
-        self.setup.control.write_ok();
+        self.setup.control.write_ok(None);
         self.hold.succeeded();
         if candidate {
             match self.archive(ev, &cal.hits, sizes, &png) {

@@ -193,14 +193,27 @@ impl NodeControl {
 
     /// A write succeeded: a node FAILED by [`NodeControl::write_failed`]
     /// runs again (logged once, with what failed meanwhile). Cheap when
-    /// nothing failed.
-    pub fn write_ok(&self) {
-        if !self.write_failing.load(Ordering::Relaxed)
-            || !self.write_failing.swap(false, Ordering::SeqCst)
-        {
+    /// nothing failed. `Some(file)`: only that file works again, and the
+    /// node runs again once none of its files fails (a node writing
+    /// several files from several threads: a good line in one must not
+    /// hide a failing plot in another); `None`: every file of the node.
+    pub fn write_ok(&self, file: Option<&Path>) {
+        if !self.write_failing.load(Ordering::Relaxed) {
             return;
         }
-        let files = std::mem::take(&mut *self.failing_files.lock().expect("control lock"));
+        let files = {
+            let mut failing = self.failing_files.lock().expect("control lock");
+            if let Some(f) = file {
+                if !failing.contains_key(f) || failing.len() > 1 {
+                    failing.remove(f);
+                    return;
+                }
+            }
+            if !self.write_failing.swap(false, Ordering::SeqCst) {
+                return;
+            }
+            std::mem::take(&mut *failing)
+        };
         let mut l = self.life.lock().expect("control lock");
         if matches!(&l.state, NodeState::Failed(r) if r.starts_with("cannot write ")) {
             let failures: u64 = files.values().sum();

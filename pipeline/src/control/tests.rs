@@ -330,3 +330,32 @@ fn control_characters_from_requests_are_escaped() {
     assert!(!message.chars().any(char::is_control), "{message:?}");
     assert!(message.contains("by eve\\n2026"), "{message:?}");
 }
+
+#[test]
+fn a_good_write_of_one_file_does_not_hide_another_failing_one() {
+    let c = Control::new(None, None);
+    let n = c.register(
+        "royfit",
+        "royfit",
+        "reconstruction",
+        Role::Transform,
+        Metrics::default().node("royfit"),
+    );
+    let (png, jsonl) = (
+        Path::new("plots/ztplot_roy.png"),
+        Path::new("data/royfit.jsonl"),
+    );
+    n.write_failed(png, "No space left on device");
+    assert!(matches!(n.state(), NodeState::Failed(_)));
+    // The JSON Lines writer (another thread) succeeds: still FAILED.
+    n.write_ok(Some(jsonl));
+    assert!(matches!(n.state(), NodeState::Failed(_)));
+    // The plot itself is written again: RUNNING.
+    n.write_ok(Some(png));
+    assert_eq!(n.state(), NodeState::Running);
+    // `None` clears every file of the node.
+    n.write_failed(png, "full");
+    n.write_failed(jsonl, "full");
+    n.write_ok(None);
+    assert_eq!(n.state(), NodeState::Running);
+}

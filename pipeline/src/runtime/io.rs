@@ -167,7 +167,7 @@ impl RetryingAppender {
                     );
                     self.dropped_bytes = 0;
                 }
-                control.write_ok();
+                control.write_ok(Some(&self.path));
             }
             Err(e) => {
                 self.file = None;
