@@ -4,7 +4,7 @@
 //! a temporary recording — replayed at full speed with 1 and 2 workers:
 //! real-time factor and peak RSS. Then the DOM map of 4,140 DOMs drawn.
 //!
-//!   cargo bench -p operators --bench health [-- SECONDS]
+//!   cargo bench -p km3mon-operators --bench health [-- SECONDS]
 //!
 //! Each replay runs in a child process of this benchmark so that its peak
 //! RSS (VmHWM) is its own.

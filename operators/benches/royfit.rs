@@ -3,7 +3,7 @@
 //! its default 50 Hz trigger rate), and what share of a core the live
 //! rate needs with the site default `fraction = 0.5`.
 //!
-//!   cargo bench -p operators --bench royfit [-- EVENTS]
+//!   cargo bench -p km3mon-operators --bench royfit [-- EVENTS]
 
 use std::time::Instant;
 

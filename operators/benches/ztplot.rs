@@ -2,7 +2,7 @@
 //! the top-10 test for events of 100 … 1,000 snapshot hits on a 115-DU
 //! detector, and the time to draw one 115-DU z-t plot.
 //!
-//!   cargo bench -p operators --bench ztplot
+//!   cargo bench -p km3mon-operators --bench ztplot
 
 use std::hint::black_box;
 use std::time::Instant;

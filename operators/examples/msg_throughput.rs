@@ -2,7 +2,7 @@
 //! midnight) → daily statistics, on one thread, as the writer and the
 //! statistics operator do them (without the dataflow around them).
 //!
-//! `cargo run --release -p operators --example msg_throughput -- [LINES] [DIR]`
+//! `cargo run --release -p km3mon-operators --example msg_throughput -- [LINES] [DIR]`
 
 use std::time::Instant;
 

@@ -1,5 +1,5 @@
 //! The worked example of CONTRIBUTING.md, compiled (and run by
-//! `cargo run -p operators --example slice_gap`) so that it cannot rot.
+//! `cargo run -p km3mon-operators --example slice_gap`) so that it cannot rot.
 //!
 //! `slice_gap`: summaryslices per window of data time (a table row per
 //! window), and the alert `no_summaryslices` when none arrived for

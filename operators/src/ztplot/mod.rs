@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use daq::event::Event;
-use notify::elog::{ElogConfig, ElogSender};
+use messaging::elog::{ElogConfig, ElogSender};
 use pipeline::item::{Item, Time};
 use pipeline::operator::{
     check_relative, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,

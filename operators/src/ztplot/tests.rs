@@ -432,7 +432,7 @@ fn elog_standin() -> (String, std::sync::mpsc::Receiver<String>) {
 #[test]
 fn each_new_top10_event_is_posted_to_the_elog_once() {
     use super::worker::{Setup, State};
-    use notify::elog::{password_hash, ElogConfig, ElogSender};
+    use messaging::elog::{password_hash, ElogConfig, ElogSender};
     let d = tmpdir("elog");
     let det = Arc::new(detx());
     let (url, rx) = elog_standin();

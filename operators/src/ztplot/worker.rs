@@ -28,7 +28,7 @@ pub struct Setup {
     /// Output failures mark the node FAILED here (and are logged once).
     pub control: Arc<pipeline::control::NodeControl>,
     /// Posts each new top-10 event to the ELOG (`[ZTPlot] elog`).
-    pub elog: Option<notify::elog::ElogSender>,
+    pub elog: Option<messaging::elog::ElogSender>,
 }
 
 pub fn run(setup: Setup, rx: Receiver<Arc<Event>>) {
@@ -285,7 +285,7 @@ impl State {
             "A new event entered the top 10 of the event selection: DetID-{} Run {}, FrameIndex {}, TriggerCounter {}, {} hits ({} triggered), {} UTC.",
             h.det_id, h.run, h.frame_index, ev.trigger_counter, hits.len(), n_trig, human(h.utc_seconds as i64)
         );
-        let queued = elog.send(notify::elog::ElogEntry {
+        let queued = elog.send(messaging::elog::ElogEntry {
             subject: "New massive event!".into(),
             text,
             attachments: vec![png],

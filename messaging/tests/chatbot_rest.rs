@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use notify::bot::Bot;
-use notify::config::AlertsConfig;
-use notify::shifters::{Shifters, ShiftersFile};
+use messaging::bot::Bot;
+use messaging::config::AlertsConfig;
+use messaging::shifters::{Shifters, ShiftersFile};
 use pipeline::control::Control;
 use pipeline::operator::Role as NodeRole;
 use pipeline::runtime::metrics::Metrics;
@@ -104,7 +104,7 @@ fn rest_bot_against_testchat() {
     // Said before the bot started: not for it.
     chat.post_as("opal", "operations", "@monitoring stop dom_rates");
     let stop = Arc::new(AtomicBool::new(false));
-    let (stats, thread) = notify::poller::start_rest(&cfg, bot, stop.clone()).unwrap();
+    let (stats, thread) = messaging::poller::start_rest(&cfg, bot, stop.clone()).unwrap();
     // What is said before the first poll counts as backlog too.
     let deadline = Instant::now() + Duration::from_secs(20);
     while stats.polls.load(Ordering::Relaxed) == 0 {
@@ -211,7 +211,7 @@ fn rest_bot_against_testchat() {
         .iter()
         .filter(|m| {
             m.username != "monitoring"
-                && notify::bot::strip_mention(&m.text, "monitoring").is_some()
+                && messaging::bot::strip_mention(&m.text, "monitoring").is_some()
         })
         .count();
     // The backlog command before the start is not answered.

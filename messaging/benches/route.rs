@@ -3,13 +3,13 @@
 //! with one chat route. Measures alerts/s and prints how many messages
 //! came out (grouping must keep it to a handful).
 //!
-//!   cargo bench -p notify --bench route
+//!   cargo bench -p km3mon-messaging --bench route
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use notify::config::AlertsConfig;
-use notify::route::{Output, Router};
+use messaging::config::AlertsConfig;
+use messaging::route::{Output, Router};
 use pipeline::item::{Alert, AlertState};
 
 const S: u64 = 1_000_000_000;

@@ -117,7 +117,7 @@ impl Transport for EmailTransport {
     }
 }
 
-/// Writes each message to the process log (target `notify::alert`).
+/// Writes each message to the process log (target `messaging::alert`).
 #[derive(Debug, Default)]
 pub struct LogTransport;
 
@@ -128,7 +128,7 @@ impl Transport for LogTransport {
 
     fn send(&mut self, msg: &Outgoing) -> Result<(), SendError> {
         tracing::warn!(
-            target: "notify::alert",
+            target: "messaging::alert",
             route = %msg.route,
             severity = msg.severity.name(),
             resolved = msg.resolved,

@@ -182,7 +182,7 @@ impl ElogSender {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.counts.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(target: "notify::elog", "ELOG queue full: entry dropped");
+                tracing::warn!(target: "messaging::elog", "ELOG queue full: entry dropped");
                 false
             }
         }
@@ -203,17 +203,17 @@ fn deliver(cfg: ElogConfig, rx: Receiver<ElogEntry>, counts: Arc<ElogCounts>) {
             match post(&agent, &cfg, &e) {
                 Ok(()) => {
                     counts.posted.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(target: "notify::elog", "ELOG entry {:?} posted to {}", e.subject, cfg.post_url());
+                    tracing::info!(target: "messaging::elog", "ELOG entry {:?} posted to {}", e.subject, cfg.post_url());
                     break;
                 }
                 Err((retry, msg)) if retry && attempt < cfg.attempts => {
-                    tracing::warn!(target: "notify::elog", "ELOG post (attempt {attempt}): {msg}; retrying");
+                    tracing::warn!(target: "messaging::elog", "ELOG post (attempt {attempt}): {msg}; retrying");
                     std::thread::sleep(pause);
                     pause *= 2;
                 }
                 Err((_, msg)) => {
                     counts.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(target: "notify::elog", "ELOG post to {} failed: {msg}", cfg.post_url());
+                    tracing::error!(target: "messaging::elog", "ELOG post to {} failed: {msg}", cfg.post_url());
                     break;
                 }
             }

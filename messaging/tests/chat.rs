@@ -9,11 +9,11 @@
 
 use std::time::Duration;
 
-use notify::chat::rest::{Credentials, RestClient};
-use notify::chat::webhook::WebhookClient;
-use notify::config::AlertsConfig;
-use notify::deliver::{Delivery, RetryPolicy, SubmitError};
-use notify::message::{Outcome, Outgoing, SendError, Severity, Transport};
+use messaging::chat::rest::{Credentials, RestClient};
+use messaging::chat::webhook::WebhookClient;
+use messaging::config::AlertsConfig;
+use messaging::deliver::{Delivery, RetryPolicy, SubmitError};
+use messaging::message::{Outcome, Outgoing, SendError, Severity, Transport};
 use testchat::{Options, TestChat};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -59,7 +59,7 @@ fn next_outcome(d: &Delivery) -> Outcome {
     d.outcomes().recv_timeout(WAIT).expect("an outcome")
 }
 
-fn stats(d: &Delivery, sink: &str) -> notify::deliver::SinkStats {
+fn stats(d: &Delivery, sink: &str) -> messaging::deliver::SinkStats {
     d.stats().into_iter().find(|s| s.sink == sink).unwrap()
 }
 

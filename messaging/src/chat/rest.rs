@@ -5,8 +5,8 @@
 //! Public API (used by the chat sink and by the chatbot):
 //!
 //! ```no_run
-//! # fn demo(alerts: &notify::config::AlertsConfig) -> anyhow::Result<()> {
-//! use notify::chat::rest::RestClient;
+//! # fn demo(alerts: &messaging::config::AlertsConfig) -> anyhow::Result<()> {
+//! use messaging::chat::rest::RestClient;
 //! let mut chat = RestClient::new(alerts)?;          // no network yet
 //! chat.post("operations", "hello")?;                // logs in on first use
 //! let room = chat.channel_id("operations")?.expect("channel exists");
@@ -290,7 +290,7 @@ impl RestClient {
             let (status, body) = self.request(&req)?;
             if status == 401 {
                 if !relogged && matches!(self.credentials, Credentials::Password { .. }) {
-                    tracing::info!(target: "notify::chat", "chat token refused (HTTP 401): logging in again");
+                    tracing::info!(target: "messaging::chat", "chat token refused (HTTP 401): logging in again");
                     self.session = None;
                     relogged = true;
                     continue;

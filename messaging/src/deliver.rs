@@ -121,7 +121,7 @@ impl Delivery {
                 deadline: deadline.clone(),
             };
             let thread = std::thread::Builder::new()
-                .name(format!("notify-{name}"))
+                .name(format!("messaging-{name}"))
                 .spawn(move || worker.run())
                 .expect("spawning a delivery thread");
             sinks.insert(
@@ -226,7 +226,7 @@ impl Delivery {
                 if t.is_finished() {
                     let _ = t.join();
                 } else {
-                    tracing::warn!(target: "notify", sink = %lock(&sink.stats).sink,
+                    tracing::warn!(target: "messaging", sink = %lock(&sink.stats).sink,
                         "delivery still busy at the shutdown deadline; leaving it");
                 }
             }
@@ -354,7 +354,7 @@ impl Worker {
             }
             if let Some(e) = &error {
                 if !delivered {
-                    tracing::warn!(target: "notify", sink = self.transport.name(), id = msg.id,
+                    tracing::warn!(target: "messaging", sink = self.transport.name(), id = msg.id,
                         attempts, "message not delivered: {e}");
                 }
             }
@@ -402,7 +402,7 @@ impl Worker {
                     Some(format!("gave up after {attempt} attempts: {err}")),
                 );
             }
-            tracing::debug!(target: "notify", sink = self.transport.name(), attempt,
+            tracing::debug!(target: "messaging", sink = self.transport.name(), attempt,
                 ?wait, "delivery failed, retrying: {err}");
             self.sleep_until(resume);
         }

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use notify::config::EmailConfig;
-use notify::deliver::{Delivery, RetryPolicy};
-use notify::email::EmailTransport;
-use notify::message::{Outgoing, Severity, Transport};
+use messaging::config::EmailConfig;
+use messaging::deliver::{Delivery, RetryPolicy};
+use messaging::email::EmailTransport;
+use messaging::message::{Outgoing, Severity, Transport};
 use serde_json::Value;
 
 const PEER: &str = r#"

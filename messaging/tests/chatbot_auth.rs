@@ -9,7 +9,7 @@
 mod chat_matrix;
 
 use chat_matrix::{fresh as bot, observable, MATRIX, USERS};
-use notify::bot::{Bot, Request, Role};
+use messaging::bot::{Bot, Request, Role};
 
 fn say(bot: &Bot, user: &str, text: &str) -> String {
     bot.handle(&Request {
