@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use daq::detector::{Detector, GeneratorLayout};
 use daq::frame::DaqHeader;
-use operators::reco::event::{fit_event, floor_distance, EventParams};
-use operators::reco::select::SelectParams;
+use operators::monitors::reco::event::{fit_event, floor_distance, EventParams};
+use operators::monitors::reco::select::SelectParams;
 use simulator::event::EventGenerator;
 
 fn main() {

@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use operators::msg::dumper::{format_line, Archive};
-use operators::msg::stats::DayStats;
+use operators::monitors::log_stats::DayStats;
+use operators::sinks::msg_dumper::{format_line, Archive};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     // Batches as the sink hands them over (one per 100 ms timestamp ≈ a few lines).
     for chunk in lines.chunks(64) {
         for (day, text) in chunk {
-            if stats.date != operators::msg::date(*day) {
+            if stats.date != operators::shell::msg::date(*day) {
                 stats = DayStats::new(*day);
             }
             stats.add(text);

@@ -50,9 +50,9 @@ use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
 use super::alerts::AlertsTo;
-use crate::alerting::tick_at_or_after;
-use crate::monitor::{ordered_sink, Monitor, Out};
-use crate::util::{iso_ns, ns_of};
+use crate::shell::alerting::tick_at_or_after;
+use crate::shell::{iso_ns, ns_of};
+use crate::shell::{ordered_sink, Monitor, Out};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
