@@ -180,6 +180,7 @@ fn live_log_ligier_lines_and_alerts_reach_msg_log() {
         message: "invalid time sync for DOM 1".into(),
         du: None,
         floor: None,
+        wording: Default::default(),
     });
     publisher.publish(tag, daq_line.as_bytes()).unwrap();
     publisher.publish(tag, alert.as_bytes()).unwrap();
