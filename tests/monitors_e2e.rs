@@ -139,7 +139,7 @@ fn generated_stream(dir: &Path) -> (PathBuf, PathBuf, u32, u32) {
     det.write_detx_file(&detx, 5).unwrap();
     let silent = det.module_at(2, 3).unwrap().dom_id;
     let unsynced = det.module_at(1, 4).unwrap().dom_id;
-    let mut plan = operators::synth::Plan::new(START, 120);
+    let mut plan = operators::shell::synth::Plan::new(START, 120);
     plan.monit_hz = 1;
     plan.events_hz = 10;
     plan.tssn_hz = 10;
@@ -148,7 +148,7 @@ fn generated_stream(dir: &Path) -> (PathBuf, PathBuf, u32, u32) {
     plan.unsynced = vec![(unsynced, UNSYNCED.0, UNSYNCED.1)];
     plan.no_events = vec![NO_EVENTS];
     let rec = dir.join("stream.rec");
-    operators::synth::write_recording(&rec, &det, &plan).unwrap();
+    operators::shell::synth::write_recording(&rec, &det, &plan).unwrap();
     (detx, rec, silent, unsynced)
 }
 
@@ -346,14 +346,14 @@ fn trigger_rate_history_is_restored_from_the_state_dir() {
     let site = site_config(&dir);
     let state = dir.join("state");
     let replay = |start: u64, run_number: i32, name: &str| {
-        let mut plan = operators::synth::Plan::new(start, 60);
+        let mut plan = operators::shell::synth::Plan::new(start, 60);
         plan.run = run_number;
         plan.monit_hz = 1;
         plan.events_hz = 10;
         plan.tssn_hz = 1;
         plan.hits_per_event = 6;
         let rec = dir.join(format!("{name}.rec"));
-        operators::synth::write_recording(&rec, &det, &plan).unwrap();
+        operators::shell::synth::write_recording(&rec, &det, &plan).unwrap();
         let out = dir.join(name);
         run(
             &[

@@ -205,6 +205,6 @@ fn live_log_ligier_lines_and_alerts_reach_msg_log() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    assert_eq!(today, operators::msg::date((secs / 86_400) as i64));
+    assert_eq!(today, operators::shell::msg::date((secs / 86_400) as i64));
     let _ = std::fs::remove_dir_all(&dir);
 }
