@@ -368,12 +368,9 @@ fn plotter(dir: &Path, prefix: &str, rx: Receiver<Job>, control: &pipeline::cont
 pub fn write_day(dir: &Path, prefix: &str, stats: &DayStats) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let name = format!("{prefix}_{}", stats.date);
-    let tmp = dir.join(format!(".{name}.tmp{}.png", std::process::id()));
-    if let Err(e) = render(&tmp, &name, stats) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, dir.join(format!("{name}.png")))?;
+    crate::sinks::plot::save_png(&dir.join(format!("{name}.png")), (1200, 520), |buf| {
+        paint(buf, &name, stats)
+    })?;
     write_atomic(
         &dir.join(format!("{name}.json")),
         serde_json::to_string_pretty(stats)?.as_bytes(),
@@ -430,9 +427,9 @@ fn panel(
     Ok(())
 }
 
-fn render(path: &Path, title: &str, stats: &DayStats) -> anyhow::Result<()> {
+fn paint(buf: &mut [u8], title: &str, stats: &DayStats) -> anyhow::Result<()> {
     fonts();
-    let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
+    let root = BitMapBackend::with_buffer(buf, (1200, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, rest) = root.split_vertically(50);
     top.draw(&Text::new(

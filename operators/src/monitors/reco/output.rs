@@ -206,12 +206,7 @@ pub fn plotter(
     for ev in rx {
         let done = (|| -> anyhow::Result<()> {
             std::fs::create_dir_all(dir)?;
-            let tmp = dir.join(format!(".ztplot_roy.tmp{}.png", std::process::id()));
-            if let Err(e) = super::draw::render(&tmp, &ev, max_z) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-            std::fs::rename(&tmp, dir.join("ztplot_roy.png"))?;
+            super::draw::render(&dir.join("ztplot_roy.png"), &ev, max_z)?;
             write_atomic(&dir.join("ztplot_roy.json"), display_json(&ev).as_bytes())?;
             Ok(())
         })();

@@ -258,17 +258,7 @@ impl State {
         use anyhow::Context as _;
         std::fs::create_dir_all(&self.setup.dir)
             .with_context(|| format!("cannot create {}", self.setup.dir.display()))?;
-        let tmp = self
-            .setup
-            .dir
-            .join(format!(".ztplot.tmp{}.png", std::process::id()));
-        let drawn = draw::render(&tmp, &fig)
-            .and_then(|()| std::fs::rename(&tmp, png).map_err(anyhow::Error::from));
-        if let Err(e) = drawn {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(format!("cannot write {}", png.display())));
-        }
-        Ok(())
+        draw::render(png, &fig)
     }
 
     fn archive(
