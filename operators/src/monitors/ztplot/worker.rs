@@ -110,12 +110,7 @@ impl State {
                 self.limits = limits;
             }
             Err(e) => {
-                if self.db_retry.wait().is_none() {
-                    tracing::error!(
-                        "ztplot: database {}: {e:#}; no event selection until it opens",
-                        path.display()
-                    );
-                }
+                // Logged there, once per file.
                 self.setup.control.write_failed(path, e.root_cause());
                 self.db_retry.failed();
             }
