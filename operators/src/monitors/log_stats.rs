@@ -17,12 +17,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::Receiver;
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
 use pipeline::operator::{
     check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
 };
 use pipeline::runtime::io::write_atomic;
+use pipeline::runtime::queue::WriterQueue;
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use plotters::prelude::*;
@@ -162,16 +163,17 @@ struct StatsMonitor {
     book: AlertBook,
     /// ERROR times per process within the window.
     errors: BTreeMap<String, VecDeque<Time>>,
-    tx: Option<Sender<Job>>,
+    tx: Option<WriterQueue<Job>>,
 }
 
 impl StatsMonitor {
     fn send(&self, final_: bool) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Job {
+            let job = Job {
                 stats: self.stats.clone(),
                 final_,
-            });
+            };
+            tx.send(job, 1);
         }
     }
 
@@ -306,7 +308,7 @@ impl Node for LogStats {
         let input = input.ok_or_else(|| anyhow::anyhow!("log_stats needs an input"))?;
         let mut tx = None;
         if ctx.is_leader() {
-            let (s, r) = unbounded();
+            let (s, r) = ctx.writer_queue("log_stats plot queue full");
             let (dir, prefix) = (ctx.out_path(&self.dir), self.prefix.clone());
             let control = ctx.node_control();
             ctx.spawn_io("plotter", move || plotter(&dir, &prefix, r, &control))?;
