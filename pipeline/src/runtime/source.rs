@@ -93,6 +93,20 @@ pub fn wall_ticks() -> Time {
         .map_or(0, |d| d.as_nanos() as u64 / TICK_NS)
 }
 
+/// Keeps the records of `feed` in `[start, stop)`; true when the reader
+/// has reached `stop` (its records come in time order: nothing later is
+/// wanted, and the source ends there — a stop, see [`RunEnv::stopping`]).
+///
+/// [`RunEnv::stopping`]: super::RunEnv::stopping
+fn clip_feed(feed: &mut Feed, start: Option<Time>, stop: Option<Time>) -> bool {
+    let reached = stop.is_some_and(|s| feed.low >= s || feed.items.iter().any(|(t, _)| *t >= s));
+    if start.is_some() || reached {
+        feed.items
+            .retain(|(t, _)| start.is_none_or(|a| *t >= a) && stop.is_none_or(|b| *t < b));
+    }
+    reached
+}
+
 /// Builds a source fed by `start`, which is called once, on the leader
 /// worker only, with the sending end; it should spawn the I/O thread with
 /// [`BuildContext::spawn_io`]. `live` selects the heartbeat clock.
@@ -133,6 +147,8 @@ pub fn channel_source<'s>(
             if live && leader {
                 activator.activate();
             }
+            // `--start-at` / `--stop-at` (replay only).
+            let clip = (!live).then_some((env.start_at, env.stop_at));
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 if let Some(ch) = chaos.as_mut() {
@@ -140,7 +156,10 @@ pub fn channel_source<'s>(
                     let mut ended = env.shutdown_requested();
                     while !ended && ch.wants_more() {
                         match rx.try_recv() {
-                            Ok(feed) => ch.push(feed),
+                            Ok(mut feed) => {
+                                ended = clip.is_some_and(|(a, b)| clip_feed(&mut feed, a, b));
+                                ch.push(feed);
+                            }
                             Err(TryRecvError::Empty) => break,
                             Err(TryRecvError::Disconnected) => ended = true,
                         }
@@ -164,7 +183,8 @@ pub fn channel_source<'s>(
                 let mut batches = 0;
                 loop {
                     match rx.try_recv() {
-                        Ok(feed) => {
+                        Ok(mut feed) => {
+                            let stop = clip.is_some_and(|(a, b)| clip_feed(&mut feed, a, b));
                             let mut items = feed.items.into_iter().peekable();
                             while let Some((t, item)) = items.next() {
                                 let t = if t < *c.time() {
@@ -183,6 +203,10 @@ pub fn channel_source<'s>(
                                     }
                                     session.give(items.next().expect("peeked").1);
                                 }
+                            }
+                            if stop {
+                                cap = None;
+                                return;
                             }
                             if feed.low > *c.time() {
                                 c.downgrade(&feed.low);
