@@ -252,3 +252,42 @@ pub fn channel_source<'s>(
     }
     Ok(stream)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(times: &[Time], low: Time) -> Feed {
+        let items = times
+            .iter()
+            .map(|&t| {
+                let row = crate::item::Row {
+                    table: String::new(),
+                    header: Vec::new(),
+                    cells: Vec::new(),
+                };
+                (t, Item::Row(row))
+            })
+            .collect();
+        Feed { items, low }
+    }
+
+    fn times(f: &Feed) -> Vec<Time> {
+        f.items.iter().map(|(t, _)| *t).collect()
+    }
+
+    #[test]
+    fn start_and_stop_keep_the_records_in_between_and_end_at_the_stop() {
+        let mut f = feed(&[3, 5, 7, 9], 3);
+        assert!(!clip_feed(&mut f, Some(5), Some(10)));
+        assert_eq!(times(&f), [5, 7, 9]);
+        let mut f = feed(&[9, 10, 11], 9);
+        assert!(clip_feed(&mut f, None, Some(10)), "a record at the stop");
+        assert_eq!(times(&f), [9]);
+        let mut f = feed(&[], 12);
+        assert!(clip_feed(&mut f, None, Some(10)), "the watermark passed it");
+        let mut f = feed(&[1, 2], 1);
+        assert!(!clip_feed(&mut f, None, None));
+        assert_eq!(times(&f), [1, 2]);
+    }
+}

@@ -181,4 +181,27 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn parts_of_workers_a_run_does_not_have_are_removed_at_its_first_save() {
+        let dir = std::env::temp_dir().join(format!("km3mon-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for w in 0..3 {
+            let s = StateStore::new(Some(dir.clone()), "n", w, 3, Duration::ZERO);
+            s.save(&BTreeMap::from([(format!("k{w}"), w)]));
+        }
+        // The shell's timers are a part of their own, not read as the node's.
+        let timers = StateStore::new(Some(dir.clone()), "n", 0, 3, Duration::ZERO).part("timers");
+        timers.save(&BTreeMap::from([("w0".to_string(), vec![5u64])]));
+        let one = StateStore::new(Some(dir.clone()), "n", 0, 1, Duration::ZERO);
+        assert_eq!(one.load_all::<usize>().len(), 3);
+        one.save(&BTreeMap::from([("k0".to_string(), 0usize)]));
+        assert_eq!(
+            one.load_all::<usize>(),
+            BTreeMap::from([("k0".to_string(), 0)])
+        );
+        assert_eq!(timers.load_all::<Vec<u64>>()["w0"], [5]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -170,3 +170,33 @@ impl<S: Default> Tumbling<S> {
         self.open.contains_key(&(t / self.size))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_windows_survive_serde_and_merge_by_window() {
+        let mut out: Out<()> = Out::collector();
+        let mut a: Tumbling<u64> = Tumbling::new(10);
+        *a.at(3, &mut out) += 2;
+        *a.at(14, &mut out) += 5;
+        let text = serde_json::to_string(&a).unwrap();
+        let mut b: Tumbling<u64> = Tumbling::new(10);
+        b.restore(serde_json::from_str(&text).unwrap());
+        assert_eq!(b.close(9).map(|(w, n)| (w.end, n)), Some((10, 2)));
+        // Another worker's part: added to the same window.
+        b.merge(serde_json::from_str(&text).unwrap(), |x, y| *x += y);
+        assert_eq!(
+            b.drain()
+                .iter()
+                .map(|(w, n)| (w.end, *n))
+                .collect::<Vec<_>>(),
+            [(10, 2), (20, 10)]
+        );
+        // Windows of another size are dropped.
+        let mut c: Tumbling<u64> = Tumbling::new(5);
+        c.restore(serde_json::from_str(&text).unwrap());
+        assert!(c.is_empty());
+    }
+}
