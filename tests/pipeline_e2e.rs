@@ -434,15 +434,40 @@ fn live_run_survives_a_ligier_restart_and_shuts_down_cleanly() {
             .map(|r| r[3].parse::<u64>().unwrap())
             .sum()
     };
-    assert!(count_in(&csv_now(), "501") < 30, "{}", csv_now());
+    // Whatever the heartbeat had closed by then: rows + saved counts = all.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("state/rates.w0.json")).unwrap())
+            .unwrap();
+    let saved: u64 = state["state"]["windows"]["open"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|w| w.as_array().unwrap())
+        .filter(|e| e[0][1] == 501)
+        .map(|e| e[1]["messages"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        count_in(&csv_now(), "501") + saved,
+        30,
+        "{state}\n{}",
+        csv_now()
+    );
+    let metrics_port = free_port();
     let run = Command::new(km3mon())
         .args(["run", "--graph", g.to_str().unwrap(), "--out"])
         .arg(&out_dir)
         .args(["--heartbeat-ms", "100"])
+        .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
         .env("KM3MON_LOG", "warn")
         .spawn()
         .unwrap();
+    // Serving metrics: its signal handlers are in place.
     let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     while count_in(&csv_now(), "501") < 30 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
