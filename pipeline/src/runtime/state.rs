@@ -132,7 +132,9 @@ impl StateStore {
             }
         }
         let path = dir.join(format!("{}.w{}.json", self.node, self.worker));
-        let result = serde_json::to_vec_pretty(part)
+        // Compact: a large detector's saved windows and waterfalls are
+        // millions of numbers (pretty JSON would put each on a line).
+        let result = serde_json::to_vec(part)
             .map_err(std::io::Error::other)
             .and_then(|b| write_atomic(&path, &b));
         match result {
