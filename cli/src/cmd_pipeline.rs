@@ -123,6 +123,23 @@ pub struct ReplayArgs {
     /// to the end). The outputs must be byte-identical to a plain replay's.
     #[arg(long, value_name = "SEED", hide_short_help = true)]
     batch_seed: Option<u64>,
+    /// Skip the records before this data time (UTC, e.g.
+    /// 2024-01-01T00:00:10Z): to continue a replay stopped with
+    /// --stop-at at that time.
+    #[arg(long, value_name = "TIME", value_parser = data_time)]
+    start_at: Option<u64>,
+    /// Stop before the first record at or after this data time: a *stop*,
+    /// not an end of input. With --state-dir, open windows, counts and
+    /// pending timers are saved instead of flushed, and a replay of the
+    /// rest with the same state directory (--start-at TIME) gives the
+    /// outputs of one uninterrupted replay (docs/state.md).
+    #[arg(long, value_name = "TIME", value_parser = data_time)]
+    stop_at: Option<u64>,
+}
+
+/// A data time on the command line, in ticks.
+fn data_time(text: &str) -> Result<u64, String> {
+    pipeline::item::parse_time(text)
 }
 
 fn load_site(config: Option<&Path>) -> Result<SiteConfig, Diagnostics> {
@@ -274,6 +291,8 @@ pub fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     )?;
     let mut opts = opts;
     opts.batch_seed = args.batch_seed;
+    opts.start_at = args.start_at;
+    opts.stop_at = args.stop_at;
     execute(&args.common, opts, args.allow_corrupt)
 }
 

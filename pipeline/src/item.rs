@@ -31,6 +31,14 @@ pub fn time_of_ns(utc_ns: u64) -> Time {
     utc_ns / TICK_NS
 }
 
+/// The tick of a UTC time written as `timefmt` reads it (ISO 8601 and
+/// the other forms it knows): command-line data times.
+pub fn parse_time(text: &str) -> Result<Time, String> {
+    timefmt::parse_ns(text)
+        .map(time_of_ns)
+        .map_err(|e| e.to_string())
+}
+
 /// UTC seconds at the start of a tick.
 pub fn seconds_of(time: Time) -> u64 {
     time / TICKS_PER_SECOND

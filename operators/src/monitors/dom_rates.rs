@@ -8,14 +8,16 @@
 //! are counted by the decoder, not fatal; the plot says up to when the
 //! data goes and is redrawn per window of data time, also in a replay.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use daq::detector::IdMap;
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Colormap, DomMap, Plot, PlotSpec};
+use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::shell::{ordered_items, Monitor, Out};
 use crate::shell::{DomLayout, MapWindow};
@@ -87,7 +89,13 @@ impl Node for DomRates {
         input: Option<ItemStream<'s>>,
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("dom_rates needs an input"))?;
-        let monitor = DomRatesMonitor::new(self, DomLayout::of(&*ctx.detector()?));
+        let mut monitor = DomRatesMonitor::new(self, DomLayout::of(&*ctx.detector()?));
+        if ctx.is_leader() {
+            if let Some(saved) = ctx.state().load_all::<Saved>().remove("state") {
+                monitor.schedule.restore(saved.schedule);
+                monitor.open = saved.open;
+            }
+        }
         Ok(Some(ordered_items(ctx, input, "dom_rates", monitor)))
     }
 }
@@ -95,11 +103,18 @@ impl Node for DomRates {
 /// The open window: per DOM (sum of summed rates in Hz, slices). Looked
 /// up per frame and never iterated: a hash map by DOM id (a B-tree
 /// search per frame was a tenth of this monitor's time on ARCA).
-#[derive(Default)]
+#[derive(Default, Clone, Serialize, Deserialize)]
 struct Window {
     sums: IdMap<(f64, u32)>,
     /// End of the latest summaryslice seen (ns).
     data_end_ns: u64,
+}
+
+/// What a stopped run hands over: the open window and the schedule.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    open: Window,
+    schedule: MapWindow,
 }
 
 pub struct DomRatesMonitor {
@@ -178,6 +193,17 @@ impl Monitor<Item> for DomRatesMonitor {
         if self.schedule.at_end() {
             self.close(out.now(), out);
         }
+    }
+
+    /// Stopped: the open window is saved, not drawn.
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out) {}
+
+    fn save(&mut self, store: &StateStore) {
+        let saved = Saved {
+            open: self.open.clone(),
+            schedule: self.schedule.clone(),
+        };
+        store.save(&BTreeMap::from([("state".to_string(), saved)]));
     }
 }
 

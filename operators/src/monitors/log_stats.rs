@@ -158,6 +158,8 @@ struct Saved {
     stats: DayStats,
     book: AlertBook,
     errors: BTreeMap<String, VecDeque<Time>>,
+    #[serde(default)]
+    last_plot: Option<Time>,
 }
 
 struct StatsMonitor {
@@ -273,12 +275,21 @@ impl Monitor<Item> for StatsMonitor {
         }
     }
 
+    /// Stopped: today stays open (saved); its running plot is brought up
+    /// to date, as at the end of a live run.
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out) {
+        if self.day.is_some() {
+            self.send(false);
+        }
+    }
+
     fn save(&mut self, store: &StateStore) {
         let saved = Saved {
             day: self.day,
             stats: self.stats.clone(),
             book: self.book.clone(),
             errors: self.errors.clone(),
+            last_plot: self.last_plot,
         };
         store.save(&BTreeMap::from([("state".to_string(), &saved)]));
     }
@@ -339,6 +350,7 @@ impl Node for LogStats {
             m.stats = saved.stats;
             m.book.restore(saved.book);
             m.errors = saved.errors;
+            m.last_plot = saved.last_plot;
         }
         Ok(Some(ordered_items(
             ctx,

@@ -15,7 +15,7 @@
 //! (a silent interval is an empty column, not a shifted image), packets of
 //! DOMs not in the detector are counted by the decoder.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use daq::detector::address::ORDERED_PMT_IDS;
@@ -23,6 +23,7 @@ use daq::detector::{Detector, IdMap};
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Colormap, Plot, PlotSpec, Waterfall, WaterfallColumn};
+use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
@@ -128,7 +129,12 @@ impl Node for PmtRates {
         let input = input.ok_or_else(|| anyhow::anyhow!("pmt_rates needs an input"))?;
         let det = ctx.detector()?;
         let columns = per_dom_columns(ctx, input, self.interval, self.hrv_ratio_threshold);
-        let monitor = PmtRatesMonitor::new(self, &det);
+        let mut monitor = PmtRatesMonitor::new(self, &det);
+        if ctx.is_leader() {
+            if let Some(saved) = ctx.state().load_all::<Saved>().remove("state") {
+                monitor.restore(saved);
+            }
+        }
         Ok(Some(ordered(
             ctx,
             columns,
@@ -149,7 +155,7 @@ pub struct DomColumn {
 }
 
 /// Accumulator of one DOM in one window.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Acc {
     sums: [f64; 31],
     hrv: [u32; 31],
@@ -199,6 +205,12 @@ fn per_dom_columns<'s>(
     threshold: f64,
 ) -> timely::dataflow::Stream<'s, Time, Vec<DomColumn>> {
     let window: Time = interval * TICKS_PER_SECOND;
+    // A stopped run's open windows, of every worker: each worker keeps
+    // the DOMs routed to it (`Exchange` sends a DOM to `route % peers`).
+    let store = ctx.state().part("doms");
+    let saved = store.load_all::<Tumbling<IdMap<Acc>>>();
+    let (index, peers) = (ctx.index(), ctx.peers() as u64);
+    let mut saved = Some(saved);
     partitioned(
         ctx,
         input,
@@ -209,11 +221,22 @@ fn per_dom_columns<'s>(
         },
         // Sums of whole numbers: any order gives the same bits.
         |_: &Item| (),
-        || {
+        move || {
+            let mut windows = Tumbling::new(window);
+            for part in saved.take().into_iter().flat_map(|s| s.into_values()) {
+                windows.merge(part, |mine: &mut IdMap<Acc>, theirs| {
+                    mine.extend(
+                        theirs
+                            .into_iter()
+                            .filter(|(dom, _)| dom_route(*dom) % peers == index as u64),
+                    );
+                });
+            }
             Some(DomWindows {
-                windows: Tumbling::new(window),
+                windows,
                 window,
                 threshold,
+                key: format!("w{index}"),
             })
         },
     )
@@ -223,6 +246,8 @@ struct DomWindows {
     windows: Tumbling<IdMap<Acc>>,
     window: Time,
     threshold: f64,
+    /// This worker's key in the `doms` part of the node's state.
+    key: String,
 }
 
 impl DomWindows {
@@ -260,6 +285,15 @@ impl Monitor<Item, DomColumn> for DomWindows {
             self.emit(w.end, accs, out);
         }
     }
+
+    /// Stopped: the open windows are saved, not written partial.
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out<DomColumn>) {}
+
+    fn save(&mut self, store: &StateStore) {
+        store
+            .part("doms")
+            .save(&BTreeMap::from([(self.key.clone(), &self.windows)]));
+    }
 }
 
 /// Where a DOM's channels go in its DU's waterfall.
@@ -291,6 +325,17 @@ pub struct PmtRatesMonitor {
     slots: HashMap<u32, Slot>,
     dus: Vec<DuImage>,
     last_end_s: Option<u64>,
+    /// The input ended or stopped: the next save is the last of the run.
+    finished: bool,
+}
+
+/// The waterfalls of a run that ended or stopped (megabytes for a large
+/// detector: saved then only, not at every state interval). Per DU: its
+/// columns, `None` for an empty one.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    last_end_s: Option<u64>,
+    dus: BTreeMap<u32, (bool, Vec<Option<WaterfallColumn>>)>,
 }
 
 impl PmtRatesMonitor {
@@ -337,6 +382,24 @@ impl PmtRatesMonitor {
             slots,
             dus,
             last_end_s: None,
+            finished: false,
+        }
+    }
+
+    fn restore(&mut self, mut saved: Saved) {
+        self.last_end_s = saved.last_end_s;
+        for img in &mut self.dus {
+            let Some((has_data, columns)) = saved.dus.remove(&img.du) else {
+                continue;
+            };
+            img.has_data = has_data;
+            img.columns = columns
+                .into_iter()
+                .map(|c| c.map_or_else(|| img.empty.clone(), Arc::new))
+                .collect();
+            while img.columns.len() > self.n_columns {
+                img.columns.pop_front();
+            }
         }
     }
 
@@ -442,6 +505,33 @@ impl Monitor<DomColumn> for PmtRatesMonitor {
             };
             out.give(t, Item::Plot(Arc::new(plot)));
         }
+    }
+
+    fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
+        self.finished = true;
+    }
+
+    fn save(&mut self, store: &StateStore) {
+        if !self.finished {
+            return;
+        }
+        let dus = self
+            .dus
+            .iter()
+            .map(|img| {
+                let columns = img
+                    .columns
+                    .iter()
+                    .map(|c| (!Arc::ptr_eq(c, &img.empty)).then(|| (**c).clone()))
+                    .collect();
+                (img.du, (img.has_data, columns))
+            })
+            .collect();
+        let saved = Saved {
+            last_end_s: self.last_end_s,
+            dus,
+        };
+        store.save(&BTreeMap::from([("state".to_string(), saved)]));
     }
 }
 

@@ -17,7 +17,7 @@ use pipeline::item::{Item, Row, Time, TICKS_PER_SECOND};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use daq::controlhost::Tag;
 
@@ -62,10 +62,34 @@ impl NodeConfig for TagRates {
 interval = 10"#;
 }
 
-/// Counts of one window by (tag, run).
-type WindowCounts = BTreeMap<(String, Option<u32>), Counts>;
+/// Counts of one window by (tag, run); saved as a list (JSON map keys
+/// are strings).
+#[derive(Default, Clone, Serialize, Deserialize)]
+#[serde(from = "Vec<((String, Option<u32>), Counts)>")]
+#[serde(into = "Vec<((String, Option<u32>), Counts)>")]
+struct WindowCounts(BTreeMap<(String, Option<u32>), Counts>);
 
-#[derive(Default, Clone, Copy)]
+impl From<Vec<((String, Option<u32>), Counts)>> for WindowCounts {
+    fn from(v: Vec<((String, Option<u32>), Counts)>) -> WindowCounts {
+        WindowCounts(v.into_iter().collect())
+    }
+}
+
+impl From<WindowCounts> for Vec<((String, Option<u32>), Counts)> {
+    fn from(w: WindowCounts) -> Self {
+        w.0.into_iter().collect()
+    }
+}
+
+/// What survives a restart: the last run per tag and the open windows
+/// (their close timers are the shell's).
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    last_run: BTreeMap<String, u32>,
+    windows: Tumbling<WindowCounts>,
+}
+
+#[derive(Default, Clone, Copy, Serialize, Deserialize)]
 struct Counts {
     messages: u64,
     bytes: u64,
@@ -91,19 +115,16 @@ impl Node for TagRates {
         input: Option<ItemStream<'s>>,
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("tag_rates needs an input"))?;
-        let state = ctx.state();
-        let monitor = TagRatesMonitor {
+        let mut monitor = TagRatesMonitor {
             windows: Tumbling::new(self.interval * TICKS_PER_SECOND),
             interval: self.interval as f64,
             table: self.table.clone(),
             header: HEADER.iter().map(|s| s.to_string()).collect(),
-            last_run: if ctx.is_leader() {
-                state.load_all::<u32>().into_iter().collect()
-            } else {
-                BTreeMap::new()
-            },
-            dirty: false,
+            last_run: BTreeMap::new(),
         };
+        if ctx.is_leader() {
+            monitor.restore(ctx.state().load_all::<serde_json::Value>());
+        }
         // Counted where the messages arrive, so their payloads are freed
         // at once (buffering them until the frontier passes cost 2× in
         // page faults); the shell orders the small per-time counts.
@@ -144,21 +165,38 @@ pub struct TagRatesMonitor {
     /// The last run per tag (state: a restart neither invents nor misses
     /// a run change).
     last_run: BTreeMap<String, u32>,
-    dirty: bool,
 }
 
 impl TagRatesMonitor {
+    /// From the saved state: `{"state": Saved}`, or (before the open
+    /// windows were saved) the last run per tag as the whole map.
+    fn restore(&mut self, mut saved: BTreeMap<String, serde_json::Value>) {
+        match saved.remove("state") {
+            Some(v) => match serde_json::from_value::<Saved>(v) {
+                Ok(s) => {
+                    self.last_run = s.last_run;
+                    self.windows.restore(s.windows);
+                }
+                Err(e) => tracing::warn!("tag_rates: saved state ignored: {e}"),
+            },
+            None => {
+                self.last_run = saved
+                    .into_iter()
+                    .filter_map(|(tag, run)| Some((tag, u32::try_from(run.as_u64()?).ok()?)))
+                    .collect()
+            }
+        }
+    }
+
     fn close(&mut self, end: Time, counts: WindowCounts, out: &mut Out) {
         let end_s = end / TICKS_PER_SECOND;
-        for ((tag, run), c) in counts {
+        for ((tag, run), c) in counts.0 {
             let change = match (run, self.last_run.get(&tag)) {
                 (Some(r), Some(prev)) if *prev != r => "1",
                 _ => "0",
             };
             if let Some(r) = run {
-                if self.last_run.insert(tag.clone(), r) != Some(r) {
-                    self.dirty = true;
-                }
+                self.last_run.insert(tag.clone(), r);
             }
             out.give(
                 end - 1,
@@ -189,11 +227,12 @@ impl Monitor<Partial> for TagRatesMonitor {
         let counts = self.windows.at(t, out);
         for (tag, run, messages, bytes) in data {
             let c = match counts
+                .0
                 .iter_mut()
                 .find(|((t, r), _)| t == tag.as_str() && *r == run)
             {
                 Some((_, c)) => c,
-                None => counts.entry((tag.as_str().to_string(), run)).or_default(),
+                None => counts.0.entry((tag.as_str().to_string(), run)).or_default(),
             };
             c.messages += messages;
             c.bytes += bytes;
@@ -214,10 +253,14 @@ impl Monitor<Partial> for TagRatesMonitor {
         }
     }
 
+    /// Stopped: the open windows are saved (below), not written partial.
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out) {}
+
     fn save(&mut self, store: &StateStore) {
-        if self.dirty {
-            store.save(&self.last_run);
-            self.dirty = false;
-        }
+        let saved = Saved {
+            last_run: self.last_run.clone(),
+            windows: self.windows.clone(),
+        };
+        store.save(&BTreeMap::from([("state".to_string(), saved)]));
     }
 }

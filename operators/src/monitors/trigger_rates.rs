@@ -152,6 +152,13 @@ pub struct Saved {
     last_event_ns: Option<u64>,
     first_ns: Option<u64>,
     alerts: AlertBook,
+    /// The open windows and the last window with data, filled while
+    /// saving (the monitor keeps them outside): a stopped run continues
+    /// them.
+    #[serde(default)]
+    open: Option<Tumbling<[u64; 4]>>,
+    #[serde(default)]
+    last_with_data: Option<u64>,
 }
 
 pub struct TriggerRatesMonitor {
@@ -187,6 +194,10 @@ impl TriggerRatesMonitor {
     }
 
     pub fn restore(&mut self, mut saved: Saved) {
+        if let Some(w) = saved.open.take() {
+            self.windows.restore(w);
+        }
+        self.last_with_data = saved.last_with_data.take();
         let mut alerts = std::mem::take(&mut self.s.alerts);
         alerts.restore(std::mem::take(&mut saved.alerts));
         let det_id = self.s.det_id.or(saved.det_id);
@@ -366,7 +377,10 @@ impl Monitor<Item> for TriggerRatesMonitor {
     }
 
     fn save(&mut self, store: &StateStore) {
+        self.s.open = Some(self.windows.clone());
+        self.s.last_with_data = self.last_with_data;
         store.save(&BTreeMap::from([("state".to_string(), &self.s)]));
+        self.s.open = None;
     }
 }
 

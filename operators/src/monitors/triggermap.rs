@@ -15,6 +15,7 @@ use daq::detector::Detector;
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{HitMatrix, Plot, PlotSpec};
+use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +82,12 @@ impl Node for TriggerMap {
         input: Option<ItemStream<'s>>,
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("triggermap needs an input"))?;
-        let monitor = TriggerMapMonitor::new(self, &*ctx.detector()?);
+        let mut monitor = TriggerMapMonitor::new(self, &*ctx.detector()?);
+        if ctx.is_leader() {
+            if let Some(saved) = ctx.state().load_all::<Saved>().remove("state") {
+                monitor.restore(saved);
+            }
+        }
         Ok(Some(ordered_items(ctx, input, "triggermap", monitor)))
     }
 }
@@ -107,7 +113,46 @@ pub struct TriggerMapMonitor {
     dirty: bool,
 }
 
+/// The maps of the last events and their schedule, for a restart. Rows
+/// are indices into this detector's rows: kept only for the same
+/// detector (id and row count).
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    det_id: i32,
+    n_rows: usize,
+    hits: Vec<Vec<(u32, u16)>>,
+    triggered: Vec<Vec<(u32, u16)>>,
+    n_events: u64,
+    runs: Vec<(u64, u32)>,
+    last_ns: u64,
+    schedule: MapWindow,
+    dirty: bool,
+}
+
 impl TriggerMapMonitor {
+    fn restore(&mut self, s: Saved) {
+        if s.det_id != self.det_id || s.n_rows != self.rows.len() {
+            tracing::warn!(
+                "triggermap: saved maps of detector {} ({} DOMs) ignored: the detector is {} ({} DOMs)",
+                s.det_id,
+                s.n_rows,
+                self.det_id,
+                self.rows.len()
+            );
+            return;
+        }
+        let rows = self.rows.len() as u32;
+        let valid =
+            |e: Vec<(u32, u16)>| Arc::new(e.into_iter().filter(|(r, _)| *r < rows).collect());
+        self.hits = s.hits.into_iter().map(valid).collect();
+        self.triggered = s.triggered.into_iter().map(valid).collect();
+        self.n_events = s.n_events;
+        self.runs = s.runs;
+        self.last_ns = s.last_ns;
+        self.schedule.restore(s.schedule);
+        self.dirty = s.dirty;
+    }
+
     pub fn new(c: &TriggerMap, det: &Detector) -> TriggerMapMonitor {
         let mut rows = Vec::new();
         let mut du_starts = Vec::new();
@@ -284,6 +329,25 @@ impl Monitor<Item> for TriggerMapMonitor {
         if self.schedule.at_end() && self.dirty {
             self.draw(out.now(), out);
         }
+    }
+
+    /// Stopped: the events since the last drawing are saved, not drawn.
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out) {}
+
+    fn save(&mut self, store: &StateStore) {
+        let list = |q: &VecDeque<Counts>| q.iter().map(|c| c.to_vec()).collect();
+        let saved = Saved {
+            det_id: self.det_id,
+            n_rows: self.rows.len(),
+            hits: list(&self.hits),
+            triggered: list(&self.triggered),
+            n_events: self.n_events,
+            runs: self.runs.clone(),
+            last_ns: self.last_ns,
+            schedule: self.schedule.clone(),
+            dirty: self.dirty,
+        };
+        store.save(&BTreeMap::from([("state".to_string(), saved)]));
     }
 }
 

@@ -86,7 +86,7 @@ impl DomLayout {
 /// arrived, at the window's last tick (a shell timer), and once more at
 /// the end of input for a window the data did not finish. The monitors
 /// keep their numbers; this keeps only the schedule.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MapWindow {
     windows: crate::shell::Tumbling<()>,
 }
@@ -107,6 +107,11 @@ impl MapWindow {
     /// From `on_timer(t)`: draw now (stamped `t`)?
     pub fn due(&mut self, t: Time) -> bool {
         self.windows.close(t).is_some()
+    }
+
+    /// Takes over a stopped run's schedule (its timers are the shell's).
+    pub fn restore(&mut self, saved: MapWindow) {
+        self.windows.restore(saved.windows);
     }
 
     /// From `on_end`: draw the unfinished window?

@@ -61,6 +61,11 @@ pub struct RunEnv {
     /// Replay with random batches and frontier steps (`--batch-seed`,
     /// see [`super::chaos`]).
     pub batch_seed: Option<u64>,
+    /// Replay only (`--start-at`): records before this time are skipped.
+    pub start_at: Option<Time>,
+    /// Replay only (`--stop-at`): the sources stop before the first
+    /// record at or after this time, and the run ends as a *stop*.
+    pub stop_at: Option<Time>,
     pub shutdown: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
     pub progress: Arc<Progress>,
@@ -71,6 +76,21 @@ pub struct RunEnv {
 impl RunEnv {
     pub fn shutdown_requested(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// The run is being stopped (a signal, `km3mon ctl`'s shutdown, or a
+    /// replay's `--stop-at`) rather than ending with its input.
+    pub fn stopping(&self) -> bool {
+        self.stop_at.is_some() || self.shutdown_requested()
+    }
+
+    /// A stop that suspends: the run stops and has a state directory, so
+    /// operators persist what is open (windows, accumulators, timers)
+    /// instead of flushing it, and the next run continues it (module
+    /// [`crate::shell`], "Stop"). Without a state directory a stop is an
+    /// end of input.
+    pub fn suspends(&self) -> bool {
+        self.state_dir.is_some() && self.stopping()
     }
 }
 

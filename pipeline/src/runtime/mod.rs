@@ -94,6 +94,10 @@ pub struct RunOptions {
     /// Replay only: random batches and frontier steps from this seed
     /// ([`chaos`]; outputs must not change).
     pub batch_seed: Option<u64>,
+    /// Replay only: skip records before this time ([`RunEnv::start_at`]).
+    pub start_at: Option<Time>,
+    /// Replay only: stop (not end) before this time ([`RunEnv::stop_at`]).
+    pub stop_at: Option<Time>,
     pub metrics_addr: Option<SocketAddr>,
     pub log_interval: Duration,
     /// Draw the replay progress bar (only if stderr is a terminal).
@@ -135,6 +139,8 @@ impl RunOptions {
             queue_capacity: 10_000,
             state_interval: Duration::from_secs(60),
             batch_seed: None,
+            start_at: None,
+            stop_at: None,
             metrics_addr: None,
             log_interval: Duration::from_secs(60),
             progress: true,
@@ -200,6 +206,7 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
         )),
         None => None,
     };
+    let replay = matches!(opts.mode, Mode::Replay { .. });
     let env = Arc::new(RunEnv {
         detector_model,
         mode: opts.mode.clone(),
@@ -217,6 +224,8 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
         queue_capacity: opts.queue_capacity,
         state_interval: opts.state_interval,
         batch_seed: opts.batch_seed,
+        start_at: opts.start_at.filter(|_| replay),
+        stop_at: opts.stop_at.filter(|_| replay),
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
         progress: progress.clone(),
@@ -368,7 +377,6 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
     )
     .map_err(|e| anyhow::anyhow!("cannot start timely: {e}"))?;
 
-    let replay = matches!(opts.mode, Mode::Replay { .. });
     let bar = (replay && opts.progress).then(Bar::new);
     let mut last_log = Instant::now();
     let mut alive = opts.alive.take();

@@ -93,6 +93,20 @@ pub fn wall_ticks() -> Time {
         .map_or(0, |d| d.as_nanos() as u64 / TICK_NS)
 }
 
+/// Keeps the records of `feed` in `[start, stop)`; true when the reader
+/// has reached `stop` (its records come in time order: nothing later is
+/// wanted, and the source ends there — a stop, see [`RunEnv::stopping`]).
+///
+/// [`RunEnv::stopping`]: super::RunEnv::stopping
+fn clip_feed(feed: &mut Feed, start: Option<Time>, stop: Option<Time>) -> bool {
+    let reached = stop.is_some_and(|s| feed.low >= s || feed.items.iter().any(|(t, _)| *t >= s));
+    if start.is_some() || reached {
+        feed.items
+            .retain(|(t, _)| start.is_none_or(|a| *t >= a) && stop.is_none_or(|b| *t < b));
+    }
+    reached
+}
+
 /// Builds a source fed by `start`, which is called once, on the leader
 /// worker only, with the sending end; it should spawn the I/O thread with
 /// [`BuildContext::spawn_io`]. `live` selects the heartbeat clock.
@@ -133,6 +147,8 @@ pub fn channel_source<'s>(
             if live && leader {
                 activator.activate();
             }
+            // `--start-at` / `--stop-at` (replay only).
+            let clip = (!live).then_some((env.start_at, env.stop_at));
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 if let Some(ch) = chaos.as_mut() {
@@ -140,7 +156,10 @@ pub fn channel_source<'s>(
                     let mut ended = env.shutdown_requested();
                     while !ended && ch.wants_more() {
                         match rx.try_recv() {
-                            Ok(feed) => ch.push(feed),
+                            Ok(mut feed) => {
+                                ended = clip.is_some_and(|(a, b)| clip_feed(&mut feed, a, b));
+                                ch.push(feed);
+                            }
                             Err(TryRecvError::Empty) => break,
                             Err(TryRecvError::Disconnected) => ended = true,
                         }
@@ -164,7 +183,8 @@ pub fn channel_source<'s>(
                 let mut batches = 0;
                 loop {
                     match rx.try_recv() {
-                        Ok(feed) => {
+                        Ok(mut feed) => {
+                            let stop = clip.is_some_and(|(a, b)| clip_feed(&mut feed, a, b));
                             let mut items = feed.items.into_iter().peekable();
                             while let Some((t, item)) = items.next() {
                                 let t = if t < *c.time() {
@@ -183,6 +203,10 @@ pub fn channel_source<'s>(
                                     }
                                     session.give(items.next().expect("peeked").1);
                                 }
+                            }
+                            if stop {
+                                cap = None;
+                                return;
                             }
                             if feed.low > *c.time() {
                                 c.downgrade(&feed.low);
@@ -227,4 +251,43 @@ pub fn channel_source<'s>(
         })?;
     }
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(times: &[Time], low: Time) -> Feed {
+        let items = times
+            .iter()
+            .map(|&t| {
+                let row = crate::item::Row {
+                    table: String::new(),
+                    header: Vec::new(),
+                    cells: Vec::new(),
+                };
+                (t, Item::Row(row))
+            })
+            .collect();
+        Feed { items, low }
+    }
+
+    fn times(f: &Feed) -> Vec<Time> {
+        f.items.iter().map(|(t, _)| *t).collect()
+    }
+
+    #[test]
+    fn start_and_stop_keep_the_records_in_between_and_end_at_the_stop() {
+        let mut f = feed(&[3, 5, 7, 9], 3);
+        assert!(!clip_feed(&mut f, Some(5), Some(10)));
+        assert_eq!(times(&f), [5, 7, 9]);
+        let mut f = feed(&[9, 10, 11], 9);
+        assert!(clip_feed(&mut f, None, Some(10)), "a record at the stop");
+        assert_eq!(times(&f), [9]);
+        let mut f = feed(&[], 12);
+        assert!(clip_feed(&mut f, None, Some(10)), "the watermark passed it");
+        let mut f = feed(&[1, 2], 1);
+        assert!(!clip_feed(&mut f, None, None));
+        assert_eq!(times(&f), [1, 2]);
+    }
 }

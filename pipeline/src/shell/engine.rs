@@ -136,6 +136,20 @@ impl<D, K: Ord> Engine<D, K> {
     /// every record and fires every timer the frontier has passed, in
     /// time order (data at `t` before a timer at `t`).
     pub fn advance<O, M: Monitor<D, O>>(&mut self, m: &mut M, f: Option<Time>, out: &mut Out<O>) {
+        self.advance_or_stop(m, f, false, out)
+    }
+
+    /// [`Engine::advance`], where an empty frontier is a *stop* when
+    /// `stop` is true: the timers beyond the last data time are kept (for
+    /// [`Engine::timers_pending`]) and [`Monitor::on_stop`] is called
+    /// instead of [`Monitor::on_end`].
+    pub fn advance_or_stop<O, M: Monitor<D, O>>(
+        &mut self,
+        m: &mut M,
+        f: Option<Time>,
+        stop: bool,
+        out: &mut Out<O>,
+    ) {
         if self.ended {
             return;
         }
@@ -181,11 +195,17 @@ impl<D, K: Ord> Engine<D, K> {
         }
         if f.is_none() {
             self.ended = true;
-            self.timers.clear();
+            if !stop {
+                self.timers.clear();
+            }
             let last = self.last_data;
             out.now = last.unwrap_or(out.floor).max(out.floor);
             out.timer_floor = Time::MAX;
-            m.on_end(last, out);
+            if stop {
+                m.on_stop(last, out);
+            } else {
+                m.on_end(last, out);
+            }
             out.timers.clear();
         }
     }
@@ -193,6 +213,17 @@ impl<D, K: Ord> Engine<D, K> {
     /// Timers waiting (for tests and metrics).
     pub fn timers(&self) -> usize {
         self.timers.len()
+    }
+
+    /// The timers waiting, in time order: what a stop persists.
+    pub fn timers_pending(&self) -> Vec<Time> {
+        self.timers.iter().copied().collect()
+    }
+
+    /// Timers of a stopped run, restored before any data: each fires in
+    /// time order with the new run's data, as it would have in one run.
+    pub fn restore_timers(&mut self, timers: impl IntoIterator<Item = Time>) {
+        self.timers.extend(timers);
     }
 }
 
@@ -300,6 +331,48 @@ mod tests {
         fn on_end(&mut self, last: Option<Time>, out: &mut Out<Rec>) {
             let open = self.windows.as_mut().map_or(0, |w| w.drain().len());
             out.give(out.now(), (out.now(), format!("end {last:?} open {open}")));
+        }
+        fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out<Rec>) {}
+    }
+
+    /// A run stopped after the records before `cut` (its state and
+    /// pending timers carried over, the state through serde as a state
+    /// directory would), then a second run of the rest.
+    fn stopped_at(cut: Time, seed: u64) -> Vec<(Time, Rec)> {
+        let input = input();
+        let (a, b): (Vec<_>, Vec<_>) = input.into_iter().partition(|(t, _)| *t < cut);
+        let mut first = Probe::default();
+        let mut engine: Engine<u32, ()> = Engine::new(|_| ());
+        let mut out = Out::collector();
+        for step in random_steps(&a, seed) {
+            match step {
+                Step::Data(t, d) => engine.push(t, d),
+                Step::Frontier(None) => engine.advance_or_stop(&mut first, None, true, &mut out),
+                Step::Frontier(f) => engine.advance(&mut first, f, &mut out),
+            }
+        }
+        let saved = serde_json::to_string(&(&first.windows, &first.armed)).unwrap();
+        let timers = engine.timers_pending();
+        let (windows, armed) = serde_json::from_str(&saved).unwrap();
+        let mut second = Probe { windows, armed };
+        let mut engine: Engine<u32, ()> = Engine::new(|_| ());
+        engine.restore_timers(timers);
+        for step in random_steps(&b, seed) {
+            match step {
+                Step::Data(t, d) => engine.push(t, d),
+                Step::Frontier(f) => engine.advance(&mut second, f, &mut out),
+            }
+        }
+        out.take()
+    }
+
+    #[test]
+    fn a_stop_and_a_restart_with_the_state_give_one_run() {
+        let one = drive(&mut Probe::default(), random_steps(&input(), 0));
+        for cut in [4, 10, 11, 12, 30, 31, 50, 71, 72, 120] {
+            for seed in [0, 1, 7] {
+                assert_eq!(stopped_at(cut, seed), one, "cut {cut} seed {seed}");
+            }
         }
     }
 

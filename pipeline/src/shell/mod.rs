@@ -36,6 +36,19 @@
 //! flush what is partial. Live, the frontier never empties: the
 //! heartbeat advances it, so the same timers fire while no data comes.
 //!
+//! # Stop (not an end)
+//!
+//! A run *stopped* with a state directory (SIGINT/SIGTERM, `km3mon
+//! replay --stop-at`: [`crate::runtime::RunEnv::suspends`]) also ends
+//! with an empty frontier, but its input is only paused: timers fire up
+//! to the last data time as at an end, then [`Monitor::on_stop`] is
+//! called instead of `on_end` (nothing partial is flushed), the monitor
+//! saves its state and the shell saves the timers still pending
+//! (`STATE_DIR/<node>~timers-<operator>.w<k>.json`). The next run with that state
+//! directory restores both before its first record, so a run stopped at
+//! any point and restarted gives the outputs of one uninterrupted run.
+//! Without a state directory a stop is an end (flushed, not saved).
+//!
 //! # Capabilities
 //!
 //! The operator holds one capability, downgraded to the input frontier
@@ -73,9 +86,24 @@ pub trait Monitor<D, O = Item>: 'static {
     /// windows here, and say in their output that they are partial.
     fn on_end(&mut self, _last: Option<Time>, _out: &mut Out<O>) {}
 
-    /// Persist what must survive a restart (called when the store's
-    /// interval has passed and at the end). Timers are not persisted: a
-    /// restored monitor re-registers what it needs on its next record.
+    /// The run was *stopped* with a state directory (a signal, or
+    /// `--stop-at`): the input is paused, not ended, and the next run
+    /// with the same state directory continues where this one stopped.
+    /// Timers up to `last` have fired; the later ones are persisted by
+    /// the shell. A monitor that flushes partial windows in
+    /// [`Monitor::on_end`] must not do so here: it keeps them in the
+    /// state its [`Monitor::save`] writes right after this call.
+    /// Default: [`Monitor::on_end`] (a sink closes its files either way).
+    fn on_stop(&mut self, last: Option<Time>, out: &mut Out<O>) {
+        self.on_end(last, out)
+    }
+
+    /// Persist what must survive a restart: called when the store's
+    /// interval has passed, and after [`Monitor::on_end`] or
+    /// [`Monitor::on_stop`]. Pending timers are persisted by the shell
+    /// (and restored before the next run's first record), so the state
+    /// here is what the monitor holds: open windows ([`window::Tumbling`]
+    /// is serde), counts, histograms, alert books.
     fn save(&mut self, _store: &StateStore) {}
 }
 
@@ -198,7 +226,18 @@ where
 {
     let metrics = ctx.metrics.clone();
     let state = ctx.state();
-    let mut engine = make().map(|m| (m, Engine::new(key)));
+    let env = ctx.env.clone();
+    // One part per shell: a node may build several (pmt_rates has two).
+    let timers = state.part(&format!("timers-{name}"));
+    let timers_key = format!("w{}", ctx.index());
+    let mut engine = make().map(|m| {
+        let mut e = Engine::new(key);
+        // Every worker's timers: a restart with another worker count
+        // still fires each (a monitor ignores a timer it has no state
+        // for, as it ignores a repeated registration).
+        e.restore_timers(timers.load_all::<Vec<Time>>().into_values().flatten());
+        (m, e)
+    });
     input.unary_frontier::<CapacityContainerBuilder<Vec<O>>, _, _, _>(
         Exchange::new(route),
         name,
@@ -219,7 +258,9 @@ where
                 let f = frontier.frontier().iter().min().copied();
                 if let Some((m, e)) = engine.as_mut() {
                     let mut out = Out::new(*h.time());
-                    metrics.busy(|| e.advance(m, f, &mut out));
+                    // Asked only at the end: a stop is known by then.
+                    let stop = f.is_none() && env.suspends();
+                    metrics.busy(|| e.advance_or_stop(m, f, stop, &mut out));
                     let mut items = out.into_items().into_iter().peekable();
                     while let Some((t, item)) = items.next() {
                         let at = h.delayed(&t);
@@ -231,6 +272,11 @@ where
                     }
                     if f.is_none() || state.due() {
                         m.save(&state);
+                        timers.save(&std::collections::BTreeMap::from([(
+                            timers_key.clone(),
+                            e.timers_pending(),
+                        )]));
+                        state.mark_saved();
                     }
                 }
                 match f {

@@ -29,6 +29,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::Out;
 use crate::item::Time;
 
@@ -49,7 +51,11 @@ impl Window {
 }
 
 /// Open tumbling windows with an accumulator `S` each.
-#[derive(Debug, Clone)]
+///
+/// Serde, so that a monitor's saved state carries its open windows over
+/// a stop (the shell persists their close timers): see
+/// [`Tumbling::restore`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tumbling<S> {
     size: Time,
     open: BTreeMap<u64, S>,
@@ -122,7 +128,75 @@ impl<S: Default> Tumbling<S> {
             .collect()
     }
 
+    /// Takes over the open windows of a saved `Tumbling` (a stopped
+    /// run's). Windows of another size (the configuration changed) are
+    /// dropped with a warning: their counts would not fit the new
+    /// windows. Their close timers come back with the shell's.
+    pub fn restore(&mut self, saved: Tumbling<S>) {
+        if saved.size == self.size {
+            self.open = saved.open;
+        } else if !saved.open.is_empty() {
+            tracing::warn!(
+                "{} saved window(s) of {} ticks dropped: the windows are now {} ticks",
+                saved.open.len(),
+                saved.size,
+                self.size
+            );
+        }
+    }
+
+    /// Like [`Tumbling::restore`], for partitioned monitors that gather
+    /// the parts of several workers: each saved window's accumulator is
+    /// combined into this one's by `add` (opened empty if needed).
+    pub fn merge(&mut self, saved: Tumbling<S>, mut add: impl FnMut(&mut S, S)) {
+        if saved.size != self.size {
+            return self.restore(saved);
+        }
+        for (index, s) in saved.open {
+            add(self.open.entry(index).or_default(), s);
+        }
+    }
+
+    /// Windows open now.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
     pub fn is_open(&self, t: Time) -> bool {
         self.open.contains_key(&(t / self.size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_windows_survive_serde_and_merge_by_window() {
+        let mut out: Out<()> = Out::collector();
+        let mut a: Tumbling<u64> = Tumbling::new(10);
+        *a.at(3, &mut out) += 2;
+        *a.at(14, &mut out) += 5;
+        let text = serde_json::to_string(&a).unwrap();
+        let mut b: Tumbling<u64> = Tumbling::new(10);
+        b.restore(serde_json::from_str(&text).unwrap());
+        assert_eq!(b.close(9).map(|(w, n)| (w.end, n)), Some((10, 2)));
+        // Another worker's part: added to the same window.
+        b.merge(serde_json::from_str(&text).unwrap(), |x, y| *x += y);
+        assert_eq!(
+            b.drain()
+                .iter()
+                .map(|(w, n)| (w.end, *n))
+                .collect::<Vec<_>>(),
+            [(10, 2), (20, 10)]
+        );
+        // Windows of another size are dropped.
+        let mut c: Tumbling<u64> = Tumbling::new(5);
+        c.restore(serde_json::from_str(&text).unwrap());
+        assert!(c.is_empty());
     }
 }

@@ -93,7 +93,7 @@ pub fn orientation(c: &Constants, a_raw: [f32; 3], h_raw: [f32; 3]) -> Orientati
 
 /// Circular mean of angles in degrees (a window of yaws around 0°/360°
 /// or rolls around ±180° would average to nonsense otherwise).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct AngleMean {
     sin: f64,
     cos: f64,

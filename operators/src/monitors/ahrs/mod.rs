@@ -197,6 +197,11 @@ impl Node for AhrsCalibration {
                 }
             })?;
         }
+        if ctx.index() == 0 {
+            if let Some(saved) = ctx.state().load_all::<Saved>().remove("state") {
+                monitor.restore(saved);
+            }
+        }
         Ok(Some(ordered_items(ctx, input, "ahrs_calibration", monitor)))
     }
 }
@@ -244,6 +249,16 @@ pub type Missing = BTreeMap<u32, (u32, i32, String)>;
 /// A floor's history: (UTC s of the window end, yaw, pitch, roll).
 pub type History = VecDeque<(u64, [f64; 3])>;
 
+/// What a restart continues: the open windows, the history per floor,
+/// the DOMs without constants and the latest packet time.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    windows: Tumbling<DomMeans>,
+    history: BTreeMap<u32, BTreeMap<i32, (u32, History)>>,
+    missing: Missing,
+    last_ns: u64,
+}
+
 pub struct AhrsMonitor {
     pub constants: Option<Arc<ConstantSet>>,
     updates: Option<Receiver<Arc<ConstantSet>>>,
@@ -264,6 +279,9 @@ pub struct AhrsMonitor {
     /// Packets of DOMs not in the CLB map / detector.
     pub unknown: u64,
     last_ns: u64,
+    /// The input ended or stopped: the one save of the run (the history
+    /// is megabytes for a large detector).
+    finished: bool,
 }
 
 impl AhrsMonitor {
@@ -283,6 +301,7 @@ impl AhrsMonitor {
             early: 0,
             unknown: 0,
             last_ns: 0,
+            finished: false,
         }
     }
 
@@ -291,6 +310,13 @@ impl AhrsMonitor {
         self.updates = Some(rx);
         self.wait = wait;
         self
+    }
+
+    fn restore(&mut self, s: Saved) {
+        self.windows.restore(s.windows);
+        self.history = s.history;
+        self.missing = s.missing;
+        self.last_ns = s.last_ns;
     }
 
     fn poll(&mut self) {
@@ -462,10 +488,30 @@ impl Monitor<Item> for AhrsMonitor {
     fn on_end(&mut self, _last: Option<Time>, out: &mut Out) {
         // No IO_MONIT came: the loader ends without asking anything.
         self.start = None;
+        self.finished = true;
         let stamp = out.now();
         for (_, means) in self.windows.drain() {
             let end_s = (self.last_ns + TICK_NS) / 1_000_000_000;
             self.emit(stamp, end_s, means, true, out);
         }
+    }
+
+    /// Stopped: the open window is saved, not written partial.
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out) {
+        self.start = None;
+        self.finished = true;
+    }
+
+    fn save(&mut self, store: &pipeline::runtime::state::StateStore) {
+        if !self.finished {
+            return;
+        }
+        let saved = Saved {
+            windows: self.windows.clone(),
+            history: self.history.clone(),
+            missing: self.missing.clone(),
+            last_ns: self.last_ns,
+        };
+        store.save(&BTreeMap::from([("state".to_string(), saved)]));
     }
 }

@@ -30,6 +30,11 @@ pub struct RoyOut {
 }
 
 impl RoyOut {
+    /// The schedule saved by [`Monitor::save`].
+    pub fn restore(&mut self, store: &pipeline::runtime::state::StateStore) {
+        self.last_plot = store.load_all::<u32>().remove("last_plot");
+    }
+
     pub fn new(plot_interval: u64, replay: bool, metrics: Arc<NodeMetrics>) -> RoyOut {
         RoyOut {
             jsonl: None,
@@ -162,6 +167,13 @@ impl Monitor<EventFit> for RoyOut {
     fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
         self.jsonl = None;
         self.plot = None;
+    }
+
+    /// The plot schedule survives a restart (a restarted run would
+    /// otherwise draw its first event at once).
+    fn save(&mut self, store: &pipeline::runtime::state::StateStore) {
+        let saved = self.last_plot.map(|l| ("last_plot".to_string(), l));
+        store.save(&saved.into_iter().collect());
     }
 }
 

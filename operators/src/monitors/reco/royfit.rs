@@ -233,6 +233,7 @@ impl Node for RoyFit {
             ctx.metrics.clone(),
         );
         if ctx.is_leader() {
+            out.restore(&ctx.state());
             let (s, r) = ctx.writer_queue("royfit jsonl writer queue full");
             let path = ctx.out_path(&self.jsonl);
             let control = ctx.node_control();

@@ -134,6 +134,9 @@ impl Node for TimeResiduals {
         m.replay = matches!(ctx.env.mode, Mode::Replay { .. });
         m.metrics = Some(ctx.metrics.clone());
         if ctx.is_leader() {
+            if let Some(saved) = ctx.state().load_all::<Saved>().remove("state") {
+                m.restore(saved);
+            }
             let (s, r) = bounded::<Arc<Figure>>(2);
             let dir = ctx.out_path(&self.dir);
             let control = ctx.node_control();
@@ -214,8 +217,25 @@ fn quantiles(h: &Histogram<u64>) -> Quantiles {
     }
 }
 
+/// (DU, floor, residual as `f32` bits).
+type SavedRes = (u32, i32, u32);
+
+/// The residuals of the window and the schedule, saved when the run
+/// ends or stops (the window holds up to hours of residuals: megabytes,
+/// not rewritten at every state interval). Residuals as `f32` bits, so
+/// the restored ones are the same numbers.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    chunks: Vec<(u64, Vec<SavedRes>)>,
+    newest: u64,
+    last_plot: Option<u64>,
+    alerts: AlertBook,
+}
+
 pub struct ResidualMonitor {
     cfg: TimeResiduals,
+    /// The input ended or stopped: the next save is the last of the run.
+    finished: bool,
     n_floors: i32,
     chunks: VecDeque<(u64, Vec<Res>)>,
     newest: u64,
@@ -233,6 +253,7 @@ impl ResidualMonitor {
         ResidualMonitor {
             alerts: AlertBook::new(node, cfg.reminder_interval).with_kinds(ALERTS),
             cfg,
+            finished: false,
             n_floors,
             chunks: VecDeque::new(),
             newest: 0,
@@ -242,6 +263,20 @@ impl ResidualMonitor {
             metrics: None,
             last: None,
         }
+    }
+
+    fn restore(&mut self, s: Saved) {
+        self.chunks = s
+            .chunks
+            .into_iter()
+            .map(|(t, c)| {
+                let c = c.into_iter().map(|(du, f, r)| (du, f, f32::from_bits(r)));
+                (t, c.collect())
+            })
+            .collect();
+        self.newest = s.newest;
+        self.last_plot = s.last_plot;
+        self.alerts.restore(s.alerts);
     }
 
     fn figure(&self) -> Figure {
@@ -414,6 +449,34 @@ impl Monitor<Item> for ResidualMonitor {
             self.last = Some(fig);
         }
         self.plot = None;
+        self.finished = true;
+    }
+
+    /// Stopped: no final figure (the window is saved and continues).
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out) {
+        self.plot = None;
+        self.finished = true;
+    }
+
+    fn save(&mut self, store: &pipeline::runtime::state::StateStore) {
+        if !self.finished {
+            return;
+        }
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|(t, c)| {
+                let c = c.iter().map(|&(du, f, r)| (du, f, r.to_bits()));
+                (*t, c.collect())
+            })
+            .collect();
+        let saved = Saved {
+            chunks,
+            newest: self.newest,
+            last_plot: self.last_plot,
+            alerts: self.alerts.clone(),
+        };
+        store.save(&BTreeMap::from([("state".to_string(), saved)]));
     }
 }
 
