@@ -272,3 +272,37 @@ fn table_gauges_and_text_agree_with_the_alerts_for_any_worker_count() {
     assert!(du1.split_whitespace().any(|w| w == "15"), "{}", reply.text);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two `detector_state` nodes would publish into the one table of `km3mon
+/// ctl health`, the gauges and the Detector page: `km3mon check` refuses
+/// the second, naming where both are.
+#[test]
+fn check_refuses_a_second_detector_state() {
+    let dir = common::scratch("detector-state", "two");
+    let graph = dir.join("g.toml");
+    let second = "\n[nodes.health_again]\ntype = \"detector_state\"\ninputs = [\"timesync\"]\n";
+    let text = format!("{GRAPH}{second}");
+    std::fs::write(&graph, &text).unwrap();
+    let out = Command::new(common::km3mon())
+        .arg("check")
+        .arg(&graph)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {err}");
+    let line_of = |h: &str| text.lines().position(|l| l == h).unwrap() + 1;
+    let (first, header) = (
+        line_of("[nodes.detector_state]"),
+        line_of("[nodes.health_again]"),
+    );
+    let g = graph.display();
+    assert!(
+        err.contains(&format!(
+            "{g}:{header}:8: nodes.health_again: the detector-health table (ctl health, \
+             km3mon_doms_affected, /detector.html) is also claimed by node `detector_state` \
+             ({g}:{first}:8, nodes.detector_state): one detector_state node per graph"
+        )),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -83,7 +83,10 @@ impl Node for DetectorState {
         Some(StreamKind::Table)
     }
     fn resources(&self) -> Vec<(String, Resource)> {
-        vec![(String::new(), Resource::Detector)]
+        vec![
+            (String::new(), Resource::Detector),
+            (String::new(), Resource::DetectorHealth),
+        ]
     }
     fn build<'s>(
         &self,
