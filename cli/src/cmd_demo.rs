@@ -308,6 +308,7 @@ fn start_testdb(
             runs,
         }],
         t0_shifts: Default::default(),
+        pcal_detx: Default::default(),
         runs_with_calib_columns: false,
         streamds: None,
         clbmap: None,
