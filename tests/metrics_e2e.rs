@@ -470,3 +470,112 @@ fn a_slow_chat_shows_in_its_delivery_histogram() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `GET /metrics` of a plain `--metrics` endpoint (HTTP/1.0, no login).
+fn get_plain(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(head.contains("version=0.0.4"), "{head}");
+    body.to_string()
+}
+
+/// `km3mon ligier --metrics`: a subscriber that never reads (its "any"
+/// queue of 10 messages overflows) and one that reads; the endpoint shows
+/// the drops of the tag, the publish → write queueing time of the "any"
+/// class, and parses with every name documented and every series once.
+#[test]
+fn ligier_metrics_show_queueing_and_drops_per_tag() {
+    use daq::controlhost::{Mode, Subscription, Tag};
+    let (port, mport) = (common::free_port(), common::free_port());
+    let _ligier = Guard(
+        Command::new(common::km3mon())
+            .args(["ligier", "--port", &port.to_string(), "--metrics"])
+            .arg(format!("127.0.0.1:{mport}"))
+            .args(["--any-queue-messages", "10", "--status-interval", "0"])
+            .env("KM3MON_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    common::live::wait_port(port);
+    common::live::wait_port(mport);
+    let addr = format!("127.0.0.1:{port}");
+    let tag = Tag::new("IO_SUM").unwrap();
+    let sub = || {
+        let mut c = ligier::Client::connect(ligier::ClientConfig::new(&addr)).unwrap();
+        c.subscribe(Subscription::new().with(Mode::Any, tag))
+            .unwrap();
+        c
+    };
+    let _stalled = sub();
+    let mut reader = sub();
+    std::thread::sleep(Duration::from_millis(300));
+    // 400 × 64 kB: far more than the stalled reader's socket buffers.
+    const N: usize = 400;
+    let publisher = std::thread::spawn(move || {
+        let mut p = ligier::Client::connect(ligier::ClientConfig::new(&addr)).unwrap();
+        let payload = vec![7u8; 64 * 1024];
+        for _ in 0..N {
+            p.send(tag, &payload).unwrap();
+        }
+        p.flush().unwrap();
+        // Keep the connection until the reader is done.
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let mut got = 0;
+    while got < N {
+        match reader.recv_timeout(Duration::from_secs(3)).unwrap() {
+            Some(_) => got += 1,
+            None => break,
+        }
+    }
+    publisher.join().unwrap();
+    assert!(got > 0, "the reading subscriber got nothing");
+
+    let text = get_plain(&format!("127.0.0.1:{mport}"));
+    let families = parse_with_python(&text);
+    let declared = check_names(&text);
+    let docs = documented();
+    let undocumented: Vec<&String> = declared.iter().filter(|n| !docs.contains(*n)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/web.md: {undocumented:?}"
+    );
+    let mut seen = BTreeSet::new();
+    let value = |sample: &str, label: (&str, &str)| -> f64 {
+        families
+            .iter()
+            .flat_map(|(_, _, s)| s)
+            .find(|(n, l, _)| n == sample && l.get(label.0).map(String::as_str) == Some(label.1))
+            .unwrap_or_else(|| panic!("no {sample}{{{}={}}} in\n{text}", label.0, label.1))
+            .2
+            .parse()
+            .unwrap()
+    };
+    for (_, _, samples) in &families {
+        for (name, labels, _) in samples {
+            assert!(
+                seen.insert((name.clone(), labels.clone())),
+                "{name}{labels:?} twice"
+            );
+        }
+    }
+    assert_eq!(
+        value("km3mon_ligier_messages_in_total", ("tag", "IO_SUM")),
+        N as f64
+    );
+    assert!(
+        value("km3mon_ligier_dropped_messages_total", ("tag", "IO_SUM")) > 0.0,
+        "{text}"
+    );
+    assert!(
+        value("km3mon_ligier_queue_seconds_count", ("class", "any")) >= got as f64,
+        "{text}"
+    );
+    assert!(declared.contains("process_resident_memory_bytes"));
+    assert!(declared.contains("km3mon_build_info"));
+}
