@@ -407,6 +407,11 @@ fn a_run_with_another_layout_re_keys_the_table() {
             log.contains("detector_state: run 6761 of detector 44: 90 DOMs, re-keying the table"),
             "{log}"
         );
+        // The run summary: the DB requests' latency (layout, runs, DETX).
+        assert!(
+            log.contains("latency km3mon_db_request_duration_seconds{outcome=ok}: p50 "),
+            "{log}"
+        );
         std::fs::read_to_string(out.join("data/detector_state.csv")).unwrap()
     };
     let csv = replay("2");
