@@ -501,8 +501,8 @@ fn ligier_metrics_show_queueing_and_drops_per_tag() {
             .spawn()
             .unwrap(),
     );
-    common::live::wait_port(port);
-    common::live::wait_port(mport);
+    common::wait_port(port);
+    common::wait_port(mport);
     let addr = format!("127.0.0.1:{port}");
     let tag = Tag::new("IO_SUM").unwrap();
     let sub = || {
