@@ -206,6 +206,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for line in report.metrics.summary() {
         info!("{line}");
     }
+    for line in report.metrics.latency_summary() {
+        info!("{line}");
+    }
     info!("demo stopped; outputs kept in {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }

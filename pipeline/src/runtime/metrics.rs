@@ -249,12 +249,17 @@ impl Metrics {
                         .map_or(String::new(), |s| format!(" (lag {s})")),
                 )
             })
-            .chain(
-                latency::global()
-                    .summaries()
-                    .into_iter()
-                    .map(|r| format!("latency {}{{{}}}: {}", r.name, r.labels, r.summary)),
-            )
+            .collect()
+    }
+
+    /// The end-of-run lines of the process-wide distributions (plots,
+    /// alert delivery, DB, Detector Manager, Ligier queues), one each: the
+    /// periodic log has only [`Metrics::summary`], one line per node.
+    pub fn latency_summary(&self) -> Vec<String> {
+        latency::global()
+            .summaries()
+            .into_iter()
+            .map(|r| format!("latency {}{{{}}}: {}", r.name, r.labels, r.summary))
             .collect()
     }
 
