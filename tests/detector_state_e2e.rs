@@ -272,3 +272,167 @@ fn table_gauges_and_text_agree_with_the_alerts_for_any_worker_count() {
     assert!(du1.split_whitespace().any(|w| w == "15"), "{}", reply.text);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two `detector_state` nodes would publish into the one table of `km3mon
+/// ctl health`, the gauges and the Detector page: `km3mon check` refuses
+/// the second, naming where both are.
+#[test]
+fn check_refuses_a_second_detector_state() {
+    let dir = common::scratch("detector-state", "two");
+    let graph = dir.join("g.toml");
+    let second = "\n[nodes.health_again]\ntype = \"detector_state\"\ninputs = [\"timesync\"]\n";
+    let text = format!("{GRAPH}{second}");
+    std::fs::write(&graph, &text).unwrap();
+    let out = Command::new(common::km3mon())
+        .arg("check")
+        .arg(&graph)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {err}");
+    let line_of = |h: &str| text.lines().position(|l| l == h).unwrap() + 1;
+    let (first, header) = (
+        line_of("[nodes.detector_state]"),
+        line_of("[nodes.health_again]"),
+    );
+    let g = graph.display();
+    assert!(
+        err.contains(&format!(
+            "{g}:{header}:8: nodes.health_again: the detector-health table (ctl health, \
+             km3mon_doms_affected, /detector.html) is also claimed by node `detector_state` \
+             ({g}:{first}:8, nodes.detector_state): one detector_state node per graph"
+        )),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A run change with another detector: detector 44 (the DB stand-in
+/// `testdb`, written from the spec: no real DB runs here) has run 6761
+/// calibrated with a position set whose DETX numbers DU 2 as DU 12 (the
+/// DU re-cabled). DU 2 is out of time sync from 10 s of run 6760 on and
+/// stays so in run 6761. At the data time of run 6761's first
+/// summaryslice the table re-keys: DU 2's 18 DOMs count under DU 12, DU 2
+/// reads 0, the detector-wide count does not move; `-w 1` = `-w 2`.
+#[test]
+fn a_run_with_another_layout_re_keys_the_table() {
+    use daq::detector::Detector;
+    let dir = common::scratch("detector-state", "rekey");
+    let a = common::testdata().join("detx/detx_v4.detx");
+    let text = std::fs::read_to_string(&a).unwrap();
+    let det = Detector::parse(&text, "detx_v4.detx").unwrap();
+    let moved = det
+        .modules()
+        .iter()
+        .cloned()
+        .map(|mut m| {
+            if m.du == 2 {
+                m.du = 12;
+            }
+            m
+        })
+        .collect();
+    let b = dir.join("b.detx");
+    let renumbered = Detector::new(det.det_id(), det.version(), moved)
+        .unwrap()
+        .with_validity(det.validity())
+        .with_utm(det.utm().cloned());
+    std::fs::write(&b, renumbered.to_detx_string(det.version()).unwrap()).unwrap();
+
+    let simulate = |detx: &Path, run: &str, start: &str, fault: &str, out: &str| {
+        let o = Command::new(common::km3mon())
+            .arg("simulate")
+            .arg("--detector")
+            .arg(detx)
+            .args(["--run", run, "--start", start, "--duration", "30s"])
+            .args(["--fault", fault, "-o"])
+            .arg(dir.join(out))
+            .env("KM3MON_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        dir.join(out)
+    };
+    let run_a = simulate(
+        &a,
+        "6760",
+        "2024-01-01T00:00:00Z",
+        "du-timesync@10s:2",
+        "a.rec",
+    );
+    let run_b = simulate(
+        &b,
+        "6761",
+        "2024-01-01T00:00:30Z",
+        "du-timesync@0s:12",
+        "b.rec",
+    );
+
+    let mut opts = testdb::Options::from_env().unwrap();
+    for r in opts.detectors[0].runs.iter_mut().filter(|r| r.run >= 6761) {
+        r.pos = Some("POS_B".into());
+    }
+    opts.pcal_detx.insert("POS_B".into(), b.clone());
+    let db = testdb::TestDb::start(opts).unwrap();
+    let graph = dir.join("g.toml");
+    let with_runs = GRAPH.replace(
+        "type = \"detector_state\"\ninputs = [\"dom_activity\", \"timesync\"]",
+        "type = \"detector_state\"\ninputs = [\"dom_activity\", \"timesync\", \"summaryslices\"]",
+    );
+    assert_ne!(with_runs, GRAPH);
+    std::fs::write(&graph, with_runs).unwrap();
+    let replay = |workers: &str| {
+        let out = dir.join(format!("out-w{workers}"));
+        let o = Command::new(common::km3mon())
+            .current_dir(&dir)
+            .env("HOME", &dir)
+            .env("KM3MON_LOG", "info")
+            .env("DETECTOR_ID", "44")
+            .env("KM3NET_DB_URL", db.url())
+            .env("KM3NET_DB_COOKIE", db.sid())
+            .env_remove("KM3NET_DB_COOKIE_FILE")
+            .env_remove("KM3NET_DB_USERNAME")
+            .env_remove("KM3NET_DB_PASSWORD")
+            .args(["replay", "-w", workers, "--graph"])
+            .arg(&graph)
+            .arg("--out")
+            .arg(&out)
+            .arg(&run_a)
+            .arg(&run_b)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{log}");
+        assert!(
+            log.contains("detector_state: run 6761 of detector 44: 90 DOMs, re-keying the table"),
+            "{log}"
+        );
+        // The run summary: the DB requests' latency (layout, runs, DETX).
+        assert!(
+            log.contains("latency km3mon_db_request_duration_seconds{outcome=ok}: p50 "),
+            "{log}"
+        );
+        std::fs::read_to_string(out.join("data/detector_state.csv")).unwrap()
+    };
+    let csv = replay("2");
+    assert_eq!(replay("1"), csv, "-w 1 and -w 2 differ");
+    let rows: Vec<&str> = csv.lines().collect();
+    // Run 6760: DU 2 out of sync from 10 s; run 6761 starts at 30 s.
+    assert!(rows.contains(&"1704067210,2,time_sync,18"), "{csv}");
+    assert!(rows.contains(&"1704067210,all,time_sync,18"), "{csv}");
+    let mut at_switch: Vec<&str> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.starts_with("1704067230,"))
+        .collect();
+    at_switch.sort_unstable();
+    assert_eq!(
+        at_switch,
+        ["1704067230,12,time_sync,18", "1704067230,2,time_sync,0"],
+        "{csv}"
+    );
+    // Nothing counts under DU 2 afterwards.
+    let last_du2 = rows.iter().rev().find(|r| r.contains(",2,time_sync,"));
+    assert_eq!(last_du2, Some(&"1704067230,2,time_sync,0"), "{csv}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -285,3 +285,297 @@ fn metrics_parse_follow_the_naming_rules_and_are_documented() {
     assert!(!declared.iter().any(|n| n.contains("dropped_detail")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The shipped example with alerts on, a 10 s inactivity threshold, the
+/// chat as an incoming webhook at `hook`, and one route sending inactive
+/// DOMs to the chat and the log.
+fn delayed_chat_site(dir: &std::path::Path, hook: &str) -> PathBuf {
+    let example = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pipeline.toml.example"),
+    )
+    .unwrap();
+    let mut doc: toml::Table = toml::from_str(&example).unwrap();
+    let mut act = doc["DOMActivity"].as_table().unwrap().clone();
+    act.insert("inactive_after".into(), 10.into());
+    doc.insert("DOMActivity".into(), act.into());
+    let extra: toml::Table = toml::from_str(&format!(
+        r#"
+enabled = true
+group_window = 3
+channel = "operations"
+[chat]
+mode = "webhook"
+webhook_url = "{hook}"
+[[route]]
+name = "shift"
+match = ["dom_inactive:*"]
+sinks = ["chat", "log"]
+"#
+    ))
+    .unwrap();
+    let alerts = doc
+        .get_mut("Alerts")
+        .and_then(|v| v.as_table_mut())
+        .unwrap();
+    alerts.extend(extra);
+    let p = dir.join("site.toml");
+    std::fs::write(&p, toml::to_string(&doc).unwrap()).unwrap();
+    p
+}
+
+/// The latency table of a running demo (`km3mon ctl --json latency`).
+fn latencies(run: &std::path::Path) -> Vec<serde_json::Value> {
+    let o = Command::new(common::km3mon())
+        .args(["ctl", "--json", "--out"])
+        .arg(run)
+        .arg("latency")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["latencies"].as_array().cloned().unwrap_or_default()
+}
+
+fn row<'a>(
+    rows: &'a [serde_json::Value],
+    name: &str,
+    labels: &str,
+) -> Option<&'a serde_json::Value> {
+    rows.iter()
+        .find(|r| r["name"] == name && r["labels"] == labels)
+}
+
+/// A live demo whose chat answers every request after a known delay (the
+/// stand-in chat server `testchat`, an incoming webhook: one request per
+/// message; no real chat server can run here): the chat sink's delivery
+/// histogram has its p50 within 10 % of that delay, the log sink's is far
+/// below it, the alert latency (data time → delivered) is at least the
+/// delay, and `/metrics` still parses with every name once, the buckets
+/// around the delay included.
+#[test]
+fn a_slow_chat_shows_in_its_delivery_histogram() {
+    const DELAY: f64 = 0.7;
+    let dir = common::scratch("metrics", "slow-chat");
+    let chat = testchat::TestChat::start(testchat::Options::default()).unwrap();
+    chat.set_delay(Duration::from_secs_f64(DELAY));
+    let site = delayed_chat_site(&dir, &chat.hook_url());
+    let run = dir.join("run");
+    let port = common::free_port().to_string();
+    let demo = common::start_demo(
+        [
+            "--generate-detector",
+            "3x6",
+            "--port",
+            &port,
+            "--config",
+            site.to_str().unwrap(),
+            "--dir",
+            run.to_str().unwrap(),
+            "--fault",
+            "dom-silent@5s+20s:2/1",
+            "--fault",
+            "dom-silent@5s+20s:2/2",
+        ],
+        &[],
+    );
+    let _guard = demo.guard;
+    let w: Vec<&str> = demo.line.split_whitespace().collect();
+    let addr = w[0].trim_start_matches("http://").trim_end_matches('/');
+    let auth = web::auth::base64_encode(format!("{}:{}", demo.user, demo.password).as_bytes());
+
+    // The firing message and its "resolved": two deliveries per sink.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let rows = loop {
+        let rows = latencies(&run);
+        let delivered = |sink: &str| {
+            row(
+                &rows,
+                "km3mon_alert_delivery_seconds",
+                &format!("sink={sink}"),
+            )
+            .map_or(0, |r| r["count"].as_u64().unwrap())
+        };
+        if delivered("chat") >= 2 && delivered("log") >= 2 {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no two deliveries per sink within 90 s: {rows:#?}\nchat: {:#?}",
+            chat.messages("operations")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let chat_row = row(&rows, "km3mon_alert_delivery_seconds", "sink=chat").unwrap();
+    let p50 = chat_row["p50"].as_f64().unwrap();
+    assert!(
+        (p50 - DELAY).abs() <= 0.1 * DELAY,
+        "chat delivery p50 {p50} s, the chat's delay {DELAY} s: {chat_row}"
+    );
+    let log_p50 = row(&rows, "km3mon_alert_delivery_seconds", "sink=log").unwrap()["p50"]
+        .as_f64()
+        .unwrap();
+    assert!(log_p50 < 0.1 * DELAY, "log sink p50 {log_p50} s");
+    let latency = row(&rows, "km3mon_alert_latency_seconds", "sink=chat").unwrap();
+    assert!(latency["p50"].as_f64().unwrap() >= 0.9 * DELAY, "{latency}");
+    // Every node that emitted has a lag distribution.
+    assert!(
+        row(&rows, "km3mon_node_frontier_lag_seconds", "node=dom_rates").is_some(),
+        "{rows:#?}"
+    );
+
+    let text = get(addr, "/metrics", &auth);
+    let families = parse_with_python(&text);
+    let declared = check_names(&text);
+    let docs = documented();
+    let undocumented: Vec<&String> = declared.iter().filter(|n| !docs.contains(*n)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/web.md: {undocumented:?}"
+    );
+    let mut seen = BTreeSet::new();
+    for (_, _, samples) in &families {
+        for (name, labels, _) in samples {
+            assert!(
+                seen.insert((name.clone(), labels.clone())),
+                "{name}{labels:?} twice"
+            );
+        }
+    }
+    let bucket = |le: f64| {
+        let (_, kind, samples) = families
+            .iter()
+            .find(|(n, _, _)| n == "km3mon_alert_delivery_seconds")
+            .expect("the delivery histogram");
+        assert_eq!(kind, "histogram");
+        samples
+            .iter()
+            .find(|(s, l, _)| {
+                s == "km3mon_alert_delivery_seconds_bucket"
+                    && l["sink"] == "chat"
+                    && l["le"].parse::<f64>() == Ok(le)
+            })
+            .map(|(_, _, v)| v.parse::<f64>().unwrap())
+            .unwrap()
+    };
+    // 0.7 s lies between the buckets 0.5 and 1: histogram_quantile sees it.
+    assert_eq!(bucket(0.5), 0.0, "{text}");
+    assert!(bucket(1.0) >= 2.0, "{text}");
+    for must in [
+        "km3mon_node_frontier_lag_seconds",
+        "km3mon_alert_latency_seconds",
+        "km3mon_alert_delivery_attempts_total",
+        "km3mon_ligier_queue_seconds",
+    ] {
+        assert!(declared.contains(must), "{must} missing");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `GET /metrics` of a plain `--metrics` endpoint (HTTP/1.0, no login).
+fn get_plain(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(head.contains("version=0.0.4"), "{head}");
+    body.to_string()
+}
+
+/// `km3mon ligier --metrics`: a subscriber that never reads (its "any"
+/// queue of 10 messages overflows) and one that reads; the endpoint shows
+/// the drops of the tag, the publish → write queueing time of the "any"
+/// class, and parses with every name documented and every series once.
+#[test]
+fn ligier_metrics_show_queueing_and_drops_per_tag() {
+    use daq::controlhost::{Mode, Subscription, Tag};
+    let (port, mport) = (common::free_port(), common::free_port());
+    let _ligier = Guard(
+        Command::new(common::km3mon())
+            .args(["ligier", "--port", &port.to_string(), "--metrics"])
+            .arg(format!("127.0.0.1:{mport}"))
+            .args(["--any-queue-messages", "10", "--status-interval", "0"])
+            .env("KM3MON_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_port(port);
+    common::wait_port(mport);
+    let addr = format!("127.0.0.1:{port}");
+    let tag = Tag::new("IO_SUM").unwrap();
+    let sub = || {
+        let mut c = ligier::Client::connect(ligier::ClientConfig::new(&addr)).unwrap();
+        c.subscribe(Subscription::new().with(Mode::Any, tag))
+            .unwrap();
+        c
+    };
+    let _stalled = sub();
+    let mut reader = sub();
+    std::thread::sleep(Duration::from_millis(300));
+    // 400 × 64 kB: far more than the stalled reader's socket buffers.
+    const N: usize = 400;
+    let publisher = std::thread::spawn(move || {
+        let mut p = ligier::Client::connect(ligier::ClientConfig::new(&addr)).unwrap();
+        let payload = vec![7u8; 64 * 1024];
+        for _ in 0..N {
+            p.send(tag, &payload).unwrap();
+        }
+        p.flush().unwrap();
+        // Keep the connection until the reader is done.
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let mut got = 0;
+    while got < N {
+        match reader.recv_timeout(Duration::from_secs(3)).unwrap() {
+            Some(_) => got += 1,
+            None => break,
+        }
+    }
+    publisher.join().unwrap();
+    assert!(got > 0, "the reading subscriber got nothing");
+
+    let text = get_plain(&format!("127.0.0.1:{mport}"));
+    let families = parse_with_python(&text);
+    let declared = check_names(&text);
+    let docs = documented();
+    let undocumented: Vec<&String> = declared.iter().filter(|n| !docs.contains(*n)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/web.md: {undocumented:?}"
+    );
+    let mut seen = BTreeSet::new();
+    let value = |sample: &str, label: (&str, &str)| -> f64 {
+        families
+            .iter()
+            .flat_map(|(_, _, s)| s)
+            .find(|(n, l, _)| n == sample && l.get(label.0).map(String::as_str) == Some(label.1))
+            .unwrap_or_else(|| panic!("no {sample}{{{}={}}} in\n{text}", label.0, label.1))
+            .2
+            .parse()
+            .unwrap()
+    };
+    for (_, _, samples) in &families {
+        for (name, labels, _) in samples {
+            assert!(
+                seen.insert((name.clone(), labels.clone())),
+                "{name}{labels:?} twice"
+            );
+        }
+    }
+    assert_eq!(
+        value("km3mon_ligier_messages_in_total", ("tag", "IO_SUM")),
+        N as f64
+    );
+    assert!(
+        value("km3mon_ligier_dropped_messages_total", ("tag", "IO_SUM")) > 0.0,
+        "{text}"
+    );
+    assert!(
+        value("km3mon_ligier_queue_seconds_count", ("class", "any")) >= got as f64,
+        "{text}"
+    );
+    assert!(declared.contains("process_resident_memory_bytes"));
+    assert!(declared.contains("km3mon_build_info"));
+}

@@ -207,6 +207,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for line in report.metrics.summary() {
         info!("{line}");
     }
+    for line in report.metrics.latency_summary() {
+        info!("{line}");
+    }
     info!("demo stopped; outputs kept in {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -309,6 +312,7 @@ fn start_testdb(
             runs,
         }],
         t0_shifts: Default::default(),
+        pcal_detx: Default::default(),
         runs_with_calib_columns: false,
         streamds: None,
         clbmap: None,

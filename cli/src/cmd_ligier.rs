@@ -56,6 +56,11 @@ pub struct LigierArgs {
     /// With --status: print the raw JSON report.
     #[arg(long, requires = "status")]
     json: bool,
+    /// Serve Prometheus metrics (messages, bytes and drops per tag,
+    /// connections, publish → write queueing time per subscriber class) on
+    /// HOST:PORT, at any path.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -153,9 +158,121 @@ pub fn run_ligier(args: LigierArgs) -> anyhow::Result<ExitCode> {
     let stop = crate::signals::stop_on_signals()?;
     let handle = Ligier::start(config.clone())
         .with_context(|| format!("cannot listen on {}", config.bind))?;
+    if let Some(addr) = args.metrics {
+        let report = handle.reporter();
+        let bound = pipeline::runtime::metrics::serve_text(addr, move || {
+            ligier_metrics::exposition(report())
+        })
+        .with_context(|| format!("--metrics: cannot listen on {addr}"))?;
+        info!("ligier metrics on http://{bound}/metrics");
+    }
     stop.wait();
     handle.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Ligier's `/metrics`: its status report as Prometheus series, the
+/// queueing-time histograms, the process.
+mod ligier_metrics {
+    use std::fmt;
+
+    use ligier::StatusReport;
+    use pipeline::runtime::prom::{self, counters, gauges, Collector};
+    use prometheus_client::encoding::DescriptorEncoder;
+
+    #[derive(Debug)]
+    struct Report(StatusReport);
+
+    impl Collector for Report {
+        fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+            let r = &self.0;
+            let tag = |t: &str| vec![("tag", t.to_string())];
+            counters(
+                &mut enc,
+                "km3mon_ligier_messages_in",
+                "Messages published, by tag.",
+                r.tags.iter().map(|t| (tag(&t.tag), t.counters.msgs_in)),
+            )?;
+            counters(
+                &mut enc,
+                "km3mon_ligier_messages_out",
+                "Messages written to subscribers, by tag.",
+                r.tags.iter().map(|t| (tag(&t.tag), t.counters.msgs_out)),
+            )?;
+            counters(
+                &mut enc,
+                "km3mon_ligier_received_bytes",
+                "Bytes published (prefix and payload), by tag.",
+                r.tags.iter().map(|t| (tag(&t.tag), t.counters.bytes_in)),
+            )?;
+            counters(
+                &mut enc,
+                "km3mon_ligier_sent_bytes",
+                "Bytes written to subscribers, by tag.",
+                r.tags.iter().map(|t| (tag(&t.tag), t.counters.bytes_out)),
+            )?;
+            counters(
+                &mut enc,
+                "km3mon_ligier_dropped_messages",
+                "Messages dropped from a full \"any\" (w) subscriber queue, by tag.",
+                r.tags.iter().map(|t| (tag(&t.tag), t.counters.drops)),
+            )?;
+            gauges(
+                &mut enc,
+                "km3mon_ligier_subscribers",
+                "Connections subscribed to the tag.",
+                r.tags.iter().map(|t| (tag(&t.tag), t.subscribers)),
+            )?;
+            gauges(
+                &mut enc,
+                "km3mon_ligier_connections",
+                "Open connections.",
+                [(prom::Labels::new(), r.connections.len() as u64)],
+            )?;
+            gauges(
+                &mut enc,
+                "km3mon_ligier_queued_bytes",
+                "Bytes waiting in the subscribers' queues.",
+                [(
+                    prom::Labels::new(),
+                    r.connections.iter().map(|c| c.queued_bytes).sum::<u64>(),
+                )],
+            )?;
+            counters(
+                &mut enc,
+                "km3mon_ligier_connections_accepted",
+                "Connections accepted since start.",
+                [(prom::Labels::new(), r.connections_total)],
+            )?;
+            counters(
+                &mut enc,
+                "km3mon_ligier_connections_closed",
+                "Connections closed by the Ligier: for a protocol error or a too-slow \
+                 \"all\" reader (error), or at once for --max-connections (over_limit).",
+                [
+                    (vec![("reason", "error".to_string())], r.connections_refused),
+                    (
+                        vec![("reason", "over_limit".to_string())],
+                        r.connections_over_limit,
+                    ),
+                ],
+            )
+        }
+    }
+
+    pub fn exposition(report: StatusReport) -> String {
+        let build = prom::BuildInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            commit: env!("KM3MON_GIT_COMMIT").into(),
+            build_date: env!("KM3MON_BUILD_DATE").into(),
+        };
+        prom::exposition([
+            Box::new(build) as Box<dyn Collector>,
+            Box::new(prom::ProcessCollector),
+            Box::new(Report(report)),
+            Box::new(latency::GlobalCollector),
+        ])
+    }
 }
 
 pub fn run_mirror(args: MirrorArgs) -> anyhow::Result<ExitCode> {

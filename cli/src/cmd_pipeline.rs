@@ -399,6 +399,9 @@ fn execute(c: &Common, mut opts: RunOptions, allow_corrupt: bool) -> anyhow::Res
     for line in report.metrics.summary() {
         tracing::info!("{line}");
     }
+    for line in report.metrics.latency_summary() {
+        tracing::info!("{line}");
+    }
     let mut failure = None;
     if let Some(m) = marks {
         // On stderr with the progress bar; stdout stays for data.

@@ -68,7 +68,7 @@ fn ask(path: &Path, command: &str, user: &str) -> std::io::Result<pipeline::cont
     )
 }
 
-/// `km3mon serve`'s status source: `status` and `silences` over the
+/// `km3mon serve`'s status source: `status`, `silences` and `latency` over the
 /// pipeline's control socket every 2 s, and a controller that forwards the
 /// status page's buttons there (the audit line names the web user).
 pub fn socket_status(path: PathBuf) -> Arc<dyn web::StatusSource> {
@@ -84,7 +84,9 @@ pub fn socket_status(path: PathBuf) -> Arc<dyn web::StatusSource> {
         if let Ok(x) = ask(&p, "silences", "web") {
             *s.lock().expect("silences") = serde_json::to_value(x.silences).unwrap_or_default();
         }
-        Ok(r.nodes.into_iter().map(to_web).collect())
+        // A pipeline older than the `latency` command answers an error.
+        let latencies = ask(&p, "latency", "web").map_or(Vec::new(), |x| x.latencies);
+        Ok((r.nodes.into_iter().map(to_web).collect(), latencies))
     };
     let origin = format!("control socket {}", path.display());
     web::PolledSource::new(
@@ -151,6 +153,10 @@ pub fn in_process_status(
             });
             c.nodes().into_iter().map(to_web).chain(db).collect()
         },
+        latencies: Some(Box::new({
+            let c = control.clone();
+            move || c.latencies()
+        })),
         controller: Arc::new(crate::cmd_ctl::WebController(control)),
     })
 }

@@ -131,6 +131,16 @@ impl Http {
 
     fn once(&self, url: &str, sid: Option<&str>) -> Result<(u16, String), String> {
         let _slot = Slot::take();
+        // The DB's answer time, without the wait for a slot above.
+        let start = Instant::now();
+        let r = self.request(url, sid);
+        request_latency()
+            .get(&[latency::outcome(&r)])
+            .record_duration(start.elapsed());
+        r
+    }
+
+    fn request(&self, url: &str, sid: Option<&str>) -> Result<(u16, String), String> {
         let mut req = self.agent.get(url);
         if let Some(sid) = sid {
             req = req.header("Cookie", format!("sid={sid}"));
@@ -147,6 +157,20 @@ impl Http {
             .map_err(|e| format!("reading the reply: {e}"))?;
         Ok((status, body))
     }
+}
+
+/// Every request to the DB, by outcome (docs/web.md).
+fn request_latency() -> std::sync::Arc<latency::Family> {
+    static F: std::sync::OnceLock<std::sync::Arc<latency::Family>> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        latency::global().histogram(
+            "km3mon_db_request_duration_seconds",
+            "Requests to the KM3NeT DB: request sent to the whole reply read, by outcome \
+             (ok, http_error, error).",
+            &["outcome"],
+        )
+    })
+    .clone()
 }
 
 /// A URL for logs: the login's query (credentials) removed.

@@ -327,6 +327,56 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The delivery families of docs/web.md ("Latency"), process-wide.
+struct Families {
+    delivery: Arc<latency::Family>,
+    latency: Arc<latency::Family>,
+    attempts: Arc<latency::Counts>,
+}
+
+fn families() -> &'static Families {
+    static F: std::sync::OnceLock<Families> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        let g = latency::global();
+        Families {
+            delivery: g.histogram(
+                "km3mon_alert_delivery_seconds",
+                "Submission to the sink's delivery thread to delivered: its queue, retries \
+                 and the sink's own answer time.",
+                &["sink"],
+            ),
+            latency: g.histogram(
+                "km3mon_alert_latency_seconds",
+                "Wall clock at delivery minus the data time of the newest alert in the message.",
+                &["sink"],
+            ),
+            attempts: g.counter(
+                "km3mon_alert_delivery_attempts",
+                "Delivery attempts, by sink and final outcome (delivered, failed).",
+                &["sink", "outcome"],
+            ),
+        }
+    })
+}
+
+fn record_latency(msg: &Outgoing, submitted: Instant, delivered: bool, attempts: u32) {
+    let f = families();
+    let outcome = if delivered { "delivered" } else { "failed" };
+    f.attempts.add(&[&msg.sink, outcome], attempts as u64);
+    if !delivered {
+        return;
+    }
+    f.delivery
+        .get(&[&msg.sink])
+        .record_duration(submitted.elapsed());
+    // 0: a message about no data (a chat reply).
+    if msg.data_time_ns > 0 {
+        f.latency
+            .get(&[&msg.sink])
+            .record(latency::since_unix_ns(msg.data_time_ns));
+    }
+}
+
 struct Worker {
     transport: Box<dyn Transport>,
     rx: Receiver<(Outgoing, Instant)>,
@@ -342,6 +392,7 @@ impl Worker {
         while let Ok((msg, submitted)) = self.rx.recv() {
             lock(&self.stats).in_flight = true;
             let (delivered, attempts, error) = self.deliver(&msg, submitted);
+            record_latency(&msg, submitted, delivered, attempts);
             {
                 let mut s = lock(&self.stats);
                 s.in_flight = false;

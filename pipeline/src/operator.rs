@@ -100,6 +100,10 @@ pub enum Resource {
     Listen(String),
     /// The detector layout (`--detector` or `[Detector] file`); shared.
     Detector,
+    /// The run's one detector-health table (`detector_state`: `km3mon ctl
+    /// health`, its gauges, the Detector page): two owners would publish
+    /// into one table.
+    DetectorHealth,
 }
 
 impl Resource {
@@ -129,6 +133,10 @@ impl Resource {
             Resource::Plot(p) => format!("plot `{p}`"),
             Resource::Listen(a) => format!("listening address `{a}`"),
             Resource::Detector => "the detector".into(),
+            Resource::DetectorHealth => {
+                "the detector-health table (ctl health, km3mon_doms_affected, /detector.html)"
+                    .into()
+            }
         }
     }
 }

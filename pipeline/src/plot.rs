@@ -20,6 +20,18 @@ pub struct Plot {
     pub json: Option<String>,
 }
 
+impl Plot {
+    /// Data time of the newest data shown, ns since the epoch.
+    pub fn data_time_ns(&self) -> u64 {
+        match &self.spec {
+            PlotSpec::DomMap(m) => m.data_time_ns,
+            PlotSpec::TimeSeries(s) => s.data_time_ns,
+            PlotSpec::Waterfall(w) => w.data_time_ns,
+            PlotSpec::HitMatrix(m) => m.data_time_ns,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rgb(pub u8, pub u8, pub u8);
 

@@ -41,6 +41,10 @@ pub struct Options {
     pub detectors: Vec<DetectorSpec>,
     /// t0 calibration set id → t0 shift per floor, ns (floor f: f × shift).
     pub t0_shifts: data::Shifts,
+    /// Position calibration set id → the DETX of the runs calibrated with
+    /// it, when their layout differs from the detector's own file (a DU
+    /// renumbered, DOMs replaced).
+    pub pcal_detx: std::collections::HashMap<String, PathBuf>,
     /// The run table has the calibration-set columns (else clients must
     /// ask the RunCalibration API).
     pub runs_with_calib_columns: bool,
@@ -74,6 +78,7 @@ impl Options {
             sids: vec![DEFAULT_SID.into()],
             detectors: data::default_detectors(&td),
             t0_shifts: data::Shifts::new(),
+            pcal_detx: std::collections::HashMap::new(),
             runs_with_calib_columns: true,
             streamds: data::find_db_sample(Some(&td), "streamds_output.txt"),
             clbmap: data::find_db_sample(Some(&td), "clbmap.txt"),

@@ -269,6 +269,10 @@ async fn detx(
             return text(format!("ERROR: no detector {det:?}"));
         };
         let tcal = q.get("tcal").cloned().unwrap_or_else(|| "0".into());
+        let mut d = d;
+        if let Some(f) = q.get("pcal").and_then(|p| st.opts.pcal_detx.get(p)) {
+            d.detx = f.clone();
+        }
         (d, st.opts.t0_shifts.get(&tcal).copied().unwrap_or(0.0))
     };
     match data::detx_text(&d, shift) {

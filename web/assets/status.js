@@ -57,6 +57,23 @@
     });
     return h + '</table>';
   }
+  // As health.rs, render_latencies (latency::human for the units).
+  function human(s) {
+    if (s < 1) return (s * 1e3).toFixed(1) + 'ms';
+    if (s < 600) return s.toFixed(2) + 's';
+    if (s < 3 * 3600) return (s / 60).toFixed(1) + 'min';
+    if (s < 3 * 86400) return (s / 3600).toFixed(1) + 'h';
+    return (s / 86400).toFixed(1) + 'd';
+  }
+  function latencyTable(rows) {
+    if (!rows || !rows.length) return '';
+    var h = '<h3>Latency</h3><table class="grid latency"><tr><th>distribution</th><th>labels</th><th>n</th><th>p50</th><th>p99</th><th>max</th></tr>';
+    rows.forEach(function (r) {
+      h += '<tr><td>' + esc(r.name) + '</td><td>' + esc(r.labels) + '</td><td>' + r.count + '</td><td>' + human(r.p50) +
+        '</td><td>' + human(r.p99) + '</td><td>' + human(r.max) + '</td></tr>';
+    });
+    return h + '</table>';
+  }
   var reply = document.getElementById('control-reply');
   function refresh() {
     fetch('api/status', { cache: 'no-store', credentials: 'same-origin' })
@@ -97,7 +114,7 @@
     var ctl = !!(s.control && s.control.available);
     var h = '<h3>Pipeline nodes</h3><p class="muted">source: ' + esc(p.source) +
       (p.error ? ' — <span class="err">' + esc(p.error) + '</span>' : '') + '</p>' + nodesTable(p.nodes, ctl) +
-      silencesTable((s.control && s.control.silences) || [], ctl);
+      silencesTable((s.control && s.control.silences) || [], ctl) + latencyTable(p.latencies);
     h += '<h3>Plots</h3><table class="grid"><tr><th>plot</th><th>data time</th><th>updated</th><th>age</th><th></th></tr>';
     s.plots.forEach(function (pl) {
       h += '<tr' + (pl.stale ? ' class="stale"' : '') + '><td><a href="plot_' + esc(pl.name) + '.html">' + esc(pl.name) +

@@ -110,6 +110,7 @@ fn render_tables(s: &Value) -> String {
         ))
     );
     h.push_str(&render_nodes(s));
+    h.push_str(&render_latencies(s));
     h.push_str("<h3>Plots</h3><table class=\"grid\"><tr><th>plot</th><th>data time</th><th>updated</th><th>age</th><th></th></tr>");
     for pl in s["plots"].as_array().into_iter().flatten() {
         let stale = pl["stale"].as_bool().unwrap_or(false);
@@ -267,6 +268,38 @@ fn render_nodes(s: &Value) -> String {
         }
         h.push_str("</table>");
     }
+    h
+}
+
+/// The latency table (status.js draws the same): p50/p99/max of each
+/// distribution the pipeline measures.
+fn render_latencies(s: &Value) -> String {
+    let rows: Vec<&Value> = s["pipeline"]["latencies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut h = String::from(
+        "<h3>Latency</h3><table class=\"grid latency\"><tr><th>distribution</th><th>labels</th>\
+         <th>n</th><th>p50</th><th>p99</th><th>max</th></tr>",
+    );
+    let t = |v: &Value| v.as_f64().map_or("–".into(), latency::human);
+    for r in rows {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(r["name"].as_str().unwrap_or("")),
+            esc(r["labels"].as_str().unwrap_or("")),
+            r["count"],
+            t(&r["p50"]),
+            t(&r["p99"]),
+            t(&r["max"]),
+        );
+    }
+    h.push_str("</table>");
     h
 }
 

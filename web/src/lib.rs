@@ -44,7 +44,8 @@ pub use config::{Credentials, Page, WebConfig};
 pub use control::{ControlOutcome, Controller};
 pub use prometheus_client::collector::Collector;
 pub use status::{
-    ControlledSource, FnSource, NoPipeline, NodeStatus, PolledSource, StatusSnapshot, StatusSource,
+    ControlledSource, FnSource, NoPipeline, NodeStatus, Polled, PolledSource, StatusSnapshot,
+    StatusSource,
 };
 
 #[derive(Default)]

@@ -54,6 +54,8 @@ pub struct StatusSnapshot {
     pub ok: bool,
     pub error: Option<String>,
     pub nodes: Vec<NodeStatus>,
+    /// p50/p99/max of the pipeline's lag and latency distributions.
+    pub latencies: Vec<latency::Row>,
 }
 
 /// Anything that can describe the pipeline's nodes right now. Called per
@@ -74,6 +76,8 @@ pub trait StatusSource: Send + Sync + 'static {
 pub struct ControlledSource<F> {
     pub nodes: F,
     pub controller: Arc<dyn crate::control::Controller>,
+    /// The latency table (none: the page shows none).
+    pub latencies: Option<Box<dyn Fn() -> Vec<latency::Row> + Send + Sync>>,
 }
 
 impl<F> StatusSource for ControlledSource<F>
@@ -86,6 +90,7 @@ where
             ok: true,
             error: None,
             nodes: (self.nodes)(),
+            latencies: self.latencies.as_ref().map_or(Vec::new(), |f| f()),
         }
     }
     fn controller(&self) -> Option<Arc<dyn crate::control::Controller>> {
@@ -103,6 +108,7 @@ impl StatusSource for NoPipeline {
             ok: true,
             error: Some("no pipeline attached to this server (start `km3mon run` with the same --out, or set [WebServer] control_socket)".into()),
             nodes: Vec::new(),
+            latencies: Vec::new(),
         }
     }
 }
@@ -120,6 +126,7 @@ where
             ok: true,
             error: None,
             nodes: (self.0)(),
+            latencies: Vec::new(),
         }
     }
 }
@@ -130,18 +137,22 @@ where
 /// a page down. `km3mon serve` uses it.
 pub struct PolledSource {
     origin: String,
-    fetch: Box<dyn Fn() -> Result<Vec<NodeStatus>, String> + Send + Sync>,
+    fetch: Box<dyn Fn() -> Result<Polled, String> + Send + Sync>,
     controller: Option<Arc<dyn crate::control::Controller>>,
     every: Duration,
     cache: RwLock<StatusSnapshot>,
 }
+
+/// One answer of a [`PolledSource`]'s pipeline: its nodes and latency
+/// table.
+pub type Polled = (Vec<NodeStatus>, Vec<latency::Row>);
 
 impl PolledSource {
     /// `origin` names where the figures come from (shown on /status).
     pub fn new(
         origin: String,
         every: Duration,
-        fetch: impl Fn() -> Result<Vec<NodeStatus>, String> + Send + Sync + 'static,
+        fetch: impl Fn() -> Result<Polled, String> + Send + Sync + 'static,
         controller: Option<Arc<dyn crate::control::Controller>>,
     ) -> Arc<PolledSource> {
         let cache = RwLock::new(StatusSnapshot {
@@ -149,6 +160,7 @@ impl PolledSource {
             ok: false,
             error: Some("not asked yet".into()),
             nodes: Vec::new(),
+            latencies: Vec::new(),
         });
         Arc::new(PolledSource {
             origin,
@@ -165,8 +177,9 @@ impl PolledSource {
         let mut c = self.cache.write().expect("status cache");
         c.source = self.origin.clone();
         match res {
-            Ok(nodes) => {
+            Ok((nodes, latencies)) => {
                 c.nodes = nodes;
+                c.latencies = latencies;
                 c.ok = true;
                 c.error = None;
             }
@@ -278,10 +291,13 @@ mod tests {
             "test".into(),
             Duration::from_secs(1),
             move || match c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-                0 => Ok(vec![NodeStatus {
-                    name: "a".into(),
-                    ..Default::default()
-                }]),
+                0 => Ok((
+                    vec![NodeStatus {
+                        name: "a".into(),
+                        ..Default::default()
+                    }],
+                    Vec::new(),
+                )),
                 _ => Err("gone".into()),
             },
             None,

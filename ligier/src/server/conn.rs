@@ -238,6 +238,7 @@ impl Reader {
         data: &Arc<Vec<u8>>,
         frames: &[Frame],
     ) -> Result<(), String> {
+        let queued = Instant::now();
         for f in frames {
             if f.tag.is_control() {
                 // Keep order with what this connection published before.
@@ -271,6 +272,7 @@ impl Reader {
                     len: f.len,
                     tag: f.tag,
                     class,
+                    queued,
                 });
             }
         }
@@ -377,6 +379,7 @@ impl Reader {
                     start: 0,
                     tag,
                     class: Class::Reply,
+                    queued: Instant::now(),
                 };
                 // A reply never waits and is never dropped.
                 let _ = conn.ensure_outbox(server)?.push(reply);

@@ -314,6 +314,12 @@ impl LigierHandle {
         self.server.report()
     }
 
+    /// [`LigierHandle::status`] for another thread (a `/metrics` server).
+    pub fn reporter(&self) -> impl Fn() -> StatusReport + Send + Sync + 'static {
+        let server = Arc::clone(&self.server);
+        move || server.report()
+    }
+
     /// Close the listener and every connection, as a killed JLigier would
     /// (clients see their sockets close and start reconnecting).
     pub fn shutdown(mut self) {

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use daq::controlhost::Tag;
@@ -26,6 +26,9 @@ pub(crate) struct Entry {
     pub len: usize,
     pub tag: Tag,
     pub class: Class,
+    /// When the publisher's read batch holding it was handed to the
+    /// dispatcher: the start of its publish → write queueing time.
+    pub queued: Instant,
 }
 
 /// How an entry was queued, which decides what happens when the queue is
@@ -93,6 +96,45 @@ impl Entry {
         let (used, capacity) = (self.data.len().max(1), self.data.capacity());
         let share = (self.len as u128 * capacity as u128).div_ceil(used as u128) as usize;
         share.max(self.len) + std::mem::size_of::<Entry>()
+    }
+}
+
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Class::Any => "any",
+            Class::All => "all",
+            Class::Reply => "reply",
+        }
+    }
+}
+
+/// Publish → written to the subscriber's socket, per subscriber class
+/// (`/metrics` of `km3mon ligier --metrics`, docs/web.md).
+fn queue_latency(class: Class) -> &'static latency::Latency {
+    static F: OnceLock<[Arc<latency::Latency>; 3]> = OnceLock::new();
+    let all = F.get_or_init(|| {
+        let f = latency::global().histogram(
+            "km3mon_ligier_queue_seconds",
+            "Publish (the publisher's read) to written to the subscriber's socket, by \
+             subscriber class (any: w, all: a, reply: answers to _ShowSta).",
+            &["class"],
+        );
+        [Class::Any, Class::All, Class::Reply].map(|c| f.get(&[c.name()]))
+    });
+    &all[class as usize]
+}
+
+/// One lock per class and batch: the writer's hot path.
+fn record_queueing(batch: &[Entry]) {
+    let now = Instant::now();
+    for class in [Class::Any, Class::All, Class::Reply] {
+        let mut of_class = batch.iter().filter(|e| e.class == class).peekable();
+        if of_class.peek().is_some() {
+            queue_latency(class).record_all(
+                of_class.map(|e| now.saturating_duration_since(e.queued).as_secs_f64()),
+            );
+        }
     }
 }
 
@@ -325,6 +367,7 @@ impl Outbox {
                 }
             }
             write_segments(stream, &batch, &segments)?;
+            record_queueing(&batch);
             let mut bytes = 0u64;
             per_tag.clear();
             for e in &batch {
@@ -408,6 +451,7 @@ mod tests {
             len,
             tag: Tag::new(tag).unwrap(),
             class,
+            queued: Instant::now(),
         }
     }
 
@@ -453,6 +497,7 @@ mod tests {
             len: 100,
             tag: Tag::new("A").unwrap(),
             class: Class::Any,
+            queued: Instant::now(),
         };
         assert!(e.cost() >= 400, "{}", e.cost());
         let exact = entry("A", 100, Class::Any);
@@ -497,6 +542,7 @@ mod tests {
             len,
             tag: Tag::new("A").unwrap(),
             class: Class::Any,
+            queued: Instant::now(),
         };
         let batch = vec![part(0, 10), part(10, 5), part(20, 10)];
         let seg = Segment {

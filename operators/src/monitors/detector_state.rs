@@ -13,6 +13,16 @@
 //! and its answer at a time does not depend on how updates were batched
 //! or spread over workers, so `-w 1` and `-w 2` give the same table.
 //!
+//! Re-keying: with summaryslices among its inputs the node sees each
+//! run's detector id and run number. At the data time of a run's first
+//! summaryslice it takes that run's detector (the DB's, through the run's
+//! calibrations; a replay waits for it, a live run takes it once fetched)
+//! and, when its DOMs or their places differ, retracts the old detector
+//! and inserts the new one: the join moves every active pair to its new
+//! DU and floor, pairs of DOMs the new detector lacks leave the counts,
+//! and the DOM map takes the new layout. Without a DB (`--detector`) the
+//! one layout stays.
+//!
 //! Outputs: rows `timestamp,du,condition,doms` (table `detector_state`) at
 //! each data time a count changes (`du` = `all` for the whole detector; a
 //! cleared count is a row with 0), and the table of the last data time,
@@ -55,7 +65,7 @@ impl NodeConfig for DetectorState {
     const ROLE: Role = Role::Transform;
     const ABOUT: &'static str =
         "DOMs per DU and alert condition right now (differential dataflow): gauges, ctl health, the Detector page";
-    const EXAMPLE: &'static str = r#"inputs = ["dom_activity_example"]"#;
+    const EXAMPLE: &'static str = r#"inputs = ["dom_activity_example", "summaryslices"]"#;
 }
 
 pub const HEADER: [&str; 4] = ["timestamp", "du", "condition", "doms"];
@@ -77,13 +87,17 @@ pub fn dom_condition(key: &str) -> Option<(String, u32)> {
 
 impl Node for DetectorState {
     fn accepts(&self) -> Vec<StreamKind> {
-        vec![StreamKind::Alerts]
+        // Summaryslices: the run and detector of the data (re-keying).
+        vec![StreamKind::Alerts, StreamKind::Summaryslices]
     }
     fn produces(&self) -> Option<StreamKind> {
         Some(StreamKind::Table)
     }
     fn resources(&self) -> Vec<(String, Resource)> {
-        vec![(String::new(), Resource::Detector)]
+        vec![
+            (String::new(), Resource::Detector),
+            (String::new(), Resource::DetectorHealth),
+        ]
     }
     fn build<'s>(
         &self,
@@ -94,6 +108,36 @@ impl Node for DetectorState {
         let det = ctx.detector()?;
         // The gauges come with the nodes' series (runtime::prom).
         let health = ctx.env.control.attach_health();
+
+        // 0. The run's detector, from the summaryslices' headers.
+        let runs = input.clone().flat_map(|item| match item {
+            Item::Summaryslice(_) => item.daq_run(),
+            _ => None,
+        });
+        let layout_of = |d: &daq::detector::Detector| -> Vec<(u32, i32, u32)> {
+            let mut l: Vec<_> = d
+                .modules()
+                .iter()
+                .map(|m| (m.du, m.floor, m.dom_id))
+                .collect();
+            l.sort_unstable();
+            l
+        };
+        let mut watch = Some(RunWatch {
+            layout: layout_of(&det),
+            current: None,
+            calibrations: ctx.env.calibrations.clone(),
+            replay: !matches!(ctx.env.mode, pipeline::runtime::Mode::Live),
+        });
+        let leader = ctx.index() == 0;
+        let rekeys = partitioned(
+            ctx,
+            runs,
+            "detector_state_runs",
+            |_: &(i32, i32)| 0,
+            |r: &(i32, i32)| *r,
+            move || if leader { watch.take() } else { None },
+        );
 
         // 1. Alerts → transitions of the active pairs, per DOM.
         let seen = input.flat_map(|item| match item {
@@ -121,7 +165,14 @@ impl Node for DetectorState {
         } else {
             Vec::new()
         };
-        let detector = rows.to_stream(ctx.scope).as_collection();
+        let moves = rekeys.clone().flat_map(|r| match r {
+            Rekey::Dom(located, t, d) => Some((located, t, d)),
+            Rekey::Layout(..) => None,
+        });
+        let detector = ctx
+            .scope
+            .concatenate([rows.to_stream(ctx.scope), moves])
+            .as_collection();
         let located = active
             .join(detector)
             .map(|(dom, (cond, (du, floor)))| (dom, du, floor, cond));
@@ -147,14 +198,13 @@ impl Node for DetectorState {
             per_dom.inner.map(|(((dom, du, floor), cs), t, d)| {
                 (Change::Dom(dom, du, floor, cs), t, d as i64)
             }),
+            rekeys.flat_map(|r| match r {
+                Rekey::Layout(l, t) => Some((Change::Layout(l), t, 1)),
+                Rekey::Dom(..) => None,
+            }),
         ]);
         let changes = at_own_time(changes);
-        let mut layout: Vec<(u32, i32, u32)> = det
-            .modules()
-            .iter()
-            .map(|m| (m.du, m.floor, m.dom_id))
-            .collect();
-        layout.sort_unstable();
+        let layout = layout_of(&det);
         let table = Table {
             name: self.table.clone(),
             health,
@@ -200,6 +250,80 @@ fn at_own_time<'s>(
     )
 }
 
+/// A change of the detector at a run change.
+#[derive(Debug, Clone)]
+enum Rekey {
+    /// ±1 of a DOM's place, at its time.
+    Dom(Located, Time, isize),
+    /// The new layout (du, floor, dom), sorted.
+    Layout(Vec<(u32, i32, u32)>, Time),
+}
+
+/// On worker 0, in time order: the detector of each run seen.
+struct RunWatch {
+    layout: Vec<(u32, i32, u32)>,
+    current: Option<(i32, i32)>,
+    calibrations: Option<Arc<pipeline::runtime::calibration::RunCalibrations>>,
+    replay: bool,
+}
+
+impl Monitor<(i32, i32), Rekey> for RunWatch {
+    fn on_data(&mut self, t: Time, data: Vec<(i32, i32)>, out: &mut Out<Rekey>) {
+        let Some(cal) = self.calibrations.clone() else {
+            return;
+        };
+        for run in data {
+            if self.current == Some(run) {
+                continue;
+            }
+            let (det_id, number) = run;
+            // A replay waits (its table must not depend on the DB's
+            // speed); live, the first record after the fetch re-keys.
+            let got = if self.replay {
+                cal.wait(det_id, number)
+            } else {
+                match cal.try_get(det_id, number) {
+                    Some(r) => r,
+                    None => continue,
+                }
+            };
+            self.current = Some(run);
+            let det = match got {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(
+                        "detector_state: no detector for run {number} of detector {det_id} \
+                         ({e}): the table keeps the previous layout"
+                    );
+                    continue;
+                }
+            };
+            let mut layout: Vec<(u32, i32, u32)> = det
+                .modules()
+                .iter()
+                .map(|m| (m.du, m.floor, m.dom_id))
+                .collect();
+            layout.sort_unstable();
+            if layout == self.layout {
+                continue;
+            }
+            tracing::info!(
+                "detector_state: run {number} of detector {det_id}: {} DOMs, re-keying the table",
+                layout.len()
+            );
+            let located = |&(du, floor, dom): &(u32, i32, u32)| (dom, (du, floor));
+            for l in &self.layout {
+                out.give(t, Rekey::Dom(located(l), t, -1));
+            }
+            for l in &layout {
+                out.give(t, Rekey::Dom(located(l), t, 1));
+            }
+            out.give(t, Rekey::Layout(layout.clone(), t));
+            self.layout = layout;
+        }
+    }
+}
+
 /// The active pairs of this worker's DOMs.
 #[derive(Default)]
 struct Pairs {
@@ -231,6 +355,8 @@ enum Change {
     Total(String, u64),
     /// A DOM's active conditions.
     Dom(u32, u32, i32, Vec<String>),
+    /// The detector's layout after a run change (du, floor, dom).
+    Layout(Vec<(u32, i32, u32)>),
 }
 
 /// The materialised table on worker 0.
@@ -287,6 +413,7 @@ impl Monitor<(Change, i64)> for Table {
                         self.snap.totals.remove(&c);
                     }
                 }
+                Change::Layout(layout) => self.snap.layout = layout,
                 Change::Dom(dom, du, floor, conditions) => {
                     if d > 0 {
                         self.doms.insert(

@@ -79,6 +79,9 @@ pub enum Command {
     /// `health`: the detector's table (DU × alert condition) of the
     /// `detector_state` node.
     Health,
+    /// `latency`: p50/p99/max of every latency distribution (node lag,
+    /// plots, alert delivery, DB, Detector Manager, Ligier queues).
+    Latency,
     /// `help`.
     Help,
 }
@@ -103,12 +106,13 @@ commands:
   silences                         list the active silences
   logs NODE [--tail N]             the node's recent log lines (default the last 20)
   health                           the detector: DOMs per DU and alert condition (detector_state)
+  latency                          p50/p99/max of the lags and latencies (nodes, plots, alerts, DB)
   help                             this text
 TARGET: NODE, GROUP:NODE, GROUP:* or all
 groups: daq, logging, monitoring_process, alerts, reconstruction, output (or the graph's own)";
 
 const VERBS: &str =
-    "status, stop, start, restart, silence, unsilence, silences, logs, health, help";
+    "status, stop, start, restart, silence, unsilence, silences, logs, health, latency, help";
 
 impl Command {
     /// Parses one command line (words separated by white space; the verb
@@ -161,6 +165,8 @@ impl Command {
             "help" => Ok(Command::Help),
             "health" if args.is_empty() => Ok(Command::Health),
             "health" => err("`health` takes no arguments".into()),
+            "latency" if args.is_empty() => Ok(Command::Latency),
+            "latency" => err("`latency` takes no arguments".into()),
             "silences" => err("`silences` takes no arguments".into()),
             other => err(format!("unknown command `{other}`; commands: {VERBS}")),
         }

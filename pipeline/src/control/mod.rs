@@ -414,6 +414,14 @@ impl Control {
             .collect()
     }
 
+    /// Every node's lag distribution, then the process-wide ones.
+    pub fn latencies(&self) -> Vec<latency::Row> {
+        let nodes = self.nodes.read().expect("control lock").clone();
+        crate::runtime::metrics::node_latencies(
+            nodes.iter().map(|n| (n.name.as_str(), &*n.metrics)),
+        )
+    }
+
     /// Whether an unexpired silence matches the alert key.
     pub fn is_silenced(&self, key: &str) -> bool {
         let now = now_utc();
@@ -459,6 +467,7 @@ impl Control {
                     "this graph has no detector_state node (see docs/monitors.md)".into(),
                 ),
             },
+            Command::Latency => Reply::latency(self.latencies()),
             Command::Status(targets) => match self.resolve(targets) {
                 Ok(nodes) => {
                     let rows: Vec<NodeStatus> = nodes.iter().map(|n| n.status()).collect();

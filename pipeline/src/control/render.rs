@@ -66,6 +66,9 @@ pub struct Reply {
     /// `health`: the detector's table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::HealthSnapshot>,
+    /// `latency`: one row per distribution.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latencies: Vec<latency::Row>,
 }
 
 impl Reply {
@@ -92,6 +95,15 @@ impl Reply {
             ok: true,
             text: status_text(&nodes, now),
             nodes,
+            ..Default::default()
+        }
+    }
+
+    pub fn latency(rows: Vec<latency::Row>) -> Reply {
+        Reply {
+            ok: true,
+            text: latency_text(&rows),
+            latencies: rows,
             ..Default::default()
         }
     }
@@ -126,6 +138,59 @@ impl Reply {
             ..Default::default()
         }
     }
+}
+
+/// One aligned line per distribution: family, labels, count, p50, p99, max.
+pub fn latency_text(rows: &[latency::Row]) -> String {
+    if rows.is_empty() {
+        return "no latency measured yet".into();
+    }
+    let h = latency::human;
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            let s = &r.summary;
+            let name = r.name.strip_prefix("km3mon_").unwrap_or(&r.name);
+            [
+                name.to_string(),
+                r.labels.clone(),
+                s.count.to_string(),
+                h(s.p50),
+                h(s.p99),
+                h(s.max),
+            ]
+        })
+        .collect();
+    let head = ["DISTRIBUTION", "LABELS", "N", "P50", "P99", "MAX"].map(String::from);
+    let mut w = [0; 6];
+    for row in std::iter::once(&head).chain(&cells) {
+        for (i, c) in row.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    std::iter::once(&head)
+        .chain(&cells)
+        .map(|r| {
+            format!(
+                "{:<a$}  {:<b$}  {:>c$}  {:>d$}  {:>e$}  {:>f$}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                a = w[0],
+                b = w[1],
+                c = w[2],
+                d = w[3],
+                e = w[4],
+                f = w[5]
+            )
+            .trim_end()
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `H:MM:SS`, or `N day(s), H:MM:SS` as supervisorctl prints uptimes.

@@ -19,8 +19,12 @@ pub(super) fn check_resources(raw: &[RawNode], diags: &mut Diagnostics) {
             match owner.get(r) {
                 Some((first, first_at)) if *first != n.spec.name => {
                     let mut d = at.clone();
+                    let rule = match r {
+                        Resource::DetectorHealth => "one detector_state node per graph",
+                        _ => "one writer per file, one owner per plot and address",
+                    };
                     d.message = format!(
-                        "{} is also claimed by node `{first}` ({}:{}:{}{}): one writer per file, one owner per plot and address",
+                        "{} is also claimed by node `{first}` ({}:{}:{}{}): {rule}",
                         r.describe(),
                         first_at.file,
                         first_at.line,

@@ -67,6 +67,8 @@ pub struct NodeMetrics {
     /// The node's log span (node and group on every line), set by the
     /// runtime; [`NodeMetrics::busy`] enters it.
     span: OnceLock<tracing::Span>,
+    /// Wall clock − output frontier, sampled at every frontier change.
+    pub lag: latency::Latency,
 }
 
 impl NodeMetrics {
@@ -110,9 +112,18 @@ impl NodeMetrics {
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize].load(Ordering::Relaxed)
     }
+    /// Sets the output frontier; a change is a sample of the lag
+    /// distribution (the workers of one node see the same change: the
+    /// first to store it records it).
     pub fn set_frontier(&self, t: Option<Time>) {
-        self.frontier
-            .store(t.unwrap_or(u64::MAX), Ordering::Relaxed);
+        let new = t.unwrap_or(u64::MAX);
+        let old = self.frontier.swap(new, Ordering::Relaxed);
+        // 0: the frontier before any data (1970), not a lag.
+        if new != old && new != u64::MAX && new != 0 {
+            if let Some(l) = lag_at(new) {
+                self.lag.record(l);
+            }
+        }
     }
     /// Sets the node's log span (once; later calls are ignored).
     pub fn set_span(&self, span: tracing::Span) {
@@ -138,12 +149,17 @@ impl NodeMetrics {
         if f == u64::MAX {
             return None;
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .ok()?
-            .as_nanos() as f64;
-        Some((now - (f as f64) * TICK_NS as f64) / 1e9)
+        lag_at(f)
     }
+}
+
+/// Wall clock − `frontier` (ticks), in seconds.
+fn lag_at(frontier: Time) -> Option<f64> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_nanos() as f64;
+    Some((now - (frontier as f64) * TICK_NS as f64) / 1e9)
 }
 
 /// All nodes of the run, in graph order.
@@ -221,21 +237,71 @@ impl Metrics {
                     format!(" ({})", details.join(", "))
                 };
                 format!(
-                    "{node}: in {} out {} drops {:?}{details} busy {:.3}s lag {}",
+                    "{node}: in {} out {} drops {:?}{details} busy {:.3}s lag {}{}",
                     m.records_in.load(Ordering::Relaxed),
                     m.records_out.load(Ordering::Relaxed),
                     drops,
                     m.busy_ns.load(Ordering::Relaxed) as f64 / 1e9,
                     m.lag_seconds()
                         .map_or("-".to_string(), |l| format!("{l:.1}s")),
+                    m.lag
+                        .summary()
+                        .map_or(String::new(), |s| format!(" (lag {s})")),
                 )
             })
             .collect()
     }
+
+    /// The end-of-run lines of the process-wide distributions (plots,
+    /// alert delivery, DB, Detector Manager, Ligier queues), one each: the
+    /// periodic log has only [`Metrics::summary`], one line per node.
+    pub fn latency_summary(&self) -> Vec<String> {
+        latency::global()
+            .summaries()
+            .into_iter()
+            .map(|r| format!("latency {}{{{}}}: {}", r.name, r.labels, r.summary))
+            .collect()
+    }
+
+    /// The latency table of /status and `status`: every node's frontier
+    /// lag, then the process-wide families (plots, alert delivery, DB,
+    /// Detector Manager, Ligier queues).
+    pub fn latencies(&self) -> Vec<latency::Row> {
+        node_latencies(self.snapshot().iter().map(|(n, m)| (n.as_str(), &**m)))
+    }
+}
+
+/// The family of the nodes' lag distributions.
+pub const NODE_LAG: &str = "km3mon_node_frontier_lag_seconds";
+
+/// [`Metrics::latencies`] of these nodes.
+pub fn node_latencies<'a>(
+    nodes: impl IntoIterator<Item = (&'a str, &'a NodeMetrics)>,
+) -> Vec<latency::Row> {
+    nodes
+        .into_iter()
+        .filter_map(|(n, m)| {
+            Some(latency::Row {
+                name: NODE_LAG.into(),
+                labels: format!("node={n}"),
+                summary: m.lag.summary()?,
+            })
+        })
+        .chain(latency::global().summaries())
+        .collect()
 }
 
 /// Serves `GET /metrics` (any path, really) on `addr` from a thread.
 pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+    serve_text(addr, move || metrics.prometheus())
+}
+
+/// Serves what `body` returns (Prometheus text) on `addr` from a thread:
+/// a run's `--metrics`, the Ligier's `--metrics`.
+pub fn serve_text(
+    addr: SocketAddr,
+    body: impl Fn() -> String + Send + 'static,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     std::thread::Builder::new()
@@ -246,7 +312,7 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketA
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 let mut buf = [0u8; 2048];
                 let _ = s.read(&mut buf);
-                let body = metrics.prometheus();
+                let body = body();
                 let _ = write!(
                     s,
                     "HTTP/1.0 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{body}",

@@ -217,6 +217,7 @@ pub fn run_collectors(metrics: &Arc<Metrics>) -> Vec<Box<dyn Collector>> {
     }
     v.push(Box::new(ProcessCollector));
     v.push(Box::new(NodeCollector(metrics.clone())));
+    v.push(Box::new(latency::GlobalCollector));
     v
 }
 
@@ -319,6 +320,13 @@ impl Collector for NodeCollector {
             nodes
                 .iter()
                 .filter_map(|(n, x)| Some((node(n), x.lag_seconds()?))),
+        )?;
+        latency::histograms(
+            &mut enc,
+            super::metrics::NODE_LAG,
+            "Wall clock minus the node's output frontier (DAQ time), sampled at every \
+             change of the frontier.",
+            nodes.iter().map(|(n, x)| (node(n), &x.lag)),
         )?;
         if let Some(control) = m.control() {
             let ctl = control.node_controls();

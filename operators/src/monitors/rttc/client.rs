@@ -63,6 +63,15 @@ impl DmClient {
     }
 
     fn get(&self, rel: &str) -> Result<(u16, String), String> {
+        let start = std::time::Instant::now();
+        let r = self.request(rel);
+        request_latency()
+            .get(&[latency::outcome(&r)])
+            .record_duration(start.elapsed());
+        r
+    }
+
+    fn request(&self, rel: &str) -> Result<(u16, String), String> {
         let url = format!("{}{rel}", self.base);
         let mut resp = self
             .agent
@@ -120,6 +129,20 @@ impl DmClient {
         }
         parse(&body, &self.dus)
     }
+}
+
+/// Every request to the Detector Manager, by outcome (docs/web.md).
+fn request_latency() -> std::sync::Arc<latency::Family> {
+    static F: std::sync::OnceLock<std::sync::Arc<latency::Family>> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        latency::global().histogram(
+            "km3mon_detector_manager_request_duration_seconds",
+            "Requests to the Detector Manager's monitoring interface: sent to the whole \
+             reply read, by outcome (ok, http_error, error).",
+            &["outcome"],
+        )
+    })
+    .clone()
 }
 
 /// The JSON array of a `monshort` reply: one object per defined path, in

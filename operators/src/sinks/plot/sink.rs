@@ -49,6 +49,20 @@ pub struct PlotSink {
     pub busy_share: f64,
 }
 
+/// Data → plot latency: when a file was written minus the data time it
+/// shows (live: what a shifter waits; a replay: how old the data is).
+fn plot_latency() -> Arc<latency::Family> {
+    static F: std::sync::OnceLock<Arc<latency::Family>> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        latency::global().histogram(
+            "km3mon_plot_latency_seconds",
+            "Wall clock when the plot file was written minus the data time it shows.",
+            &["plot"],
+        )
+    })
+    .clone()
+}
+
 fn default_dir() -> PathBuf {
     PathBuf::from("plots")
 }
@@ -286,7 +300,12 @@ fn render_batch(
         let done = metrics.busy(|| render_with(dir, plot, buf));
         busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match done {
-            Ok(()) => control.write_ok(None),
+            Ok(()) => {
+                control.write_ok(None);
+                plot_latency()
+                    .get(&[name])
+                    .record(latency::since_unix_ns(plot.data_time_ns()));
+            }
             Err(e) => {
                 // The node's FAILED state says it once; each file is
                 // logged once (a full disk fails every plot of every
