@@ -35,6 +35,11 @@ fn wording(group: &str) -> (String, String) {
             "time residual median out of its band",
             "time residual median back in its band",
         ),
+        "rttc" => (
+            "base-CLB RTTC off its baseline",
+            "base-CLB RTTC on its baseline again",
+        ),
+        "acoustics" => ("no acoustic beacon heard", "acoustic beacons heard again"),
         g => return (format!("`{g}` firing"), format!("`{g}` resolved")),
     };
     (firing.into(), resolved.into())
@@ -46,7 +51,15 @@ fn wording(group: &str) -> (String, String) {
 fn one(a: &Alert, what: &str) -> String {
     let about = a.key.split_once(':').map(|(_, s)| s);
     let thing = match about {
-        Some(id) if id.parse::<u64>().is_ok() && a.floor.is_some() => format!("DOM {id} "),
+        // A DOM id, not the DU the place already names (`rttc:2`).
+        Some(id)
+            if a.floor.is_some()
+                && id
+                    .parse::<u64>()
+                    .is_ok_and(|n| a.du.map(u64::from) != Some(n)) =>
+        {
+            format!("DOM {id} ")
+        }
         _ => String::new(),
     };
     match (a.du, a.floor, about) {
@@ -262,6 +275,16 @@ mod tests {
                 alert("dom_inactive:806451572", Some(2), Some(3)),
                 Notice::Resolved,
                 "DU 2 floor 3: DOM 806451572 sending data again",
+            ),
+            (
+                alert("rttc:2", Some(2), Some(0)),
+                Notice::Firing,
+                "DU 2 floor 0: base-CLB RTTC off its baseline",
+            ),
+            (
+                alert("acoustics:7", Some(7), Some(0)),
+                Notice::Resolved,
+                "DU 7 floor 0: acoustic beacons heard again",
             ),
             (
                 alert("new_check:x", None, None),
