@@ -2,7 +2,8 @@
 //!
 //! The original drew one panel per DU (16 × 4·n_DU inches: 920 inches on
 //! ARCA-230, unreadable on a screen). What a shifter needs is which DU
-//! moved and by how much, so: the DUs within their band are grey crosses
+//! moved and by how much, so: up to [`LEGEND_DUS`] DUs each have a colour
+//! and a legend line; on a larger detector the DUs within their band are grey crosses
 //! (one legend line with their count), the at most [`LEGEND_DUS`] DUs
 //! furthest off their band (or alerting) get distinct colours and a
 //! legend line `DU<n> ±<ps> ps`, the rest of the DUs off their band dark
@@ -72,14 +73,16 @@ impl RttcMonitor {
                 "samples": d.samples,
             }));
         }
-        // The furthest off first; ties by DU.
+        // The furthest off first; ties by DU. A small detector: every DU
+        // in its own colour, in DU order.
         off.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        let coloured: BTreeMap<u32, usize> = off
-            .iter()
-            .take(LEGEND_DUS)
-            .enumerate()
-            .map(|(i, o)| (o.1, i))
-            .collect();
+        let ranked: Vec<u32> = if self.dus.len() <= LEGEND_DUS {
+            self.dus.keys().copied().collect()
+        } else {
+            off.iter().take(LEGEND_DUS).map(|o| o.1).collect()
+        };
+        let coloured: BTreeMap<u32, usize> =
+            ranked.iter().enumerate().map(|(i, du)| (*du, i)).collect();
         let (mut within, mut beyond) = (Vec::new(), Vec::new());
         for (du, d) in &self.dus {
             if coloured.contains_key(du) {
@@ -102,13 +105,17 @@ impl RttcMonitor {
             format!("{n_beyond} more DUs off their band (see rttc.json)"),
         ));
         let palette = crate::ahrs::palette(coloured.len());
-        for (i, (_, du, dev, firing)) in off.iter().take(LEGEND_DUS).enumerate() {
+        for (i, du) in ranked.iter().enumerate() {
+            let name = match off.iter().find(|o| o.1 == *du) {
+                Some((_, _, dev, firing)) => format!(
+                    "DU{du} {dev:+.0} ps{}",
+                    if *firing { " (alert)" } else { "" }
+                ),
+                None => format!("DU{du}"),
+            };
             if let Some(points) = deviations(&self.dus[du]) {
                 series.push(Series {
-                    name: format!(
-                        "DU{du} {dev:+.0} ps{}",
-                        if *firing { " (alert)" } else { "" }
-                    ),
+                    name,
                     color: palette[i],
                     marker: Marker::Cross,
                     line: false,

@@ -154,6 +154,13 @@ fn a_jump_fires_once_and_resolves() {
         })
         .unwrap();
     assert_eq!(plot.name, "rttc");
+    // Two DUs: each its colour and legend line, both back in their band.
+    let pipeline::plot::PlotSpec::TimeSeries(ts) = &plot.spec else {
+        panic!("a time series")
+    };
+    let names: Vec<&str> = ts.series.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["DU1", "DU2"]);
+    assert_ne!(ts.series[0].color, ts.series[1].color);
     let doc: serde_json::Value = serde_json::from_str(plot.json.as_deref().unwrap()).unwrap();
     let median = doc["dus"][0]["median_ps"].as_f64().unwrap();
     assert!((median - nominal_rttc(1)).abs() <= 2.0, "{median}");
