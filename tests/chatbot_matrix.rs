@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_matrix::{fresh, observable, MATRIX, USERS};
-use notify::bot::{Bot, Request, Role};
-use notify::config::AlertsConfig;
+use messaging::bot::{Bot, Request, Role};
+use messaging::config::AlertsConfig;
 use testchat::{Options, TestChat};
 
 #[path = "common/chat_matrix.rs"]
@@ -63,7 +63,7 @@ fn matrix_in_rest_mode() {
         for &(cmd, least, changes) in MATRIX {
             let (bot, control, shifters) = fresh();
             let stop = Arc::new(AtomicBool::new(false));
-            let (stats, thread) = notify::poller::start_rest(&cfg, bot, stop.clone()).unwrap();
+            let (stats, thread) = messaging::poller::start_rest(&cfg, bot, stop.clone()).unwrap();
             let deadline = Instant::now() + Duration::from_secs(10);
             while stats.polls.load(Ordering::Relaxed) == 0 {
                 assert!(Instant::now() < deadline, "the bot never polled");

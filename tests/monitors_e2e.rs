@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{free_port, km3mon, testdata};
@@ -139,7 +139,7 @@ fn generated_stream(dir: &Path) -> (PathBuf, PathBuf, u32, u32) {
     det.write_detx_file(&detx, 5).unwrap();
     let silent = det.module_at(2, 3).unwrap().dom_id;
     let unsynced = det.module_at(1, 4).unwrap().dom_id;
-    let mut plan = operators::synth::Plan::new(START, 120);
+    let mut plan = operators::shell::synth::Plan::new(START, 120);
     plan.monit_hz = 1;
     plan.events_hz = 10;
     plan.tssn_hz = 10;
@@ -148,7 +148,7 @@ fn generated_stream(dir: &Path) -> (PathBuf, PathBuf, u32, u32) {
     plan.unsynced = vec![(unsynced, UNSYNCED.0, UNSYNCED.1)];
     plan.no_events = vec![NO_EVENTS];
     let rec = dir.join("stream.rec");
-    operators::synth::write_recording(&rec, &det, &plan).unwrap();
+    operators::shell::synth::write_recording(&rec, &det, &plan).unwrap();
     (detx, rec, silent, unsynced)
 }
 
@@ -182,18 +182,7 @@ fn generated_faults_raise_three_alerts_once_each_and_resolve_them() {
 
     // A log Ligier and a subscriber to its MSG tag.
     let port = free_port();
-    let mut ligier = Command::new(km3mon())
-        .args(["ligier", "--port", &port.to_string()])
-        .env("KM3MON_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ligier did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let ligier = common::start_ligier(port);
     let mut sub =
         ligier::Client::connect(ligier::ClientConfig::new(format!("127.0.0.1:{port}"))).unwrap();
     sub.subscribe(Subscription::new().with(SubMode::Any, Tag::new("MSG").unwrap()))
@@ -287,8 +276,7 @@ fn generated_faults_raise_three_alerts_once_each_and_resolve_them() {
             msgs.push(String::from_utf8_lossy(m.payload()).to_string());
         }
     }
-    let _ = ligier.kill();
-    let _ = ligier.wait();
+    drop(ligier);
     assert_eq!(msgs.len(), 6, "{msgs:?}");
     assert!(
         msgs.iter()
@@ -346,14 +334,14 @@ fn trigger_rate_history_is_restored_from_the_state_dir() {
     let site = site_config(&dir);
     let state = dir.join("state");
     let replay = |start: u64, run_number: i32, name: &str| {
-        let mut plan = operators::synth::Plan::new(start, 60);
+        let mut plan = operators::shell::synth::Plan::new(start, 60);
         plan.run = run_number;
         plan.monit_hz = 1;
         plan.events_hz = 10;
         plan.tssn_hz = 1;
         plan.hits_per_event = 6;
         let rec = dir.join(format!("{name}.rec"));
-        operators::synth::write_recording(&rec, &det, &plan).unwrap();
+        operators::shell::synth::write_recording(&rec, &det, &plan).unwrap();
         let out = dir.join(name);
         run(
             &[

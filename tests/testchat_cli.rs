@@ -87,7 +87,7 @@ fn testchat_prints_its_url_and_a_working_config() {
     let end = help.find("or, for the incoming webhook").expect(&help);
     let snippet = &help[start..end];
     let site: toml::Value = toml::from_str(snippet).expect(snippet);
-    let alerts: notify::config::AlertsConfig = site["Alerts"].clone().try_into().expect(snippet);
+    let alerts: messaging::config::AlertsConfig = site["Alerts"].clone().try_into().expect(snippet);
     assert_eq!(
         (alerts.botname.as_str(), alerts.channel.as_str()),
         ("mybot", "alerts_test")

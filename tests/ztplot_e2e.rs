@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{km3mon, testdata};
-use operators::ztplot::selection::SelectionDb;
+use operators::monitors::ztplot::selection::SelectionDb;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("km3mon-zt-e2e-{}-{name}", std::process::id()));

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use notify::bot::{Bot, Request};
-use notify::config::{AlertsConfig, ChatMode};
-use notify::shifters::Shifters;
+use messaging::bot::{Bot, Request};
+use messaging::config::{AlertsConfig, ChatMode};
+use messaging::shifters::Shifters;
 use pipeline::control::Control;
 
 /// A running chatbot; [`ChatBot::extras`] goes to the web server.
@@ -23,7 +23,7 @@ pub struct ChatBot {
 struct Poller {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
-    stats: Arc<notify::poller::PollerStats>,
+    stats: Arc<messaging::poller::PollerStats>,
 }
 
 impl ChatBot {
@@ -89,7 +89,7 @@ pub fn start(
         ChatMode::Off => Ok(None),
         ChatMode::Rest => {
             let stop = Arc::new(AtomicBool::new(false));
-            let (stats, thread) = notify::poller::start_rest(&alerts, bot, stop.clone())
+            let (stats, thread) = messaging::poller::start_rest(&alerts, bot, stop.clone())
                 .context("chatbot (REST mode)")?;
             tracing::info!(
                 "chatbot: polling #{} on {} every {} s as @{}",

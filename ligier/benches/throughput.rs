@@ -1,6 +1,6 @@
 //! Throughput of the Ligier against a plain loopback byte pump.
 //!
-//! `cargo bench -p ligier --bench throughput` (release build, ~1 min).
+//! `cargo bench -p km3mon-ligier --bench throughput` (release build, ~1 min).
 //! For each message size, the ceiling is a pump thread that copies one TCP
 //! stream into another with no parsing at all; the same publisher (writes
 //! of pre-encoded ~1 MiB batches) and the same consumers (reads that only

@@ -4,7 +4,7 @@
 //! a temporary recording — replayed at full speed with 1 and 2 workers:
 //! real-time factor and peak RSS. Then the DOM map of 4,140 DOMs drawn.
 //!
-//!   cargo bench -p operators --bench health [-- SECONDS]
+//!   cargo bench -p km3mon-operators --bench health [-- SECONDS]
 //!
 //! Each replay runs in a child process of this benchmark so that its peak
 //! RSS (VmHWM) is its own.
@@ -103,8 +103,8 @@ fn main() {
     det.write_detx_file(&detx, 5).unwrap();
     let rec = dir.join("full.rec");
     let t = Instant::now();
-    let plan = operators::synth::Plan::new(1_700_000_000, seconds);
-    let n = operators::synth::write_recording(&rec, &det, &plan).unwrap();
+    let plan = operators::shell::synth::Plan::new(1_700_000_000, seconds);
+    let n = operators::shell::synth::write_recording(&rec, &det, &plan).unwrap();
     let bytes = std::fs::metadata(&rec).unwrap().len();
     println!(
         "stream: {} DOMs, {seconds} s of data, {n} messages, {:.0} MB (generated in {:.1} s)",
@@ -138,7 +138,7 @@ fn main() {
     }
     // The DOM map alone, for the 230 DUs x 18 floors = 4,140 DOMs.
     let big = Detector::generate(99, 230, 18, 31);
-    let layout = operators::util::DomLayout::of(&big);
+    let layout = operators::shell::DomLayout::of(&big);
     let value = |dom: u32| Some(150.0 + f64::from(dom % 200));
     let plot = pipeline::plot::Plot {
         name: "dom_rates".into(),
@@ -163,7 +163,7 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..10 {
         let t = Instant::now();
-        operators::plot::render_to_dir(&plots, &plot).unwrap();
+        operators::sinks::plot::render_to_dir(&plots, &plot).unwrap();
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);

@@ -2,7 +2,7 @@
 //! windowed count (`tag_rates`) → CSV sink, for 1 and 2 workers, against
 //! the raw rate of reading and decoding the same file with `daq::dump`.
 //!
-//!   cargo bench -p operators --bench overhead [-- MESSAGES]
+//!   cargo bench -p km3mon-operators --bench overhead [-- MESSAGES]
 //!
 //! The data: a recording of the sample frames (summaryslices, events, SN
 //! timeslices) re-stamped at D messages per 100 ms tick of data time, for

@@ -3,14 +3,14 @@
 //! its default 50 Hz trigger rate), and what share of a core the live
 //! rate needs with the site default `fraction = 0.5`.
 //!
-//!   cargo bench -p operators --bench royfit [-- EVENTS]
+//!   cargo bench -p km3mon-operators --bench royfit [-- EVENTS]
 
 use std::time::Instant;
 
 use daq::detector::{Detector, GeneratorLayout};
 use daq::frame::DaqHeader;
-use operators::reco::event::{fit_event, floor_distance, EventParams};
-use operators::reco::select::SelectParams;
+use operators::monitors::reco::event::{fit_event, floor_distance, EventParams};
+use operators::monitors::reco::select::SelectParams;
 use simulator::event::EventGenerator;
 
 fn main() {

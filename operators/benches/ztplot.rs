@@ -2,7 +2,7 @@
 //! the top-10 test for events of 100 … 1,000 snapshot hits on a 115-DU
 //! detector, and the time to draw one 115-DU z-t plot.
 //!
-//!   cargo bench -p operators --bench ztplot
+//!   cargo bench -p km3mon-operators --bench ztplot
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -10,9 +10,9 @@ use std::time::Instant;
 use daq::detector::Detector;
 use daq::event::{Event, SnapshotHit, TriggeredHit};
 use daq::frame::DaqHeader;
-use operators::ztplot::draw::{render, ZtFigure};
-use operators::ztplot::hits::{calibrate, passes_cuts};
-use operators::ztplot::selection::{Limits, Sizes};
+use operators::monitors::ztplot::draw::{render, ZtFigure};
+use operators::monitors::ztplot::hits::{calibrate, passes_cuts};
+use operators::monitors::ztplot::selection::{Limits, Sizes};
 
 /// A muon-like event: `n` snapshot hits spread over all DUs, a third of
 /// them triggered. Deterministic (xorshift).

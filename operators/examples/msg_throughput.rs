@@ -2,12 +2,12 @@
 //! midnight) → daily statistics, on one thread, as the writer and the
 //! statistics operator do them (without the dataflow around them).
 //!
-//! `cargo run --release -p operators --example msg_throughput -- [LINES] [DIR]`
+//! `cargo run --release -p km3mon-operators --example msg_throughput -- [LINES] [DIR]`
 
 use std::time::Instant;
 
-use operators::msg::dumper::{format_line, Archive};
-use operators::msg::stats::DayStats;
+use operators::monitors::log_stats::DayStats;
+use operators::sinks::msg_dumper::{format_line, Archive};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     // Batches as the sink hands them over (one per 100 ms timestamp ≈ a few lines).
     for chunk in lines.chunks(64) {
         for (day, text) in chunk {
-            if stats.date != operators::msg::date(*day) {
+            if stats.date != operators::shell::msg::date(*day) {
                 stats = DayStats::new(*day);
             }
             stats.add(text);

@@ -1,4 +1,4 @@
-//! `cargo run --release -p rootio --features write --example bench -- REPS FILE.root…`:
+//! `cargo run --release -p km3mon-rootio --features write --example bench -- REPS FILE.root…`:
 //! reads the runs REPS times as replay does (time order, records in wire
 //! encoding) and the same records written as a `.dat` dump (DAQ frames
 //! back to back, through `daq::dump::DumpReader`), then both again with

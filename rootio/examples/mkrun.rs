@@ -1,4 +1,4 @@
-//! `cargo run --release -p rootio --features write --example mkrun -- OUT.root MB [zlib|lz4|lzma|zstd|none] [DOMS] [in-progress]`:
+//! `cargo run --release -p km3mon-rootio --features write --example mkrun -- OUT.root MB [zlib|lz4|lzma|zstd|none] [DOMS] [in-progress]`:
 //! writes a synthetic run of about MB megabytes (summaryslices and SN
 //! timeslices of DOMS DOMs, default 600, 100 hits per DOM per slice) in
 //! the layout of the 2025 online files, entries in pairs of swapped frame

@@ -1,4 +1,4 @@
-//! `cargo run -p rootio --example rootls FILE.root`: keys, trees, branches
+//! `cargo run -p km3mon-rootio --example rootls FILE.root`: keys, trees, branches
 //! and baskets of a ROOT file, as this reader sees them.
 use rootio::{RootFile, Tree};
 

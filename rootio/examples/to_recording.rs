@@ -1,4 +1,4 @@
-//! `cargo run --release -p rootio --example to_recording -- FILE.root OUT.dat`:
+//! `cargo run --release -p km3mon-rootio --example to_recording -- FILE.root OUT.dat`:
 //! writes the entries of an archived run, in time order, as a ControlHost
 //! recording (tagged messages back to back, what `km3mon record` writes),
 //! which `km3mon replay`, `dump` and `publish` read like a live run.

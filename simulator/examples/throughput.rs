@@ -1,4 +1,4 @@
-//! Simulator throughput without the CLI: `cargo run --release -p simulator
+//! Simulator throughput without the CLI: `cargo run --release -p km3mon-simulator
 //! --example throughput -- 230x18 60 [FILE]` simulates 60 s of a generated
 //! ARCA-230 into FILE (default: a sink that discards) and prints messages/s,
 //! MB/s and the real-time factor. `THREADS=2` advances the DOMs on two

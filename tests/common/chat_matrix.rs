@@ -1,12 +1,12 @@
 //! The chatbot's authorisation matrix, shared by the test of the bot
-//! itself (notify/tests/chatbot_auth.rs) and the tests of its two chat
+//! itself (messaging/tests/chatbot_auth.rs) and the tests of its two chat
 //! modes (tests/chatbot_matrix.rs), so the three cannot drift apart.
 //! Included with `#[path]` by both packages' tests.
 
 use std::sync::Arc;
 
-use notify::bot::{Bot, Role};
-use notify::shifters::Shifters;
+use messaging::bot::{Bot, Role};
+use messaging::shifters::Shifters;
 use pipeline::control::Control;
 use pipeline::operator::Role as NodeRole;
 use pipeline::runtime::metrics::Metrics;

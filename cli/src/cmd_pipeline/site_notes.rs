@@ -104,7 +104,7 @@ pub fn notes(config: &Path, site: &SiteConfig, graph_text: &str) -> Vec<String> 
     if let Some(a) = alerts {
         let enabled = a.get("enabled").and_then(|v| v.as_bool()) == Some(true);
         if enabled && !a.contains_key("chat") {
-            let url = notify::config::ORIGINAL_CHAT_URL;
+            let url = messaging::config::ORIGINAL_CHAT_URL;
             if a.contains_key("password") {
                 let bot = a
                     .get("botname")

@@ -10,7 +10,7 @@
 //!   crate's reconnecting client. A replay does not publish unless
 //!   `in_replay = true`: replaying archived data must not page the shift.
 //!
-//! Both run on the shell (`crate::monitor`): alerts reach worker 0, in
+//! Both run on the shell (`crate::shell`): alerts reach worker 0, in
 //! data-time order and sorted within a time; the I/O is on a thread of
 //! their own.
 
@@ -24,8 +24,8 @@ use pipeline::operator::{
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
-use crate::monitor::{ordered_sink, Monitor, Out};
-use crate::util::iso_ns;
+use crate::shell::iso_ns;
+use crate::shell::{ordered_sink, Monitor, Out};
 
 /// A sink on the shell: the alerts of each completed timestamp, sorted
 /// (by their full order, so two workers' alerts of one time always come
@@ -285,6 +285,7 @@ mod tests {
             message: "invalid time sync for DOM 1".into(),
             du: None,
             floor: None,
+            wording: Default::default(),
         };
         assert_eq!(
             msg_line(&a),

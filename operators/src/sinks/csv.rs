@@ -1,7 +1,7 @@
 //! `type = "csv"`: appends table rows to a CSV file under `--out`.
 //!
 //! Rows from all workers reach the leader through the shell
-//! (`crate::monitor`) and are written in a deterministic order (by time,
+//! (`crate::shell`) and are written in a deterministic order (by time,
 //! then by content), so `-w 1`, `-w 2` and a cluster write identical files. The
 //! file is appended, never rewritten: the header is written only when the
 //! file is new or empty.
@@ -19,7 +19,7 @@ use pipeline::runtime::Mode;
 use pipeline::StreamKind;
 use serde::Deserialize;
 
-use crate::monitor::{ordered_sink, Monitor, Out};
+use crate::shell::{ordered_sink, Monitor, Out};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,4 +3,6 @@
 
 pub mod alerts;
 pub mod csv;
+pub mod msg_dumper;
 pub mod notify;
+pub mod plot;

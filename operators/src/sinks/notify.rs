@@ -1,6 +1,6 @@
 //! `type = "alerts_notify"`: alerts to people — the `[Alerts]` routes of
 //! the site config (grouping, throttle, reminders, resolved, silences; see
-//! `notify::route`) and delivery to chat, e-mail and the log.
+//! `messaging::route`) and delivery to chat, e-mail and the log.
 //!
 //! ```toml
 //! [nodes.notify]
@@ -35,11 +35,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use ::notify::config::{AlertsConfig, Shifters as ConfigShifters};
-use ::notify::deliver::{Delivery, RetryPolicy};
-use ::notify::email::LogTransport;
-use ::notify::message::{Outcome, Outgoing, Transport};
-use ::notify::route::{Note, Notice, Output, Router};
+use ::messaging::config::{AlertsConfig, Shifters as ConfigShifters};
+use ::messaging::deliver::{Delivery, RetryPolicy};
+use ::messaging::email::LogTransport;
+use ::messaging::message::{Outcome, Outgoing, Transport};
+use ::messaging::route::{Note, Notice, Output, Router};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use pipeline::item::{Item, Time};
 use pipeline::operator::{
@@ -50,9 +50,9 @@ use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
 use super::alerts::AlertsTo;
-use crate::alerting::tick_at_or_after;
-use crate::monitor::{ordered_sink, Monitor, Out};
-use crate::util::{iso_ns, ns_of};
+use crate::shell::alerting::tick_at_or_after;
+use crate::shell::{iso_ns, ns_of};
+use crate::shell::{ordered_sink, Monitor, Out};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,7 +92,7 @@ impl Node for AlertsNotify {
         None
     }
     fn check(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = ::notify::route::check(&self.alerts)
+        let mut out: Vec<(String, String)> = ::messaging::route::check(&self.alerts)
             .into_iter()
             .map(|(p, m)| (format!("alerts.{p}"), m))
             .collect();
@@ -199,7 +199,7 @@ impl Monitor<Item> for RouterMonitor {
 impl AlertsNotify {
     fn router(&self, ctx: &BuildContext<'_>) -> Router {
         let control = ctx.env.control.clone();
-        let path = ::notify::shifters::Shifters::path_for(
+        let path = ::messaging::shifters::Shifters::path_for(
             ctx.env.site_config.as_deref(),
             ctx.env.state_dir.as_deref(),
         );
@@ -216,7 +216,7 @@ impl AlertsNotify {
     fn delivery(&self, ctx: &BuildContext<'_>) -> Delivery {
         let log_only = || vec![(Box::new(LogTransport) as Box<dyn Transport>, 1000)];
         let transports = if self.alerts.enabled {
-            match ::notify::deliver::transports_from_config(&self.alerts) {
+            match ::messaging::deliver::transports_from_config(&self.alerts) {
                 Ok(t) => t,
                 Err(e) => {
                     let why = format!("alert delivery: {e:#}");
@@ -259,7 +259,7 @@ impl ShiftersFile {
             .and_then(|m| m.modified().ok());
         if mtime != cache.0 {
             let names =
-                ::notify::shifters::Shifters::open(self.path.clone(), &self.initial).names();
+                ::messaging::shifters::Shifters::open(self.path.clone(), &self.initial).names();
             *cache = (mtime, names);
         }
         cache.1.clone()

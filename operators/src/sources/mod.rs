@@ -1,7 +1,9 @@
-//! Sources: where records enter the dataflow. Both run their I/O on a
+//! Sources: where records enter the dataflow, and [`decode`], which
+//! turns their raw DAQ frames into typed items. Both run their I/O on a
 //! thread of their own and feed the framework's bounded ingress queue
 //! (`pipeline::runtime::source`).
 
+pub mod decode;
 pub mod files;
 pub mod ligier;
 

@@ -1,0 +1,379 @@
+//! `type = "detector_state"`: the detector's health at a glance — which
+//! DOMs have which alert conditions active, per DU and condition — kept
+//! incrementally in differential dataflow.
+//!
+//! The monitors' DOM-level alerts (`dom_inactive:<dom>`, `time_sync:<dom>`,
+//! …) become a collection of active `(dom_id, condition)` pairs (+1 when a
+//! condition starts firing, −1 when it resolves; a reminder of a pair the
+//! node does not know counts as its start, so a restarted run learns what
+//! still fires). It is joined with the detector, arranged by DOM
+//! (`dom_id → (du, floor)`), and reduced to the count of DOMs per
+//! `(du, condition)`, per condition, and the set of conditions per DOM.
+//! Differential computes each data time's answer from the changes alone,
+//! and its answer at a time does not depend on how updates were batched
+//! or spread over workers, so `-w 1` and `-w 2` give the same table.
+//!
+//! Outputs: rows `timestamp,du,condition,doms` (table `detector_state`) at
+//! each data time a count changes (`du` = `all` for the whole detector; a
+//! cleared count is a row with 0), and the table of the last data time,
+//! published for the gauges `km3mon_doms_affected{du,condition}` and
+//! `km3mon_alerts_firing{condition}`, `km3mon ctl health`, the chatbot's
+//! `status` and the web's Detector page.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use differential_dataflow::AsCollection;
+use pipeline::health::{DetectorHealth, DomHealth, HealthSnapshot};
+use pipeline::item::{AlertState, Item, Row, Time, TICK_NS};
+use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
+use pipeline::StreamKind;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::{Map, ToStream};
+use timely::dataflow::operators::Concatenate;
+use timely::dataflow::Stream;
+
+use crate::shell::{ordered, partitioned, Monitor, Out};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorState {
+    /// Table name of the rows.
+    #[serde(default = "default_table")]
+    pub table: String,
+}
+
+fn default_table() -> String {
+    "detector_state".into()
+}
+
+impl NodeConfig for DetectorState {
+    const TYPE: &'static str = "detector_state";
+    const ROLE: Role = Role::Transform;
+    const ABOUT: &'static str =
+        "DOMs per DU and alert condition right now (differential dataflow): gauges, ctl health, the Detector page";
+    const EXAMPLE: &'static str = r#"inputs = ["dom_activity_example"]"#;
+}
+
+pub const HEADER: [&str; 4] = ["timestamp", "du", "condition", "doms"];
+
+/// An alert reduced to what the table needs: (dom, condition, firing).
+type Seen = (u32, String, bool);
+
+/// A DOM of the detector: (dom, (du, floor)).
+type Located = (u32, (u32, i32));
+
+/// An update of the active pairs: ((dom, condition), time, ±1).
+type Update = ((u32, String), Time, isize);
+
+/// The `(condition, dom)` of a DOM-level alert key (`condition:dom_id`).
+pub fn dom_condition(key: &str) -> Option<(String, u32)> {
+    let (cond, dom) = key.split_once(':')?;
+    Some((cond.to_string(), dom.parse().ok()?))
+}
+
+impl Node for DetectorState {
+    fn accepts(&self) -> Vec<StreamKind> {
+        vec![StreamKind::Alerts]
+    }
+    fn produces(&self) -> Option<StreamKind> {
+        Some(StreamKind::Table)
+    }
+    fn resources(&self) -> Vec<(String, Resource)> {
+        vec![(String::new(), Resource::Detector)]
+    }
+    fn build<'s>(
+        &self,
+        ctx: &BuildContext<'s>,
+        input: Option<ItemStream<'s>>,
+    ) -> anyhow::Result<Option<ItemStream<'s>>> {
+        let input = input.ok_or_else(|| anyhow::anyhow!("detector_state needs an input"))?;
+        let det = ctx.detector()?;
+        // The gauges come with the nodes' series (runtime::prom).
+        let health = ctx.env.control.attach_health();
+
+        // 1. Alerts → transitions of the active pairs, per DOM.
+        let seen = input.flat_map(|item| match item {
+            Item::Alert(a) => {
+                dom_condition(&a.key).map(|(c, d)| (d, c, a.state == AlertState::Firing))
+            }
+            _ => None,
+        });
+        let updates = partitioned(
+            ctx,
+            seen,
+            "detector_state_pairs",
+            |s: &Seen| u64::from(s.0),
+            |s: &Seen| s.clone(),
+            || Some(Pairs::default()),
+        );
+
+        // 2. The collection, joined with the arranged detector, reduced.
+        let active = updates.as_collection();
+        let rows: Vec<(Located, Time, isize)> = if ctx.is_leader() {
+            det.modules()
+                .iter()
+                .map(|m| ((m.dom_id, (m.du, m.floor)), 0, 1))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let detector = rows.to_stream(ctx.scope).as_collection();
+        let located = active
+            .join(detector)
+            .map(|(dom, (cond, (du, floor)))| (dom, du, floor, cond));
+        let per_du = located.clone().map(|(_, du, _, c)| (du, c)).count();
+        let per_condition = located.clone().map(|(_, _, _, c)| c).count();
+        let per_dom = located
+            .map(|(dom, du, floor, c)| ((dom, du, floor), c))
+            .reduce(|_dom, conds, out| {
+                out.push((
+                    conds.iter().map(|(c, _)| (*c).clone()).collect::<Vec<_>>(),
+                    1,
+                ))
+            });
+
+        // 3. The changes of each data time, in time order, on worker 0.
+        let changes = ctx.scope.concatenate([
+            per_du
+                .inner
+                .map(|(((du, c), n), t, d)| (Change::Du(du, c, n as u64), t, d as i64)),
+            per_condition
+                .inner
+                .map(|((c, n), t, d)| (Change::Total(c, n as u64), t, d as i64)),
+            per_dom.inner.map(|(((dom, du, floor), cs), t, d)| {
+                (Change::Dom(dom, du, floor, cs), t, d as i64)
+            }),
+        ]);
+        let changes = at_own_time(changes);
+        let mut layout: Vec<(u32, i32, u32)> = det
+            .modules()
+            .iter()
+            .map(|m| (m.du, m.floor, m.dom_id))
+            .collect();
+        layout.sort_unstable();
+        let table = Table {
+            name: self.table.clone(),
+            health,
+            snap: HealthSnapshot {
+                layout,
+                ..Default::default()
+            },
+            doms: BTreeMap::new(),
+        };
+        Ok(Some(ordered(
+            ctx,
+            changes,
+            "detector_state",
+            |c: &(Change, i64)| c.clone(),
+            table,
+        )))
+    }
+}
+
+/// Differential's updates carry their time, which may be later than their
+/// batch's: each goes out at its own time, as the shell expects.
+fn at_own_time<'s>(
+    updates: Stream<'s, Time, Vec<(Change, Time, i64)>>,
+) -> Stream<'s, Time, Vec<(Change, i64)>> {
+    updates.unary::<CapacityContainerBuilder<Vec<(Change, i64)>>, _, _, _>(
+        Pipeline,
+        "detector_state_restamp",
+        |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let mut by_time: BTreeMap<Time, Vec<(Change, i64)>> = BTreeMap::new();
+                    for (c, t, d) in data.drain(..) {
+                        by_time.entry(t).or_default().push((c, d));
+                    }
+                    for (t, batch) in by_time {
+                        output
+                            .session(&cap.delayed(&t, 0))
+                            .give_iterator(batch.into_iter());
+                    }
+                });
+            }
+        },
+    )
+}
+
+/// The active pairs of this worker's DOMs.
+#[derive(Default)]
+struct Pairs {
+    active: BTreeSet<(u32, String)>,
+}
+
+impl Monitor<Seen, Update> for Pairs {
+    fn on_data(&mut self, t: Time, data: Vec<Seen>, out: &mut Out<Update>) {
+        for (dom, cond, firing) in data {
+            let key = (dom, cond);
+            if firing {
+                if !self.active.contains(&key) {
+                    self.active.insert(key.clone());
+                    out.give(t, (key, t, 1));
+                }
+            } else if self.active.remove(&key) {
+                out.give(t, (key, t, -1));
+            }
+        }
+    }
+}
+
+/// One change of the reduced collections.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Change {
+    /// DOMs of (du, condition).
+    Du(u32, String, u64),
+    /// DOMs of a condition, detector-wide.
+    Total(String, u64),
+    /// A DOM's active conditions.
+    Dom(u32, u32, i32, Vec<String>),
+}
+
+/// The materialised table on worker 0.
+struct Table {
+    name: String,
+    health: Arc<DetectorHealth>,
+    snap: HealthSnapshot,
+    doms: BTreeMap<u32, DomHealth>,
+}
+
+impl Table {
+    fn row(&self, t: Time, du: &str, cond: &str, n: u64) -> Item {
+        Item::Row(Row {
+            table: self.name.clone(),
+            header: HEADER.iter().map(|s| s.to_string()).collect(),
+            cells: vec![
+                (t * TICK_NS / 1_000_000_000).to_string(),
+                du.to_string(),
+                cond.to_string(),
+                n.to_string(),
+            ],
+        })
+    }
+}
+
+impl Monitor<(Change, i64)> for Table {
+    /// Retractions first, then insertions: a count that moves from 3 to
+    /// 4 is `−(k, 3)`, `+(k, 4)` at one time.
+    fn on_data(&mut self, t: Time, mut data: Vec<(Change, i64)>, out: &mut Out) {
+        data.sort_by_key(|(_, d)| *d);
+        let before_du = self.snap.by_du.clone();
+        let before_total = self.snap.totals.clone();
+        for (change, d) in data {
+            match change {
+                Change::Du(du, c, n) => {
+                    let row = self.snap.by_du.entry(du).or_default();
+                    if d > 0 {
+                        row.insert(c, n);
+                    } else if row.get(&c) == Some(&n) {
+                        row.remove(&c);
+                    }
+                    if row.is_empty() {
+                        self.snap.by_du.remove(&du);
+                    }
+                }
+                Change::Total(c, n) => {
+                    if !self.snap.conditions.contains(&c) {
+                        self.snap.conditions.push(c.clone());
+                        self.snap.conditions.sort();
+                    }
+                    if d > 0 {
+                        self.snap.totals.insert(c, n);
+                    } else if self.snap.totals.get(&c) == Some(&n) {
+                        self.snap.totals.remove(&c);
+                    }
+                }
+                Change::Dom(dom, du, floor, conditions) => {
+                    if d > 0 {
+                        self.doms.insert(
+                            dom,
+                            DomHealth {
+                                dom_id: dom,
+                                du,
+                                floor,
+                                conditions,
+                            },
+                        );
+                    } else if self
+                        .doms
+                        .get(&dom)
+                        .is_some_and(|x| x.conditions == conditions)
+                    {
+                        self.doms.remove(&dom);
+                    }
+                }
+            }
+        }
+        // The rows of what changed, in (du, condition) order; `all` last.
+        let keys: BTreeSet<(u32, String)> = before_du
+            .iter()
+            .chain(self.snap.by_du.iter())
+            .flat_map(|(du, r)| r.keys().map(move |c| (*du, c.clone())))
+            .collect();
+        for (du, c) in keys {
+            let old = before_du
+                .get(&du)
+                .and_then(|r| r.get(&c))
+                .copied()
+                .unwrap_or(0);
+            let new = self
+                .snap
+                .by_du
+                .get(&du)
+                .and_then(|r| r.get(&c))
+                .copied()
+                .unwrap_or(0);
+            if old != new {
+                out.give(t, self.row(t, &du.to_string(), &c, new));
+            }
+        }
+        let conds: BTreeSet<&String> = before_total.keys().chain(self.snap.totals.keys()).collect();
+        for c in conds {
+            let old = before_total.get(c).copied().unwrap_or(0);
+            let new = self.snap.totals.get(c).copied().unwrap_or(0);
+            if old != new {
+                out.give(t, self.row(t, "all", c, new));
+            }
+        }
+        self.snap.time_utc = Some((t * TICK_NS) as f64 / 1e9);
+        self.snap.doms = self.doms.values().cloned().collect();
+        self.health.publish(self.snap.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(
+            dom_condition("dom_inactive:808447031"),
+            Some(("dom_inactive".into(), 808447031))
+        );
+        assert_eq!(dom_condition("trigger_rate_zero"), None);
+        assert_eq!(dom_condition("msg_errors:JDataFilter"), None);
+    }
+
+    #[test]
+    fn pairs_count_reminders_once_and_ignore_unknown_resolves() {
+        let mut p = Pairs::default();
+        let out = pipeline::shell::run_by_hand(
+            &mut p,
+            vec![
+                (10, vec![(1, "time_sync".into(), true)]),
+                (
+                    20,
+                    vec![(1, "time_sync".into(), true), (2, "x".into(), false)],
+                ),
+                (30, vec![(1, "time_sync".into(), false)]),
+            ],
+        );
+        let diffs: Vec<(Time, isize)> = out.iter().map(|(t, (_, _, d))| (*t, *d)).collect();
+        assert_eq!(diffs, vec![(10, 1), (30, -1)]);
+    }
+}
