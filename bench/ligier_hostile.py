@@ -2,7 +2,10 @@
 """Ligier under hostile load: memory per idle connection, and how long a
 new client waits for `_ShowSta` while another sends a huge `_Subscri`.
 
-    python3 bench/ligier_hostile.py target/release/km3mon [--conns 500] [--entries 100000]
+    python3 bench/ligier_hostile.py target/release/km3mon [--conns 500] [--entries 100000] [--named]
+
+`--named`: each client sends `_MyId` once before idling, as real monitors
+do, so that every connection thread has allocated something.
 
 Starts `km3mon ligier` on a free 127.0.0.1 port, samples VmRSS from
 /proc/PID/status, prints one line per figure. Everything is bounded in
@@ -63,6 +66,7 @@ def main():
     ap.add_argument("km3mon")
     ap.add_argument("--conns", type=int, default=500)
     ap.add_argument("--entries", type=int, default=100_000)
+    ap.add_argument("--named", action="store_true")
     a = ap.parse_args()
     port = free_port()
     lig = subprocess.Popen([a.km3mon, "ligier", "--port", str(port), "--status-interval", "0"],
@@ -81,6 +85,9 @@ def main():
         time.sleep(0.5)
         base = rss_kib(lig.pid)
         conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(a.conns)]
+        if a.named:
+            for i, c in enumerate(conns):
+                c.sendall(message("_MyId", b"idle-%d" % i))
         time.sleep(2)
         show_status(port)  # every connection is being served
         held = rss_kib(lig.pid)
@@ -88,7 +95,7 @@ def main():
             c.close()
         time.sleep(3)
         after = rss_kib(lig.pid)
-        print(f"idle connections: {a.conns}")
+        print(f"idle connections: {a.conns}{' (named)' if a.named else ''}")
         print(f"rss baseline: {base / 1024:.1f} MiB")
         print(f"rss with connections: {held / 1024:.1f} MiB "
               f"(+{(held - base) / 1024:.1f} MiB, {(held - base) / a.conns:.1f} KiB per connection)")

@@ -194,10 +194,17 @@ fn live_full_disk_fails_the_writers_once_and_they_recover_when_space_returns() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             if e.path().is_dir() {
                 stack.push(e.path());
-            } else if e.file_name().to_string_lossy().contains(".tmp") {
+            } else if is_temporary(&e.file_name().to_string_lossy()) {
                 left.push(e.path());
             }
         }
     }
     assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+/// A temporary file of an atomic write: hidden (`.NAME.RANDOM`, where the
+/// filesystem has no unnamed temporary files) or an older `.tmp` name.
+/// The MSG archive's day sidecar (`.MSG.log.day`) is the one hidden output.
+fn is_temporary(name: &str) -> bool {
+    (name.starts_with('.') && !name.ends_with(".log.day")) || name.contains(".tmp")
 }

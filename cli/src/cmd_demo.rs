@@ -121,6 +121,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let ligier = Ligier::start(LigierConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         status_interval: None,
+        release_memory: Some(crate::release_free_memory),
         ..LigierConfig::default()
     })
     .context("cannot start the Ligier")?;

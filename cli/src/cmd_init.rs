@@ -74,9 +74,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp-init");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    atomicfile::write(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 fn next_steps(dir: &Path) -> String {

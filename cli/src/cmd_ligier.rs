@@ -148,6 +148,7 @@ pub fn run_ligier(args: LigierArgs) -> anyhow::Result<ExitCode> {
         all_wait: args.all_wait,
         status_interval: Some(args.status_interval).filter(|d| !d.is_zero()),
         max_connections: args.max_connections.max(1),
+        release_memory: Some(crate::release_free_memory),
     };
     let stop = crate::signals::stop_on_signals()?;
     let handle = Ligier::start(config.clone())

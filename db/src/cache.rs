@@ -2,7 +2,6 @@
 //! station that loses its link keeps running on them. One file per
 //! answer, written atomically; the file's mtime is the answer's age.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -46,25 +45,10 @@ impl Cache {
     /// cache that cannot be written only costs requests.
     pub fn put(&self, key: &str, text: &str) {
         let path = self.path(key);
-        if let Err(e) = write_atomic(&path, text.as_bytes()) {
+        if let Err(e) = atomicfile::write(&path, text.as_bytes()) {
             tracing::warn!("DB cache {}: {e}", path.display());
         }
     }
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
 }
 
 /// "3 h", "2 d": ages in messages.

@@ -8,7 +8,6 @@
 //! `KM3NET_DB_PASSWORD`. Ids the server refused are skipped, so a
 //! re-resolution moves on to the next source instead of deleting a file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where a session id came from (for messages; never the id itself).
@@ -152,36 +151,9 @@ pub fn cookie_file_line(sid: &str) -> String {
     [".in2p3.fr", "TRUE", "/", "TRUE", "0", "sid", sid].join("\t")
 }
 
-/// Writes a cookie file with mode 0600, atomically (temp file + rename).
+/// Writes a cookie file with mode 0600, atomically and durably.
 pub fn write_cookie_file(path: &Path, sid: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cookie".into());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp)?;
-    #[cfg(unix)]
-    {
-        // An existing temp file keeps its old mode: set it explicitly.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(cookie_file_line(sid).as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    atomicfile::write_private(path, cookie_file_line(sid).as_bytes())
 }
 
 /// Whether `s` starts like a session id:

@@ -168,7 +168,7 @@ impl Shifters {
         };
         let mut body = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         body.push(b'\n');
-        write_atomic(path, &body)
+        atomicfile::write(path, &body)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -183,24 +183,6 @@ pub fn join_names(names: &[String]) -> String {
         [one] => one.clone(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
-}
-
-fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(FILE_NAME),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
 }
 
 /// Now, UTC, `YYYY-MM-DDTHH:MM:SSZ`.

@@ -354,8 +354,10 @@ impl Client {
             .gap_started_unix_ns
             .store(unix_ns(), Ordering::Relaxed);
         // Not at once: a dying Ligier's listening socket can still accept
-        // for a moment, and a restarting one needs a moment anyway.
-        self.next_attempt = Some(Instant::now() + self.config.backoff_initial);
+        // for a moment, and a restarting one needs a moment anyway. Jittered
+        // too: every client of a restarted Ligier loses it at the same
+        // moment, and the first retry was the one they all made in step.
+        self.next_attempt = Some(Instant::now() + jittered(self.config.backoff_initial));
         self.delay = (self.config.backoff_initial * 2).min(self.config.backoff_max);
         Ok(())
     }

@@ -59,11 +59,13 @@ impl Conn {
         server.register(Arc::clone(&conn));
         info!(conn = id, %peer, "connection accepted");
         let spawned = {
-            let (server, conn) = (Arc::clone(server), Arc::clone(&conn));
-            thread::Builder::new()
+            let (server2, conn) = (Arc::clone(server), Arc::clone(&conn));
+            let builder = thread::Builder::new()
                 .name(format!("ligier-read-{id}"))
-                .stack_size(THREAD_STACK)
-                .spawn(move || read_loop(&server, &conn, input))
+                .stack_size(THREAD_STACK);
+            server
+                .reaper
+                .spawn(builder, move || read_loop(&server2, &conn, input))
         };
         if let Err(e) = spawned {
             conn.close(server, &format!("no reader thread: {e}"), true);
@@ -98,10 +100,12 @@ impl Conn {
             .try_clone()
             .map_err(|e| format!("cannot clone socket for writing: {e}"))?;
         let (server2, conn, out) = (Arc::clone(server), Arc::clone(self), Arc::clone(&outbox));
-        thread::Builder::new()
+        let builder = thread::Builder::new()
             .name(format!("ligier-write-{}", self.id))
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
+            .stack_size(THREAD_STACK);
+        server
+            .reaper
+            .spawn(builder, move || {
                 if let Err(e) = out.run_writer(&mut output) {
                     let abrupt = is_abrupt_close(&e);
                     conn.close(&server2, &format!("write failed: {e}"), !abrupt);

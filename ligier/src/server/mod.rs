@@ -9,6 +9,7 @@
 mod conn;
 mod ingest;
 mod outbox;
+mod reaper;
 mod subscribe;
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +29,7 @@ use crate::wire::DEFAULT_MAX_MESSAGE_SIZE;
 
 use conn::Conn;
 use outbox::{Class, Outbox, QueueLimits};
+use reaper::Reaper;
 
 /// Dispatcher settings. The defaults suit a shore-station Ligier.
 #[derive(Debug, Clone)]
@@ -49,6 +51,10 @@ pub struct LigierConfig {
     /// Connections served at once; more are closed right after accept,
     /// with a warning in the log (at most one per status interval).
     pub max_connections: usize,
+    /// Called after a wave of connections has ended and their threads
+    /// are joined, to make the allocator give freed memory back to the OS
+    /// (the binary sets it: only it knows its allocator). See `reaper`.
+    pub release_memory: Option<fn()>,
 }
 
 impl Default for LigierConfig {
@@ -62,6 +68,7 @@ impl Default for LigierConfig {
             all_wait: Duration::from_secs(10),
             status_interval: Some(Duration::from_secs(60)),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            release_memory: None,
         }
     }
 }
@@ -132,6 +139,8 @@ struct Server {
     refused: AtomicU64,
     /// Connections turned away by `max_connections`.
     over_limit: AtomicU64,
+    /// Joins the connection threads.
+    reaper: Reaper,
 }
 
 impl Server {
@@ -255,6 +264,7 @@ impl Ligier {
             next_id: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             over_limit: AtomicU64::new(0),
+            reaper: Reaper::new(),
         });
         info!(%addr, "ligier listening");
         let acceptor = {
@@ -274,10 +284,16 @@ impl Ligier {
             }
             _ => None,
         };
+        let reaper = {
+            let server = Arc::clone(&server);
+            thread::Builder::new()
+                .name("ligier-reaper".into())
+                .spawn(move || server.reaper.run(server.config.release_memory))?
+        };
         Ok(LigierHandle {
             addr,
             server,
-            threads: vec![Some(acceptor), status],
+            threads: vec![Some(acceptor), status, Some(reaper)],
         })
     }
 }
@@ -331,6 +347,7 @@ impl LigierHandle {
         for conn in conns {
             conn.close(&self.server, "ligier shutting down", false);
         }
+        self.server.reaper.stop();
         for t in self.threads.iter_mut().filter_map(Option::take) {
             let _ = t.join();
         }

@@ -17,12 +17,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::Receiver;
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
 use pipeline::operator::{
     check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
 };
 use pipeline::runtime::io::write_atomic;
+use pipeline::runtime::queue::WriterQueue;
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use plotters::prelude::*;
@@ -170,16 +171,17 @@ struct StatsMonitor {
     book: AlertBook,
     /// ERROR times per process within the window.
     errors: BTreeMap<String, VecDeque<Time>>,
-    tx: Option<Sender<Job>>,
+    tx: Option<WriterQueue<Job>>,
 }
 
 impl StatsMonitor {
     fn send(&self, final_: bool) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Job {
+            let job = Job {
                 stats: self.stats.clone(),
                 final_,
-            });
+            };
+            tx.send(job, 1);
         }
     }
 
@@ -314,7 +316,7 @@ impl Node for LogStats {
         let input = input.ok_or_else(|| anyhow::anyhow!("log_stats needs an input"))?;
         let mut tx = None;
         if ctx.is_leader() {
-            let (s, r) = unbounded();
+            let (s, r) = ctx.writer_queue("log_stats plot queue full");
             let (dir, prefix) = (ctx.out_path(&self.dir), self.prefix.clone());
             let control = ctx.node_control();
             ctx.spawn_io("plotter", move || plotter(&dir, &prefix, r, &control))?;
@@ -376,12 +378,9 @@ fn plotter(dir: &Path, prefix: &str, rx: Receiver<Job>, control: &pipeline::cont
 pub fn write_day(dir: &Path, prefix: &str, stats: &DayStats) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let name = format!("{prefix}_{}", stats.date);
-    let tmp = dir.join(format!(".{name}.tmp{}.png", std::process::id()));
-    if let Err(e) = render(&tmp, &name, stats) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, dir.join(format!("{name}.png")))?;
+    crate::sinks::plot::save_png(&dir.join(format!("{name}.png")), (1200, 520), |buf| {
+        paint(buf, &name, stats)
+    })?;
     write_atomic(
         &dir.join(format!("{name}.json")),
         serde_json::to_string_pretty(stats)?.as_bytes(),
@@ -438,9 +437,9 @@ fn panel(
     Ok(())
 }
 
-fn render(path: &Path, title: &str, stats: &DayStats) -> anyhow::Result<()> {
+fn paint(buf: &mut [u8], title: &str, stats: &DayStats) -> anyhow::Result<()> {
     fonts();
-    let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
+    let root = BitMapBackend::with_buffer(buf, (1200, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, rest) = root.split_vertically(50);
     top.draw(&Text::new(

@@ -10,7 +10,7 @@ fn msg(s: &str) -> Item {
     Item::Msg(MsgItem { text: s.into() })
 }
 
-fn monitor(max_errors: u64, tx: Option<Sender<Job>>) -> StatsMonitor {
+fn monitor(max_errors: u64, tx: Option<WriterQueue<Job>>) -> StatsMonitor {
     StatsMonitor {
         interval: 600,
         max_errors,
@@ -66,7 +66,12 @@ fn statistics_of_a_known_log() {
 
 #[test]
 fn days_close_at_midnight_and_plots_are_written() {
-    let (tx, rx) = unbounded();
+    let replay = pipeline::runtime::Mode::Replay {
+        files: Vec::new(),
+        speed: None,
+    };
+    let metrics = std::sync::Arc::new(pipeline::runtime::metrics::NodeMetrics::new());
+    let (tx, rx) = pipeline::runtime::queue::writer_queue(64, &replay, metrics, "test");
     let mut m = monitor(0, Some(tx));
     let before = time_of_ns(MIDNIGHT_NS - 60_000_000_000);
     let after = time_of_ns(MIDNIGHT_NS + 60_000_000_000);

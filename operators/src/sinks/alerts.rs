@@ -16,11 +16,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::Receiver;
 use pipeline::item::{Alert, AlertState, Item, Time};
 use pipeline::operator::{
     check_relative_file, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
 };
+use pipeline::runtime::queue::WriterQueue;
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +32,7 @@ use crate::shell::{ordered_sink, Monitor, Out};
 /// (by their full order, so two workers' alerts of one time always come
 /// out alike), to an I/O thread; the end of input closes the channel.
 pub(crate) struct AlertsTo {
-    pub tx: Option<Sender<Vec<Alert>>>,
+    pub tx: Option<WriterQueue<Vec<Alert>>>,
 }
 
 impl AlertsTo {
@@ -52,7 +53,8 @@ impl Monitor<Item> for AlertsTo {
     fn on_data(&mut self, _t: Time, data: Vec<Item>, _out: &mut Out) {
         let alerts = AlertsTo::sorted(data);
         if let (Some(tx), false) = (&self.tx, alerts.is_empty()) {
-            let _ = tx.send(alerts);
+            let n = alerts.len() as u64;
+            tx.send(alerts, n);
         }
     }
     fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
@@ -125,7 +127,7 @@ impl Node for AlertsJsonl {
         let input = input.ok_or_else(|| anyhow::anyhow!("alerts_jsonl needs an input"))?;
         let mut tx = None;
         if ctx.is_leader() {
-            let (s, r) = unbounded();
+            let (s, r) = ctx.writer_queue("alerts_jsonl writer queue full");
             let path = ctx.out_path(&self.path);
             let control = ctx.node_control();
             let live = matches!(ctx.env.mode, pipeline::runtime::Mode::Live);
@@ -240,7 +242,7 @@ impl Node for AlertsMsg {
         let publish = !matches!(ctx.env.mode, Mode::Replay { .. }) || self.in_replay;
         let mut tx = None;
         if ctx.is_leader() && publish {
-            let (s, r) = unbounded::<Vec<Alert>>();
+            let (s, r) = ctx.writer_queue::<Vec<Alert>>("alerts_msg publisher queue full");
             let tag = daq::controlhost::Tag::new(&self.tag)
                 .map_err(|e| anyhow::anyhow!("bad tag {}: {e}", self.tag))?;
             let config = ligier::ClientConfig::new(format!("{}:{}", self.host, self.port))

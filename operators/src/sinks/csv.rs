@@ -8,13 +8,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use pipeline::control::NodeControl;
 use pipeline::item::{Item, Row, Time};
 use pipeline::operator::{
     check_relative_file, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
 };
 use pipeline::runtime::io::RetryingAppender;
+use pipeline::runtime::queue::WriterQueue;
 use pipeline::runtime::Mode;
 use pipeline::StreamKind;
 use serde::Deserialize;
@@ -57,9 +58,9 @@ impl Node for CsvSink {
         input: Option<ItemStream<'s>>,
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("csv needs an input"))?;
-        let mut tx: Option<Sender<Vec<Row>>> = None;
+        let mut tx: Option<WriterQueue<Vec<Row>>> = None;
         if ctx.is_leader() {
-            let (s, r) = unbounded();
+            let (s, r) = ctx.writer_queue("csv writer queue full");
             let path = ctx.out_path(&self.path);
             let control = ctx.node_control();
             let live = matches!(ctx.env.mode, Mode::Live);
@@ -74,7 +75,7 @@ impl Node for CsvSink {
 /// The rows of each completed timestamp, sorted (full order: identical
 /// files whatever the worker count), to the writer thread.
 struct RowsTo {
-    tx: Option<Sender<Vec<Row>>>,
+    tx: Option<WriterQueue<Vec<Row>>>,
 }
 
 impl Monitor<Item> for RowsTo {
@@ -88,7 +89,8 @@ impl Monitor<Item> for RowsTo {
             .collect();
         rows.sort();
         if let (Some(tx), false) = (&self.tx, rows.is_empty()) {
-            let _ = tx.send(rows);
+            let n = rows.len() as u64;
+            tx.send(rows, n);
         }
     }
     fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {

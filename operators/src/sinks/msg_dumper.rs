@@ -30,13 +30,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::Receiver;
 use pipeline::control::NodeControl;
 use pipeline::item::{Item, Time};
 use pipeline::operator::{
     check_relative, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
 };
 use pipeline::runtime::io::write_atomic;
+use pipeline::runtime::queue::WriterQueue;
 use pipeline::runtime::RunEnv;
 use pipeline::StreamKind;
 use serde::Deserialize;
@@ -373,9 +374,9 @@ impl Node for MsgDumper {
         input: Option<ItemStream<'s>>,
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("msg_dumper needs an input"))?;
-        let mut tx: Option<Sender<Cmd>> = None;
+        let mut tx: Option<WriterQueue<Cmd>> = None;
         if ctx.is_leader() {
-            let (s, r) = unbounded();
+            let (s, r) = ctx.writer_queue("msg_dumper writer queue full");
             let (dir, prefix, env, control) = (
                 ctx.out_path(&self.dir),
                 self.prefix.clone(),
@@ -410,7 +411,7 @@ impl Node for MsgDumper {
 struct Dumper {
     prefix: String,
     close_at_end: bool,
-    tx: Option<Sender<Cmd>>,
+    tx: Option<WriterQueue<Cmd>>,
 }
 
 impl Monitor<Item> for Dumper {
@@ -427,20 +428,22 @@ impl Monitor<Item> for Dumper {
         if !bytes.is_empty() {
             let day = day_of(t);
             out.timer(day_start(day + 1) - 1);
-            let _ = tx.send(Cmd::Lines { day, bytes, lines });
+            tx.send(Cmd::Lines { day, bytes, lines }, lines);
         }
     }
 
     fn on_timer(&mut self, t: Time, _out: &mut Out) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Cmd::CloseBefore(day_of(t) + 1));
+            // Dropped only live with a full queue: the next line of a
+            // later day rotates the file all the same.
+            tx.send(Cmd::CloseBefore(day_of(t) + 1), 0);
         }
     }
 
     /// A replay's end closes the last day; a live shutdown does not.
     fn on_end(&mut self, _last: Option<Time>, _out: &mut Out) {
         if let (Some(tx), true) = (&self.tx, self.close_at_end) {
-            let _ = tx.send(Cmd::CloseBefore(i64::MAX));
+            tx.send(Cmd::CloseBefore(i64::MAX), 0);
         }
         self.tx = None;
     }

@@ -40,12 +40,13 @@ use ::messaging::deliver::{Delivery, RetryPolicy};
 use ::messaging::email::LogTransport;
 use ::messaging::message::{Outcome, Outgoing, Transport};
 use ::messaging::route::{Note, Notice, Output, Router};
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use pipeline::item::{Item, Time};
 use pipeline::operator::{
     check_relative_file, BuildContext, ItemStream, Mode, Node, NodeConfig, Resource, Role,
 };
 use pipeline::runtime::metrics::{DropReason, NodeMetrics};
+use pipeline::runtime::queue::WriterQueue;
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +109,9 @@ impl Node for AlertsNotify {
         let live = matches!(ctx.env.mode, Mode::Live);
         let mut tx = None;
         if ctx.is_leader() {
-            let (s, rx) = unbounded();
+            // Live, a chat or mail server that hangs fills it: then the
+            // routed batch is dropped and counted, not kept without bound.
+            let (s, rx) = ctx.writer_queue("alerts_notify delivery queue full");
             let delivery = if live || self.in_replay {
                 Some(self.delivery(ctx))
             } else {
@@ -145,7 +148,7 @@ impl Node for AlertsNotify {
 /// live (where the heartbeat moves the frontier).
 struct RouterMonitor {
     router: Router,
-    tx: Option<Sender<Output>>,
+    tx: Option<WriterQueue<Output>>,
 }
 
 impl RouterMonitor {
@@ -157,7 +160,8 @@ impl RouterMonitor {
             return;
         }
         if let Some(tx) = &self.tx {
-            let _ = tx.send(routed);
+            let n = (routed.notes.len() + routed.messages.len()) as u64;
+            tx.send(routed, n);
         }
     }
 }
@@ -185,7 +189,8 @@ impl Monitor<Item> for RouterMonitor {
         let mut routed = Output::default();
         self.router.flush(ns_of(last.unwrap_or(0)), &mut routed);
         if let Some(tx) = &self.tx {
-            let _ = tx.send(routed);
+            let n = (routed.notes.len() + routed.messages.len()) as u64;
+            tx.send(routed, n);
         }
         self.tx = None;
         let s = self.router.stats();

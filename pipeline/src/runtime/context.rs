@@ -134,6 +134,20 @@ impl<'s> BuildContext<'s> {
         })
     }
 
+    /// The bounded queue to this node's writer thread: a replay blocks
+    /// when it is full, live drops and counts (see `runtime::queue`).
+    pub fn writer_queue<T>(
+        &self,
+        what: &'static str,
+    ) -> (super::queue::WriterQueue<T>, crossbeam_channel::Receiver<T>) {
+        super::queue::writer_queue(
+            super::queue::DEFAULT_CAPACITY,
+            &self.env.mode,
+            self.metrics.clone(),
+            what,
+        )
+    }
+
     /// A path under `--out`.
     pub fn out_path(&self, rel: &Path) -> PathBuf {
         self.env.out_dir.join(rel)

@@ -9,6 +9,7 @@ pub mod later;
 pub mod metrics;
 pub mod progress;
 pub mod prom;
+pub mod queue;
 pub mod source;
 pub mod state;
 

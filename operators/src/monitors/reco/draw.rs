@@ -53,9 +53,14 @@ pub fn title(ev: &EventFit) -> [String; 3] {
     ]
 }
 
+/// Renders to `path` (a `.png`, written atomically).
 pub fn render(path: &Path, ev: &EventFit, max_z: f64) -> anyhow::Result<()> {
+    crate::sinks::plot::save_png(path, SIZE, |buf| paint(buf, ev, max_z))
+}
+
+fn paint(buf: &mut [u8], ev: &EventFit, max_z: f64) -> anyhow::Result<()> {
     fonts();
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(100);
     for (i, line) in title(ev).iter().enumerate() {

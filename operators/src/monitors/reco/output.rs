@@ -19,7 +19,7 @@ pub const TABLE: &str = "reco_timeres";
 pub const HEADER: [&str; 7] = ["run", "timestamp", "du", "floor", "dom_id", "t_res", "Q"];
 
 pub struct RoyOut {
-    pub jsonl: Option<Sender<String>>,
+    pub jsonl: Option<pipeline::runtime::queue::WriterQueue<String>>,
     pub plot: Option<Sender<Arc<EventFit>>>,
     plot_interval: u32,
     replay: bool,
@@ -150,7 +150,8 @@ impl Monitor<EventFit> for RoyOut {
         }
         if let Some(tx) = &self.jsonl {
             if !lines.is_empty() {
-                let _ = tx.send(lines);
+                let n = lines.lines().count() as u64;
+                tx.send(lines, n);
             }
         }
     }
@@ -206,12 +207,7 @@ pub fn plotter(
     for ev in rx {
         let done = (|| -> anyhow::Result<()> {
             std::fs::create_dir_all(dir)?;
-            let tmp = dir.join(format!(".ztplot_roy.tmp{}.png", std::process::id()));
-            if let Err(e) = super::draw::render(&tmp, &ev, max_z) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-            std::fs::rename(&tmp, dir.join("ztplot_roy.png"))?;
+            super::draw::render(&dir.join("ztplot_roy.png"), &ev, max_z)?;
             write_atomic(&dir.join("ztplot_roy.json"), display_json(&ev).as_bytes())?;
             Ok(())
         })();

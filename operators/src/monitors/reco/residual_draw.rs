@@ -56,19 +56,19 @@ pub fn json(fig: &Figure) -> String {
 /// PNG and JSON under `dir`, each atomically.
 pub fn write(dir: &Path, fig: &Figure) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".time_residuals.tmp{}.png", std::process::id()));
-    if let Err(e) = render(&tmp, fig) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, dir.join("time_residuals.png"))?;
+    render(&dir.join("time_residuals.png"), fig)?;
     write_atomic(&dir.join("time_residuals.json"), json(fig).as_bytes())?;
     Ok(())
 }
 
+/// Renders to `path` (a `.png`, written atomically).
 pub fn render(path: &Path, fig: &Figure) -> anyhow::Result<()> {
+    crate::sinks::plot::save_png(path, SIZE, |buf| paint(buf, fig))
+}
+
+fn paint(buf: &mut [u8], fig: &Figure) -> anyhow::Result<()> {
     fonts();
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(60);
     top.draw(&Text::new(

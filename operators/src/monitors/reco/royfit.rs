@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, unbounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, Sender, TrySendError};
 use daq::detector::Detector;
 use pipeline::item::Item;
 use pipeline::operator::{
@@ -233,7 +233,7 @@ impl Node for RoyFit {
             ctx.metrics.clone(),
         );
         if ctx.is_leader() {
-            let (s, r) = unbounded();
+            let (s, r) = ctx.writer_queue("royfit jsonl writer queue full");
             let path = ctx.out_path(&self.jsonl);
             let control = ctx.node_control();
             let live = matches!(ctx.env.mode, Mode::Live);

@@ -9,7 +9,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::hits::ZtHit;
-use crate::sinks::plot::{bold, centered, fonts, text, FONT};
+use crate::sinks::plot::{bold, centered, fonts, save_png, text, FONT};
 
 /// 16 × 16 in at 120 dpi, as the original.
 pub const SIZE: (u32, u32) = (1920, 1920);
@@ -42,10 +42,14 @@ pub fn grid(n: usize) -> (usize, usize) {
     (cols, n.div_ceil(cols).max(1))
 }
 
-/// Renders to `path` (a `.png`; the caller makes it atomic).
+/// Renders to `path` (a `.png`, written atomically).
 pub fn render(path: &Path, f: &ZtFigure) -> anyhow::Result<()> {
+    save_png(path, SIZE, |buf| paint(buf, f))
+}
+
+fn paint(buf: &mut [u8], f: &ZtFigure) -> anyhow::Result<()> {
     fonts();
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(110);
     let (w, _) = top.dim_in_pixel();

@@ -392,6 +392,67 @@ fn unwritable_output_fails_the_node_once_naming_the_file() {
     }
 }
 
+#[test]
+fn a_database_that_cannot_be_opened_is_retried_and_the_selection_resumes() {
+    use super::worker::{file_stem, Setup, State};
+    let d = tmpdir("db-reopen");
+    // The database's folder is taken by a file: the database cannot open.
+    std::fs::write(d.join("data"), "not a folder").unwrap();
+    let db = d.join("data/m.sqlite3");
+    let cfg: super::ZtPlot = serde_json::from_str(r#"{"db": "data/m.sqlite3"}"#).unwrap();
+    let control = control();
+    let mut st = State::new(Setup {
+        cfg,
+        db: db.clone(),
+        dir: d.join("plots"),
+        source: Box::new(super::calib_source::Static(Arc::new(detx()))),
+        metrics: Arc::new(pipeline::runtime::metrics::NodeMetrics::new()),
+        control: control.clone(),
+        elog: None,
+    });
+    let evs = sample_events();
+    for (_, e) in &evs {
+        st.event(e);
+    }
+    // The routine plot is drawn, the selection is off and the node says why.
+    assert!(d.join("plots/ztplot.png").is_file());
+    assert!(!d.join("plots/event_selection").exists());
+    match control.state() {
+        pipeline::control::NodeState::Failed(why) => {
+            assert!(why.contains(&db.display().to_string()), "{why}")
+        }
+        other => panic!("expected FAILED, got {other:?}"),
+    }
+    // The cause goes away: within the back-off the database opens, the
+    // top 10 fills and the node runs again.
+    std::fs::remove_file(d.join("data")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let stem = file_stem(
+        44,
+        6760,
+        evs[0].1.header.frame_index,
+        evs[0].1.trigger_counter,
+    );
+    let first = d.join(format!("plots/event_selection/{stem}.dat"));
+    while !first.is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database never reopened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        for (_, e) in &evs {
+            st.event(e);
+        }
+    }
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM event_selection", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(control.state(), pipeline::control::NodeState::Running);
+    let _ = std::fs::remove_dir_all(d);
+}
+
 /// A stand-in ELOG (no real one can run here; written from spec
 /// integrations.md §6.2): answers every POST with 302 to a new entry and
 /// hands the raw requests to the test.

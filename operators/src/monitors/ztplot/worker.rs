@@ -62,40 +62,58 @@ pub struct State {
     /// empty top 10 every event is a candidate, and each one used to be
     /// drawn and fail again.
     hold: pipeline::runtime::io::Backoff,
+    /// Pacing of the attempts to open a database that failed to open.
+    db_retry: pipeline::runtime::io::Backoff,
 }
 
 impl State {
     pub fn new(setup: Setup) -> State {
-        // Without a database there is no top 10: only routine plots.
-        let db = match SelectionDb::open(&setup.db, &setup.cfg.table) {
-            Ok(db) => Some(db),
-            Err(e) => {
-                tracing::error!(
-                    "ztplot: database {}: {e}; no event selection",
-                    setup.db.display()
-                );
-                None
-            }
-        };
-        let limits = db
-            .as_ref()
-            .and_then(|d| {
-                d.limits()
-                    .map_err(|e| tracing::error!("ztplot: limits: {e}"))
-                    .ok()
-            })
-            .unwrap_or_default();
-        State {
+        let mut st = State {
             setup,
             det: None,
             run: None,
             note: None,
             max_z: None,
-            db,
-            limits,
+            db: None,
+            limits: Limits::default(),
             last_plot: None,
             elog_queued: 0,
             hold: Default::default(),
+            db_retry: Default::default(),
+        };
+        st.open_db();
+        st
+    }
+
+    /// Without a database there is no top 10, only routine plots: a
+    /// database that cannot be opened (a full disk, a folder in its place,
+    /// a permission) fails the node naming the file and is tried again
+    /// with back-off, so the selection resumes once the cause is gone
+    /// instead of staying off until a restart.
+    fn open_db(&mut self) {
+        let path = &self.setup.db;
+        let opened = SelectionDb::open(path, &self.setup.cfg.table).and_then(|db| {
+            let limits = db.limits()?;
+            Ok((db, limits))
+        });
+        match opened {
+            Ok((db, limits)) => {
+                if self.db_retry.wait().is_some() {
+                    tracing::info!(
+                        "ztplot: database {} opened; event selection resumes",
+                        path.display()
+                    );
+                    self.setup.control.write_ok(Some(path));
+                }
+                self.db_retry.succeeded();
+                self.db = Some(db);
+                self.limits = limits;
+            }
+            Err(e) => {
+                // Logged there, once per file.
+                self.setup.control.write_failed(path, e.root_cause());
+                self.db_retry.failed();
+            }
         }
     }
 
@@ -139,6 +157,9 @@ impl State {
             self.reload(h.det_id, h.run);
         }
         let Some(det) = self.det.clone() else { return };
+        if self.db.is_none() && self.db_retry.ready() {
+            self.open_db();
+        }
         let cal = hits::calibrate(&det, ev);
         let sizes = Sizes {
             overlays: ev.overlays as i64,
@@ -165,14 +186,18 @@ impl State {
             self.hold.failed();
             return;
         }
-        // The next plot is the retry: a good one ends the FAILED state.
-        self.setup.control.write_ok(None);
+        // The next plot is the retry: a good one ends the FAILED state
+        // (unless the database fails too).
+        self.setup.control.write_ok(Some(&png));
         self.hold.succeeded();
         if candidate {
             match self.archive(ev, &cal.hits, sizes, &png) {
-                Ok(Some(copy)) => self.post_elog(ev, &cal.hits, copy),
+                Ok(Some(copy)) => {
+                    self.setup.control.write_ok(Some(&self.setup.db));
+                    self.post_elog(ev, &cal.hits, copy)
+                }
                 // Already in the table (a replay of the same data).
-                Ok(None) => {}
+                Ok(None) => self.setup.control.write_ok(Some(&self.setup.db)),
                 Err(e) => {
                     self.setup
                         .control
@@ -228,17 +253,7 @@ impl State {
         use anyhow::Context as _;
         std::fs::create_dir_all(&self.setup.dir)
             .with_context(|| format!("cannot create {}", self.setup.dir.display()))?;
-        let tmp = self
-            .setup
-            .dir
-            .join(format!(".ztplot.tmp{}.png", std::process::id()));
-        let drawn = draw::render(&tmp, &fig)
-            .and_then(|()| std::fs::rename(&tmp, png).map_err(anyhow::Error::from));
-        if let Err(e) = drawn {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(format!("cannot write {}", png.display())));
-        }
-        Ok(())
+        draw::render(png, &fig)
     }
 
     fn archive(

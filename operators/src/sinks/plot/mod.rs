@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use pipeline::plot::{Plot, PlotSpec};
-use pipeline::runtime::io::write_atomic;
+use pipeline::runtime::io::{write_atomic, write_atomic_with};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
@@ -70,7 +70,6 @@ pub fn render_with(dir: &Path, plot: &Plot, buf: &mut Vec<u8>) -> anyhow::Result
     fonts();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let png = dir.join(format!("{}.png", plot.name));
-    let tmp = dir.join(format!(".{}.tmp{}.png", plot.name, std::process::id()));
     // Drawn into an RGB buffer, encoded here with fast deflate: the
     // encoder's default compression cost more than the drawing.
     let size = match &plot.spec {
@@ -88,12 +87,8 @@ pub fn render_with(dir: &Path, plot: &Plot, buf: &mut Vec<u8>) -> anyhow::Result
     }?;
     // Errors name the file: "No space left on device" alone does not say
     // which output failed.
-    let written = write_png(&tmp, size, buf)
-        .and_then(|()| std::fs::rename(&tmp, &png).map_err(anyhow::Error::from));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("cannot write {}", png.display())));
-    }
+    write_atomic_with(&png, |w| write_png(w, size, buf))
+        .with_context(|| format!("cannot write {}", png.display()))?;
     if let Some(json) = &plot.json {
         let path = dir.join(format!("{}.json", plot.name));
         write_atomic(&path, json.as_bytes())
@@ -102,11 +97,29 @@ pub fn render_with(dir: &Path, plot: &Plot, buf: &mut Vec<u8>) -> anyhow::Result
     Ok(())
 }
 
+/// Draws a `size` picture with `paint` (into an RGB buffer) and writes it
+/// to `png` atomically: the one way a plot that is not a [`Plot`] is
+/// written. Errors name the file.
+pub fn save_png(
+    png: &Path,
+    size: (u32, u32),
+    paint: impl FnOnce(&mut [u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut buf = vec![0; size.0 as usize * size.1 as usize * 3];
+    paint(&mut buf)
+        .and_then(|()| write_atomic_with(png, |w| write_png(w, size, &buf)))
+        .with_context(|| format!("cannot write {}", png.display()))
+}
+
 /// Writes an RGB buffer as PNG (fast deflate, `Up` filter: plots are
 /// mostly flat areas).
-pub fn write_png(path: &Path, (w, h): (u32, u32), rgb: &[u8]) -> anyhow::Result<()> {
-    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut enc = png::Encoder::new(file, w, h);
+pub fn write_png(
+    out: &mut dyn std::io::Write,
+    (w, h): (u32, u32),
+    rgb: &[u8],
+) -> anyhow::Result<()> {
+    let mut enc = png::Encoder::new(out, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     enc.set_compression(png::Compression::Fast);

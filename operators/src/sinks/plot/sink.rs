@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use pipeline::item::{Item, Time};
 use pipeline::operator::{
     check_relative, BuildContext, ItemStream, Node, NodeConfig, Resource, Role,
 };
 use pipeline::plot::Plot;
+use pipeline::runtime::queue::WriterQueue;
 use pipeline::StreamKind;
 use serde::Deserialize;
 
@@ -96,9 +97,11 @@ impl Node for PlotSink {
         input: Option<ItemStream<'s>>,
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("plots needs an input"))?;
-        let mut tx: Option<Sender<Arc<Plot>>> = None;
+        let mut tx: Option<WriterQueue<Arc<Plot>>> = None;
         if ctx.is_leader() {
-            let (s, r) = unbounded();
+            // Live, a full queue drops the request: a later one redraws
+            // the same file.
+            let (s, r) = ctx.writer_queue("plot render queue full");
             let dir = ctx.out_path(&self.dir);
             let metrics = ctx.metrics.clone();
             let pace = Pace {
@@ -119,7 +122,7 @@ impl Node for PlotSink {
 
 /// The plots of each completed timestamp, by name, to the render thread.
 struct PlotsTo {
-    tx: Option<Sender<Arc<Plot>>>,
+    tx: Option<WriterQueue<Arc<Plot>>>,
 }
 
 impl Monitor<Item> for PlotsTo {
@@ -136,7 +139,7 @@ impl Monitor<Item> for PlotsTo {
         plots.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.json.cmp(&b.json)));
         if let Some(tx) = &self.tx {
             for p in plots {
-                let _ = tx.send(p);
+                tx.send(p, 1);
             }
         }
     }
