@@ -129,6 +129,9 @@ fn demo_serves_the_overview_and_stops_on_sigterm() {
         "trigger_rates.png",
         "yaw_calib_du1.png",
         "rttc.png",
+        // …and the Acoustics tab's (`[Acoustics] at_start`: the last
+        // window at the first data, not after the first 10-min cycle).
+        "Online_Acoustic_Monitoring.png",
     ];
     while !missing.is_empty() {
         missing.retain(|p| {
@@ -150,6 +153,76 @@ fn demo_serves_the_overview_and_stops_on_sigterm() {
     let status = common::terminate(&mut demo.0, Duration::from_secs(60), "demo");
     assert!(status.success(), "demo exited with {status}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The calibration tabs of a running demo in headless Chromium: the
+/// Acoustics, AHRS and RTTC pages show their plots (every image loaded,
+/// none a "not written yet" placeholder). The Acoustics plot comes from
+/// the demo's KM3NeT DB stand-in (`testdb`, written from the spec; no
+/// real DB here) at the first data (`[Acoustics] at_start = true` of the
+/// example site config). Bounded: 90 s for the plots, 20 s per page.
+#[test]
+fn demo_tabs_show_the_calibration_plots_in_chromium() {
+    let Some(chromium) = common::browser::find_chromium() else {
+        panic!("chromium not found: install it (scripts/test does), or set KM3MON_CHROMIUM");
+    };
+    let base = scratch("tabs");
+    let dir = base.join("demo");
+    let port = common::free_port();
+    let demo = common::start_demo(
+        [
+            OsStr::new("--port"),
+            OsStr::new(&port.to_string()),
+            OsStr::new("--dir"),
+            dir.as_os_str(),
+            OsStr::new("--generate-detector"),
+            OsStr::new("2x18"),
+        ],
+        &[],
+    );
+    let mut guard = demo.guard;
+    let plots = [
+        ("acoustics", vec!["Online_Acoustic_Monitoring"]),
+        (
+            "ahrs",
+            vec!["yaw_calib_du1", "pitch_calib_du2", "roll_calib_du1"],
+        ),
+        ("rttc", vec!["rttc"]),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for name in plots.iter().flat_map(|(_, p)| p) {
+        while !dir.join(format!("plots/{name}.png")).is_file() {
+            assert!(Instant::now() < deadline, "{name}.png not within 90 s");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let b = common::browser::Browser::launch(&chromium, &base.join("chrome-profile"));
+    let mut page = b.page();
+    page.call("Network.enable", serde_json::json!({}));
+    let auth = web::auth::base64_encode(format!("{}:{}", demo.user, demo.password).as_bytes());
+    page.call(
+        "Network.setExtraHTTPHeaders",
+        serde_json::json!({ "headers": { "Authorization": format!("Basic {auth}") } }),
+    );
+    page.call("Page.enable", serde_json::json!({}));
+    for (tab, names) in &plots {
+        page.navigate(&format!("http://127.0.0.1:{port}/{tab}.html"));
+        for name in names {
+            let ready = format!(
+                "(() => {{ const f = document.querySelector('figure[data-plot={name}]');                  const i = f && f.querySelector('img');                  return !!i && !f.classList.contains('missing') && i.complete && i.naturalWidth > 0; }})()"
+            );
+            page.wait_true(&ready, &format!("{tab}.html shows {name}"));
+        }
+    }
+    // The acoustics plot is the matrix of the demo's DUs (2 DUs × 3 beacons).
+    let json = std::fs::read_to_string(dir.join("plots/Online_Acoustic_Monitoring.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["status"], "ok", "{json}");
+    assert_eq!(doc["doms"].as_array().map(Vec::len), Some(2 * 19), "{json}");
+    drop(b);
+    let status = common::terminate(&mut guard.0, Duration::from_secs(60), "demo");
+    assert!(status.success(), "demo exited with {status}");
+    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// A second demo on the running one's folder stops before it rewrites any

@@ -18,7 +18,7 @@ use tracing::info;
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["detector", "generate_detector"])))]
-#[command(group(clap::ArgGroup::new("sink").required(true).args(["ligier", "output"])))]
+#[command(group(clap::ArgGroup::new("sink").required(true).args(["ligier", "output", "detector_manager"]).multiple(true)))]
 pub struct SimulateArgs {
     /// Detector to simulate (DETX v1–v5).
     #[arg(long, value_name = "FILE.detx")]
@@ -37,7 +37,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "FILE.detx")]
     write_detector: Option<PathBuf>,
     /// Publish live into this Ligier.
-    #[arg(long, value_name = "HOST[:PORT]")]
+    #[arg(long, value_name = "HOST[:PORT]", conflicts_with = "output")]
     ligier: Option<String>,
     /// Write a ControlHost recording instead (readable by `km3mon dump`,
     /// `publish` and `replay`); produced as fast as possible.
@@ -99,6 +99,8 @@ pub struct SimulateArgs {
     /// Also serve a stand-in Detector Manager monitoring interface
     /// (`monshortdef`/`monshort`, the base CLBs' White Rabbit values of
     /// every DU) on HOST:PORT, e.g. 127.0.0.1:1302, for the rttc node.
+    /// Without --ligier and -o: the stand-in alone, for --duration of wall
+    /// clock (rttc-jump faults counted from the start) or until a signal.
     #[arg(long, value_name = "HOST:PORT")]
     detector_manager: Option<String>,
 }
@@ -210,7 +212,19 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             out.get_ref().sync_all().ok();
             stats
         }
-        (None, None) => bail!("give --ligier HOST:PORT or -o RECORDING"),
+        (None, None) if args.detector_manager.is_some() => {
+            // The Detector Manager stand-in alone (e.g. for an rttc test):
+            // served for --duration of wall clock, or until a signal.
+            let until = args.duration.map(|d| std::time::Instant::now() + d);
+            while !stop.is_triggered() && until.is_none_or(|u| std::time::Instant::now() < u) {
+                stop.sleep(Duration::from_millis(100));
+            }
+            dm_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(ExitCode::SUCCESS);
+        }
+        (None, None) => {
+            bail!("give --ligier HOST:PORT, -o RECORDING or --detector-manager HOST:PORT")
+        }
     };
     info!("{}", stats.summary());
     dm_stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -18,6 +18,15 @@ pub struct TestdbArgs {
     /// for all runs).
     #[arg(long, value_name = "NS", default_value_t = 0.0)]
     t0_shift: f64,
+    /// Also serve this detector (e.g. a generated ARCA-230 for a
+    /// benchmark): OID `D_SIM<det_id>`, its CLB map, `toashort` and
+    /// base-CLB `datalognumbers`, and 26 hourly runs from --runs-from.
+    #[arg(long, value_name = "FILE.detx")]
+    detector: Option<PathBuf>,
+    /// Start of the first run of --detector, UTC Unix seconds (default: the
+    /// hour before now).
+    #[arg(long, value_name = "UNIX_S", requires = "detector")]
+    runs_from: Option<i64>,
 }
 
 pub fn run(args: TestdbArgs) -> anyhow::Result<ExitCode> {
@@ -29,6 +38,27 @@ pub fn run(args: TestdbArgs) -> anyhow::Result<ExitCode> {
             r.t0 = Some("T0_B".into());
         }
         opts.t0_shifts.insert("T0_B".into(), args.t0_shift);
+    }
+    if let Some(detx) = &args.detector {
+        let det = daq::detector::Detector::from_file(detx).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let first = args.runs_from.unwrap_or(now_s / 3600 * 3600 - 3600);
+        opts.detectors.push(testdb::DetectorSpec {
+            serial: det.det_id(),
+            oid: format!("D_SIM{}", det.det_id()),
+            detx: detx.clone(),
+            runs: (0..26)
+                .map(|k| testdb::RunSpec {
+                    run: 1 + k,
+                    unix_start_ms: (first + 3600 * i64::from(k)) * 1000,
+                    t0: None,
+                    pos: None,
+                    rot: None,
+                })
+                .collect(),
+        });
     }
     let db = testdb::TestDb::start(opts)?;
     if let Some(p) = args.log {

@@ -71,6 +71,11 @@ pub struct Acoustics {
     /// replay's cycles would each wait for the DB).
     #[serde(default)]
     pub in_replay: bool,
+    /// Also analyse, at the first data, the last whole window on the
+    /// grid before it (the original ran a cycle when it started): the
+    /// plot is there at once instead of up to `interval` later.
+    #[serde(default)]
+    pub at_start: bool,
 }
 
 fn default_interval() -> u64 {
@@ -254,6 +259,7 @@ pub struct AcousticsMonitor {
     doms: Vec<(u32, u32, i32)>,
     interval: Time,
     delay_s: u64,
+    at_start: bool,
     next: Option<Time>,
     requests: Option<Sender<(u64, u64)>>,
     answers: Option<Receiver<((u64, u64), Answer)>>,
@@ -272,6 +278,7 @@ impl AcousticsMonitor {
             doms,
             interval: c.interval.max(1) * TICKS_PER_SECOND,
             delay_s: c.delay,
+            at_start: c.at_start,
             next: None,
             requests: None,
             answers: None,
@@ -310,8 +317,9 @@ impl AcousticsMonitor {
         }
     }
 
-    fn cycle(&mut self, t: Time, out: &mut Out) {
-        let end_s = (t / TICKS_PER_SECOND).saturating_sub(self.delay_s);
+    /// The cycle of grid point `at`, emitted at `t`.
+    fn cycle(&mut self, t: Time, at: Time, out: &mut Out) {
+        let end_s = (at / TICKS_PER_SECOND).saturating_sub(self.delay_s);
         let w = (
             end_s.saturating_sub(self.interval / TICKS_PER_SECOND),
             end_s,
@@ -470,6 +478,9 @@ impl Monitor<Item> for AcousticsMonitor {
             let next = (t / self.interval + 1) * self.interval;
             self.next = Some(next);
             out.timer(next);
+            if self.at_start {
+                self.cycle(t, next - self.interval, out);
+            }
         }
         self.poll(t, out);
         self.alerts.remind(t, out);
@@ -478,7 +489,7 @@ impl Monitor<Item> for AcousticsMonitor {
     fn on_timer(&mut self, t: Time, out: &mut Out) {
         self.poll(t, out);
         if self.next.is_some_and(|n| t >= n) {
-            self.cycle(t, out);
+            self.cycle(t, t, out);
             let next = t + self.interval;
             self.next = Some(next);
             out.timer(next);

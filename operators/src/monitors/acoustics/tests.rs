@@ -296,41 +296,7 @@ fn cycles_follow_data_time_whatever_the_batching() {
             (crate::shell::testing::at(ns), vec![Item::Tmch(Arc::new(p))])
         })
         .collect();
-    let run = |seed: u64| {
-        let (req_tx, req_rx) = bounded(2);
-        let (res_tx, res_rx) = bounded(2);
-        let io = std::thread::spawn(move || {
-            serve(req_rx, res_tx, |a, b| {
-                // The windows starting on an odd multiple of 600 s are silent.
-                let mut m = BTreeMap::new();
-                if (a / 600) % 2 == 0 {
-                    m.insert(1u32, train(11, a as f64 + 10.0, 11, 80.0));
-                }
-                let _ = b;
-                Ok(Fetched {
-                    runs: (1, 1),
-                    by_dom: Arc::new(m),
-                })
-            })
-        });
-        let mut m = monitor(vec![(1, 1, 1)]).with_io(req_tx, res_rx, true);
-        let out = drive(&mut m, random_steps(&input, seed));
-        drop(m);
-        io.join().unwrap();
-        out.into_iter()
-            .filter_map(|(t, i)| match i {
-                Item::Plot(p) => {
-                    let j: serde_json::Value = serde_json::from_str(p.json.as_deref()?).ok()?;
-                    Some(format!(
-                        "{t} plot {} {}",
-                        j["window"], j["dus_without_beacons"]
-                    ))
-                }
-                Item::Alert(a) => Some(format!("{t} {} {:?}", a.key, a.state)),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
+    let run = |seed: u64| cycles_of(&input, seed, false);
     let first = run(0);
     // Data from T0+5 s to T0+2995 s (T0 = 200 s past a 600-s grid
     // point): cycles at T0+400, +1000, … +2800 for the windows ending there
@@ -358,5 +324,72 @@ fn cycles_follow_data_time_whatever_the_batching() {
     assert_eq!(first, want);
     for seed in 1..4 {
         assert_eq!(run(seed), first, "seed {seed}");
+    }
+}
+
+/// The plots' windows and the alerts of a monitor on `input`, the
+/// windows starting on an odd multiple of 600 s silent.
+fn cycles_of(input: &[(Time, Vec<Item>)], seed: u64, at_start: bool) -> Vec<String> {
+    let (req_tx, req_rx) = bounded(2);
+    let (res_tx, res_rx) = bounded(2);
+    let io = std::thread::spawn(move || {
+        serve(req_rx, res_tx, |a, b| {
+            // The windows starting on an odd multiple of 600 s are silent.
+            let mut m = BTreeMap::new();
+            if (a / 600) % 2 == 0 {
+                m.insert(1u32, train(11, a as f64 + 10.0, 11, 80.0));
+            }
+            let _ = b;
+            Ok(Fetched {
+                runs: (1, 1),
+                by_dom: Arc::new(m),
+            })
+        })
+    });
+    let mut m = monitor(vec![(1, 1, 1)]).with_io(req_tx, res_rx, true);
+    m.at_start = at_start;
+    let out = drive(&mut m, random_steps(input, seed));
+    drop(m);
+    io.join().unwrap();
+    out.into_iter()
+        .filter_map(|(t, i)| match i {
+            Item::Plot(p) => {
+                let j: serde_json::Value = serde_json::from_str(p.json.as_deref()?).ok()?;
+                Some(format!(
+                    "{t} plot {} {}",
+                    j["window"], j["dus_without_beacons"]
+                ))
+            }
+            Item::Alert(a) => Some(format!("{t} {} {:?}", a.key, a.state)),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+}
+
+/// `at_start`: the last whole window before the first data is analysed
+/// at the first data (T0+5 s: the window ending on the grid at T0−200 s),
+/// then the same cycles as without it.
+#[test]
+fn at_start_analyses_the_last_window_at_the_first_data() {
+    const T0_S: u64 = 1_700_000_000;
+    let input: Vec<(Time, Vec<Item>)> = (0..300u64)
+        .map(|i| {
+            let ns = (T0_S + 5 + i * 10) * 1_000_000_000;
+            let p = crate::shell::testing::tmch(ns, 1, 0, 0);
+            (crate::shell::testing::at(ns), vec![Item::Tmch(Arc::new(p))])
+        })
+        .collect();
+    let first = cycles_of(&input, 0, true);
+    let t = (T0_S + 5) * TICKS_PER_SECOND;
+    let iso = |s: u64| crate::shell::iso(s as i64);
+    let end = T0_S - 200;
+    // That window starts on an even multiple of 600 s: heard, no alert.
+    assert_eq!(
+        first[0],
+        format!("{t} plot [\"{}\",\"{}\"] []", iso(end - 600), iso(end))
+    );
+    assert_eq!(first[1..], cycles_of(&input, 0, false)[..]);
+    for seed in 1..4 {
+        assert_eq!(cycles_of(&input, seed, true), first, "seed {seed}");
     }
 }

@@ -16,29 +16,36 @@
 //! expired hour subtracted ([`baseline`]); median and half the 16–84 %
 //! range; when the state has none, the first one comes from the DB
 //! ([`dbbase`]). Only samples within the band join it: a jump cannot widen its
-//! own band, and a lasting change keeps alerting (with reminders) until
-//! the state is reset (`km3mon` state dir, `rttc` node). Saved in the
-//! node's state, so a restart keeps it.
+//! own band. Samples outside it collect in a candidate baseline; when the
+//! new level has stayed within its own band for `adopt_after` (6 h) it
+//! becomes the DU's baseline (a White Rabbit re-calibration or a fibre
+//! change moves the RTTC for good): `rttc:<du>` resolves with "new
+//! baseline … ps (±… ps from the old)" and a warning in the log, so the
+//! shift is acknowledged once instead of alerting until the state is
+//! reset. `adopt_after = 0` keeps the old baseline (alerting, with
+//! reminders) until the node's state is deleted. Saved in the node's
+//! state, so a restart keeps it.
 //!
 //! Fixes of the original: the session is defined again after any error
 //! (the original ended when the definition failed and died on a bad
 //! body); the spread is a quantile range, not std(wr_mu) − Σ std(δ); one
 //! deviation plot for all DUs instead of a 16 × 4·n_DU inch figure (920
-//! inches on ARCA-230).
+//! inches on ARCA-230): the DUs within their band in grey, the (at most
+//! [`LEGEND_DUS`]) DUs furthest off it in colours with their deviation in
+//! the legend, so the one DU that moved stands out among 230.
 
 pub mod baseline;
 pub mod client;
 pub mod dbbase;
+mod draw;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 use pipeline::item::{Item, Row, Time, TICKS_PER_SECOND, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
-use pipeline::plot::{Marker, Plot, PlotSpec, Series, TimeSeries};
 use pipeline::runtime::source::{channel_source, wall_ticks, Feed};
 use pipeline::runtime::state::StateStore;
 use pipeline::runtime::Mode;
@@ -84,6 +91,13 @@ pub struct Rttc {
     /// Seconds between reminders of a firing alert (0 = none).
     #[serde(default, deserialize_with = "timespan::de::secs")]
     pub reminder_interval: u64,
+    /// Seconds a new level must stay stable outside the old band before
+    /// it becomes the baseline (0 = never; at most 24 h).
+    #[serde(
+        default = "default_adopt_after",
+        deserialize_with = "timespan::de::secs"
+    )]
+    pub adopt_after: u64,
     /// Hours of samples on the plot (the original kept 1000 ≈ 2.8 h).
     #[serde(
         default = "default_plot_hours",
@@ -116,6 +130,9 @@ fn default_min_band() -> f64 {
 }
 fn default_alert_after() -> u64 {
     60
+}
+fn default_adopt_after() -> u64 {
+    6 * 3600
 }
 fn default_plot_hours() -> u64 {
     3
@@ -160,6 +177,14 @@ impl Node for Rttc {
             e.push((
                 "detector_manager".into(),
                 "the Detector Manager's address is required (DETECTOR_MANAGER_IP)".into(),
+            ));
+        }
+        if self.adopt_after != 0
+            && (self.adopt_after <= self.alert_after || self.adopt_after > 24 * 3600)
+        {
+            e.push((
+                "adopt_after".into(),
+                "must be 0 (never) or longer than alert_after and at most 24 h".into(),
             ));
         }
         e
@@ -307,10 +332,24 @@ pub fn baseline_row(time_s: u64, du: u32, rttc: f64) -> Row {
 pub struct Saved {
     pub baselines: BTreeMap<u32, baseline::Saved>,
     pub alerts: AlertBook,
+    /// Per DU, a new level outside the band: (since UTC s, its baseline).
+    #[serde(default)]
+    pub candidates: BTreeMap<u32, (u64, baseline::Saved)>,
+}
+
+/// At most this many DUs off their band get a colour and a legend line.
+pub const LEGEND_DUS: usize = 10;
+
+/// A level outside the DU's band since `since_s`, becoming the baseline
+/// once stable for `adopt_after`.
+struct Candidate {
+    since_s: u64,
+    baseline: Baseline,
 }
 
 struct DuState {
     baseline: Baseline,
+    candidate: Option<Candidate>,
     /// (UTC s, RTTC ps).
     samples: VecDeque<(u64, f64)>,
     /// Outside the band since (ns).
@@ -325,6 +364,7 @@ pub struct RttcMonitor {
     sigmas: f64,
     min_band: f64,
     after_ns: u64,
+    adopt_s: u64,
     keep_s: u64,
     dus: BTreeMap<u32, DuState>,
     alerts: AlertBook,
@@ -341,6 +381,7 @@ impl RttcMonitor {
             sigmas: c.band_sigmas,
             min_band: c.min_band,
             after_ns: c.alert_after * 1_000_000_000,
+            adopt_s: c.adopt_after,
             keep_s: c.plot_hours * 3600,
             dus: dus
                 .iter()
@@ -349,6 +390,7 @@ impl RttcMonitor {
                         du,
                         DuState {
                             baseline: Baseline::new(24),
+                            candidate: None,
                             samples: VecDeque::new(),
                             out_since: None,
                             last: None,
@@ -368,6 +410,14 @@ impl RttcMonitor {
                 d.baseline = Baseline::restore(24, b);
             }
         }
+        for (du, (since_s, b)) in &s.candidates {
+            if let Some(d) = self.dus.get_mut(du) {
+                d.candidate = Some(Candidate {
+                    since_s: *since_s,
+                    baseline: Baseline::restore(24, b),
+                });
+            }
+        }
         self.alerts.restore(s.alerts);
     }
 
@@ -379,6 +429,14 @@ impl RttcMonitor {
                 .map(|(du, d)| (*du, d.baseline.save()))
                 .collect(),
             alerts: self.alerts.clone(),
+            candidates: self
+                .dus
+                .iter()
+                .filter_map(|(du, d)| {
+                    let c = d.candidate.as_ref()?;
+                    Some((*du, (c.since_s, c.baseline.save())))
+                })
+                .collect(),
         }
     }
 
@@ -396,18 +454,52 @@ impl RttcMonitor {
         let now_ns = t * TICK_NS;
         self.last_ns = self.last_ns.max(now_ns);
         let (min_samples, after_ns, keep_s) = (self.min_samples, self.after_ns, self.keep_s);
+        let (sigmas, min_band, adopt_s) = (self.sigmas, self.min_band, self.adopt_s);
+        let half_of = |b: &baseline::Band| (sigmas * b.spread).max(min_band);
         let Some(d) = self.dus.get_mut(&du) else {
             return;
         };
         // Judged against the past; only a sample within the band joins it
         // (a jump must not widen its own band until it looks normal).
         let band = d.baseline.band().filter(|b| b.samples >= min_samples);
-        let half = band.map(|b| (self.sigmas * b.spread).max(self.min_band));
-        let outside = band
-            .zip(half)
-            .is_some_and(|(b, h)| (rttc - b.median).abs() > h);
+        let mut outside = band.is_some_and(|b| (rttc - b.median).abs() > half_of(&b));
         let now_s = now_ns / 1_000_000_000;
-        if !outside {
+        let mut adopted = None;
+        if outside {
+            // The new level must be as steady as the old one was: a
+            // sample further from the candidate's median than the old
+            // band's half width starts it again.
+            let c = d.candidate.get_or_insert_with(|| Candidate {
+                since_s: now_s,
+                baseline: Baseline::new(24),
+            });
+            let own = c.baseline.band();
+            if own
+                .zip(band)
+                .is_some_and(|(new, old)| (rttc - new.median).abs() > half_of(&old))
+            {
+                *c = Candidate {
+                    since_s: now_s,
+                    baseline: Baseline::new(24),
+                };
+            }
+            c.baseline.add(now_s, rttc);
+            let ready = c.baseline.band().filter(|b| b.samples >= min_samples);
+            if adopt_s > 0 && now_s >= c.since_s + adopt_s {
+                if let (Some(new), Some(old)) = (ready, band) {
+                    let stable = match now_s - c.since_s {
+                        s if s < 120 => format!("{s} s"),
+                        s if s < 7200 => format!("{} min", s / 60),
+                        s => format!("{:.1} h", s as f64 / 3600.0),
+                    };
+                    adopted = Some((new.median, new.median - old.median, stable));
+                    d.baseline = std::mem::replace(&mut c.baseline, Baseline::new(24));
+                    d.candidate = None;
+                    outside = false;
+                }
+            }
+        } else {
+            d.candidate = None;
             d.baseline.add(now_s, rttc);
         }
         d.samples.push_back((now_s, rttc));
@@ -422,9 +514,20 @@ impl RttcMonitor {
             }
         } else {
             d.out_since = None;
-            if let Some(a) = self.alerts.clear(&format!("rttc:{du}"), now_ns, || {
-                format!("RTTC of DU{du}'s base CLB is back within its band ({rttc:.0} ps)")
-            }) {
+            let message = match adopted {
+                Some((median, shift, stable)) => {
+                    tracing::warn!(
+                        "RTTC of DU{du}: new baseline {median:.0} ps ({shift:+.0} ps from the old one), stable for {stable}"
+                    );
+                    format!(
+                        "RTTC of DU{du}'s base CLB: new baseline {median:.0} ps ({shift:+.0} ps from the old one), stable for {stable}; check the DU's time calibration"
+                    )
+                }
+                None => {
+                    format!("RTTC of DU{du}'s base CLB is back within its band ({rttc:.0} ps)")
+                }
+            };
+            if let Some(a) = self.alerts.clear(&format!("rttc:{du}"), now_ns, || message) {
                 out.give(t, Item::Alert(a));
             }
         }
@@ -471,59 +574,6 @@ impl RttcMonitor {
                 out.give(t, Item::Alert(a));
             }
         }
-    }
-
-    fn draw(&self, stamp: Time, out: &mut Out) {
-        let palette = crate::monitors::ahrs::palette(self.dus.len());
-        let mut series = Vec::new();
-        let mut docs = Vec::new();
-        for ((du, d), color) in self.dus.iter().zip(palette) {
-            let band = d.baseline.band();
-            let median = band.map(|b| b.median);
-            if let Some(m) = median {
-                series.push(Series {
-                    name: format!("DU{du}"),
-                    color,
-                    marker: Marker::Cross,
-                    line: false,
-                    points: d.samples.iter().map(|(s, v)| (*s as f64, v - m)).collect(),
-                });
-            }
-            docs.push(serde_json::json!({
-                "du": du,
-                "median_ps": median,
-                "spread_ps": band.map(|b| b.spread),
-                "band_ps": band.map(|b| self.half_width(&b)),
-                "baseline_samples": band.map_or(0, |b| b.samples),
-                "firing": self.alerts.is_firing(&format!("rttc:{du}")),
-                "samples": d.samples,
-            }));
-        }
-        let end_ns = self.last_ns + TICK_NS;
-        let doc = serde_json::json!({
-            "det_id": self.det_id,
-            "time_utc": crate::shell::iso((end_ns / 1_000_000_000) as i64),
-            "unit": "ps",
-            "dus": docs,
-        });
-        let plot = Plot {
-            name: self.name.clone(),
-            spec: PlotSpec::TimeSeries(TimeSeries {
-                title: format!(
-                    "RTTC of the base CLBs minus each DU's 24-h median in Det ID {}",
-                    self.det_id
-                ),
-                data_time_ns: end_ns,
-                y_label: "RTTC − median [ps]".into(),
-                log_y: false,
-                minor_ticks: false,
-                series,
-                markers: Vec::new(),
-                y_auto: true,
-            }),
-            json: serde_json::to_string(&doc).ok(),
-        };
-        out.give(stamp, Item::Plot(Arc::new(plot)));
     }
 }
 

@@ -154,6 +154,13 @@ fn a_jump_fires_once_and_resolves() {
         })
         .unwrap();
     assert_eq!(plot.name, "rttc");
+    // Two DUs: each its colour and legend line, both back in their band.
+    let pipeline::plot::PlotSpec::TimeSeries(ts) = &plot.spec else {
+        panic!("a time series")
+    };
+    let names: Vec<&str> = ts.series.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["DU1", "DU2"]);
+    assert_ne!(ts.series[0].color, ts.series[1].color);
     let doc: serde_json::Value = serde_json::from_str(plot.json.as_deref().unwrap()).unwrap();
     let median = doc["dus"][0]["median_ps"].as_f64().unwrap();
     assert!((median - nominal_rttc(1)).abs() <= 2.0, "{median}");
@@ -272,4 +279,157 @@ fn baseline_from_the_db_stand_in() {
     assert!((138..=144).contains(&band.samples), "{band:?}");
     assert!((band.median - nominal_rttc(2)).abs() <= 2.0, "{band:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn adopting(adopt_after: u64) -> Rttc {
+    serde_json::from_str(&format!(
+        r#"{{"detector_manager": "x", "min_samples": 20, "alert_after": 60, "adopt_after": {adopt_after}}}"#
+    ))
+    .unwrap()
+}
+
+/// A lasting shift (a White Rabbit re-calibration): `rttc:2` fires 60 s
+/// after it; after `adopt_after` (600 s here) at the new, stable level the
+/// level becomes the baseline: one RESOLVED saying "new baseline" and the
+/// shift, nothing more while it stays there; the same whatever the
+/// batching. With `adopt_after = 0` it keeps firing.
+#[test]
+fn a_lasting_shift_becomes_the_new_baseline() {
+    let input: Vec<_> = (0..240u64)
+        .map(|k| {
+            let ns = T0 + k * 10_000_000_000;
+            let shift = if k >= 90 { 500.0 } else { 0.0 };
+            (at(ns), vec![row(ns, 1, 0.0, k), row(ns, 2, shift, k)])
+        })
+        .collect();
+    let mut m = RttcMonitor::new(&adopting(600), 44, &[1, 2], "rttc");
+    let out = run_by_hand(&mut m, input.clone());
+    let got = alerts(&out);
+    assert_eq!(
+        got.iter()
+            .map(|(t, k, s)| (*t, k.as_str(), *s))
+            .collect::<Vec<_>>(),
+        vec![
+            (T0 + 960_000_000_000, "rttc:2", AlertState::Firing),
+            (T0 + 1_500_000_000_000, "rttc:2", AlertState::Resolved),
+        ],
+        "adopted 600 s after the shift at 900 s"
+    );
+    let resolved = out
+        .iter()
+        .find_map(|(_, i)| match i {
+            Item::Alert(a) if a.state == AlertState::Resolved => Some(a.message.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        resolved.contains("new baseline") && resolved.contains("+50"),
+        "{resolved}"
+    );
+    let median = m.saved().baselines[&2].clone();
+    let band = baseline::Baseline::restore(24, &median).band().unwrap();
+    assert!(
+        (band.median - nominal_rttc(2) - 500.0).abs() <= 4.0,
+        "{band:?}"
+    );
+    for seed in 1..4 {
+        let mut m = RttcMonitor::new(&adopting(600), 44, &[1, 2], "rttc");
+        assert_eq!(
+            alerts(&drive(&mut m, random_steps(&input, seed))),
+            got,
+            "seed {seed}"
+        );
+    }
+    let mut never = RttcMonitor::new(&adopting(0), 44, &[1, 2], "rttc");
+    let got = alerts(&run_by_hand(&mut never, input));
+    assert_eq!(got.len(), 1, "{got:?}");
+}
+
+/// A level that does not settle (jumping between +300 and +900 ps) is
+/// never adopted: the candidate starts again with every jump.
+#[test]
+fn an_unstable_level_is_not_adopted() {
+    let input: Vec<_> = (0..240u64)
+        .map(|k| {
+            let ns = T0 + k * 10_000_000_000;
+            let shift = match k {
+                0..90 => 0.0,
+                _ if (k / 25) % 2 == 0 => 300.0,
+                _ => 900.0,
+            };
+            (at(ns), vec![row(ns, 2, shift, k)])
+        })
+        .collect();
+    let mut m = RttcMonitor::new(&adopting(600), 44, &[2], "rttc");
+    let got = alerts(&run_by_hand(&mut m, input));
+    assert_eq!(got.len(), 1, "fires once, never resolved: {got:?}");
+    assert_eq!(got[0].2, AlertState::Firing);
+    let cand = &m.saved().candidates[&2];
+    assert!(cand.0 > T0 / 1_000_000_000 + 900, "{}", cand.0);
+}
+
+/// The config check: `adopt_after` longer than `alert_after`, ≤ 24 h.
+#[test]
+fn adopt_after_is_checked() {
+    assert!(adopting(0).check().is_empty());
+    assert!(adopting(600).check().is_empty());
+    assert_eq!(adopting(30).check()[0].0, "adopt_after");
+    assert_eq!(adopting(25 * 3600).check()[0].0, "adopt_after");
+}
+
+/// rttc.png with many DUs: grey for the DUs within their band (one legend
+/// line with their count), colours and the deviation for those off it.
+#[test]
+fn the_plot_colours_only_the_dus_off_their_band() {
+    let dus: Vec<u32> = (1..=30).collect();
+    let input: Vec<_> = (0..120u64)
+        .map(|k| {
+            let ns = T0 + k * 10_000_000_000;
+            let items = dus
+                .iter()
+                .map(|&du| {
+                    let jump = if k >= 100 && (du == 7 || du == 12) {
+                        400.0 * f64::from(du / 6)
+                    } else {
+                        0.0
+                    };
+                    row(ns, du, jump, k + u64::from(du))
+                })
+                .collect();
+            (at(ns), items)
+        })
+        .collect();
+    let mut m = RttcMonitor::new(&config(), 44, &dus, "rttc");
+    let out = run_by_hand(&mut m, input);
+    let plot = out
+        .iter()
+        .rev()
+        .find_map(|(_, i)| match i {
+            Item::Plot(p) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let pipeline::plot::PlotSpec::TimeSeries(ts) = &plot.spec else {
+        panic!("a time series")
+    };
+    let names: Vec<&str> = ts
+        .series
+        .iter()
+        .map(|s| s.name.as_str())
+        .filter(|n| !n.is_empty())
+        .collect();
+    assert_eq!(ts.series.len(), 30);
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "28 DUs within their band");
+    // The furthest off first, each with its deviation (+800, +400 ps ± noise).
+    let dev = |n: &str, du: &str| -> f64 {
+        let rest = n.strip_prefix(du).unwrap_or_else(|| panic!("{n}"));
+        rest.trim().split(' ').next().unwrap().parse().unwrap()
+    };
+    assert!((dev(names[1], "DU12") - 800.0).abs() < 15.0, "{names:?}");
+    assert!((dev(names[2], "DU7") - 400.0).abs() < 15.0, "{names:?}");
+    assert!(
+        names[1..].iter().all(|n| n.ends_with("ps (alert)")),
+        "{names:?}"
+    );
 }

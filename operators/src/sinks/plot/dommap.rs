@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::colormap::{color, rgb};
-use super::{centered, draw_colorbar, draw_title, text, FONT};
+use super::{draw_colorbar, draw_title, text, FONT};
 
 pub const SIZE: (u32, u32) = (1200, 720);
 
@@ -130,22 +130,33 @@ pub fn render(buf: &mut [u8], m: &DomMap) -> anyhow::Result<()> {
             .chain([(rgb(m.missing), "no data".to_string())])
             .collect()
     };
-    let slot = lw as i32 / (items.len() as i32 + 1);
-    for (i, (c, label)) in items.iter().enumerate() {
-        let x = slot / 2 + slot * i as i32 + slot / 4;
+    // The DOM count first, then the colours after it, spaced evenly over
+    // the rest of the width but never closer than their own width (the
+    // count once sat centred on the first label).
+    let counts = format!(
+        "{} DOMs, {} with data",
+        m.doms.len(),
+        m.doms.iter().filter(|d| d.value.is_some()).count()
+    );
+    let (counts_w, _) = legend.estimate_text_size(&counts, &text(13.0))?;
+    legend.draw_text(
+        &counts,
+        &text(13.0).pos(Pos::new(HPos::Left, VPos::Center)),
+        (12, 22),
+    )?;
+    let x0 = 12 + counts_w as i32 + 40;
+    let slot = (lw as i32 - x0 - 12) / items.len().max(1) as i32;
+    let mut x = x0 + 7;
+    for (c, label) in &items {
         legend.draw(&Circle::new((x, 22), 7, c.filled()))?;
         legend.draw_text(
             label,
             &text(15.0).pos(Pos::new(HPos::Left, VPos::Center)),
             (x + 14, 22),
         )?;
+        let (w, _) = legend.estimate_text_size(label, &text(15.0))?;
+        x += slot.max(14 + w as i32 + 24);
     }
-    let counts = format!(
-        "{} DOMs, {} with data",
-        m.doms.len(),
-        m.doms.iter().filter(|d| d.value.is_some()).count()
-    );
-    legend.draw_text(&counts, &centered(text(13.0)), (slot / 4 + 40, 22))?;
     root.present()?;
     Ok(())
 }

@@ -298,7 +298,8 @@ pub fn render(buf: &mut [u8], s: &TimeSeries) -> anyhow::Result<()> {
     }
     // Legend, top left inside the plot.
     let (lx, mut ly) = (rest.get_base_pixel().0 + 100, y_top + 16);
-    for r in &s.series {
+    // A series without a name shares the legend line of one before it.
+    for r in s.series.iter().filter(|r| !r.name.is_empty()) {
         marker_at(&root, (lx, ly), r.marker, rgb(r.color))?;
         root.draw_text(
             &r.name,
