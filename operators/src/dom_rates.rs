@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use daq::detector::IdMap;
+use daq::summary::Summaryslice;
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Colormap, DomMap, Plot, PlotSpec};
@@ -92,14 +93,52 @@ impl Node for DomRates {
     }
 }
 
-/// The open window: per DOM (sum of summed rates in Hz, slices). Looked
-/// up per frame and never iterated: a hash map by DOM id (a B-tree
-/// search per frame was a tenth of this monitor's time on ARCA).
+/// The open window: per DOM (sum of summed rates in Hz, slices), in
+/// `sums` at the DOM's slot. Looked up per frame and never iterated: a
+/// hash map by DOM id (a B-tree search per frame was a tenth of this
+/// monitor's time on ARCA), skipped altogether while slices list the same
+/// DOMs in the same order as the one before (they usually do).
 #[derive(Default)]
 struct Window {
-    sums: IdMap<(f64, u32)>,
+    slot: IdMap<u32>,
+    sums: Vec<(f64, u32)>,
+    /// The DOM ids of the last slice and their slots.
+    last_doms: Vec<u32>,
+    last_slots: Vec<u32>,
     /// End of the latest summaryslice seen (ns).
     data_end_ns: u64,
+}
+
+impl Window {
+    fn add(&mut self, s: &Summaryslice) {
+        if s.frames.len() != self.last_doms.len()
+            || s.frames
+                .iter()
+                .zip(&self.last_doms)
+                .any(|(f, d)| f.dom_id != *d)
+        {
+            self.last_doms.clear();
+            self.last_slots.clear();
+            for f in &s.frames {
+                let next = self.sums.len() as u32;
+                let i = *self.slot.entry(f.dom_id).or_insert(next);
+                if i == next {
+                    self.sums.push((0.0, 0));
+                }
+                self.last_doms.push(f.dom_id);
+                self.last_slots.push(i);
+            }
+        }
+        for (f, i) in s.frames.iter().zip(&self.last_slots) {
+            let e = &mut self.sums[*i as usize];
+            e.0 += f.rate_sum_hz();
+            e.1 += 1;
+        }
+    }
+
+    fn get(&self, dom: u32) -> Option<(f64, u32)> {
+        self.slot.get(&dom).map(|i| self.sums[*i as usize])
+    }
 }
 
 pub struct DomRatesMonitor {
@@ -125,7 +164,7 @@ impl DomRatesMonitor {
 
     fn close(&mut self, stamp: Time, out: &mut Out) {
         let w = std::mem::take(&mut self.open);
-        let mean_khz = |dom: u32| w.sums.get(&dom).map(|(s, n)| s / f64::from(*n) / 1000.0);
+        let mean_khz = |dom: u32| w.get(dom).map(|(s, n)| s / f64::from(n) / 1000.0);
         let map = DomMap {
             title: format!("DOM Rates for DetID-{}", self.layout.det_id),
             data_time_ns: w.data_end_ns,
@@ -160,11 +199,7 @@ impl Monitor<Item> for DomRatesMonitor {
                 continue;
             };
             w.data_end_ns = w.data_end_ns.max(s.header.utc_ns() + TICK_NS);
-            for f in &s.frames {
-                let e = w.sums.entry(f.dom_id).or_default();
-                e.0 += f.rate_sum_hz();
-                e.1 += 1;
-            }
+            w.add(&s);
         }
     }
 
