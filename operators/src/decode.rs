@@ -291,7 +291,7 @@ impl Node for Decode {
                 let mut doms = DomFilter::new(detector.as_deref());
                 move |input, output| {
                     input.for_each(|cap, data| {
-                        let decoded: Vec<Item> = metrics.busy(|| {
+                        let mut decoded: Vec<Item> = metrics.busy(|| {
                             data.iter()
                                 .filter_map(|i| match i {
                                     Item::Message(m) if tags.contains(&m.tag) => {
@@ -302,7 +302,7 @@ impl Node for Decode {
                                 .collect()
                         });
                         if !decoded.is_empty() {
-                            output.session(&cap).give_iterator(decoded.into_iter());
+                            output.session(&cap).give_container(&mut decoded);
                         }
                     });
                 }
