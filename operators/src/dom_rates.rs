@@ -292,4 +292,37 @@ mod tests {
             vec![0.0]
         );
     }
+
+    #[test]
+    fn slot_sums_equal_a_plain_sum_whatever_the_dom_order() {
+        // Repeated sequences, a reordered one, a shorter one and a new DOM:
+        // each DOM's sum is the one a map per frame gives, bit for bit.
+        let slices: Vec<Vec<(u32, u8)>> = vec![
+            vec![(1, 10), (2, 20), (3, 30)],
+            vec![(1, 11), (2, 21), (3, 31)],
+            vec![(3, 32), (1, 12), (2, 22)],
+            vec![(3, 33), (1, 13), (2, 23)],
+            vec![(2, 24)],
+            vec![(1, 14), (4, 40), (2, 25), (3, 34)],
+            vec![(1, 15), (4, 41), (2, 26), (3, 35)],
+        ];
+        let mut w = Window::default();
+        let mut plain: std::collections::BTreeMap<u32, (f64, u32)> = Default::default();
+        for (i, frames) in slices.iter().enumerate() {
+            let Item::Summaryslice(s) = slice(1_600_000_000 + i as u32, frames) else {
+                unreachable!()
+            };
+            w.add(&s);
+            for f in &s.frames {
+                let e = plain.entry(f.dom_id).or_default();
+                e.0 += f.rate_sum_hz();
+                e.1 += 1;
+            }
+        }
+        for (dom, (sum, n)) in &plain {
+            let (got, m) = w.get(*dom).unwrap();
+            assert_eq!((got.to_bits(), m), (sum.to_bits(), *n), "DOM {dom}");
+        }
+        assert_eq!(w.get(5), None);
+    }
 }
