@@ -121,6 +121,46 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_hands_each_reader_its_messages_in_order() {
+        use timely::dataflow::operators::capture::{Capture, Event};
+        use timely::dataflow::operators::ToStream;
+        let input: Vec<Item> = ["IO_SUM", "IO_MONIT", "MSG", "IO_MONIT", "IO_SUM"]
+            .iter()
+            .map(|t| msg(t))
+            .collect();
+        let got = timely::example(move |scope| {
+            let stream = input.to_stream(scope).container::<Vec<Item>>();
+            let wants = vec![
+                None,
+                Some(vec!["IO_MONIT".to_string()]),
+                Some(vec!["IO_SUM".to_string(), "MSG".to_string()]),
+            ];
+            split_by_tag(stream, wants)
+                .into_iter()
+                .map(|s| s.capture())
+                .collect::<Vec<_>>()
+        });
+        let tags = |rx: &std::sync::mpsc::Receiver<Event<u64, Vec<Item>>>| -> Vec<String> {
+            rx.try_iter()
+                .flat_map(|e| match e {
+                    Event::Messages(_, items) => items,
+                    Event::Progress(_) => Vec::new(),
+                })
+                .map(|i| match i {
+                    Item::Message(m) => m.tag.clone(),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            tags(&got[0]),
+            ["IO_SUM", "IO_MONIT", "MSG", "IO_MONIT", "IO_SUM"]
+        );
+        assert_eq!(tags(&got[1]), ["IO_MONIT", "IO_MONIT"]);
+        assert_eq!(tags(&got[2]), ["IO_SUM", "MSG", "IO_SUM"]);
+    }
+
+    #[test]
     fn each_reader_gets_its_tags_and_other_items_go_to_all() {
         let mut m = Masks::new(vec![
             None,
