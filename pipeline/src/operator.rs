@@ -52,6 +52,14 @@ pub trait Node: Send + Sync + 'static {
         self.produces().into_iter().collect()
     }
 
+    /// The message tags this node reads, if only some: the compiler then
+    /// hands it the messages of those tags alone (one pass over a shared
+    /// message stream instead of a copy of every batch per reader). The
+    /// node must still tolerate other items (a graph may not split).
+    fn message_tags(&self) -> Option<Vec<String>> {
+        None
+    }
+
     /// Checks beyond what the types express, as `(key path within the node,
     /// message)`; they are reported with the rest of the validation errors.
     fn check(&self) -> Vec<(String, String)> {

@@ -24,7 +24,7 @@ use pipeline::runtime::metrics::{DropReason, NodeMetrics};
 use pipeline::StreamKind;
 use serde::Deserialize;
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -72,6 +72,16 @@ pub struct Decode {
     /// status words, which is all the time-sync check needs).
     #[serde(default)]
     pub hits: bool,
+}
+
+impl Decode {
+    fn tags(&self) -> Vec<String> {
+        if self.tags.is_empty() {
+            self.kind.default_tags()
+        } else {
+            self.tags.clone()
+        }
+    }
 }
 
 impl NodeConfig for Decode {
@@ -249,6 +259,10 @@ impl Node for Decode {
     fn produces(&self) -> Option<StreamKind> {
         Some(self.kind.stream())
     }
+    /// Only these tags reach the decoder (and cross to other workers).
+    fn message_tags(&self) -> Option<Vec<String>> {
+        Some(self.tags())
+    }
     fn check(&self) -> Vec<(String, String)> {
         self.tags
             .iter()
@@ -264,30 +278,12 @@ impl Node for Decode {
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("decode needs an input"))?;
         let (kind, hits) = (self.kind, self.hits);
-        let tags = if self.tags.is_empty() {
-            kind.default_tags()
-        } else {
-            self.tags.clone()
-        };
+        let tags = self.tags();
         let detector = ctx.env.detector_model.clone();
         let metrics = ctx.metrics.clone();
-        // Only this decoder's tags cross to other workers: every decoder
-        // sees the whole message stream.
-        let selected = tags.clone();
-        let input = input.unary::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
-            Pipeline,
-            "decode_tags",
-            move |_, _| {
-                move |input, output| {
-                    input.for_each(|cap, data| {
-                        data.retain(|i| matches!(i, Item::Message(m) if selected.contains(&m.tag)));
-                        if !data.is_empty() {
-                            output.session(&cap).give_container(data);
-                        }
-                    });
-                }
-            },
-        );
+        // The graph hands this node only its tags (`message_tags`), so
+        // only those cross to other workers; the check below is for a
+        // graph that cannot split its input.
         let out = input.unary::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
             Exchange::new(route),
             "decode",
@@ -295,7 +291,7 @@ impl Node for Decode {
                 let mut doms = DomFilter::new(detector.as_deref());
                 move |input, output| {
                     input.for_each(|cap, data| {
-                        let decoded: Vec<Item> = metrics.busy(|| {
+                        let mut decoded: Vec<Item> = metrics.busy(|| {
                             data.iter()
                                 .filter_map(|i| match i {
                                     Item::Message(m) if tags.contains(&m.tag) => {
@@ -306,7 +302,7 @@ impl Node for Decode {
                                 .collect()
                         });
                         if !decoded.is_empty() {
-                            output.session(&cap).give_iterator(decoded.into_iter());
+                            output.session(&cap).give_container(&mut decoded);
                         }
                     });
                 }

@@ -11,6 +11,7 @@ pub mod progress;
 pub mod prom;
 pub mod queue;
 pub mod source;
+pub mod split;
 pub mod state;
 
 use std::cell::RefCell;
@@ -290,9 +291,20 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
             let mut bridges: HashMap<String, later::BridgeRef> = HashMap::new();
             let built = worker.dataflow::<Time, _, _>(|scope| -> anyhow::Result<()> {
                 let mut streams: HashMap<String, ItemStream<'_>> = HashMap::new();
+                let mut routed: Routed<'_> = HashMap::new();
                 for spec in graph.nodes.iter().filter(|n| !late.contains(&n.name)) {
-                    let out = build_node(scope, spec, &graph, &streams, &env, &io, &watch)?;
+                    let out = build_node(
+                        scope,
+                        spec,
+                        &graph,
+                        &streams,
+                        &mut routed,
+                        &env,
+                        &io,
+                        &watch,
+                    )?;
                     if let Some(o) = out {
+                        split_messages(spec, &o, &graph, &late, &mut routed);
                         streams.insert(spec.name.clone(), o);
                     }
                 }
@@ -352,7 +364,16 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
                         .map(|(name, b)| (name, later::bridged(scope, b)))
                         .collect();
                     for spec in graph.nodes.iter().filter(|n| late.contains(&n.name)) {
-                        let out = build_node(scope, spec, &graph, &streams, &env2, &io, &watch)?;
+                        let out = build_node(
+                            scope,
+                            spec,
+                            &graph,
+                            &streams,
+                            &mut HashMap::new(),
+                            &env2,
+                            &io,
+                            &watch,
+                        )?;
                         if let Some(o) = out {
                             streams.insert(spec.name.clone(), o);
                         }
@@ -430,14 +451,47 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
 /// Told (det_id, run) of the DAQ frames on every change.
 type Watch = Arc<dyn Fn(i32, i32) + Send + Sync>;
 
+/// An input stream made for one reader: (producer, reader) → stream.
+type Routed<'s> = HashMap<(String, String), ItemStream<'s>>;
+
+/// A node that emits only messages, read by nodes of which some want only
+/// some tags ([`crate::operator::Node::message_tags`]): one split gives
+/// each reader its own stream ([`split::split_by_tag`]). Nodes built
+/// later (waiting for a detector) still tap the whole stream.
+fn split_messages<'s>(
+    spec: &crate::graph::NodeSpec,
+    out: &ItemStream<'s>,
+    graph: &Graph,
+    late: &std::collections::HashSet<String>,
+    routed: &mut Routed<'s>,
+) {
+    if spec.node.outputs() != [crate::item::StreamKind::Messages] {
+        return;
+    }
+    let readers: Vec<&crate::graph::NodeSpec> = graph
+        .nodes
+        .iter()
+        .filter(|n| !late.contains(&n.name) && n.inputs.contains(&spec.name))
+        .collect();
+    let wants: Vec<Option<Vec<String>>> = readers.iter().map(|n| n.node.message_tags()).collect();
+    if wants.iter().all(Option::is_none) || wants.len() > 64 {
+        return;
+    }
+    for (r, s) in readers.iter().zip(split::split_by_tag(out.clone(), wants)) {
+        routed.insert((spec.name.clone(), r.name.clone()), s);
+    }
+}
+
 /// Builds one node on one worker: its inputs from `streams` (filtered to
 /// the kinds it accepts, concatenated, metered and gated), its output
 /// metered and gated.
+#[allow(clippy::too_many_arguments)]
 fn build_node<'s>(
     scope: timely::dataflow::Scope<'s, Time>,
     spec: &crate::graph::NodeSpec,
     graph: &Graph,
     streams: &HashMap<String, ItemStream<'s>>,
+    routed: &mut Routed<'s>,
     env: &Arc<RunEnv>,
     io: &Rc<RefCell<Vec<std::thread::JoinHandle<()>>>>,
     watch: &Option<Watch>,
@@ -452,7 +506,9 @@ fn build_node<'s>(
             .inputs
             .iter()
             .map(|i| {
-                let s = streams[i].clone();
+                let s = routed
+                    .remove(&(i.clone(), spec.name.clone()))
+                    .unwrap_or_else(|| streams[i].clone());
                 let outputs = graph.node(i).map(|u| u.node.outputs()).unwrap_or_default();
                 if outputs.iter().all(|k| accepts.contains(k)) {
                     s

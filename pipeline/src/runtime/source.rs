@@ -181,6 +181,7 @@ pub fn channel_source<'s>(
                     return;
                 }
                 let mut batches = 0;
+                let mut run: Vec<Item> = Vec::new();
                 loop {
                     match rx.try_recv() {
                         Ok(mut feed) => {
@@ -193,16 +194,18 @@ pub fn channel_source<'s>(
                                 } else {
                                     t
                                 };
-                                let at = c.delayed(&t);
-                                let mut session = output.session(&at);
-                                session.give(item);
-                                // Consecutive items of one time share a session.
+                                // Consecutive items of one time go as one
+                                // container (not cut to the builder's ~80
+                                // items: fewer batches for every operator).
+                                run.push(item);
                                 while let Some((t2, _)) = items.peek() {
                                     if (*t2).max(*c.time()) != t {
                                         break;
                                     }
-                                    session.give(items.next().expect("peeked").1);
+                                    run.push(items.next().expect("peeked").1);
                                 }
+                                output.session(&c.delayed(&t)).give_container(&mut run);
+                                run.clear();
                             }
                             if stop {
                                 cap = None;

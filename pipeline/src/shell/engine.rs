@@ -174,7 +174,11 @@ impl<D, K: Ord> Engine<D, K> {
                 (Some(d), tm) if tm.is_none_or(|tm| d <= tm) => {
                     let mut records = self.pending.pop_front().expect("non-empty").1;
                     if records.len() > 1 {
-                        records.sort_by_key(self.key);
+                        // One key per record (still stable): a key reads
+                        // its record's shared frame, and a comparison sort
+                        // would read it ~2 log n times (4,000 TMCH packets
+                        // a tick for ARCA-230).
+                        records.sort_by_cached_key(self.key);
                     }
                     out.now = d;
                     out.timer_floor = d;

@@ -152,8 +152,36 @@ impl Node for Acoustics {
                 })
             })?;
         }
-        Ok(Some(ordered_items(ctx, input, "acoustics", monitor)))
+        Ok(Some(ordered_items(
+            ctx,
+            clock(input, monitor.off),
+            "acoustics",
+            monitor,
+        )))
     }
+}
+
+/// The TMCH packets are only the monitor's clock: the first record of
+/// each batch carries a batch's data time to worker 0 (the same times
+/// reach the monitor, 5 M packets for 120 s of ARCA-230 do not); none
+/// when the monitor is off.
+fn clock(input: ItemStream<'_>, off: bool) -> ItemStream<'_> {
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::channels::pact::Pipeline;
+    use timely::dataflow::operators::generic::Operator;
+    input.unary::<CapacityContainerBuilder<Vec<Item>>, _, _, _>(
+        Pipeline,
+        "acoustics_clock",
+        move |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    if let Some(first) = data.drain(..).next().filter(|_| !off) {
+                        output.session(&cap).give(first);
+                    }
+                });
+            }
+        },
+    )
 }
 
 /// The TOAs of a window, grouped by DOM, or why the DB gave none.
