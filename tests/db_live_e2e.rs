@@ -13,8 +13,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::live::{root, row, wait_for, wait_port, Guard};
+use common::live::{root, row, wait_for};
 use common::{free_port, km3mon, scratch, testdata};
+use common::{start_ligier, wait_port, Guard};
 use testdb::{Options, TestDb};
 
 #[test]
@@ -44,17 +45,7 @@ fn live_run_takes_the_detector_from_the_frames_and_rides_out_a_db_outage() {
     let web_port = free_port();
     let log = dir.join("run.log");
 
-    let _ligier = Guard(
-        Command::new(km3mon())
-            .args(["ligier", "--port", &lig.to_string()])
-            .env("KM3MON_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        "ligier",
-    );
-    wait_port(lig);
+    let _ligier = start_ligier(lig);
     let mut run = Guard(
         Command::new(km3mon())
             .current_dir(&dir)
@@ -77,7 +68,6 @@ fn live_run_takes_the_detector_from_the_frames_and_rides_out_a_db_outage() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
-        "run",
     );
     wait_port(web_port);
     // Before any frame: waiting, and /status says why.
@@ -100,7 +90,6 @@ fn live_run_takes_the_detector_from_the_frames_and_rides_out_a_db_outage() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
-        "simulate",
     );
     let long = Duration::from_secs(40);
     wait_for("the detector from the first frame", &log, long, |l| {

@@ -201,20 +201,8 @@ fn second_demo_is_refused_untouched(dir: &std::path::Path) {
 /// the suite with a 20 s inactive-DOM threshold: the alert keys that fired.
 fn fault_alerts(test: &str, fault: &str) -> (Vec<String>, String) {
     let dir = scratch(test);
-    let (rec, detx, out) = (dir.join("rec"), dir.join("d.detx"), dir.join("out"));
-    common::run_ok(&[
-        "simulate",
-        "--generate-detector",
-        "3x18",
-        "--write-detector",
-        detx.to_str().unwrap(),
-        "-o",
-        rec.to_str().unwrap(),
-        "--duration",
-        "2m",
-        "--fault",
-        fault,
-    ]);
+    let out = dir.join("out");
+    let (rec, detx) = common::simulate(&dir, "3x18", "2m", &["--fault", fault]);
     let example = std::fs::read_to_string(repo().join("pipeline.toml.example")).unwrap();
     assert!(example.contains("inactive_after = 300"));
     let site = dir.join("site.toml");
@@ -286,20 +274,8 @@ fn trigger_zero_raises_trigger_rate_zero() {
 #[test]
 fn ahrs_drift_turns_the_dus_yaw() {
     let dir = scratch("ahrs");
-    let (rec, detx, out) = (dir.join("rec"), dir.join("d.detx"), dir.join("out"));
-    common::run_ok(&[
-        "simulate",
-        "--generate-detector",
-        "3x18",
-        "--write-detector",
-        detx.to_str().unwrap(),
-        "-o",
-        rec.to_str().unwrap(),
-        "--duration",
-        "2m",
-        "--fault",
-        "ahrs-drift@30s:2",
-    ]);
+    let out = dir.join("out");
+    let (rec, detx) = common::simulate(&dir, "3x18", "2m", &["--fault", "ahrs-drift@30s:2"]);
     let det = daq::detector::Detector::from_file(&detx).unwrap();
     let cols = "DOMID\tACC_OFFSET_X\tACC_OFFSET_Y\tACC_OFFSET_Z\tMAG_XMIN\tMAG_XMAX\tMAG_YMIN\tMAG_YMAX\tMAG_ZMIN\tMAG_ZMAX\tACC_ROT_XX\tACC_ROT_XY\tACC_ROT_XZ\tACC_ROT_YX\tACC_ROT_YY\tACC_ROT_YZ\tACC_ROT_ZX\tACC_ROT_ZY\tACC_ROT_ZZ\tMAG_ROT_XX\tMAG_ROT_XY\tMAG_ROT_XZ\tMAG_ROT_YX\tMAG_ROT_YY\tMAG_ROT_YZ\tMAG_ROT_ZX\tMAG_ROT_ZY\tMAG_ROT_ZZ";
     let ident = "0\t0\t0\t0\t0\t0\t0\t0\t0\t1\t0\t0\t0\t1\t0\t0\t0\t1\t1\t0\t0\t0\t1\t0\t0\t0\t1";

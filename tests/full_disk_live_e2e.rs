@@ -13,8 +13,9 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::live::{root, status, wait_port, Guard};
+use common::live::{root, status};
 use common::{free_port, km3mon, scratch, testdata};
+use common::{start_ligier, wait_port, Guard};
 
 /// Unmounts the test's tmpfs, whatever happens.
 struct Mount(std::path::PathBuf);
@@ -86,17 +87,7 @@ fn live_full_disk_fails_the_writers_once_and_they_recover_when_space_returns() {
     let lig = free_port();
     let web_port = free_port();
     let log = dir.join("run.log");
-    let _ligier = Guard(
-        Command::new(km3mon())
-            .args(["ligier", "--port", &lig.to_string()])
-            .env("KM3MON_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        "ligier",
-    );
-    wait_port(lig);
+    let _ligier = start_ligier(lig);
     let detx = testdata().join("detx/detx_v4.detx");
     let mut run = Guard(
         Command::new(km3mon())
@@ -117,7 +108,6 @@ fn live_full_disk_fails_the_writers_once_and_they_recover_when_space_returns() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
-        "run",
     );
     wait_port(web_port);
     let _sim = Guard(
@@ -131,7 +121,6 @@ fn live_full_disk_fails_the_writers_once_and_they_recover_when_space_returns() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
-        "simulate",
     );
     let failed = |p: u16| -> Vec<(String, String)> {
         nodes(p)

@@ -382,7 +382,9 @@ fn recording_of(frames: &[Vec<u8>], times: usize) -> Vec<u8> {
 }
 
 fn wait_file(path: &Path, expected: &[u8]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Generous: after a restart the clients reconnect on a jittered
+    // back-off, and the full suite keeps both cores busy.
+    let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         let got = std::fs::read(path).unwrap_or_default();
         if got.len() >= expected.len() {

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{free_port, km3mon, testdata};
@@ -182,18 +182,7 @@ fn generated_faults_raise_three_alerts_once_each_and_resolve_them() {
 
     // A log Ligier and a subscriber to its MSG tag.
     let port = free_port();
-    let mut ligier = Command::new(km3mon())
-        .args(["ligier", "--port", &port.to_string()])
-        .env("KM3MON_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ligier did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let ligier = common::start_ligier(port);
     let mut sub =
         ligier::Client::connect(ligier::ClientConfig::new(format!("127.0.0.1:{port}"))).unwrap();
     sub.subscribe(Subscription::new().with(SubMode::Any, Tag::new("MSG").unwrap()))
@@ -287,8 +276,7 @@ fn generated_faults_raise_three_alerts_once_each_and_resolve_them() {
             msgs.push(String::from_utf8_lossy(m.payload()).to_string());
         }
     }
-    let _ = ligier.kill();
-    let _ = ligier.wait();
+    drop(ligier);
     assert_eq!(msgs.len(), 6, "{msgs:?}");
     assert!(
         msgs.iter()

@@ -134,18 +134,7 @@ fn live_log_ligier_lines_and_alerts_reach_msg_log() {
     use std::time::{Duration, Instant};
     let dir = tmp("live");
     let port = common::free_port();
-    let mut ligier = Command::new(km3mon())
-        .args(["ligier", "--port", &port.to_string()])
-        .env("KM3MON_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ligier did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let ligier = common::start_ligier(port);
     let graph = dir.join("g.toml");
     std::fs::write(
         &graph,
@@ -180,6 +169,7 @@ fn live_log_ligier_lines_and_alerts_reach_msg_log() {
         message: "invalid time sync for DOM 1".into(),
         du: None,
         floor: None,
+        wording: Default::default(),
     });
     publisher.publish(tag, daq_line.as_bytes()).unwrap();
     publisher.publish(tag, alert.as_bytes()).unwrap();
@@ -193,9 +183,8 @@ fn live_log_ligier_lines_and_alerts_reach_msg_log() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let _ = run.kill();
-    let _ = ligier.kill();
     let _ = run.wait();
-    let _ = ligier.wait();
+    drop(ligier);
     assert_eq!(
         text,
         format!("MSG.log [DataFilter]: {daq_line}\nMSG.log [Other]: {alert}\n")

@@ -42,26 +42,12 @@ fn ok(out: Output, what: &str) -> Output {
 /// A 2-minute recording of a 3-DU detector: DU 2 floors 1–3 silent from
 /// 10 s to 60 s. Returns (recording, detector file).
 fn silent_doms(dir: &Path) -> (PathBuf, PathBuf) {
-    let (rec, detx) = (dir.join("rec"), dir.join("d.detx"));
-    let mut args = vec![
-        "simulate",
-        "--generate-detector",
-        "3x18",
-        "--write-detector",
-        detx.to_str().unwrap(),
-        "-o",
-        rec.to_str().unwrap(),
-        "--duration",
-        "2m",
-    ];
-    for f in ["2/1", "2/2", "2/3"] {
-        args.push("--fault");
-        args.push(Box::leak(
-            format!("dom-silent@10s+50s:{f}").into_boxed_str(),
-        ));
-    }
-    ok(km3mon(&args), "km3mon simulate");
-    (rec, detx)
+    let faults: Vec<String> = ["2/1", "2/2", "2/3"]
+        .iter()
+        .flat_map(|f| ["--fault".to_string(), format!("dom-silent@10s+50s:{f}")])
+        .collect();
+    let faults: Vec<&str> = faults.iter().map(String::as_str).collect();
+    common::simulate(dir, "3x18", "2m", &faults)
 }
 
 /// The shipped example with a 20 s inactivity threshold and alerts to the

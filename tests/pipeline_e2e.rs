@@ -328,20 +328,6 @@ fn now_s() -> u32 {
         .as_secs() as u32
 }
 
-fn start_ligier(port: u16) -> Child {
-    let child = Command::new(km3mon())
-        .args(["ligier", "--port", &port.to_string()])
-        .env("KM3MON_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ligier did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
-
 fn publish(port: u16, file: &Path) {
     let p = Command::new(km3mon())
         .args([
@@ -364,7 +350,7 @@ fn live_run_survives_a_ligier_restart_and_shuts_down_cleanly() {
     let port = free_port();
     let g = rates_graph(&dir, port, 1);
     let out_dir = dir.join("out");
-    let mut ligier = start_ligier(port);
+    let ligier = common::start_ligier(port);
     let metrics_port = free_port();
     let run = Command::new(km3mon())
         .args([
@@ -388,10 +374,9 @@ fn live_run_survives_a_ligier_restart_and_shuts_down_cleanly() {
     publish(port, &rec1);
 
     // The Ligier dies and comes back on the same port.
-    ligier.kill().unwrap();
-    ligier.wait().unwrap();
+    drop(ligier);
     std::thread::sleep(Duration::from_millis(500));
-    let mut ligier = start_ligier(port);
+    let ligier = common::start_ligier(port);
     std::thread::sleep(Duration::from_millis(1500)); // the client's backoff
 
     // Phase 2: later data, run 501.
@@ -420,8 +405,7 @@ fn live_run_survives_a_ligier_restart_and_shuts_down_cleanly() {
         .unwrap();
     let status = wait(run, Duration::from_secs(20), "km3mon run after SIGTERM");
     assert!(status.success(), "{status:?}");
-    ligier.kill().unwrap();
-    let _ = ligier.wait();
+    drop(ligier);
 
     let csv = std::fs::read_to_string(out_dir.join("data/rates.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv

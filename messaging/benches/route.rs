@@ -43,6 +43,7 @@ fn storm(n: u32, state: AlertState, at_s: u64) -> Vec<Alert> {
                 ),
                 du: Some(du),
                 floor: Some(floor),
+                wording: Default::default(),
             }
         })
         .collect()

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use operators::shell::alerting::AlertKind;
 use operators::shell::alerting::{tick_at_or_after, AlertBook};
 use operators::shell::ns_of;
 use operators::shell::{drive, ordered_items, random_steps, Monitor, Out, Tumbling};
@@ -17,6 +18,13 @@ use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Role};
 use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::Deserialize;
+
+/// The alerts this monitor raises, in words (docs/alerts.md).
+pub const ALERTS: &[AlertKind] = &[AlertKind {
+    key: "no_summaryslices",
+    firing: "no summaryslices",
+    resolved: "summaryslices again",
+}];
 
 // 1. The config struct: serde, unknown keys refused, defaults.
 #[derive(Debug, Deserialize)]
@@ -90,7 +98,7 @@ impl GapMonitor {
             windows: Tumbling::new(c.interval * TICKS_PER_SECOND),
             silent_ns: c.silent_after * 1_000_000_000,
             last_ns: None,
-            alerts: AlertBook::new(node, 0),
+            alerts: AlertBook::new(node, 0).with_kinds(ALERTS),
         }
     }
 

@@ -133,6 +133,16 @@ impl AlertState {
     }
 }
 
+/// What a condition is, in the words of the monitor that raises it
+/// ("inactive" / "sending data again"), so that the people-facing texts
+/// say it as a shifter would without the router knowing every monitor.
+/// Empty: the router falls back to the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Wording {
+    pub firing: String,
+    pub resolved: String,
+}
+
 /// An alert state change (or a reminder that a condition still holds).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Alert {
@@ -155,6 +165,10 @@ pub struct Alert {
     pub du: Option<u32>,
     #[serde(default)]
     pub floor: Option<i32>,
+    /// The condition in words (from the monitor's [`Wording`] of the key's
+    /// condition), for the texts sent to people.
+    #[serde(default)]
+    pub wording: Wording,
 }
 
 /// A MSG log line (UTF-8, lossily decoded).

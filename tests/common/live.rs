@@ -1,23 +1,10 @@
-//! Helpers of the tests of live runs: child processes that do not outlive
-//! a failing test, /api/status, waiting on a log or a port (bounded).
+//! Helpers of the tests of live runs: /api/status, waiting on a log or a
+//! port (bounded). Child processes: [`super::Guard`].
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
-
-/// Kills a child process if the test fails half-way.
-pub struct Guard(pub Child, pub &'static str);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -58,13 +45,5 @@ pub fn wait_for(what: &str, log: &Path, within: Duration, mut cond: impl FnMut(&
             "{what}: not within {within:?}; log:\n{text}"
         );
         std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-pub fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -6,7 +6,7 @@ pub mod browser;
 pub mod live;
 pub mod smtp;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The KM3NeT sample files: `$KM3MON_TESTDATA`, else `../shared/testdata`
 /// beside the workspace.
@@ -143,6 +143,58 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Waits (at most 20 s) until something listens on 127.0.0.1:`port`.
+#[allow(dead_code)]
+pub fn wait_port(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Starts `km3mon ligier --port PORT` (logging at warn, output dropped)
+/// and waits until it listens; killed when the guard drops.
+#[allow(dead_code)]
+pub fn start_ligier(port: u16) -> Guard {
+    let child = std::process::Command::new(km3mon())
+        .args(["ligier", "--port", &port.to_string()])
+        .env("KM3MON_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start km3mon ligier");
+    let guard = Guard(child);
+    wait_port(port);
+    guard
+}
+
+/// `km3mon simulate` of a generated detector `shape` (e.g. `3x18`) for
+/// `duration` of data into `DIR/rec`, the detector saved as `DIR/d.detx`,
+/// with the `extra` options (faults, rates, seed); returns (recording,
+/// detector file).
+#[allow(dead_code)]
+pub fn simulate(dir: &Path, shape: &str, duration: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (rec, detx) = (dir.join("rec"), dir.join("d.detx"));
+    let mut args = vec![
+        "simulate",
+        "--generate-detector",
+        shape,
+        "--write-detector",
+        detx.to_str().unwrap(),
+        "-o",
+        rec.to_str().unwrap(),
+        "--duration",
+        duration,
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    (rec, detx)
 }
 
 /// A running `km3mon demo` and what its one stdout line says.

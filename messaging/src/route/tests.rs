@@ -25,6 +25,7 @@ fn alert(key: &str, state: AlertState, at_s: u64) -> Alert {
         message: format!("{key} is {}", state.name()),
         du: None,
         floor: None,
+        wording: super::text::wording_of(key),
     }
 }
 
@@ -95,7 +96,7 @@ to = ["shift@example.org"]
 match = "trigger_rate_zero"
 severity = "critical"
 [[severity]]
-match = "log_errors:*"
+match = "msg_errors:*"
 severity = "info"
 [[route]]
 name = "shift"
@@ -124,14 +125,14 @@ fn routes_by_key_pattern_and_severity() {
         Severity::Critical
     );
     assert_eq!(
-        s.router.severity_of("log_errors:DataWriter"),
+        s.router.severity_of("msg_errors:DataWriter"),
         Severity::Info
     );
     assert_eq!(s.router.severity_of("dom_inactive:1"), Severity::Warning);
     s.at(1)
         .push(dom(1, 2, 3, Firing, 1))
         .push(alert("trigger_rate_zero", Firing, 1))
-        .push(alert("log_errors:DataWriter", Firing, 1));
+        .push(alert("msg_errors:DataWriter", Firing, 1));
     s.at(10);
     assert!(
         s.take().messages.is_empty(),

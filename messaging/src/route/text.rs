@@ -23,21 +23,14 @@ pub fn group_of(key: &str) -> &str {
     key.split_once(':').map_or(key, |(g, _)| g)
 }
 
-/// What a condition is, in words (firing, resolved), as a shifter would
-/// write it; a key the router does not know reads "`key` firing".
-fn wording(group: &str) -> (String, String) {
-    let (firing, resolved) = match group {
-        "dom_inactive" => ("inactive", "sending data again"),
-        "time_sync" => ("without time sync", "in time sync again"),
-        "trigger_rate_zero" => ("no triggered events", "triggered events again"),
-        "msg_errors" => ("too many errors in the log", "log errors back to normal"),
-        "time_residuals" => (
-            "time residual median out of its band",
-            "time residual median back in its band",
-        ),
-        g => return (format!("`{g}` firing"), format!("`{g}` resolved")),
-    };
-    (firing.into(), resolved.into())
+/// What a condition is, in words (firing, resolved): the wording the
+/// monitor that raised it gave (each monitor declares its alert kinds);
+/// an alert without one reads "`condition` firing".
+fn wording(group: &str, alerts: &[&Alert]) -> (String, String) {
+    match alerts.iter().find(|a| !a.wording.firing.is_empty()) {
+        Some(a) => (a.wording.firing.clone(), a.wording.resolved.clone()),
+        None => (format!("`{group}` firing"), format!("`{group}` resolved")),
+    }
 }
 
 /// One alert, named by what it is about rather than by its key:
@@ -106,7 +99,7 @@ pub fn mention(shifters: &[String]) -> String {
 
 /// The summary line of a group: `DU 5: 30 DOMs inactive (floors 1–18)`.
 fn summary(notice: Notice, group: &str, alerts: &[&Alert]) -> String {
-    let (firing, resolved) = wording(group);
+    let (firing, resolved) = wording(group, alerts);
     let what = if notice == Notice::Resolved {
         resolved
     } else {
@@ -200,6 +193,27 @@ pub fn render(
     (subject, text)
 }
 
+/// The wording the monitors declare for their conditions (their `ALERTS`),
+/// for the router's tests; a condition not listed has none.
+#[cfg(test)]
+pub(crate) fn wording_of(key: &str) -> pipeline::item::Wording {
+    let (firing, resolved) = match group_of(key) {
+        "dom_inactive" => ("inactive", "sending data again"),
+        "time_sync" => ("without time sync", "in time sync again"),
+        "trigger_rate_zero" => ("no triggered events", "triggered events again"),
+        "msg_errors" => ("too many errors in the log", "log errors back to normal"),
+        "time_residuals" => (
+            "time residual median out of its band",
+            "time residual median back in its band",
+        ),
+        _ => return Default::default(),
+    };
+    pipeline::item::Wording {
+        firing: firing.into(),
+        resolved: resolved.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +248,7 @@ mod tests {
             message: String::new(),
             du,
             floor,
+            wording: wording_of(key),
         };
         let subject =
             |a: &Alert, notice| render(notice, Severity::Warning, group_of(&a.key), &[a]).0;

@@ -21,9 +21,17 @@ use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
 use crate::shell::alerting::AlertBook;
+use crate::shell::alerting::AlertKind;
 use crate::shell::{iso_ns, ns_of, DomLayout, MapWindow};
 use crate::shell::{ordered_items, Monitor, Out};
 use crate::sinks::plot::colormap::{DEEPPINK, DEEPSKYBLUE, LIGHTGRAY};
+
+/// The alerts this monitor raises, in words (docs/alerts.md).
+pub const ALERTS: &[AlertKind] = &[AlertKind {
+    key: "dom_inactive:<dom_id>",
+    firing: "inactive",
+    resolved: "sending data again",
+}];
 
 const NS: u64 = 1_000_000_000;
 
@@ -137,7 +145,7 @@ impl DomActivityMonitor {
             vmax: c.vmax,
             name: c.name.clone(),
             s: Saved {
-                alerts: AlertBook::new(node, c.reminder_interval),
+                alerts: AlertBook::new(node, c.reminder_interval).with_kinds(ALERTS),
                 ..Saved::default()
             },
             schedule: MapWindow::new(c.interval * TICKS_PER_SECOND),

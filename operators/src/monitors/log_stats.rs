@@ -31,11 +31,19 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 
 use crate::shell::alerting::AlertBook;
+use crate::shell::alerting::AlertKind;
 use crate::shell::msg::parse::{self, Line};
 use crate::shell::msg::{date, day_of, day_start, text_of};
 use crate::shell::ns_of;
 use crate::shell::{ordered_items, Monitor, Out};
 use crate::sinks::plot::{fonts, text, FONT};
+
+/// The alerts this monitor raises, in words (docs/alerts.md).
+pub const ALERTS: &[AlertKind] = &[AlertKind {
+    key: "msg_errors:<process>",
+    firing: "too many errors in the log",
+    resolved: "log errors back to normal",
+}];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -322,7 +330,7 @@ impl Node for LogStats {
             day: None,
             stats: DayStats::default(),
             last_plot: None,
-            book: AlertBook::new(&ctx.node, self.reminder_interval),
+            book: AlertBook::new(&ctx.node, self.reminder_interval).with_kinds(ALERTS),
             errors: BTreeMap::new(),
             tx,
         };

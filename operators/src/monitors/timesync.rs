@@ -26,9 +26,17 @@ use pipeline::StreamKind;
 use serde::Deserialize;
 
 use crate::shell::alerting::AlertBook;
+use crate::shell::alerting::AlertKind;
 use crate::shell::{ordered_items, Monitor, Out};
 use crate::shell::{DomLayout, MapWindow};
 use crate::sinks::plot::colormap::{DEEPPINK, LIGHTGRAY, MEDIUMSEAGREEN};
+
+/// The alerts this monitor raises, in words (docs/alerts.md).
+pub const ALERTS: &[AlertKind] = &[AlertKind {
+    key: "time_sync:<dom_id>",
+    firing: "without time sync",
+    resolved: "in time sync again",
+}];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,7 +195,7 @@ impl TimeSyncMonitor {
     pub fn new(node: &str, reminder_s: u64, places: HashMap<u32, (u32, i32)>) -> TimeSyncMonitor {
         TimeSyncMonitor {
             places,
-            alerts: AlertBook::new(node, reminder_s),
+            alerts: AlertBook::new(node, reminder_s).with_kinds(ALERTS),
             map: None,
         }
     }

@@ -26,10 +26,18 @@ use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
 use crate::shell::alerting::AlertBook;
+use crate::shell::alerting::AlertKind;
 use crate::shell::{iso, iso_ns};
 use crate::shell::{ordered_items, Monitor, Out, Tumbling};
 use crate::sinks::plot::colormap::{DODGERBLUE, OLIVEDRAB, ORANGE, TOMATO};
 use crate::sinks::plot::series::log_and_linear;
+
+/// The alerts this monitor raises, in words (docs/alerts.md).
+pub const ALERTS: &[AlertKind] = &[AlertKind {
+    key: "trigger_rate_zero",
+    firing: "no triggered events",
+    resolved: "triggered events again",
+}];
 
 const NS: u64 = 1_000_000_000;
 pub const HEADER: [&str; 5] = ["timestamp", "Overall", "3DMuon", "MXShower", "3DShower"];
@@ -170,7 +178,7 @@ impl TriggerRatesMonitor {
             history_s: c.history_hours * 3600,
             s: Saved {
                 det_id,
-                alerts: AlertBook::new(node, c.reminder_interval),
+                alerts: AlertBook::new(node, c.reminder_interval).with_kinds(ALERTS),
                 ..Saved::default()
             },
             windows: Tumbling::new(c.interval * TICKS_PER_SECOND),

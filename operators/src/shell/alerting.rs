@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use pipeline::item::{Alert, AlertState, Item, Time, TICK_NS};
+use pipeline::item::{Alert, AlertState, Item, Time, Wording, TICK_NS};
 use serde::{Deserialize, Serialize};
 
 use crate::shell::Out;
@@ -28,6 +28,34 @@ pub struct Firing {
     pub place: Option<(u32, i32)>,
 }
 
+/// A kind of alert a monitor raises: its key pattern and what the
+/// condition is, in words. Each monitor module declares its kinds in one
+/// `pub const ALERTS` beside the code that raises them, and builds its
+/// [`AlertBook`] with them; the router then words its messages from the
+/// alerts themselves (docs/alerts.md lists the keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertKind {
+    /// `dom_inactive:<dom_id>`: the condition (before `:`) and what follows.
+    pub key: &'static str,
+    /// The condition holding, as a summary line says it: `DU 5: 30 DOMs
+    /// inactive`, `DU 2 floor 3: DOM … inactive`.
+    pub firing: &'static str,
+    /// The condition over: `… sending data again`.
+    pub resolved: &'static str,
+}
+
+impl AlertKind {
+    /// The condition: the key before `:`.
+    pub fn condition(&self) -> &'static str {
+        self.key.split_once(':').map_or(self.key, |(c, _)| c)
+    }
+
+    /// A condition of a whole DU (`…:<du>`).
+    pub fn per_du(&self) -> bool {
+        self.key.ends_with(":<du>")
+    }
+}
+
 /// The firing conditions of one monitor (serialisable: it is part of the
 /// monitor's state, so a restart neither repeats nor forgets an alert).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +65,8 @@ pub struct AlertBook {
     /// 0 = no reminders.
     #[serde(skip)]
     reminder_ns: u64,
+    #[serde(skip)]
+    kinds: &'static [AlertKind],
     firing: BTreeMap<String, Firing>,
 }
 
@@ -45,8 +75,21 @@ impl AlertBook {
         AlertBook {
             monitor: monitor.to_string(),
             reminder_ns: reminder_s.saturating_mul(1_000_000_000),
+            kinds: &[],
             firing: BTreeMap::new(),
         }
+    }
+
+    /// The kinds of alert this book raises (the monitor's `ALERTS`), which
+    /// give every alert its [`Wording`].
+    pub fn with_kinds(mut self, kinds: &'static [AlertKind]) -> AlertBook {
+        self.kinds = kinds;
+        self
+    }
+
+    fn kind(&self, key: &str) -> Option<&AlertKind> {
+        let condition = key.split_once(':').map_or(key, |(c, _)| c);
+        self.kinds.iter().find(|k| k.condition() == condition)
     }
 
     /// Takes the firing set of a restored book, keeping this one's settings.
@@ -71,6 +114,7 @@ impl AlertBook {
         message: String,
         place: Option<(u32, i32)>,
     ) -> Alert {
+        let kind = self.kind(key);
         Alert {
             time_utc_ns: now_ns,
             monitor: self.monitor.clone(),
@@ -79,7 +123,17 @@ impl AlertBook {
             reminder,
             message,
             du: place.map(|p| p.0),
-            floor: place.map(|p| p.1),
+            // A condition of a whole DU (`rttc:<du>`) names no floor, even
+            // where the monitor keeps the floor it looked at.
+            floor: place
+                .filter(|_| !kind.is_some_and(AlertKind::per_du))
+                .map(|p| p.1),
+            wording: kind
+                .map(|k| Wording {
+                    firing: k.firing.to_string(),
+                    resolved: k.resolved.to_string(),
+                })
+                .unwrap_or_default(),
         }
     }
 

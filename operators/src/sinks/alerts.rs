@@ -287,6 +287,7 @@ mod tests {
             message: "invalid time sync for DOM 1".into(),
             du: None,
             floor: None,
+            wording: Default::default(),
         };
         assert_eq!(
             msg_line(&a),

@@ -35,8 +35,16 @@ use pipeline::StreamKind;
 use serde::Deserialize;
 
 use crate::shell::alerting::AlertBook;
+use crate::shell::alerting::AlertKind;
 use crate::shell::{ordered_items, Monitor, Out};
 use algo::{Slot, Toa};
+
+/// The alerts this monitor raises, in words (docs/alerts.md).
+pub const ALERTS: &[AlertKind] = &[AlertKind {
+    key: "acoustics:<du>",
+    firing: "hears no acoustic beacon",
+    resolved: "hears acoustic beacons again",
+}];
 
 pub const PLOT: &str = "Online_Acoustic_Monitoring";
 
@@ -268,7 +276,7 @@ impl AcousticsMonitor {
             requests: None,
             answers: None,
             wait: false,
-            alerts: AlertBook::new(node, c.reminder_interval),
+            alerts: AlertBook::new(node, c.reminder_interval).with_kinds(ALERTS),
             skipped: 0,
             off: false,
         }

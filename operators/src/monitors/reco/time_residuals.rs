@@ -27,7 +27,15 @@ use serde::{Deserialize, Serialize};
 
 use super::output::TABLE;
 use crate::shell::alerting::AlertBook;
+use crate::shell::alerting::AlertKind;
 use crate::shell::{ordered_items, Monitor, Out};
+
+/// The alerts this monitor raises, in words (docs/alerts.md).
+pub const ALERTS: &[AlertKind] = &[AlertKind {
+    key: "time_residuals:<du>",
+    firing: "time residual median out of its band",
+    resolved: "time residual median back in its band",
+}];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,7 +231,7 @@ pub struct ResidualMonitor {
 impl ResidualMonitor {
     pub fn new(node: &str, cfg: TimeResiduals, n_floors: i32) -> ResidualMonitor {
         ResidualMonitor {
-            alerts: AlertBook::new(node, cfg.reminder_interval),
+            alerts: AlertBook::new(node, cfg.reminder_interval).with_kinds(ALERTS),
             cfg,
             n_floors,
             chunks: VecDeque::new(),
@@ -483,7 +491,8 @@ mod tests {
         assert_eq!(alerts.len(), 2, "{alerts:?}");
         assert_eq!(alerts[0].key, "time_residuals:2");
         assert_eq!(alerts[0].state, AlertState::Firing);
-        assert_eq!((alerts[0].du, alerts[0].floor), (Some(2), Some(3)));
+        // A condition of the DU: the worst floor is named in the message only.
+        assert_eq!((alerts[0].du, alerts[0].floor), (Some(2), None));
         assert!(
             alerts[0].message.contains("floor 3 +"),
             "{}",

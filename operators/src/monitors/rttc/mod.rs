@@ -45,11 +45,19 @@ use pipeline::runtime::Mode;
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
+use crate::shell::alerting::AlertKind;
 use crate::shell::alerting::{tick_at_or_after, AlertBook};
 use crate::shell::MapWindow;
 use crate::shell::{ordered_items, Monitor, Out};
 use baseline::Baseline;
 use client::{DmClient, WrValues};
+
+/// The alerts this monitor raises, in words (docs/alerts.md).
+pub const ALERTS: &[AlertKind] = &[AlertKind {
+    key: "rttc:<du>",
+    firing: "base-CLB cable round-trip time off its 24 h baseline",
+    resolved: "base-CLB cable round-trip time back on its baseline",
+}];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -348,7 +356,7 @@ impl RttcMonitor {
                     )
                 })
                 .collect(),
-            alerts: AlertBook::new(node, c.reminder_interval),
+            alerts: AlertBook::new(node, c.reminder_interval).with_kinds(ALERTS),
             schedule: MapWindow::new(c.poll.max(1) * TICKS_PER_SECOND),
             last_ns: 0,
         }
