@@ -10,6 +10,12 @@
 //! the rename itself is durable ([`atomic_write_file`] does all of it).
 //! Missing folders are created. Append-only outputs (CSV, JSON Lines,
 //! logs) do not come here.
+//!
+//! Plots are redrawn every few seconds, and the fsyncs cost more than the
+//! drawing on a busy disk (tens of ms each, seconds under contention,
+//! which starved the plot renderer's time budget): [`replace_with`] is
+//! the same temporary file and rename without them. A crash may lose the
+//! last drawing of such a file, never leave half of one.
 
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -39,6 +45,35 @@ pub fn write_with<E: From<io::Error>>(
     fill: impl FnOnce(&mut dyn Write) -> Result<(), E>,
 ) -> Result<(), E> {
     commit(AtomicWriteFile::options(), path, fill)
+}
+
+/// [`write_with`] without the fsyncs, for files that are redrawn all
+/// the time (plots): atomic, not durable. Mode 0644, whatever the umask.
+pub fn replace_with<E: From<io::Error>>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+) -> Result<(), E> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // Removed when dropped (an error below) unless persisted.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)?;
+    {
+        let mut w = BufWriter::new(tmp.as_file_mut());
+        fill(&mut w)?;
+        w.flush()?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn commit<E: From<io::Error>>(
@@ -96,6 +131,23 @@ mod tests {
         assert_eq!(r.unwrap_err().to_string(), "encoder failed");
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert_eq!(names(d.path()), ["plot.png"]);
+    }
+
+    #[test]
+    fn replace_is_atomic_and_cleans_up_too() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("plots/dom_rates.png");
+        replace_with(&path, |w| w.write_all(b"one")).unwrap();
+        let r: io::Result<()> = replace_with(&path, |w| {
+            w.write_all(b"half")?;
+            Err(io::Error::other("disk full"))
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        assert_eq!(names(&d.path().join("plots")), ["dom_rates.png"]);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 
     #[test]

@@ -5,9 +5,12 @@ use std::path::Path;
 
 /// Whole files are written the one way of the workspace: atomic, durable
 /// (fsync of the file and its folder), no temporary file left behind.
-/// `write_atomic_private` is for secrets (mode 0600 from the start).
+/// `write_atomic_private` is for secrets (mode 0600 from the start);
+/// `replace_atomic_with` skips the fsyncs, for plots that are redrawn all
+/// the time.
 pub use atomicfile::{
-    write as write_atomic, write_private as write_atomic_private, write_with as write_atomic_with,
+    replace_with as replace_atomic_with, write as write_atomic,
+    write_private as write_atomic_private, write_with as write_atomic_with,
 };
 
 /// Opens `path` for appending, creating it and its folder: the one way

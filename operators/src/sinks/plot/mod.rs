@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use pipeline::plot::{Plot, PlotSpec};
-use pipeline::runtime::io::{write_atomic, write_atomic_with};
+use pipeline::runtime::io::replace_atomic_with;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
@@ -87,19 +87,21 @@ pub fn render_with(dir: &Path, plot: &Plot, buf: &mut Vec<u8>) -> anyhow::Result
     }?;
     // Errors name the file: "No space left on device" alone does not say
     // which output failed.
-    write_atomic_with(&png, |w| write_png(w, size, buf))
+    replace_atomic_with(&png, |w| write_png(w, size, buf))
         .with_context(|| format!("cannot write {}", png.display()))?;
     if let Some(json) = &plot.json {
         let path = dir.join(format!("{}.json", plot.name));
-        write_atomic(&path, json.as_bytes())
+        // Redrawn with the PNG: no fsync either.
+        replace_atomic_with(&path, |w| w.write_all(json.as_bytes()))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
 
 /// Draws a `size` picture with `paint` (into an RGB buffer) and writes it
-/// to `png` atomically: the one way a plot that is not a [`Plot`] is
-/// written. Errors name the file.
+/// to `png` atomically (without fsync: plots are redrawn all the time):
+/// the one way a plot that is not a [`Plot`] is written. Errors name the
+/// file.
 pub fn save_png(
     png: &Path,
     size: (u32, u32),
@@ -108,7 +110,7 @@ pub fn save_png(
     use anyhow::Context as _;
     let mut buf = vec![0; size.0 as usize * size.1 as usize * 3];
     paint(&mut buf)
-        .and_then(|()| write_atomic_with(png, |w| write_png(w, size, &buf)))
+        .and_then(|()| replace_atomic_with(png, |w| write_png(w, size, &buf)))
         .with_context(|| format!("cannot write {}", png.display()))
 }
 
