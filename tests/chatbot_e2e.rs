@@ -11,8 +11,6 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -21,21 +19,7 @@ use std::time::{Duration, Instant};
 const TOKEN_VAR: &str = "KM3MON_TEST_CHAT_COMMAND_TOKEN";
 const TOKEN: &str = "s3cret-token-of-the-outgoing-webhook";
 
-/// `POST path` over HTTP/1.1: (status, body).
-fn post(port: u16, path: &str, body: &str, ctype: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, body.to_string())
-}
+use common::http_post as post;
 
 /// A Rocket.Chat outgoing-webhook post (JSON); `None` fields are left out.
 fn rocket(

@@ -13,8 +13,6 @@
 //! silences, shifters); an allowed control command must change something.
 //! Loopback only; every wait is bounded.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +24,7 @@ use testchat::{Options, TestChat};
 
 #[path = "common/chat_matrix.rs"]
 mod chat_matrix;
+mod common;
 
 fn judge(
     mode: &str,
@@ -94,18 +93,8 @@ fn matrix_in_rest_mode() {
 
 /// `POST /chat/command` with a Rocket.Chat outgoing-webhook body.
 fn post(port: u16, body: &str) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "POST /chat/command HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, serde_json::from_str(body).unwrap_or_default())
+    let (code, body) = common::http_post(port, "/chat/command", body, "application/json");
+    (code, serde_json::from_str(&body).unwrap_or_default())
 }
 
 #[test]

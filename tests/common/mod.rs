@@ -197,6 +197,26 @@ pub fn simulate(dir: &Path, shape: &str, duration: &str, extra: &[&str]) -> (Pat
     (rec, detx)
 }
 
+/// `POST path` to 127.0.0.1:`port` over HTTP/1.1 (connection closed after
+/// the answer, 20 s read timeout): (status code, body).
+#[allow(dead_code)]
+pub fn http_post(port: u16, path: &str, body: &str, ctype: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body.to_string())
+}
+
 /// A running `km3mon demo` and what its one stdout line says.
 pub struct Demo {
     pub guard: Guard,

@@ -237,6 +237,7 @@ fn per_dom_columns<'s>(
                 window,
                 threshold,
                 key: format!("w{index}"),
+                doms: None,
             })
         },
     )
@@ -248,6 +249,9 @@ struct DomWindows {
     threshold: f64,
     /// This worker's key in the `doms` part of the node's state.
     key: String,
+    /// That part's store, made once: it remembers a failing save, so a
+    /// full disk is logged once, not at every save.
+    doms: Option<StateStore>,
 }
 
 impl DomWindows {
@@ -290,8 +294,8 @@ impl Monitor<Item, DomColumn> for DomWindows {
     fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out<DomColumn>) {}
 
     fn save(&mut self, store: &StateStore) {
-        store
-            .part("doms")
+        self.doms
+            .get_or_insert_with(|| store.part("doms"))
             .save(&BTreeMap::from([(self.key.clone(), &self.windows)]));
     }
 }
