@@ -100,41 +100,18 @@ in_replay = {in_replay}
 }
 
 fn site_config(dir: &Path, chat_url: &str, smtp_port: u16) -> PathBuf {
-    let text = format!(
-        r#"
-[Alerts]
-enabled = true
-reminder_interval = 3600
-group_window = 10
-botname = "monitoring"
-password = "monitoring"
-channel = "operations"
-shifters = ["cnorris", "bspencer"]
-
-[Alerts.chat]
-mode = "rest"
-url = "{chat_url}"
-timeout = 5
-
-[Alerts.email]
-enabled = true
-server = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-from = "km3mon@shore.example.org"
-to = ["shift@example.org"]
-timeout = 5
-
-[[Alerts.route]]
-name = "shift"
-match = ["dom_inactive:*"]
-sinks = ["chat", "email", "log"]
-throttle = 600
-"#
-    );
-    let p = dir.join("pipeline.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    common::alerts_site(
+        dir,
+        common::AlertsSite {
+            chat_url,
+            smtp_port,
+            group_window: 10,
+            shifters: &["cnorris", "bspencer"],
+            route: "shift",
+            pattern: "dom_inactive:*",
+            to: "shift@example.org",
+        },
+    )
 }
 
 fn replay(args: &[&str], graph: &Path, detx: &Path, rec: &Path, out: &Path) {

@@ -58,41 +58,18 @@ alerts = "@config.Alerts"
 }
 
 fn site_config(dir: &Path, chat_url: &str, smtp_port: u16) -> std::path::PathBuf {
-    let text = format!(
-        r#"
-[Alerts]
-enabled = true
-reminder_interval = 3600
-group_window = 1
-botname = "monitoring"
-password = "monitoring"
-channel = "operations"
-shifters = ["cnorris"]
-
-[Alerts.chat]
-mode = "rest"
-url = "{chat_url}"
-timeout = 5
-
-[Alerts.email]
-enabled = true
-server = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-from = "km3mon@shore.example.org"
-to = ["timing@example.org"]
-timeout = 5
-
-[[Alerts.route]]
-name = "timing"
-match = ["rttc:*"]
-sinks = ["chat", "email", "log"]
-throttle = 600
-"#
-    );
-    let p = dir.join("pipeline.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    common::alerts_site(
+        dir,
+        common::AlertsSite {
+            chat_url,
+            smtp_port,
+            group_window: 1,
+            shifters: &["cnorris"],
+            route: "timing",
+            pattern: "rttc:*",
+            to: "timing@example.org",
+        },
+    )
 }
 
 fn bot_posts(chat: &testchat::TestChat) -> Vec<String> {

@@ -217,6 +217,68 @@ pub fn http_post(port: u16, path: &str, body: &str, ctype: &str) -> (u16, String
     (code, body.to_string())
 }
 
+/// A site config `DIR/pipeline.toml` with alerts on: the REST chat bot
+/// at `chat_url`, e-mail to `to` through 127.0.0.1:`smtp_port`, one route
+/// `name` of the keys `pattern` to chat, e-mail and the log (throttle
+/// 600 s), the given group window (s) and shifters.
+#[allow(dead_code)]
+pub struct AlertsSite<'a> {
+    pub chat_url: &'a str,
+    pub smtp_port: u16,
+    pub group_window: u32,
+    pub shifters: &'a [&'a str],
+    pub route: &'a str,
+    pub pattern: &'a str,
+    pub to: &'a str,
+}
+
+#[allow(dead_code)]
+pub fn alerts_site(dir: &Path, s: AlertsSite) -> PathBuf {
+    let shifters: Vec<String> = s.shifters.iter().map(|n| format!("{n:?}")).collect();
+    let text = format!(
+        r#"
+[Alerts]
+enabled = true
+reminder_interval = 3600
+group_window = {group_window}
+botname = "monitoring"
+password = "monitoring"
+channel = "operations"
+shifters = [{shifters}]
+
+[Alerts.chat]
+mode = "rest"
+url = "{chat_url}"
+timeout = 5
+
+[Alerts.email]
+enabled = true
+server = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "km3mon@shore.example.org"
+to = ["{to}"]
+timeout = 5
+
+[[Alerts.route]]
+name = "{route}"
+match = ["{pattern}"]
+sinks = ["chat", "email", "log"]
+throttle = 600
+"#,
+        group_window = s.group_window,
+        shifters = shifters.join(", "),
+        chat_url = s.chat_url,
+        smtp_port = s.smtp_port,
+        to = s.to,
+        route = s.route,
+        pattern = s.pattern,
+    );
+    let p = dir.join("pipeline.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
 /// A running `km3mon demo` and what its one stdout line says.
 pub struct Demo {
     pub guard: Guard,
