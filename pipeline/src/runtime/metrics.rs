@@ -310,8 +310,20 @@ pub fn serve_text(
             for stream in listener.incoming() {
                 let Ok(mut s) = stream else { continue };
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                // Read the whole request head before answering: closing a
+                // socket with unread bytes resets it, and a client that
+                // sends its request in several writes gets EPIPE.
                 let mut buf = [0u8; 2048];
-                let _ = s.read(&mut buf);
+                let mut got = 0;
+                while got < buf.len() {
+                    match s.read(&mut buf[got..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got += n,
+                    }
+                    if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
                 let body = body();
                 let _ = write!(
                     s,
