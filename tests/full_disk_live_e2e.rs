@@ -165,9 +165,11 @@ fn live_full_disk_fails_the_writers_once_and_they_recover_when_space_returns() {
     }
     assert!(text.contains("cannot write state"), "state saves: {text}");
 
-    // Space again: every writer runs again (back-off ≤ 32 s by then).
+    // Space again: every writer runs again (back-off ≤ 32 s by then, and
+    // a plot writer only retries at its next render, which a loaded CI
+    // machine can delay by tens of seconds).
     std::fs::remove_file(&filler).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(150);
     loop {
         let n = nodes(web_port);
         let down: Vec<_> = n.iter().filter(|(_, s, _)| s != "RUNNING").collect();
@@ -177,7 +179,7 @@ fn live_full_disk_fails_the_writers_once_and_they_recover_when_space_returns() {
         if Instant::now() >= deadline {
             let df = Command::new("df").arg("-k").arg(&out).output().unwrap();
             panic!(
-                "not running again within 90 s: {down:#?}\n{}",
+                "not running again within 150 s: {down:#?}\n{}",
                 String::from_utf8_lossy(&df.stdout)
             );
         }
