@@ -382,6 +382,58 @@ impl Registry {
         out
     }
 
+    /// The run summary's rows: [`Registry::summaries`], except that a
+    /// family with more than `limit` series (a plot per DU and angle on
+    /// ARCA is ~700) is one row of all its samples together (labels
+    /// `all=N`) followed by its `limit` slowest series by p99, so the
+    /// end of a run does not print hundreds of latency lines.
+    pub fn run_summary(&self, limit: usize) -> Vec<Row> {
+        let families = self
+            .histograms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut out = Vec::new();
+        for f in families {
+            let mut rows: Vec<(String, Arc<Latency>, Summary)> = f
+                .rows()
+                .into_iter()
+                .filter_map(|(labels, l)| {
+                    let s = l.summary()?;
+                    Some((label_text(&labels), l, s))
+                })
+                .collect();
+            let row = |labels: String, summary| Row {
+                name: f.name.to_string(),
+                labels,
+                summary,
+            };
+            if rows.len() > limit {
+                let mut all = rows[0].1.lock().hist.clone();
+                for (_, l, _) in &rows[1..] {
+                    all.add(&l.lock().hist)
+                        .expect("histograms of one family share bounds");
+                }
+                out.push(row(
+                    format!("all={}", rows.len()),
+                    Summary {
+                        count: all.len(),
+                        p50: all.value_at_quantile(0.5) as f64 / UNIT,
+                        p99: all.value_at_quantile(0.99) as f64 / UNIT,
+                        max: all.max() as f64 / UNIT,
+                    },
+                ));
+                rows.sort_by(|a, b| b.2.p99.total_cmp(&a.2.p99).then_with(|| a.0.cmp(&b.0)));
+                rows.truncate(limit);
+            } else {
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            out.extend(rows.into_iter().map(|(labels, _, s)| row(labels, s)));
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
     pub fn encode(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let families = self
             .histograms
@@ -442,6 +494,37 @@ mod tests {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &reg).unwrap();
         out
+    }
+
+    #[test]
+    fn run_summary_folds_a_family_with_many_series() {
+        static R: OnceLock<Registry> = OnceLock::new();
+        let r = R.get_or_init(Registry::default);
+        let plots = r.histogram("t_plot_seconds", "plots", &["plot"]);
+        for du in 1..=10 {
+            plots.get(&[&format!("du{du}")]).record(du as f64);
+        }
+        let alerts = r.histogram("t_alert_seconds", "alerts", &["sink"]);
+        alerts.get(&["chat"]).record(0.5);
+        let rows = r.run_summary(3);
+        let labels: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.labels.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("t_alert_seconds", "sink=chat"),
+                ("t_plot_seconds", "all=10"),
+                ("t_plot_seconds", "plot=du10"),
+                ("t_plot_seconds", "plot=du9"),
+                ("t_plot_seconds", "plot=du8"),
+            ]
+        );
+        let all = rows[1].summary;
+        assert_eq!(all.count, 10);
+        assert!((all.max - 10.0).abs() <= 0.1, "{all:?}");
+        assert!((all.p50 - 5.0).abs() <= 0.05, "{all:?}");
     }
 
     #[test]

@@ -253,11 +253,13 @@ impl Metrics {
     }
 
     /// The end-of-run lines of the process-wide distributions (plots,
-    /// alert delivery, DB, Detector Manager, Ligier queues), one each: the
-    /// periodic log has only [`Metrics::summary`], one line per node.
+    /// alert delivery, DB, Detector Manager, Ligier queues): one per
+    /// series, a family of many series folded (see
+    /// [`latency::Registry::run_summary`]); the periodic log has only
+    /// [`Metrics::summary`], one line per node.
     pub fn latency_summary(&self) -> Vec<String> {
         latency::global()
-            .summaries()
+            .run_summary(RUN_SUMMARY_SERIES)
             .into_iter()
             .map(|r| format!("latency {}{{{}}}: {}", r.name, r.labels, r.summary))
             .collect()
@@ -270,6 +272,9 @@ impl Metrics {
         node_latencies(self.snapshot().iter().map(|(n, m)| (n.as_str(), &**m)))
     }
 }
+
+/// Series per family printed at the end of a run before it is folded.
+const RUN_SUMMARY_SERIES: usize = 5;
 
 /// The family of the nodes' lag distributions.
 pub const NODE_LAG: &str = "km3mon_node_frontier_lag_seconds";
