@@ -193,6 +193,45 @@ webhook_url = "{hook}"
         t.starts_with("```") && t.contains("monitoring_process:dom_rates"),
         "{t}"
     );
+    // `latency`: what `km3mon ctl latency` prints, in a code block (the
+    // rows of one reply are all in the ctl table asked just after).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let t = loop {
+        let t = text(&rocket(
+            port,
+            Some(TOKEN),
+            "operations",
+            "bobby",
+            "@monitoring latency",
+        ));
+        if t.contains("node_frontier_lag_seconds") || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        t.starts_with("```\nDISTRIBUTION") && t.ends_with("\n```"),
+        "{t}"
+    );
+    assert!(t.contains("node_frontier_lag_seconds"), "{t}");
+    let o = Command::new(common::km3mon())
+        .args(["ctl", "--out"])
+        .arg(&run)
+        .arg("latency")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ctl = String::from_utf8_lossy(&o.stdout).into_owned();
+    // Distribution and labels (the counts move between the two asks).
+    let columns = |l: &str| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let labels = w.get(1).filter(|x| x.contains('=') || **x == "LABELS");
+        format!("{} {}", w.first().unwrap_or(&""), labels.unwrap_or(&""))
+    };
+    let ctl_rows: Vec<String> = ctl.lines().map(columns).collect();
+    for line in t.lines().filter(|l| !l.starts_with("```")) {
+        assert!(ctl_rows.contains(&columns(line)), "{line} not in\n{ctl}");
+    }
     let t = text(&rocket(
         port,
         Some(TOKEN),

@@ -1,7 +1,8 @@
 //! The `detector_state` node (differential dataflow) on a simulated
-//! detector of 2 DUs × 30 floors: all 30 DOMs of DU 1 go silent, DU 2
-//! loses time sync (30 DOMs), and 3 DOMs of DU 2 also go silent (both
-//! conditions); then half of DU 1 comes back and DU 2 regains time sync.
+//! detector of DU 1 (30 floors) and DU 2 (18 floors): all 30 DOMs of DU 1
+//! go silent, DU 2 loses time sync (18 DOMs), and 3 DOMs of DU 2 also go
+//! silent (both conditions); then half of DU 1 comes back and DU 2
+//! regains time sync.
 //!
 //! * The table's rows (`data/detector_state.csv`) agree at every data time
 //!   with a plain recount of the monitors' own alert lines
@@ -9,6 +10,12 @@
 //! * The gauges (`km3mon_doms_affected`, `km3mon_alerts_firing`) and the
 //!   text of `health` (what `km3mon ctl health` and the chat print) show
 //!   the table of the last data time.
+//! * The alert router's texts (`alerts_notify` with `detector_state` as
+//!   an input; `data/alerts_routing.jsonl` keeps each message's text)
+//!   place the DOMs by the table and their `Now` line counts what the
+//!   table counts at the message's data time (firing, partly resolved,
+//!   all resolved); the last message of each condition says what the
+//!   gauges say at the end.
 //! * `-w 1` and `-w 2` give the same bytes.
 
 mod common;
@@ -61,15 +68,57 @@ inputs = ["dom_activity", "timesync"]
 type = "csv"
 inputs = ["detector_state"]
 path = "data/detector_state.csv"
+
+[nodes.notify]
+type = "alerts_notify"
+inputs = ["dom_activity", "timesync", "detector_state"]
+alerts = { enabled = false, group_window = 5 }
+path = "data/alerts_routing.jsonl"
 "#;
 
+/// A detector of DU 1 with 30 floors and DU 2 with 18: a generated 2 × 30
+/// without DU 2's floors 19–30.
+fn detector(dir: &Path) -> PathBuf {
+    let (full, detx) = (dir.join("full.detx"), dir.join("d.detx"));
+    let out = Command::new(common::km3mon())
+        .args([
+            "simulate",
+            "--generate-detector",
+            "2x30",
+            "--write-detector",
+        ])
+        .arg(&full)
+        .arg("-o")
+        .arg(dir.join("unused.rec"))
+        .args(["--duration", "1s"])
+        .env("KM3MON_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let det = daq::detector::Detector::from_file(&full).unwrap();
+    let kept = det
+        .modules()
+        .iter()
+        .filter(|m| m.du == 1 || m.floor <= 18)
+        .cloned()
+        .collect();
+    let cut = daq::detector::Detector::new(det.det_id(), det.version(), kept)
+        .unwrap()
+        .with_validity(det.validity())
+        .with_utm(det.utm().cloned());
+    std::fs::write(&detx, cut.to_detx_string(det.version()).unwrap()).unwrap();
+    detx
+}
+
 fn simulate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (rec, detx) = (dir.join("rec"), dir.join("d.detx"));
+    let (rec, detx) = (dir.join("rec"), detector(dir));
     let mut args: Vec<String> = [
         "simulate",
-        "--generate-detector",
-        "2x30",
-        "--write-detector",
+        "--detector",
         detx.to_str().unwrap(),
         "-o",
         rec.to_str().unwrap(),
@@ -224,7 +273,7 @@ fn table_gauges_and_text_agree_with_the_alerts_for_any_worker_count() {
     assert_eq!(peak, Some(30), "{csv}");
     let both_peak = got.values().any(|c| {
         c.get(&("2".into(), "dom_inactive".into())) == Some(&3)
-            && c.get(&("2".into(), "time_sync".into())) == Some(&30)
+            && c.get(&("2".into(), "time_sync".into())) == Some(&18)
     });
     assert!(both_peak, "{csv}");
     let last = got.values().next_back().unwrap();
@@ -270,7 +319,139 @@ fn table_gauges_and_text_agree_with_the_alerts_for_any_worker_count() {
     );
     let du1 = lines.iter().find(|l| l.starts_with("DU 1")).unwrap();
     assert!(du1.split_whitespace().any(|w| w == "15"), "{}", reply.text);
+
+    // The router's texts: one table with the CSV, `ctl health` and gauges.
+    let routing = std::fs::read_to_string(w1.join("data/alerts_routing.jsonl")).unwrap();
+    assert_eq!(
+        routing,
+        std::fs::read_to_string(w2.join("data/alerts_routing.jsonl")).unwrap(),
+        "-w 1 and -w 2 route differently"
+    );
+    let last_said = texts_agree_with_the_table(&routing, &alerts, &du_of);
+    for (cond, counts) in &last_said {
+        for (du, n) in counts {
+            let series = if du == "all" {
+                format!("km3mon_alerts_firing{{condition=\"{cond}\"}}")
+            } else {
+                format!("km3mon_doms_affected{{du=\"{du}\",condition=\"{cond}\"}}")
+            };
+            assert_eq!(
+                gauge(&series),
+                Some(*n as f64),
+                "{series}: the last text said {n}"
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The active (dom, condition) pairs after every alert at a time ≤ `at_ns`.
+fn active_at(alerts: &str, at_ns: u64) -> std::collections::BTreeSet<(u32, String)> {
+    let mut active = std::collections::BTreeSet::new();
+    for line in alerts.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let t = timefmt::parse_ns(v["time_utc"].as_str().unwrap()).unwrap();
+        let key = v["key"].as_str().unwrap();
+        let Some((cond, dom)) = key.split_once(':') else {
+            continue;
+        };
+        if t > at_ns {
+            break;
+        }
+        let pair = (dom.parse().unwrap(), cond.to_string());
+        if v["state"] == "firing" {
+            active.insert(pair);
+        } else {
+            active.remove(&pair);
+        }
+    }
+    active
+}
+
+/// Checks every routed message's `Now` line against a recount of the
+/// alerts at its data time and its DU names against the detector file;
+/// the phases (firing, partly resolved, all resolved) must all occur.
+/// Returns the last `Now` counts of each condition (du or `all` → DOMs).
+fn texts_agree_with_the_table(
+    routing: &str,
+    alerts: &str,
+    du_of: &BTreeMap<u32, u32>,
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut last: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut seen = Vec::new();
+    for line in routing.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let Some(text) = v["text"].as_str() else {
+            continue; // a decision line
+        };
+        let keys: Vec<&str> = v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        let cond = keys[0].split_once(':').unwrap().0.to_string();
+        let doms: Vec<u32> = keys
+            .iter()
+            .map(|k| k.split_once(':').unwrap().1.parse().unwrap())
+            .collect();
+        let mut dus: Vec<u32> = doms.iter().map(|d| du_of[d]).collect();
+        dus.sort_unstable();
+        dus.dedup();
+        let summary = text.lines().next().unwrap();
+        for du in &dus {
+            assert!(
+                summary.contains(&format!("DU {du}")),
+                "{summary} lacks DU {du}"
+            );
+        }
+        let now = text
+            .lines()
+            .find(|l| l.starts_with("Now (data time "))
+            .unwrap_or_else(|| panic!("no Now line: {text}"));
+        let (when, counts) = now["Now (data time ".len()..].split_once("): ").unwrap();
+        let at = timefmt::parse_ns(when).unwrap();
+        let active = active_at(alerts, at);
+        let expected = |du: Option<u32>| {
+            active
+                .iter()
+                .filter(|(d, c)| *c == cond && du.is_none_or(|u| du_of[d] == u))
+                .count() as u64
+        };
+        let mut said = BTreeMap::new();
+        for part in counts.split("; ") {
+            let (place, n) = part.split_once(": ").unwrap();
+            let n: u64 = if n.starts_with("no DOM") {
+                0
+            } else {
+                n.split(' ').next().unwrap().parse().unwrap()
+            };
+            let du = place.strip_prefix("DU ").map(|d| d.parse::<u32>().unwrap());
+            assert_eq!(n, expected(du), "{place} at {when} in\n{text}");
+            said.insert(du.map_or("all".to_string(), |d| d.to_string()), n);
+        }
+        seen.push((
+            v["notice"].as_str().unwrap().to_string(),
+            cond.clone(),
+            said.clone(),
+        ));
+        last.insert(cond, said);
+    }
+    let has = |notice: &str, cond: &str, du: &str, n: u64| {
+        seen.iter()
+            .any(|(no, c, s)| no == notice && c == cond && s.get(du) == Some(&n))
+    };
+    assert!(has("firing", "dom_inactive", "1", 30), "{seen:?}");
+    assert!(has("firing", "time_sync", "2", 18), "{seen:?}");
+    assert!(
+        has("resolved", "dom_inactive", "1", 15),
+        "partly resolved: {seen:?}"
+    );
+    assert!(
+        has("resolved", "time_sync", "all", 0),
+        "all resolved: {seen:?}"
+    );
+    last
 }
 
 /// Two `detector_state` nodes would publish into the one table of `km3mon
@@ -301,6 +482,37 @@ fn check_refuses_a_second_detector_state() {
             "{g}:{header}:8: nodes.health_again: the detector-health table (ctl health, \
              km3mon_doms_affected, /detector.html) is also claimed by node `detector_state` \
              ({g}:{first}:8, nodes.detector_state): one detector_state node per graph"
+        )),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An `alerts_notify` beside a `detector_state` that does not take its
+/// table would word its texts apart from `km3mon ctl health`: `km3mon
+/// check` refuses it and says which input to add.
+#[test]
+fn check_refuses_a_router_without_the_table() {
+    let dir = common::scratch("detector-state", "no-edge");
+    let graph = dir.join("g.toml");
+    let wired = "inputs = [\"dom_activity\", \"timesync\", \"detector_state\"]";
+    assert!(GRAPH.contains(wired));
+    let text = GRAPH.replace(wired, "inputs = [\"dom_activity\", \"timesync\"]");
+    std::fs::write(&graph, &text).unwrap();
+    let out = Command::new(common::km3mon())
+        .arg("check")
+        .arg(&graph)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {err}");
+    let line = text.lines().position(|l| l == "[nodes.notify]").unwrap() + 3;
+    assert!(
+        err.contains(&format!(
+            "{}:{line}:10: nodes.notify.inputs: `detector_state` (detector_state) produces the \
+             detector-state table (`health`) that `notify` (alerts_notify) takes its DU placement \
+             and counts from: add `detector_state` to its inputs",
+            graph.display()
         )),
         "{err}"
     );

@@ -64,7 +64,8 @@ fn recording(
 }
 
 /// The alert path only: summaryslices → dom_activity → the monitors'
-/// alert lines and the router.
+/// alert lines, the detector-state table and the router (which counts
+/// its texts by that table).
 fn alert_graph(dir: &Path, in_replay: bool) -> PathBuf {
     let text = format!(
         r#"
@@ -87,9 +88,13 @@ inactive_after = 20
 type = "alerts_jsonl"
 inputs = ["dom_activity"]
 
+[nodes.detector_state]
+type = "detector_state"
+inputs = ["dom_activity"]
+
 [nodes.notify]
 type = "alerts_notify"
-inputs = ["dom_activity"]
+inputs = ["dom_activity", "detector_state"]
 alerts = "@config.Alerts"
 in_replay = {in_replay}
 "#
@@ -165,6 +170,23 @@ fn assert_one_grouped_firing_and_one_resolved(posted: &[String], mails: &[serde_
     assert!(subjects[1].contains("RESOLVED"), "{subjects:?}");
     let body = mails[0]["body"].as_str().unwrap();
     assert!(body.contains("@cnorris @bspencer"), "{body}");
+    // The detector-state table's counts at the message's data time
+    // (`detector_state` feeds `alerts_notify`), in chat and in the mail.
+    let now = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("Now (data time "))
+            .map(|l| l.split_once("): ").unwrap().1.to_string())
+            .unwrap_or_else(|| panic!("no Now line in {text}"))
+    };
+    assert_eq!(
+        now(&posted[0]),
+        "DU 3: 3 DOMs inactive; all DUs: 3 DOMs inactive"
+    );
+    assert_eq!(
+        now(&posted[1]),
+        "DU 3: no DOM inactive; all DUs: no DOM inactive"
+    );
+    assert_eq!(now(body), now(&posted[0]));
 }
 
 #[test]

@@ -162,15 +162,8 @@ impl Http {
 /// Every request to the DB, by outcome (docs/web.md).
 fn request_latency() -> std::sync::Arc<latency::Family> {
     static F: std::sync::OnceLock<std::sync::Arc<latency::Family>> = std::sync::OnceLock::new();
-    F.get_or_init(|| {
-        latency::global().histogram(
-            "km3mon_db_request_duration_seconds",
-            "Requests to the KM3NeT DB: request sent to the whole reply read, by outcome \
-             (ok, http_error, error).",
-            &["outcome"],
-        )
-    })
-    .clone()
+    F.get_or_init(|| latency::global().histogram_of(&latency::DB_REQUEST))
+        .clone()
 }
 
 /// A URL for logs: the login's query (credentials) removed.

@@ -33,6 +33,69 @@ pub const BUCKETS: [f64; 20] = [
     120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
 
+/// A family's name, help and label names: one place for each, used where
+/// it is measured and where a run declares it.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+}
+
+pub const ALERT_DELIVERY: Spec = Spec {
+    name: "km3mon_alert_delivery_seconds",
+    help: "Submission to the sink's delivery thread to delivered: its queue, retries \
+           and the sink's own answer time.",
+    labels: &["sink"],
+};
+pub const ALERT_LATENCY: Spec = Spec {
+    name: "km3mon_alert_latency_seconds",
+    help: "Wall clock at delivery minus the data time of the newest alert in the message.",
+    labels: &["sink"],
+};
+/// A counter (`_total` is appended).
+pub const ALERT_ATTEMPTS: Spec = Spec {
+    name: "km3mon_alert_delivery_attempts",
+    help: "Delivery attempts, by sink and final outcome (delivered, failed).",
+    labels: &["sink", "outcome"],
+};
+pub const DB_REQUEST: Spec = Spec {
+    name: "km3mon_db_request_duration_seconds",
+    help: "Requests to the KM3NeT DB: request sent to the whole reply read, by outcome \
+           (ok, http_error, error).",
+    labels: &["outcome"],
+};
+pub const DETECTOR_MANAGER_REQUEST: Spec = Spec {
+    name: "km3mon_detector_manager_request_duration_seconds",
+    help: "Requests to the Detector Manager's monitoring interface: sent to the whole \
+           reply read, by outcome (ok, http_error, error).",
+    labels: &["outcome"],
+};
+pub const PLOT_LATENCY: Spec = Spec {
+    name: "km3mon_plot_latency_seconds",
+    help: "Wall clock when the plot file was written minus the data time it shows.",
+    labels: &["plot"],
+};
+
+/// Declares the process-wide families a monitoring run can measure, so
+/// that its /metrics lists each (`# TYPE`, no samples yet) before the
+/// first alert is delivered or the first request made: dashboards and
+/// alert rules over them (`histogram_quantile` on `_bucket`) are valid
+/// from the start. Idempotent.
+pub fn declare_run_families() {
+    let g = global();
+    for s in [
+        ALERT_DELIVERY,
+        ALERT_LATENCY,
+        DB_REQUEST,
+        DETECTOR_MANAGER_REQUEST,
+        PLOT_LATENCY,
+    ] {
+        g.histogram_of(&s);
+    }
+    g.counter_of(&ALERT_ATTEMPTS);
+}
+
 /// Samples are kept in microseconds; 2 significant digits bound the
 /// quantiles' error to 1 % at about 16 kB per live histogram.
 const UNIT: f64 = 1e6;
@@ -216,10 +279,16 @@ impl Family {
             .collect()
     }
 
-    /// Encodes the family (nothing while it has no row: an exporter
-    /// lists only what its process measures).
+    /// Encodes the family; one without rows yet is declared alone (`#
+    /// HELP`, `# TYPE`): a family exists in a process once something there
+    /// can measure it ([`declare_run_families`], first use).
     pub fn encode(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
-        histograms(enc, self.name, self.help, self.rows())
+        let rows = self.rows();
+        if rows.is_empty() {
+            enc.encode_descriptor(self.name, self.help, None, MetricType::Histogram)?;
+            return Ok(());
+        }
+        histograms(enc, self.name, self.help, rows)
     }
 }
 
@@ -272,11 +341,9 @@ impl Counts {
         rows.get(&key).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
+    /// Like [`Family::encode`]: declared even without rows.
     fn encode(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        if rows.is_empty() {
-            return Ok(());
-        }
         let mut fam = enc.encode_descriptor(self.name, self.help, None, MetricType::Counter)?;
         for (values, c) in rows.iter() {
             let labels: Labels = self
@@ -336,6 +403,16 @@ impl Registry {
         let f = Arc::new(Family::new(name, help, labels));
         v.push(f.clone());
         f
+    }
+
+    /// [`Registry::histogram`] of a [`Spec`].
+    pub fn histogram_of(&self, s: &Spec) -> Arc<Family> {
+        self.histogram(s.name, s.help, s.labels)
+    }
+
+    /// [`Registry::counter`] of a [`Spec`].
+    pub fn counter_of(&self, s: &Spec) -> Arc<Counts> {
+        self.counter(s.name, s.help, s.labels)
     }
 
     /// The counter family `name` (without `_total`), made on first use.
@@ -575,10 +652,11 @@ mod tests {
         ));
         r.counter("km3mon_test_attempts", "Attempts.", &["sink"])
             .add(&["chat"], 3);
-        assert!(
-            !text(r).contains("km3mon_test_seconds"),
-            "no row, no family"
-        );
+        // Declared before its first sample: the descriptor alone, which
+        // a Prometheus parser reads as a family without samples.
+        let t = text(r);
+        assert!(t.contains("# TYPE km3mon_test_seconds histogram\n"), "{t}");
+        assert!(!t.contains("km3mon_test_seconds_"), "{t}");
         f.get(&["chat"]).record(0.3);
         let t = text(r);
         assert!(t.contains("# TYPE km3mon_test_seconds histogram"), "{t}");

@@ -10,7 +10,7 @@
 //! | command | who |
 //! |---|---|
 //! | `help`, `hi`/`hello`/`hey`/`ciao` | anyone |
-//! | `status`, `silences`, `shifters` | shifters and operators |
+//! | `status`, `latency`, `silences`, `shifters` | shifters and operators |
 //! | `shifters are A and B`, `stop`/`start`/`restart NODE\|GROUP:*`, `silence PATTERN DURATION [reason]`, `unsilence PATTERN` | operators |
 //!
 //! `supervisorctl status|stop|start|restart …` is accepted as the
@@ -84,6 +84,7 @@ I understand (write @BOT first):
   help                          this text
   hello                         says hello
   status                        the detector's DOMs per DU and alert condition, and every node of the monitoring (shifters, operators)
+  latency                       p50/p99/max of the lags and latencies: nodes, plots, alert delivery, DB (shifters, operators)
   silences                      the active alert silences (shifters, operators)
   shifters                      who is on shift (shifters, operators)
   shifters are NAME and NAME    sets the shifters, notified by chat and mail (operators)
@@ -193,6 +194,10 @@ impl Bot {
             "help" => HELP.replace("BOT", &self.botname),
             "hi" | "hello" | "hey" | "ciao" => format!("hello @{user}"),
             "status" => self.query(user, "ask for the status", |b| b.status_reply(user, &args)),
+            "latency" if args.is_empty() => self.query(user, "ask for the latencies", |b| {
+                format!("```\n{}\n```", b.control_reply(user, "latency").trim_end())
+            }),
+            "latency" => "Usage: latency (no arguments)".into(),
             "silences" => self.query(user, "list the silences", |b| {
                 b.control_reply(user, "silences")
             }),

@@ -339,22 +339,9 @@ fn families() -> &'static Families {
     F.get_or_init(|| {
         let g = latency::global();
         Families {
-            delivery: g.histogram(
-                "km3mon_alert_delivery_seconds",
-                "Submission to the sink's delivery thread to delivered: its queue, retries \
-                 and the sink's own answer time.",
-                &["sink"],
-            ),
-            latency: g.histogram(
-                "km3mon_alert_latency_seconds",
-                "Wall clock at delivery minus the data time of the newest alert in the message.",
-                &["sink"],
-            ),
-            attempts: g.counter(
-                "km3mon_alert_delivery_attempts",
-                "Delivery attempts, by sink and final outcome (delivered, failed).",
-                &["sink", "outcome"],
-            ),
+            delivery: g.histogram_of(&latency::ALERT_DELIVERY),
+            latency: g.histogram_of(&latency::ALERT_LATENCY),
+            attempts: g.counter_of(&latency::ALERT_ATTEMPTS),
         }
     })
 }

@@ -157,3 +157,34 @@ fn status_shows_the_detector_table_first() {
     );
     assert!(!say(&bot, "bobby", "status dom_rates").contains("detector at"));
 }
+
+/// `latency` answers with what `km3mon ctl latency` prints (the control
+/// plane's `latency` command), in a code block; it takes no arguments.
+#[test]
+fn latency_shows_what_ctl_latency_shows() {
+    let (bot, control, _) = bot();
+    let (_, metrics) = control
+        .nodes_with_metrics()
+        .into_iter()
+        .find(|(n, _)| n.name == "dom_rates")
+        .unwrap();
+    // A frontier one minute behind the wall clock: one lag sample of 60 s.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    metrics.set_frontier(Some(pipeline::item::time_of_ns(
+        (now_s - 60) * 1_000_000_000,
+    )));
+    let ctl = control.execute("latency", "test");
+    assert!(ctl.ok, "{}", ctl.text);
+    assert!(ctl.text.contains("dom_rates"), "{}", ctl.text);
+    let reply = say(&bot, "bobby", "latency");
+    assert_eq!(reply, format!("```\n{}\n```", ctl.text.trim_end()));
+    assert!(say(&bot, "bob", "latency").starts_with("Sorry @bob, only shifters"));
+    assert_eq!(
+        say(&bot, "bobby", "latency dom_rates"),
+        "Usage: latency (no arguments)"
+    );
+    assert!(say(&bot, "bob", "help").contains("latency "));
+}

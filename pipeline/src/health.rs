@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -102,17 +102,23 @@ impl HealthSnapshot {
 /// The published table; one per run, shared through the control plane.
 #[derive(Debug, Default)]
 pub struct DetectorHealth {
-    snap: RwLock<HealthSnapshot>,
+    /// Shared with the `health` stream the alert router reads: the
+    /// gauges and `ctl health` show the very table its texts count from.
+    snap: RwLock<Arc<HealthSnapshot>>,
     /// Bumped on every publish (the web pushes a change when it moves).
     version: AtomicU64,
 }
 
 impl DetectorHealth {
-    pub fn publish(&self, snap: HealthSnapshot) {
-        *self.snap.write().expect("health lock") = snap;
+    pub fn publish(&self, snap: impl Into<Arc<HealthSnapshot>>) {
+        *self.snap.write().expect("health lock") = snap.into();
         self.version.fetch_add(1, Ordering::Release);
     }
     pub fn snapshot(&self) -> HealthSnapshot {
+        HealthSnapshot::clone(&self.shared())
+    }
+    /// The published table without copying it.
+    pub fn shared(&self) -> Arc<HealthSnapshot> {
         self.snap.read().expect("health lock").clone()
     }
     pub fn version(&self) -> u64 {
@@ -127,7 +133,7 @@ impl DetectorHealth {
         &self,
         enc: &mut prometheus_client::encoding::DescriptorEncoder,
     ) -> std::fmt::Result {
-        let s = self.snapshot();
+        let s = self.shared();
         let conds = &s.conditions;
         // Every (DU, condition) of the table's columns, zeros included:
         // a condition that clears must read 0, not vanish.

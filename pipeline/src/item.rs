@@ -69,10 +69,13 @@ pub enum StreamKind {
     Alerts,
     /// Plot requests for the plot sink.
     Plots,
+    /// The detector-state table (`detector_state`) at each data time it
+    /// changes: the alert router's counts and DU/floor placement.
+    Health,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 9] = [
+    pub const ALL: [StreamKind; 10] = [
         StreamKind::Messages,
         StreamKind::Summaryslices,
         StreamKind::Events,
@@ -82,6 +85,7 @@ impl StreamKind {
         StreamKind::Table,
         StreamKind::Alerts,
         StreamKind::Plots,
+        StreamKind::Health,
     ];
 
     pub fn name(self) -> &'static str {
@@ -95,6 +99,7 @@ impl StreamKind {
             StreamKind::Table => "table",
             StreamKind::Alerts => "alerts",
             StreamKind::Plots => "plots",
+            StreamKind::Health => "health",
         }
     }
 }
@@ -203,6 +208,9 @@ pub enum Item {
     Tmch(Arc<TmchPacket>),
     Msg(MsgItem),
     Plot(Arc<Plot>),
+    /// The detector-state table after a data time's changes (shared with
+    /// what `km3mon ctl health` and the gauges show).
+    Health(Arc<crate::health::HealthSnapshot>),
 }
 
 impl Item {
@@ -218,6 +226,7 @@ impl Item {
             Item::Tmch(_) => StreamKind::Tmch,
             Item::Msg(_) => StreamKind::Msg,
             Item::Plot(_) => StreamKind::Plots,
+            Item::Health(_) => StreamKind::Health,
         }
     }
 
@@ -251,6 +260,8 @@ impl Item {
             Item::Tmch(p) => (6, u64::from(p.dom_id), p.utc_ns()),
             Item::Msg(m) => (7, 0, stable_hash(m.text.as_bytes())),
             Item::Plot(p) => (8, 0, stable_hash(p.name.as_bytes())),
+            // One per data time.
+            Item::Health(h) => (9, h.doms.len() as u64, h.layout.len() as u64),
         }
     }
 }

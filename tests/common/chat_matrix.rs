@@ -18,6 +18,7 @@ pub const MATRIX: &[(&str, Role, bool)] = &[
     ("CIAO", Role::Stranger, false),
     ("status", Role::Shifter, false),
     ("status dom_rates", Role::Shifter, false),
+    ("latency", Role::Shifter, false),
     ("supervisorctl status", Role::Shifter, false),
     ("silences", Role::Shifter, false),
     ("shifters", Role::Shifter, false),

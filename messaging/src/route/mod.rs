@@ -26,12 +26,24 @@
 //!
 //! Everything not sent is reported as a [`Note`] (the node writes them to
 //! `alerts.jsonl`) except skipped reminders, which are only counted.
+//!
+//! **The detector-state table.** Given the `detector_state` table
+//! ([`Router::set_table`], in data time with the alerts: the node takes it
+//! as its `health` input), a message places each DOM by the table's
+//! detector (DU, floor: the run's, re-keyed when a run brings another
+//! layout) and says what the table counts at the message's data time:
+//! `Now (data time …): DU 5: 30 DOMs inactive; all DUs: 33 DOMs
+//! inactive` — the numbers `km3mon ctl health` and the gauges show for
+//! that data time. Without a table (no `detector_state` in the graph) the
+//! monitors' own DU/floor labels are used and there is no `Now` line.
 
 mod check;
 mod text;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use pipeline::health::HealthSnapshot;
 use pipeline::item::{Alert, AlertState};
 
 use crate::config::{glob_match, AlertsConfig, RouteConfig, SeverityRule};
@@ -307,7 +319,10 @@ impl Route {
             return;
         }
         let mut groups: BTreeMap<(Notice, String), Vec<Pending>> = BTreeMap::new();
-        for (_, p) in std::mem::take(&mut self.pending) {
+        for (_, mut p) in std::mem::take(&mut self.pending) {
+            if let Some(t) = &ctx.table {
+                t.place(&mut p.alert);
+            }
             groups
                 .entry((p.notice, group_of(&p.alert.key).to_string()))
                 .or_default()
@@ -334,7 +349,11 @@ impl Route {
             }
             let alerts: Vec<&Alert> = members.iter().map(|p| &p.alert).collect();
             let severity = members.iter().map(|p| p.severity).max().unwrap_or_default();
-            let (subject, body) = text::render(notice, severity, &group, &alerts);
+            let now_line = ctx
+                .table
+                .as_ref()
+                .and_then(|t| t.now_line(now, &group, &alerts));
+            let (subject, body) = text::render(notice, severity, &group, &alerts, now_line);
             let mention = text::mention(ctx.shifters);
             let keys: Vec<String> = alerts.iter().map(|a| a.key.clone()).collect();
             let data_time_ns = alerts.iter().map(|a| a.time_utc_ns).max().unwrap_or(0);
@@ -376,6 +395,7 @@ struct Step<'a> {
 }
 
 struct Flush<'a> {
+    table: Option<&'a Table>,
     shifters: &'a [String],
     next_id: &'a mut u64,
     stats: &'a mut Stats,
@@ -390,6 +410,70 @@ pub struct Router {
     shifters: ShiftersFn,
     silenced: SilenceCheck,
     stats: Stats,
+    table: Option<Table>,
+}
+
+/// The detector-state table as of the router's clock, with its DOMs'
+/// places by DOM id (rebuilt when a run brings another layout).
+struct Table {
+    snap: Arc<HealthSnapshot>,
+    places: HashMap<u32, (u32, i32)>,
+}
+
+impl Table {
+    fn new(snap: Arc<HealthSnapshot>) -> Table {
+        let places = snap
+            .layout
+            .iter()
+            .map(|&(du, floor, dom)| (dom, (du, floor)))
+            .collect();
+        Table { snap, places }
+    }
+
+    /// A DOM-level alert (`condition:dom_id`) takes the table's DU and
+    /// floor; any other alert keeps the monitor's labels.
+    fn place(&self, a: &mut Alert) {
+        let dom = a
+            .key
+            .split_once(':')
+            .and_then(|(_, d)| d.parse::<u32>().ok());
+        if let Some(&(du, floor)) = dom.and_then(|d| self.places.get(&d)) {
+            a.du = Some(du);
+            a.floor = Some(floor);
+        }
+    }
+
+    /// The table's counts for the DUs of a message about DOMs of the
+    /// table's detector (`None` for any other message).
+    fn now_line(&self, now_ns: u64, group: &str, alerts: &[&Alert]) -> Option<String> {
+        let dom_of = |a: &&Alert| {
+            a.key
+                .split_once(':')
+                .and_then(|(_, d)| d.parse::<u32>().ok())
+        };
+        let mut dus: Vec<u32> = alerts
+            .iter()
+            .filter(|a| dom_of(a).is_some_and(|d| self.places.contains_key(&d)))
+            .filter_map(|a| a.du)
+            .collect();
+        // A condition the table does not count (its monitor does not feed
+        // `detector_state`) would read 0: no line rather than a wrong one.
+        if dus.is_empty() || !self.snap.conditions.iter().any(|c| c == group) {
+            return None;
+        }
+        dus.sort_unstable();
+        dus.dedup();
+        let count = |du: u32| {
+            self.snap
+                .by_du
+                .get(&du)
+                .and_then(|r| r.get(group))
+                .copied()
+                .unwrap_or(0)
+        };
+        let total = self.snap.totals.get(group).copied().unwrap_or(0);
+        Some(text::now_line(now_ns, group, alerts, &dus, count, total))
+    }
 }
 
 impl Router {
@@ -417,6 +501,16 @@ impl Router {
             shifters: Box::new(move || fallback.clone()),
             silenced: Box::new(|_| false),
             stats: Stats::default(),
+            table: None,
+        }
+    }
+
+    /// The `detector_state` table as of the router's clock: give it in
+    /// time order with the alerts, before the alerts of the same time.
+    pub fn set_table(&mut self, snap: Arc<HealthSnapshot>) {
+        match &mut self.table {
+            Some(t) if t.snap.layout == snap.layout => t.snap = snap,
+            _ => self.table = Some(Table::new(snap)),
         }
     }
 
@@ -499,6 +593,7 @@ impl Router {
         }
         let shifters = (self.shifters)();
         let mut ctx = Flush {
+            table: self.table.as_ref(),
             shifters: &shifters,
             next_id: &mut self.next_id,
             stats: &mut self.stats,
@@ -514,6 +609,7 @@ impl Router {
     pub fn flush(&mut self, now_ns: u64, out: &mut Output) {
         let shifters = (self.shifters)();
         let mut ctx = Flush {
+            table: self.table.as_ref(),
             shifters: &shifters,
             next_id: &mut self.next_id,
             stats: &mut self.stats,
@@ -550,3 +646,6 @@ fn default_route_of(cfg: &AlertsConfig) -> RouteConfig {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod table_tests;

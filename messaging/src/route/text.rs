@@ -163,12 +163,50 @@ fn summary(notice: Notice, group: &str, alerts: &[&Alert]) -> String {
     parts.join("; ")
 }
 
-/// Subject (one line) and text of one grouped message.
+/// What the detector-state table counts for the DUs of a message, at the
+/// router's clock: `Now (data time …): DU 5: 30 DOMs inactive; all DUs:
+/// 33 DOMs inactive` (the condition in its firing words, whatever the
+/// notice: it is the state, not the change).
+pub(crate) fn now_line(
+    now_ns: u64,
+    group: &str,
+    alerts: &[&Alert],
+    dus: &[u32],
+    count: impl Fn(u32) -> u64,
+    total: u64,
+) -> String {
+    let (what, _) = wording(group, alerts);
+    let doms = |n: u64| {
+        if n == 0 {
+            format!("no DOM {what}")
+        } else {
+            format!("{} {what}", plural(n as usize, "DOM", "DOMs"))
+        }
+    };
+    let mut parts: Vec<String> = dus
+        .iter()
+        .take(DUS_LISTED)
+        .map(|&du| format!("DU {du}: {}", doms(count(du))))
+        .collect();
+    if dus.len() > DUS_LISTED {
+        parts.push(format!("{} more DUs", dus.len() - DUS_LISTED));
+    }
+    parts.push(format!("all DUs: {}", doms(total)));
+    format!(
+        "Now (data time {}): {}",
+        timefmt::iso_ns(now_ns),
+        parts.join("; ")
+    )
+}
+
+/// Subject (one line) and text of one grouped message; `now` is the
+/// detector-state table's line ([`now_line`]), second in the text.
 pub fn render(
     notice: Notice,
     severity: Severity,
     group: &str,
     alerts: &[&Alert],
+    now: Option<String>,
 ) -> (String, String) {
     let label = match notice {
         Notice::Firing => "FIRING",
@@ -183,6 +221,9 @@ pub fn render(
     );
     let newest = alerts.iter().map(|a| a.time_utc_ns).max().unwrap_or(0);
     let mut text = format!("{label} ({}): {summary}", severity.name());
+    if let Some(now) = now {
+        let _ = write!(text, "\n{now}");
+    }
     for a in alerts.iter().take(QUOTED) {
         let _ = write!(text, "\n- {}", a.message);
     }
@@ -251,7 +292,7 @@ mod tests {
             wording: wording_of(key),
         };
         let subject =
-            |a: &Alert, notice| render(notice, Severity::Warning, group_of(&a.key), &[a]).0;
+            |a: &Alert, notice| render(notice, Severity::Warning, group_of(&a.key), &[a], None).0;
         let cases = [
             (
                 alert("trigger_rate_zero", None, None),

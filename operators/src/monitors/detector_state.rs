@@ -28,7 +28,11 @@
 //! cleared count is a row with 0), and the table of the last data time,
 //! published for the gauges `km3mon_doms_affected{du,condition}` and
 //! `km3mon_alerts_firing{condition}`, `km3mon ctl health`, the chatbot's
-//! `status` and the web's Detector page.
+//! `status` and the web's Detector page. The same table goes out as a
+//! `health` item at each data time it changes: `alerts_notify` takes it as
+//! an input and counts and places (DU, floor) its grouped texts by it, in
+//! data time with the alerts (never from the published copy, whose moment
+//! of reading would depend on the workers' timing).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -92,6 +96,10 @@ impl Node for DetectorState {
     }
     fn produces(&self) -> Option<StreamKind> {
         Some(StreamKind::Table)
+    }
+    fn outputs(&self) -> Vec<StreamKind> {
+        // The rows (CSV) and the table itself (`alerts_notify`'s texts).
+        vec![StreamKind::Table, StreamKind::Health]
     }
     fn resources(&self) -> Vec<(String, Resource)> {
         vec![
@@ -468,7 +476,12 @@ impl Monitor<(Change, i64)> for Table {
         }
         self.snap.time_utc = Some((t * TICK_NS) as f64 / 1e9);
         self.snap.doms = self.doms.values().cloned().collect();
-        self.health.publish(self.snap.clone());
+        // One table, two readers: the gauges/`ctl health`/the Detector
+        // page (published) and the alert router (the `health` stream, in
+        // data time with the alerts), so their counts cannot differ.
+        let shared = Arc::new(self.snap.clone());
+        self.health.publish(shared.clone());
+        out.give(t, Item::Health(shared));
     }
 }
 

@@ -5,7 +5,7 @@
 //! ```toml
 //! [nodes.notify]
 //! type = "alerts_notify"
-//! inputs = ["dom_activity", "trigger_rates", "timesync", "log_stats"]
+//! inputs = ["dom_activity", "trigger_rates", "timesync", "log_stats", "detector_state"]
 //! alerts = "@config.Alerts"        # the whole section
 //! path = "data/alerts_routing.jsonl"  # where routing lines go (default)
 //! in_replay = false                # deliver in a replay too (default: no)
@@ -21,6 +21,13 @@
 //! In a replay nothing is delivered unless `in_replay = true` (replaying
 //! archived data must not page the shift): routing still runs and every
 //! message is written as not sent.
+//!
+//! With `detector_state` among its inputs (its `health` stream: the
+//! detector-state table at each data time it changes, in time order with
+//! the alerts), the messages place DOMs by the table's DU and floor and
+//! carry its counts for the DUs they name (`Now (data time …): DU 5: 30
+//! DOMs inactive; all DUs: …`; `messaging::route`): the text, `km3mon ctl
+//! health` and the gauges show one table, whatever the worker count.
 //!
 //! Every message a route makes lands in `path` (default
 //! `data/alerts_routing.jsonl`; one line per sink, after delivery:
@@ -87,7 +94,8 @@ impl Node for AlertsNotify {
         vec![("path".into(), Resource::file(&self.path))]
     }
     fn accepts(&self) -> Vec<StreamKind> {
-        vec![StreamKind::Alerts]
+        // Health: the detector_state table the texts count from.
+        vec![StreamKind::Alerts, StreamKind::Health]
     }
     fn produces(&self) -> Option<StreamKind> {
         None
@@ -170,6 +178,15 @@ impl Monitor<Item> for RouterMonitor {
     fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
         let now = ns_of(t);
         let mut routed = Output::default();
+        // The table of this data time first: it already counts this
+        // time's alerts (detector_state derives it from them).
+        let table = data.iter().rev().find_map(|i| match i {
+            Item::Health(h) => Some(h.clone()),
+            _ => None,
+        });
+        if let Some(h) = table {
+            self.router.set_table(h);
+        }
         for a in &AlertsTo::sorted(data) {
             self.router.push(a, now, &mut routed);
         }
@@ -395,6 +412,9 @@ pub struct DeliveryLine {
     pub severity: String,
     pub keys: Vec<String>,
     pub subject: String,
+    /// The message's text as sent (chat message, e-mail body).
+    #[serde(default)]
+    pub text: String,
     pub delivered: bool,
     pub attempts: u32,
     pub error: Option<String>,
@@ -420,6 +440,7 @@ fn delivery_line(m: &Outgoing, notice: Notice, o: &Outcome) -> Vec<u8> {
         severity: m.severity.name().into(),
         keys: m.keys.clone(),
         subject: m.subject.clone(),
+        text: m.text.clone(),
         delivered: o.delivered,
         attempts: o.attempts,
         error: o.error.clone(),

@@ -503,6 +503,43 @@ fn locate(
     }
 }
 
+/// A node that accepts the detector-state table (`health`) must take it
+/// from the graph's producer of it: without that edge its texts would
+/// place and count DOMs by themselves and could tell another story than
+/// `km3mon ctl health` and the gauges at the same data time.
+fn one_health_table(
+    src: &SourceFile,
+    raw: &[RawNode],
+    deps: &[Vec<usize>],
+    diags: &mut Diagnostics,
+) {
+    use crate::item::StreamKind;
+    let producers: Vec<usize> = (0..raw.len())
+        .filter(|&j| raw[j].spec.node.outputs().contains(&StreamKind::Health))
+        .collect();
+    for (i, n) in raw.iter().enumerate() {
+        if !n.spec.node.accepts().contains(&StreamKind::Health) {
+            continue;
+        }
+        for &j in producers
+            .iter()
+            .filter(|&&j| j != i && !deps[i].contains(&j))
+        {
+            let up = &raw[j].spec;
+            let span = n.inputs_span.clone().unwrap_or_else(|| n.name_span.clone());
+            diags.push(Diagnostic::at(
+                src,
+                span,
+                format!("nodes.{}.inputs", n.spec.name),
+                format!(
+                    "`{}` ({}) produces the detector-state table (`health`) that `{}` ({}) takes its DU placement and counts from: add `{}` to its inputs, or its texts may disagree with `km3mon ctl health`",
+                    up.name, up.type_name, n.spec.name, n.spec.type_name, up.name
+                ),
+            ));
+        }
+    }
+}
+
 /// Dangling inputs, kind mismatches and cycles; returns the nodes in
 /// topological order.
 fn check_edges(
@@ -567,6 +604,7 @@ fn check_edges(
             deps[i].push(j);
         }
     }
+    one_health_table(src, &raw, &deps, diags);
     // Kahn's algorithm, stable in file order.
     let mut indegree: Vec<usize> = deps.iter().map(Vec::len).collect();
     let mut users: BTreeMap<usize, Vec<usize>> = BTreeMap::new();

@@ -217,6 +217,8 @@ pub fn run_collectors(metrics: &Arc<Metrics>) -> Vec<Box<dyn Collector>> {
     }
     v.push(Box::new(ProcessCollector));
     v.push(Box::new(NodeCollector(metrics.clone())));
+    // Declared before their first sample, so dashboards can rely on them.
+    latency::declare_run_families();
     v.push(Box::new(latency::GlobalCollector));
     v
 }

@@ -134,15 +134,8 @@ impl DmClient {
 /// Every request to the Detector Manager, by outcome (docs/web.md).
 fn request_latency() -> std::sync::Arc<latency::Family> {
     static F: std::sync::OnceLock<std::sync::Arc<latency::Family>> = std::sync::OnceLock::new();
-    F.get_or_init(|| {
-        latency::global().histogram(
-            "km3mon_detector_manager_request_duration_seconds",
-            "Requests to the Detector Manager's monitoring interface: sent to the whole \
-             reply read, by outcome (ok, http_error, error).",
-            &["outcome"],
-        )
-    })
-    .clone()
+    F.get_or_init(|| latency::global().histogram_of(&latency::DETECTOR_MANAGER_REQUEST))
+        .clone()
 }
 
 /// The JSON array of a `monshort` reply: one object per defined path, in

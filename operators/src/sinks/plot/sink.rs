@@ -53,14 +53,8 @@ pub struct PlotSink {
 /// shows (live: what a shifter waits; a replay: how old the data is).
 fn plot_latency() -> Arc<latency::Family> {
     static F: std::sync::OnceLock<Arc<latency::Family>> = std::sync::OnceLock::new();
-    F.get_or_init(|| {
-        latency::global().histogram(
-            "km3mon_plot_latency_seconds",
-            "Wall clock when the plot file was written minus the data time it shows.",
-            &["plot"],
-        )
-    })
-    .clone()
+    F.get_or_init(|| latency::global().histogram_of(&latency::PLOT_LATENCY))
+        .clone()
 }
 
 fn default_dir() -> PathBuf {
