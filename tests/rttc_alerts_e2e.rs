@@ -220,7 +220,23 @@ fn rttc_jumps_reach_chat_and_mail_once_firing_once_resolved() {
     let nominal = simulator::dm::nominal_rttc;
     assert!((median(2) - nominal(2)).abs() < 20.0, "{doc}");
     assert!((median(3) - nominal(3) - 500.0).abs() < 20.0, "{doc}");
-    assert!(out.join("plots/rttc.png").exists());
+    // One panel per DU, in DU order, and the PNG is the grid the JSON describes.
+    let labels: Vec<&str> = doc["dus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["DU 1", "DU 2", "DU 3"], "{doc}");
+    assert_eq!(doc["layout"]["panels"], 3, "{doc}");
+    assert_eq!(doc["layout"]["columns"], 3, "{doc}");
+    let png = std::fs::read(out.join("plots/rttc.png")).unwrap();
+    let be = |o: usize| u64::from(u32::from_be_bytes(png[o..o + 4].try_into().unwrap()));
+    let size = &doc["layout"]["size_px"];
+    assert_eq!(
+        (Some(be(16)), Some(be(20))),
+        (size[0].as_u64(), size[1].as_u64())
+    );
     assert!(
         started.elapsed() < Duration::from_secs(120),
         "took {:?}",

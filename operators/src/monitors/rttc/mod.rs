@@ -28,11 +28,10 @@
 //!
 //! Fixes of the original: the session is defined again after any error
 //! (the original ended when the definition failed and died on a bad
-//! body); the spread is a quantile range, not std(wr_mu) − Σ std(δ); one
-//! deviation plot for all DUs instead of a 16 × 4·n_DU inch figure (920
-//! inches on ARCA-230): the DUs within their band in grey, the (at most
-//! [`LEGEND_DUS`]) DUs furthest off it in colours with their deviation in
-//! the legend, so the one DU that moved stands out among 230.
+//! body); the spread is a quantile range, not std(wr_mu) − Σ std(δ);
+//! `rttc.png` keeps one panel per DU but at a fixed pixel size in a grid
+//! of at most six columns (the original's 16 × 4·n_DU inches were 920
+//! inches on ARCA-230), a DU off its band framed in red ([`draw`]).
 
 pub mod baseline;
 pub mod client;
@@ -336,9 +335,6 @@ pub struct Saved {
     #[serde(default)]
     pub candidates: BTreeMap<u32, (u64, baseline::Saved)>,
 }
-
-/// At most this many DUs off their band get a colour and a legend line.
-pub const LEGEND_DUS: usize = 10;
 
 /// A level outside the DU's band since `since_s`, becoming the baseline
 /// once stable for `adopt_after`.
