@@ -78,6 +78,17 @@ pub struct DomMap {
     /// category in place of the colour bar. Empty = the colour scale.
     #[serde(default)]
     pub categories: Vec<Category>,
+    /// Per entry of `dus`, its x label and the axis title (e.g. a DU's
+    /// beacon columns). Empty = the DU numbers, "DU".
+    #[serde(default)]
+    pub columns: Option<Columns>,
+}
+
+/// The x axis of a [`DomMap`] whose columns are not DUs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Columns {
+    pub title: String,
+    pub labels: Vec<String>,
 }
 
 /// One state of a categorical DOM map.

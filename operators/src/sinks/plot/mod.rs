@@ -360,6 +360,7 @@ mod tests {
                 max_floor: layout.max_floor,
                 doms: layout.cells(value),
                 categories: Vec::new(),
+                columns: None,
             }),
             json: Some(layout.json(1_574_424_024_000_000_000, value)),
         }
