@@ -144,6 +144,49 @@ fn rttc_jumps_reach_chat_and_mail_once_firing_once_resolved() {
     }
     // Nothing more while DU 3 stays at its new level.
     std::thread::sleep(Duration::from_secs(3));
+    // `km3mon ctl rttc-reset --du 3`: DU 3's baseline is learnt anew (its
+    // baseline sample count starts again from 0); DU 3 is not firing, so
+    // no message. A node that takes no reset says so.
+    let json = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("plots/rttc.json")).unwrap())
+            .unwrap()
+    };
+    let samples = |doc: &serde_json::Value| doc["dus"][2]["baseline_samples"].as_u64().unwrap();
+    let before = samples(&json());
+    let ctl = |words: &[&str]| {
+        Command::new(common::km3mon())
+            .args(["ctl", "--out"])
+            .arg(&out)
+            .args(words)
+            .output()
+            .unwrap()
+    };
+    let reply = ctl(&["rttc-reset", "--du", "3"]);
+    let text = String::from_utf8_lossy(&reply.stdout).to_string();
+    assert!(
+        reply.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&reply.stderr)
+    );
+    assert!(text.contains("rttc: reset 3 requested"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let doc = json();
+        if samples(&doc) < before.min(4) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "DU 3 not reset (before {before}): {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let reply = ctl(&["reset", "plots", "3"]);
+    assert!(!reply.status.success());
+    assert!(String::from_utf8_lossy(&reply.stderr).contains("takes no reset"));
+    let audit = std::fs::read_to_string(out.join("data/control_audit.jsonl")).unwrap();
+    assert!(audit.contains("reset rttc 3 requested"), "{audit}");
+    std::thread::sleep(Duration::from_secs(1));
     common::terminate(&mut run.0, Duration::from_secs(20), "km3mon run");
 
     let posts = bot_posts(&chat);

@@ -37,6 +37,7 @@ pub mod baseline;
 pub mod client;
 pub mod dbbase;
 mod draw;
+pub mod reset;
 #[cfg(test)]
 mod tests;
 
@@ -57,6 +58,7 @@ use crate::shell::MapWindow;
 use crate::shell::{ordered_items, Monitor, Out};
 use baseline::Baseline;
 use client::{DmClient, WrValues};
+pub use reset::{reset_du, reset_row, RESET_TABLE};
 
 /// The alerts this monitor raises, in words (docs/alerts.md).
 pub const ALERTS: &[AlertKind] = &[AlertKind {
@@ -203,6 +205,12 @@ impl Node for Rttc {
             self.name.clone(),
         );
         let dm_dus = dus.clone();
+        // `km3mon ctl rttc-reset --du N`: taken by the DM thread into the
+        // ingress, so the reset is a record at a data time.
+        let control = ctx.node_control();
+        if live && ctx.is_leader() {
+            control.accept_requests();
+        }
         let saved = ctx.state().load_all::<Saved>().remove("rttc");
         let has_baseline = saved
             .as_ref()
@@ -235,6 +243,19 @@ impl Node for Rttc {
                 return Ok(());
             }
             ctx.spawn_io("detector_manager", move || {
+                let known = dm_dus.clone();
+                let resets = move || -> Vec<(Time, Item)> {
+                    let mut items = Vec::new();
+                    for key in control.take_requests() {
+                        match reset_du(&key).filter(|du| known.contains(du)) {
+                            Some(du) => items.push((wall_ticks(), Item::Row(reset_row(du)))),
+                            None => tracing::warn!(
+                                "rttc reset `{key}`: not a DU of the detector (e.g. `rttc-reset --du 5`)"
+                            ),
+                        }
+                    }
+                    items
+                };
                 let mut dm = DmClient::new(&addr, dm_dus, Duration::from_secs(5));
                 let mut last_error = String::new();
                 loop {
@@ -272,6 +293,10 @@ impl Node for Rttc {
                     let until = std::time::Instant::now() + poll;
                     while std::time::Instant::now() < until {
                         if env.shutdown_requested() {
+                            return;
+                        }
+                        let items = resets();
+                        if !items.is_empty() && !ingress.offer(Feed { items, low: 0 }) {
                             return;
                         }
                         std::thread::sleep(Duration::from_millis(200));
@@ -579,6 +604,12 @@ impl Monitor<Item> for RttcMonitor {
             let Item::Row(row) = item else { continue };
             if row.table == BASELINE_TABLE {
                 self.baseline_sample(&row);
+                continue;
+            }
+            if row.table == RESET_TABLE {
+                if let Some(du) = row.cells.first().and_then(|c| c.parse().ok()) {
+                    self.reset(t, du, out);
+                }
                 continue;
             }
             self.sample(t, &row, out);

@@ -459,3 +459,69 @@ fn the_plot_has_a_panel_per_du_and_frames_the_dus_off_their_band() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `km3mon ctl rttc-reset --du 2` while DU 2 is off its band: the reset
+/// row (a record of the node's input, at its data time) resolves the
+/// alert, the old baseline is forgotten and the new level, learnt from
+/// the next `min_samples` samples, becomes the median; DU 1 keeps its.
+#[test]
+fn a_reset_forgets_one_dus_baseline_at_its_data_time() {
+    let reset_ns = T0 + 1_000_000_000_000;
+    let mut input: Vec<(Time, Vec<Item>)> = (0..180u64)
+        .map(|k| {
+            let ns = T0 + k * 10_000_000_000;
+            let jump = if k >= 90 { 500.0 } else { 0.0 };
+            (at(ns), vec![row(ns, 1, 0.0, k), row(ns, 2, jump, k + 1)])
+        })
+        .collect();
+    // Between two polls (the DM thread offers it with the wall-clock tick).
+    let pos = input.iter().position(|(t, _)| *t > at(reset_ns)).unwrap();
+    input.insert(pos, (at(reset_ns), vec![Item::Row(reset_row(2))]));
+    let mut m = RttcMonitor::new(&config(), 44, &[1, 2], "rttc");
+    let out = run_by_hand(&mut m, input.clone());
+    let got = alerts(&out);
+    assert_eq!(
+        got.iter().map(|a| (a.0, a.2)).collect::<Vec<_>>(),
+        [
+            (T0 + 960_000_000_000, AlertState::Firing),
+            (reset_ns, AlertState::Resolved)
+        ],
+        "{got:?}"
+    );
+    let resolved = out
+        .iter()
+        .find_map(|(_, i)| match i {
+            Item::Alert(a) if a.state == AlertState::Resolved => Some(a.message.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        resolved.contains("baseline reset by an operator"),
+        "{resolved}"
+    );
+    let plot = out
+        .iter()
+        .rev()
+        .find_map(|(_, i)| match i {
+            Item::Plot(p) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(plot.json.as_deref().unwrap()).unwrap();
+    let median = |i: usize| doc["dus"][i]["median_ps"].as_f64().unwrap();
+    assert!((median(0) - nominal(1)).abs() <= 8.0, "{doc}");
+    assert!((median(1) - nominal(2) - 500.0).abs() <= 8.0, "{doc}");
+    // The same whatever the batching.
+    for seed in 1..4 {
+        let mut m = RttcMonitor::new(&config(), 44, &[1, 2], "rttc");
+        assert_eq!(alerts(&drive(&mut m, random_steps(&input, seed))), got);
+    }
+    assert_eq!(reset_du("DU5"), Some(5));
+    assert_eq!(reset_du("5"), Some(5));
+    assert_eq!(reset_du("x"), None);
+}
+
+/// The sample rows' RTTC without the jump: wr_mu − Σ wr_delta.
+fn nominal(du: u32) -> f64 {
+    1_200_000.0 + 40_000.0 * f64::from(du) - (3000.0 + 4500.0 + 3200.0 + 4100.0)
+}
