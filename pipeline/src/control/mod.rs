@@ -136,6 +136,12 @@ impl NodeControl {
         r.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// `reset` requests not yet taken.
+    pub fn pending_requests(&self) -> usize {
+        let r = self.requests.lock().expect("control lock");
+        r.as_ref().map_or(0, Vec::len)
+    }
+
     fn request(&self, key: &str) -> Result<(), String> {
         let mut r = self.requests.lock().expect("control lock");
         match r.as_mut() {
@@ -590,14 +596,7 @@ impl Control {
             }
             Command::Silences => Reply::silences(self.silences()),
             Command::Reset { node, key } => {
-                let found = self
-                    .nodes
-                    .read()
-                    .expect("control lock")
-                    .iter()
-                    .find(|n| n.name == *node)
-                    .cloned();
-                let Some(n) = found else {
+                let Some(n) = self.node(node) else {
                     return Reply::error(format!("no such node `{node}` (see `status`)"));
                 };
                 if let Err(e) = n.request(key) {
