@@ -11,10 +11,15 @@
 //! id from `detector_id`, `DETECTOR_ID` or the detector file) — the CLB
 //! map, each CLB's compass (`integration`) and the `ahrscalib` table, all
 //! cached per day under the state dir — and from a constants file for
-//! whatever the DB cannot give. They are fetched on the node's I/O thread
-//! (live: again every `refresh` hours); a replay's worker waits for the
-//! first set, so the outputs do not depend on the network's speed; live,
-//! packets that come before it are counted and skipped.
+//! whatever the DB cannot give. They are fetched on an I/O thread, one per
+//! process (live: again every `refresh` hours), and handed to every
+//! worker ([`doms::Feed`]); a replay's workers wait for the first set, so
+//! the outputs do not depend on the network's speed; live, packets that
+//! come before it are counted and skipped.
+//!
+//! Two stages: the per-packet fit and the window means on the DOM's
+//! worker ([`doms::AhrsDoms`]), the rows and plots on worker 0 from one
+//! record per DOM and window ([`AhrsMonitor`]).
 //!
 //! Fixes of the original: every packet is used (not every 29th of the
 //! whole stream), averaged per event-time window with circular means (a
