@@ -181,6 +181,13 @@ fn rttc_jumps_reach_chat_and_mail_once_firing_once_resolved() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let reply = ctl(&["rttc-reset", "--du", "9"]);
+    assert!(!reply.status.success());
+    assert!(
+        String::from_utf8_lossy(&reply.stderr).contains("not a DU of the detector"),
+        "{}",
+        String::from_utf8_lossy(&reply.stderr)
+    );
     let reply = ctl(&["reset", "plots", "3"]);
     assert!(!reply.status.success());
     assert!(String::from_utf8_lossy(&reply.stderr).contains("takes no reset"));

@@ -61,7 +61,7 @@ pub fn fresh() -> (Arc<Bot>, Arc<Control>, Arc<Shifters>) {
         control.register(n, n, g, r, m.node(n));
     }
     // rttc takes reset requests (`rttc-reset --du N`).
-    control.node("rttc").unwrap().accept_requests();
+    control.node("rttc").unwrap().accept_requests(|_| Ok(()));
     assert!(control.execute("stop dom_activity", "setup").ok);
     assert!(control.execute("silence time_sync:* 1h setup", "setup").ok);
     let shifters = Shifters::in_memory(&["bobby"]);

@@ -209,7 +209,15 @@ impl Node for Rttc {
         // ingress, so the reset is a record at a data time.
         let control = ctx.node_control();
         if live && ctx.is_leader() {
-            control.accept_requests();
+            let known = dus.clone();
+            control.accept_requests(move |key| match reset_du(key) {
+                Some(du) if known.contains(&du) => Ok(()),
+                _ => Err(format!(
+                    "`{key}` is not a DU of the detector (DUs {}–{})",
+                    known.first().unwrap_or(&0),
+                    known.last().unwrap_or(&0)
+                )),
+            });
         }
         let saved = ctx.state().load_all::<Saved>().remove("rttc");
         let has_baseline = saved
