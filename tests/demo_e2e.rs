@@ -214,6 +214,23 @@ fn demo_tabs_show_the_calibration_plots_in_chromium() {
             page.wait_true(&ready, &format!("{tab}.html shows {name}"));
         }
     }
+    // rttc.png: one panel per DU (2 DUs, one row); the browser shows the
+    // picture at the size of the grid its JSON describes.
+    page.navigate(&format!("http://127.0.0.1:{port}/rttc.html"));
+    let shown = page.eval(
+        "new Promise(r => { const i = document.querySelector('figure[data-plot=rttc] img');              const done = () => r([i.naturalWidth, i.naturalHeight]);              if (i.complete && i.naturalWidth > 0) done(); else i.onload = done; })",
+    );
+    let json = std::fs::read_to_string(dir.join("plots/rttc.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let labels: Vec<&str> = doc["dus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["DU 1", "DU 2"], "{json}");
+    assert_eq!(doc["layout"]["panels"], 2, "{json}");
+    assert_eq!(shown, doc["layout"]["size_px"], "{json}");
     // The acoustics plot is the matrix of the demo's DUs (2 DUs × 3 beacons).
     let json = std::fs::read_to_string(dir.join("plots/Online_Acoustic_Monitoring.json")).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();

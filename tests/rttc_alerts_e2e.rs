@@ -144,6 +144,56 @@ fn rttc_jumps_reach_chat_and_mail_once_firing_once_resolved() {
     }
     // Nothing more while DU 3 stays at its new level.
     std::thread::sleep(Duration::from_secs(3));
+    // `km3mon ctl rttc-reset --du 3`: DU 3's baseline is learnt anew (its
+    // baseline sample count starts again from 0); DU 3 is not firing, so
+    // no message. A node that takes no reset says so.
+    let json = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("plots/rttc.json")).unwrap())
+            .unwrap()
+    };
+    let samples = |doc: &serde_json::Value| doc["dus"][2]["baseline_samples"].as_u64().unwrap();
+    let before = samples(&json());
+    let ctl = |words: &[&str]| {
+        Command::new(common::km3mon())
+            .args(["ctl", "--out"])
+            .arg(&out)
+            .args(words)
+            .output()
+            .unwrap()
+    };
+    let reply = ctl(&["rttc-reset", "--du", "3"]);
+    let text = String::from_utf8_lossy(&reply.stdout).to_string();
+    assert!(
+        reply.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&reply.stderr)
+    );
+    assert!(text.contains("rttc: reset 3 requested"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let doc = json();
+        if samples(&doc) < before.min(4) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "DU 3 not reset (before {before}): {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let reply = ctl(&["rttc-reset", "--du", "9"]);
+    assert!(!reply.status.success());
+    assert!(
+        String::from_utf8_lossy(&reply.stderr).contains("not a DU of the detector"),
+        "{}",
+        String::from_utf8_lossy(&reply.stderr)
+    );
+    let reply = ctl(&["reset", "plots", "3"]);
+    assert!(!reply.status.success());
+    assert!(String::from_utf8_lossy(&reply.stderr).contains("takes no reset"));
+    let audit = std::fs::read_to_string(out.join("data/control_audit.jsonl")).unwrap();
+    assert!(audit.contains("reset rttc 3 requested"), "{audit}");
+    std::thread::sleep(Duration::from_secs(1));
     common::terminate(&mut run.0, Duration::from_secs(20), "km3mon run");
 
     let posts = bot_posts(&chat);
@@ -220,7 +270,23 @@ fn rttc_jumps_reach_chat_and_mail_once_firing_once_resolved() {
     let nominal = simulator::dm::nominal_rttc;
     assert!((median(2) - nominal(2)).abs() < 20.0, "{doc}");
     assert!((median(3) - nominal(3) - 500.0).abs() < 20.0, "{doc}");
-    assert!(out.join("plots/rttc.png").exists());
+    // One panel per DU, in DU order, and the PNG is the grid the JSON describes.
+    let labels: Vec<&str> = doc["dus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["DU 1", "DU 2", "DU 3"], "{doc}");
+    assert_eq!(doc["layout"]["panels"], 3, "{doc}");
+    assert_eq!(doc["layout"]["columns"], 3, "{doc}");
+    let png = std::fs::read(out.join("plots/rttc.png")).unwrap();
+    let be = |o: usize| u64::from(u32::from_be_bytes(png[o..o + 4].try_into().unwrap()));
+    let size = &doc["layout"]["size_px"];
+    assert_eq!(
+        (Some(be(16)), Some(be(20))),
+        (size[0].as_u64(), size[1].as_u64())
+    );
     assert!(
         started.elapsed() < Duration::from_secs(120),
         "took {:?}",

@@ -11,7 +11,7 @@
 //! |---|---|
 //! | `help`, `hi`/`hello`/`hey`/`ciao` | anyone |
 //! | `status`, `latency`, `silences`, `shifters` | shifters and operators |
-//! | `shifters are A and B`, `stop`/`start`/`restart NODE\|GROUP:*`, `silence PATTERN DURATION [reason]`, `unsilence PATTERN` | operators |
+//! | `shifters are A and B`, `stop`/`start`/`restart NODE\|GROUP:*`, `silence PATTERN DURATION [reason]`, `unsilence PATTERN`, `rttc-reset --du N` (`reset NODE KEY`) | operators |
 //!
 //! `supervisorctl status|stop|start|restart …` is accepted as the
 //! original's spelling of the same commands.
@@ -91,6 +91,7 @@ I understand (write @BOT first):
   stop|start|restart NODE       controls one node, or a group with GROUP:* (operators)
   silence PATTERN DURATION [reason]   silences alerts, e.g. silence dom_inactive:* 2h DU3 recabled (operators)
   unsilence PATTERN             lifts a silence (operators)
+  rttc-reset --du N             forgets DU N's RTTC baseline; a new one is learnt (operators)
   supervisorctl status|stop|start|restart …   the original's spelling of the same";
 
 impl Bot {
@@ -214,6 +215,9 @@ impl Bot {
                 b.control_line(user, &verb, &args)
             }),
             "silence" | "unsilence" => self.operate(user, "silence alerts", |b| {
+                b.control_line(user, &verb, &args)
+            }),
+            "reset" | "rttc-reset" => self.operate(user, "reset a monitor's baseline", |b| {
                 b.control_line(user, &verb, &args)
             }),
             "supervisorctl" => self.supervisorctl(user, &args),

@@ -156,6 +156,7 @@ fn main() {
             max_floor: layout.max_floor,
             doms: layout.cells(value),
             categories: Vec::new(),
+            columns: None,
         }),
         json: Some(layout.json(1_700_000_000_000_000_000, value)),
     };

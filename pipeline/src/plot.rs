@@ -28,6 +28,7 @@ impl Plot {
             PlotSpec::TimeSeries(s) => s.data_time_ns,
             PlotSpec::Waterfall(w) => w.data_time_ns,
             PlotSpec::HitMatrix(m) => m.data_time_ns,
+            PlotSpec::Panels(p) => p.data_time_ns,
         }
     }
 }
@@ -50,6 +51,7 @@ pub enum PlotSpec {
     TimeSeries(TimeSeries),
     Waterfall(Waterfall),
     HitMatrix(HitMatrix),
+    Panels(Panels),
 }
 
 /// The detector-layout map of one value per DOM (spec §1.7): DU on x,
@@ -76,6 +78,17 @@ pub struct DomMap {
     /// category in place of the colour bar. Empty = the colour scale.
     #[serde(default)]
     pub categories: Vec<Category>,
+    /// Per entry of `dus`, its x label and the axis title (e.g. a DU's
+    /// beacon columns). Empty = the DU numbers, "DU".
+    #[serde(default)]
+    pub columns: Option<Columns>,
+}
+
+/// The x axis of a [`DomMap`] whose columns are not DUs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Columns {
+    pub title: String,
+    pub labels: Vec<String>,
 }
 
 /// One state of a categorical DOM map.
@@ -195,4 +208,78 @@ pub struct HitMatrix {
     pub events: Vec<Arc<Vec<(u32, u16)>>>,
     /// (column of the first event of a run, label).
     pub markers: Vec<(usize, String)>,
+}
+
+/// A grid of small time-series panels, one per unit (e.g. one per DU),
+/// all over the same time span, each with its own y range. The layout is
+/// fixed here (not in the renderer) so the JSON beside the PNG can say
+/// where each panel is: `columns` panels a row, in order, each
+/// [`Panels::PANEL`] pixels (wider when few columns would make the
+/// picture narrower than [`Panels::MIN_WIDTH`]) below a
+/// [`Panels::HEADER`]-pixel title.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Panels {
+    pub title: String,
+    pub data_time_ns: u64,
+    /// Seconds shown, ending at `data_time_ns`.
+    pub span_s: u64,
+    pub y_label: String,
+    pub columns: usize,
+    pub panels: Vec<Panel>,
+}
+
+impl Panels {
+    /// Pixels of one panel (width, height).
+    pub const PANEL: (u32, u32) = (320, 160);
+    pub const HEADER: u32 = 72;
+    pub const MIN_WIDTH: u32 = 1280;
+    /// At most this many columns: 1920 pixels, the width of a screen, so
+    /// a large detector grows downwards (scrolled) instead of being shrunk
+    /// to unreadable panels by the browser.
+    pub const MAX_COLUMNS: usize = 6;
+
+    /// Columns for `n` panels.
+    pub fn columns_for(n: usize) -> usize {
+        n.clamp(1, Self::MAX_COLUMNS)
+    }
+
+    /// (panel width, panel height) in pixels.
+    pub fn panel_px(&self) -> (u32, u32) {
+        let c = self.columns.max(1) as u32;
+        (
+            Self::PANEL.0.max(Self::MIN_WIDTH.div_ceil(c)),
+            Self::PANEL.1,
+        )
+    }
+
+    pub fn rows(&self) -> usize {
+        self.panels.len().div_ceil(self.columns.max(1)).max(1)
+    }
+
+    /// The picture's size in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        let (w, h) = self.panel_px();
+        (
+            w * self.columns.max(1) as u32,
+            Self::HEADER + h * self.rows() as u32,
+        )
+    }
+}
+
+/// One panel of [`Panels`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Panel {
+    /// Top left, bold, e.g. `DU 3`.
+    pub label: String,
+    /// Top right, e.g. the median or the deviation.
+    pub note: String,
+    /// Drawn in red (frame, label, note): needs a look.
+    pub highlight: bool,
+    /// (UTC Unix seconds, value).
+    pub points: Vec<(f64, f64)>,
+    pub color: Rgb,
+    /// A shaded range of values (e.g. the alert band).
+    pub shade: Option<(f64, f64)>,
+    /// Horizontal lines: (value, dashed).
+    pub lines: Vec<(f64, bool)>,
 }

@@ -34,6 +34,8 @@ pub const MATRIX: &[(&str, Role, bool)] = &[
     ),
     ("unsilence time_sync:*", Role::Operator, true),
     ("shifters are cnorris and bspencer", Role::Operator, true),
+    ("rttc-reset --du 3", Role::Operator, true),
+    ("reset rttc 2", Role::Operator, true),
 ];
 
 /// One user of each role: `opal` is the operator, `bobby` the shifter,
@@ -55,9 +57,12 @@ pub fn fresh() -> (Arc<Bot>, Arc<Control>, Arc<Shifters>) {
         ("dom_rates", "monitoring_process", NodeRole::Transform),
         ("dom_activity", "monitoring_process", NodeRole::Transform),
         ("alerts", "alerts", NodeRole::Sink),
+        ("rttc", "monitoring_process", NodeRole::Source),
     ] {
         control.register(n, n, g, r, m.node(n));
     }
+    // rttc takes reset requests (`rttc-reset --du N`).
+    control.node("rttc").unwrap().accept_requests(|_| Ok(()));
     assert!(control.execute("stop dom_activity", "setup").ok);
     assert!(control.execute("silence time_sync:* 1h setup", "setup").ok);
     let shifters = Shifters::in_memory(&["bobby"]);
@@ -72,7 +77,7 @@ pub fn fresh() -> (Arc<Bot>, Arc<Control>, Arc<Shifters>) {
 }
 
 /// What a command may change: node states and restarts, silences,
-/// shifters.
+/// shifters, reset requests queued for a node.
 pub fn observable(control: &Control, shifters: &Shifters) -> String {
     let nodes: Vec<(String, String, u64)> = control
         .nodes()
@@ -80,5 +85,6 @@ pub fn observable(control: &Control, shifters: &Shifters) -> String {
         .map(|n| (n.name, n.state, n.restarts))
         .collect();
     let silences: Vec<String> = control.silences().into_iter().map(|s| s.pattern).collect();
-    format!("{nodes:?} {silences:?} {:?}", shifters.names())
+    let requests = control.node("rttc").map_or(0, |n| n.pending_requests());
+    format!("{nodes:?} {silences:?} {:?} {requests}", shifters.names())
 }

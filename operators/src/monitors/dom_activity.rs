@@ -192,6 +192,7 @@ impl DomActivityMonitor {
             max_floor: self.layout.max_floor,
             doms: self.layout.cells(value),
             categories: Vec::new(),
+            columns: None,
         };
         let plot = Plot {
             name: self.name.clone(),

@@ -194,6 +194,7 @@ impl DomRatesMonitor {
             max_floor: self.layout.max_floor,
             doms: self.layout.cells(mean_khz),
             categories: Vec::new(),
+            columns: None,
         };
         let plot = Plot {
             name: self.name.clone(),

@@ -181,6 +181,7 @@ impl SyncMap {
                     label: "out of sync".into(),
                 },
             ],
+            columns: None,
         };
         let plot = Plot {
             name: self.name.clone(),

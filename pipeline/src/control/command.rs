@@ -82,6 +82,11 @@ pub enum Command {
     /// `latency`: p50/p99/max of every latency distribution (node lag,
     /// plots, alert delivery, DB, Detector Manager, Ligier queues).
     Latency,
+    /// `reset NODE KEY` (alias `rttc-reset --du N [--node NODE]`): a
+    /// request to the node (e.g. forget DU N's RTTC baseline). The node
+    /// takes it into its own input, so it acts at a data time like a
+    /// record; only nodes that take requests accept it.
+    Reset { node: String, key: String },
     /// `help`.
     Help,
 }
@@ -107,12 +112,14 @@ commands:
   logs NODE [--tail N]             the node's recent log lines (default the last 20)
   health                           the detector: DOMs per DU and alert condition (detector_state)
   latency                          p50/p99/max of the lags and latencies (nodes, plots, alerts, DB)
+  reset NODE KEY                   a reset request to a node: `reset rttc 5` (or `rttc-reset --du 5`)
+                                   forgets DU 5's RTTC baseline; a new one is learnt from the next samples
   help                             this text
 TARGET: NODE, GROUP:NODE, GROUP:* or all
 groups: daq, logging, monitoring_process, alerts, reconstruction, output (or the graph's own)";
 
 const VERBS: &str =
-    "status, stop, start, restart, silence, unsilence, silences, logs, health, latency, help";
+    "status, stop, start, restart, silence, unsilence, silences, logs, health, latency, reset, rttc-reset, help";
 
 impl Command {
     /// Parses one command line (words separated by white space; the verb
@@ -168,6 +175,34 @@ impl Command {
             "latency" if args.is_empty() => Ok(Command::Latency),
             "latency" => err("`latency` takes no arguments".into()),
             "silences" => err("`silences` takes no arguments".into()),
+            "reset" => match args {
+                [node, key] => Ok(Command::Reset {
+                    node: node.to_string(),
+                    key: key.to_string(),
+                }),
+                _ => {
+                    err("usage: reset NODE KEY, e.g. `reset rttc 5` (DU 5's RTTC baseline)".into())
+                }
+            },
+            "rttc-reset" => {
+                let usage = "usage: rttc-reset --du N [--node NODE] (NODE default rttc)";
+                let (mut du, mut node) = (None, "rttc");
+                let mut it = args.iter();
+                while let Some(a) = it.next() {
+                    match (*a, it.next()) {
+                        ("--du", Some(v)) if v.parse::<u32>().is_ok() => du = Some(*v),
+                        ("--node", Some(v)) => node = v,
+                        _ => return err(usage.into()),
+                    }
+                }
+                match du {
+                    Some(du) => Ok(Command::Reset {
+                        node: node.to_string(),
+                        key: du.to_string(),
+                    }),
+                    None => err(usage.into()),
+                }
+            }
             other => err(format!("unknown command `{other}`; commands: {VERBS}")),
         }
     }
@@ -332,6 +367,22 @@ mod tests {
             Ok(Command::Unsilence("*".into()))
         );
         assert_eq!(Command::parse("silences"), Ok(Command::Silences));
+        let reset = Ok(Command::Reset {
+            node: "rttc".into(),
+            key: "5".into(),
+        });
+        assert_eq!(Command::parse("reset rttc 5"), reset);
+        assert_eq!(Command::parse("rttc-reset --du 5"), reset);
+        assert_eq!(
+            Command::parse("rttc-reset --node rttc2 --du 5"),
+            Ok(Command::Reset {
+                node: "rttc2".into(),
+                key: "5".into(),
+            })
+        );
+        assert!(Command::parse("rttc-reset --du five").is_err());
+        assert!(Command::parse("rttc-reset").is_err());
+        assert!(Command::parse("reset rttc").is_err());
         assert_eq!(
             Command::parse("logs dom_rates --tail 5"),
             Ok(Command::Logs {

@@ -111,12 +111,63 @@ pub struct NodeControl {
     write_failing: AtomicBool,
     /// The files that failed since the last good write, each logged once.
     failing_files: Mutex<BTreeMap<PathBuf, u64>>,
+    /// `reset` requests not yet taken by the node, and the node's check
+    /// of a key; `None`: the node takes none.
+    requests: Mutex<Option<(Vec<String>, KeyCheck)>>,
 }
+
+/// A node's check of a `reset` key: `Err` says why it is refused.
+pub type KeyCheck = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Pending `reset` requests per node at most (the node takes them within
+/// a poll; more means it is stuck).
+const MAX_REQUESTS: usize = 64;
 
 /// Distinct failing files logged per node before the log only counts.
 const LOGGED_FILES: usize = 20;
 
 impl NodeControl {
+    /// The node takes `reset` requests ([`NodeControl::take_requests`])
+    /// whose key passes `check` (the command is refused with its error
+    /// otherwise, before anything is queued).
+    pub fn accept_requests(
+        &self,
+        check: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        let mut r = self.requests.lock().expect("control lock");
+        *r = Some((Vec::new(), Arc::new(check)));
+    }
+
+    /// The `reset` keys requested since the last call, oldest first.
+    pub fn take_requests(&self) -> Vec<String> {
+        let mut r = self.requests.lock().expect("control lock");
+        r.as_mut()
+            .map(|(v, _)| std::mem::take(v))
+            .unwrap_or_default()
+    }
+
+    /// `reset` requests not yet taken.
+    pub fn pending_requests(&self) -> usize {
+        let r = self.requests.lock().expect("control lock");
+        r.as_ref().map_or(0, |(v, _)| v.len())
+    }
+
+    fn request(&self, key: &str) -> Result<(), String> {
+        let mut r = self.requests.lock().expect("control lock");
+        match r.as_mut() {
+            None => Err(format!("node `{}` takes no reset", self.name)),
+            Some((v, _)) if v.len() >= MAX_REQUESTS => Err(format!(
+                "node `{}` has {MAX_REQUESTS} reset requests pending",
+                self.name
+            )),
+            Some((v, check)) => {
+                check(key).map_err(|e| format!("{}: {e}", self.name))?;
+                v.push(key.to_string());
+                Ok(())
+            }
+        }
+    }
+
     fn new(
         name: &str,
         type_name: &str,
@@ -133,6 +184,7 @@ impl NodeControl {
             stopped: AtomicBool::new(false),
             write_failing: AtomicBool::new(false),
             failing_files: Mutex::new(BTreeMap::new()),
+            requests: Mutex::new(None),
             life: Mutex::new(Life {
                 state: NodeState::Running,
                 since: Instant::now(),
@@ -554,6 +606,19 @@ impl Control {
                 Reply::text(format!("unsilenced `{pattern}`"))
             }
             Command::Silences => Reply::silences(self.silences()),
+            Command::Reset { node, key } => {
+                let Some(n) = self.node(node) else {
+                    return Reply::error(format!("no such node `{node}` (see `status`)"));
+                };
+                if let Err(e) = n.request(key) {
+                    return Reply::error(e);
+                }
+                let message = format!("{user}: reset {node} {key} requested");
+                self.audit(node, "reset", &message);
+                Reply::text(format!(
+                    "{node}: reset {key} requested; the node applies it with its next data"
+                ))
+            }
             Command::Logs { node, tail, after } => {
                 let known = self
                     .nodes

@@ -359,3 +359,31 @@ fn a_good_write_of_one_file_does_not_hide_another_failing_one() {
     n.write_ok(None);
     assert_eq!(n.state(), NodeState::Running);
 }
+
+/// `reset NODE KEY`: refused by a node that takes no requests, checked by
+/// the node's own rule, queued (and audited) otherwise, taken once.
+#[test]
+fn reset_requests_are_checked_queued_and_taken_once() {
+    let dir = scratch("reset");
+    let c = control(Some(&dir), None);
+    let r = c.execute("reset dom_rates 3", "op");
+    assert!(!r.ok && r.text.contains("takes no reset"), "{}", r.text);
+    let r = c.execute("reset nosuch 3", "op");
+    assert!(!r.ok && r.text.contains("no such node"), "{}", r.text);
+    let n = c.node("timesync").unwrap();
+    n.accept_requests(|k| {
+        (k == "3" || k == "4")
+            .then_some(())
+            .ok_or_else(|| format!("`{k}` is not a DU"))
+    });
+    let r = c.execute("reset timesync 9", "op");
+    assert!(!r.ok && r.text.contains("`9` is not a DU"), "{}", r.text);
+    assert!(c.execute("reset timesync 3", "op").ok);
+    assert!(c.execute("rttc-reset --node timesync --du 4", "op").ok);
+    assert_eq!(n.pending_requests(), 2);
+    assert_eq!(n.take_requests(), ["3", "4"]);
+    assert!(n.take_requests().is_empty());
+    let audit = std::fs::read_to_string(dir.join("data").join(AUDIT_FILE)).unwrap();
+    assert_eq!(audit.matches("\"state\":\"reset\"").count(), 2, "{audit}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

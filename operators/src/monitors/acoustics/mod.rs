@@ -6,7 +6,7 @@
 //! pass the original's filters, coded −1.5 (0 pings), −0.5 (1–3), 0.5
 //! (4–7), 1.5 (> 7), and −2.5 when the DB could not be asked (the state
 //! the original could never reach). Output: `Online_Acoustic_Monitoring`
-//! (DOM × beacon matrix, columns labelled DU·10 + beacon) with its JSON,
+//! (DOM × beacon matrix, columns labelled `DU/emitter id`) with its JSON,
 //! and the alert `acoustics:<du>` while a DU hears no beacon at all.
 //!
 //! DB load: per cycle one `runs` request and one `toashort` request for
@@ -375,6 +375,8 @@ impl AcousticsMonitor {
         let mut cells = Vec::new();
         let mut docs = Vec::new();
         let mut per_du: BTreeMap<u32, bool> = BTreeMap::new();
+        // Per DU and beacon slot: how many DOMs heard each emitter id.
+        let mut column_emitters: BTreeMap<u32, [BTreeMap<i32, u32>; 3]> = BTreeMap::new();
         let empty = Vec::new();
         for &(dom, du, floor) in &self.doms {
             let slots: [Slot; 3] = match answer {
@@ -395,6 +397,12 @@ impl AcousticsMonitor {
                 Ok(f) => algo::slots(f.by_dom.get(&dom).unwrap_or(&empty)),
                 Err(_) => [0; 3],
             };
+            let counts = column_emitters.entry(du).or_default();
+            for (k, e) in emitters.iter().enumerate() {
+                if *e != 0 {
+                    *counts[k].entry(*e).or_insert(0) += 1;
+                }
+            }
             let heard = per_du.entry(du).or_insert(false);
             *heard |= slots.iter().any(|s| s.code > algo::NO_PINGS);
             for (k, s) in slots.iter().enumerate() {
@@ -442,9 +450,25 @@ impl AcousticsMonitor {
             .keys()
             .flat_map(|d| (1..=3).map(move |k| d * 10 + k))
             .collect();
+        // A column's label: its DU and the emitter id its DOMs heard in
+        // that slot most often (the same three beacons for the whole
+        // detector, normally); `?` when none heard one.
+        let labels: Vec<String> = dus
+            .iter()
+            .map(|c| {
+                let (du, k) = (c / 10, (c % 10) as usize - 1);
+                match column_emitters.get(&du).and_then(|e| {
+                    e[k].iter()
+                        .max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id)))
+                }) {
+                    Some((id, _)) => format!("{du}/{id}"),
+                    None => format!("{du}/?"),
+                }
+            })
+            .collect();
         let when = crate::shell::iso(b as i64);
         let title = format!(
-            "{} Detection of the pings emitted by autonomous beacons (column = DU·10 + beacon){}",
+            "{} Detection of the pings emitted by autonomous beacons (column = DU/beacon emitter id){}",
             when.get(..16).unwrap_or(&when).replace('T', " "),
             match answer {
                 Err(e) => format!(" — {e}"),
@@ -477,6 +501,10 @@ impl AcousticsMonitor {
             dus,
             max_floor: self.doms.iter().map(|d| d.2).max().unwrap_or(0),
             doms: cells,
+            columns: Some(pipeline::plot::Columns {
+                title: "DU / beacon (emitter id)".into(),
+                labels,
+            }),
             categories: vec![
                 cat(algo::NO_DB, Rgb(153, 0, 255), "no DB connection"),
                 cat(algo::NO_PINGS, Rgb(0, 0, 0), "0 pings"),

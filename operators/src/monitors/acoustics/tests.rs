@@ -237,6 +237,30 @@ fn stand_in_toas_give_the_matrix_and_the_silent_du() {
         assert_eq!(got, &want, "DU{du} floor {floor}");
     }
     assert_eq!(j["dus_without_beacons"], serde_json::json!([2]));
+    // The columns are labelled with their DU and the beacon's emitter id.
+    let map = out
+        .iter()
+        .find_map(|(_, i)| match i {
+            Item::Plot(p) => match &p.spec {
+                pipeline::plot::PlotSpec::DomMap(m) => Some(m.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap();
+    let columns = map.columns.expect("column labels");
+    let mut want = Vec::new();
+    for du in 1..=3 {
+        for e in testdb::data::BEACONS {
+            want.push(if du == 2 {
+                "2/?".to_string()
+            } else {
+                format!("{du}/{e}")
+            });
+        }
+    }
+    assert_eq!(columns.labels, want);
+    assert_eq!(columns.labels.len(), map.dus.len());
     let alerts: Vec<String> = out
         .iter()
         .filter_map(|(_, i)| match i {

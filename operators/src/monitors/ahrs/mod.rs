@@ -11,10 +11,15 @@
 //! id from `detector_id`, `DETECTOR_ID` or the detector file) — the CLB
 //! map, each CLB's compass (`integration`) and the `ahrscalib` table, all
 //! cached per day under the state dir — and from a constants file for
-//! whatever the DB cannot give. They are fetched on the node's I/O thread
-//! (live: again every `refresh` hours); a replay's worker waits for the
-//! first set, so the outputs do not depend on the network's speed; live,
-//! packets that come before it are counted and skipped.
+//! whatever the DB cannot give. They are fetched on an I/O thread, one per
+//! process (live: again every `refresh` hours), and handed to every
+//! worker ([`doms::Feed`]); a replay's workers wait for the first set, so
+//! the outputs do not depend on the network's speed; live, packets that
+//! come before it are counted and skipped.
+//!
+//! Two stages: the per-packet fit and the window means on the DOM's
+//! worker ([`doms::AhrsDoms`]), the rows and plots on worker 0 from one
+//! record per DOM and window ([`AhrsMonitor`]).
 //!
 //! Fixes of the original: every packet is used (not every 29th of the
 //! whole stream), averaged per event-time window with circular means (a
@@ -24,6 +29,7 @@
 //! day (not refetched with ≥ 4 requests per CLB every hour).
 
 pub mod constants;
+pub mod doms;
 pub mod math;
 mod plots;
 #[cfg(test)]
@@ -34,18 +40,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, TryRecvError};
 use pipeline::item::{Item, Row, Time, TICKS_PER_SECOND, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
-use pipeline::runtime::metrics::{DropReason, NodeMetrics};
 use pipeline::runtime::Mode;
 use pipeline::StreamKind;
 use serde::Deserialize;
 
-use crate::shell::{ordered_items, Monitor, Out, Tumbling};
-use constants::ConstantSet;
-use daq::detector::IdMap;
-use math::{orientation, AngleMean, Constants};
+use crate::shell::{Monitor, Out};
+pub use doms::{AhrsDoms, DomWindow, WindowKind};
 /// Evenly spaced hues (floors of a DU, DUs of a detector).
 pub use plots::palette;
 
@@ -148,31 +150,27 @@ impl Node for AhrsCalibration {
     ) -> anyhow::Result<Option<ItemStream<'s>>> {
         let input = input.ok_or_else(|| anyhow::anyhow!("ahrs_calibration needs an input"))?;
         let det = ctx.detector()?;
-        let mut monitor = AhrsMonitor::new(self, det.det_id());
-        monitor.metrics = Some(ctx.metrics.clone());
-        // The monitor runs on worker 0 (`ordered_items`): only it fetches.
-        if ctx.index() == 0 {
-            let replay = matches!(ctx.env.mode, Mode::Replay { .. });
-            let (tx, rx) = bounded(2);
-            let (go, started) = bounded::<()>(1);
-            monitor.updates = Some(rx);
-            monitor.start = Some(go);
-            monitor.wait = replay;
+        let replay = matches!(ctx.env.mode, Mode::Replay { .. });
+        // One loader per run and process; every worker's stage 1 subscribes.
+        let (feed, started) = doms::Feed::of(&ctx.env, &ctx.node);
+        if let Some(started) = started {
             let db = self
                 .db
                 .then(|| db_service(self.detector_id.clone(), ctx, det.det_id()));
             let file = self.constants.clone().filter(|p| !p.as_os_str().is_empty());
             let shutdown = ctx.env.shutdown.clone();
             let refresh = Duration::from_secs(self.refresh * 3600);
-            let stop = move || shutdown.load(std::sync::atomic::Ordering::Relaxed);
+            let feed = feed.clone();
+            let det = det.clone();
             ctx.spawn_io("constants", move || {
+                let stop = || shutdown.load(std::sync::atomic::Ordering::Relaxed);
                 // Nothing is asked before the first IO_MONIT packet: a
                 // graph without monitoring data costs the DB nothing.
                 loop {
-                    match started.recv_timeout(Duration::from_millis(500)) {
+                    match started.recv_timeout(Duration::from_millis(200)) {
                         Ok(()) => break,
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) if !stop() => {}
-                        Err(_) => return,
+                        Err(_) if stop() || feed.all_ended() => return,
+                        Err(_) => {}
                     }
                 }
                 loop {
@@ -183,14 +181,15 @@ impl Node for AhrsCalibration {
                         set.doms.len(),
                         set.source
                     );
-                    if tx.send(Arc::new(set)).is_err() || replay {
+                    feed.publish(Arc::new(set));
+                    if replay {
                         return;
                     }
                     // Live: again every `refresh` hours (the DB client's
                     // day cache answers most of it without a request).
                     let until = std::time::Instant::now() + refresh;
                     while std::time::Instant::now() < until {
-                        if stop() {
+                        if stop() || feed.all_ended() {
                             return;
                         }
                         std::thread::sleep(Duration::from_millis(500));
@@ -198,12 +197,39 @@ impl Node for AhrsCalibration {
                 }
             })?;
         }
+        let (index, peers) = (ctx.index(), ctx.peers() as u64);
+        let mut stage1 = doms::AhrsDoms::new(self.interval).with_feed(feed, replay);
+        stage1.metrics = Some(ctx.metrics.clone());
+        stage1.key = format!("w{index}");
+        let saved = ctx.state().part("doms").load_all::<doms::SavedDoms>();
+        stage1.restore(saved.into_values(), |dom| {
+            crate::sources::decode::dom_route(dom) % peers == index as u64
+        });
+        let mut stage1 = Some(stage1);
+        let windows = crate::shell::partitioned(
+            ctx,
+            input,
+            "ahrs_calibration_dom",
+            |i: &Item| match i {
+                Item::Tmch(p) => crate::sources::decode::dom_route(p.dom_id),
+                _ => 0,
+            },
+            Item::order_key,
+            move || stage1.take(),
+        );
+        let mut monitor = AhrsMonitor::new(self, det.det_id());
         if ctx.index() == 0 {
             if let Some(saved) = ctx.state().load_all::<Saved>().remove("state") {
                 monitor.restore(saved);
             }
         }
-        Ok(Some(ordered_items(ctx, input, "ahrs_calibration", monitor)))
+        Ok(Some(crate::shell::ordered(
+            ctx,
+            windows,
+            "ahrs_calibration",
+            |w: &doms::DomWindow| (w.window_end, w.dom),
+            monitor,
+        )))
     }
 }
 
@@ -241,63 +267,38 @@ pub(crate) fn db_service(
     )
 }
 
-/// One DOM's window: circular means of yaw, pitch, roll. (Looked up per
-/// packet; its rows are sorted when the window closes.)
-type DomMeans = IdMap<[AngleMean; 3]>;
-
-/// What a DOM's packets do under the current constants, decided at its
-/// first packet: then a packet costs one id lookup instead of a scan of
-/// the base list and three map searches (5 M packets for 120 s of
-/// ARCA-230, all on worker 0). Small, so the table stays in cache.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Base,
-    Unknown,
-    /// Its constants in `calibrated`; its history entry exists.
-    Calibrated(u32),
-    /// Named in `missing`, its DU in the history.
-    Missing,
-}
-
 /// A DOM seen without constants: (DU, floor, why).
 pub type Missing = BTreeMap<u32, (u32, i32, String)>;
 
-/// A floor's history: (UTC s of the window end, yaw, pitch, roll).
-pub type History = VecDeque<(u64, [f64; 3])>;
+pub use doms::History;
 
-/// What a restart continues: the open windows, the history per floor,
-/// the DOMs without constants and the latest packet time.
+/// What a restart continues: the history per floor, the DOMs without
+/// constants and the latest packet time (the open windows are in each
+/// worker's stage 1, the `doms` part).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Saved {
-    windows: Tumbling<DomMeans>,
     history: BTreeMap<u32, BTreeMap<i32, (u32, History)>>,
     missing: Missing,
     last_ns: u64,
+    #[serde(default)]
+    generation: u64,
 }
 
+/// Stage 2, on worker 0: the DOMs' windows become CSV rows, history
+/// and plots.
 pub struct AhrsMonitor {
-    pub constants: Option<Arc<ConstantSet>>,
-    updates: Option<Receiver<Arc<ConstantSet>>>,
-    /// Tells the loader that IO_MONIT data came (dropped at the end).
-    start: Option<crossbeam_channel::Sender<()>>,
-    /// Replay: wait for the first set (results independent of the network).
-    wait: bool,
-    metrics: Option<Arc<NodeMetrics>>,
     det_id: i32,
     table: String,
     range_s: u64,
-    windows: Tumbling<DomMeans>,
     /// Per DU and floor.
     history: BTreeMap<u32, BTreeMap<i32, (u32, History)>>,
     missing: Missing,
-    /// Per DOM, for the constants in use (cleared with them).
-    slots: IdMap<Slot>,
-    calibrated: Vec<Constants>,
-    /// Packets before any constants were known (live).
-    pub early: u64,
-    /// Packets of DOMs not in the CLB map / detector.
-    pub unknown: u64,
+    generation: u64,
     last_ns: u64,
+    /// The windows drained at the end of the input, by window end, until
+    /// every worker's have come (they are written at the last data time
+    /// of all of them).
+    partial: BTreeMap<Time, Vec<DomWindow>>,
     /// The input ended or stopped: the one save of the run (the history
     /// is megabytes for a large detector).
     finished: bool,
@@ -306,164 +307,58 @@ pub struct AhrsMonitor {
 impl AhrsMonitor {
     pub fn new(c: &AhrsCalibration, det_id: i32) -> AhrsMonitor {
         AhrsMonitor {
-            constants: None,
-            updates: None,
-            start: None,
-            wait: false,
-            metrics: None,
             det_id,
             table: c.table.clone(),
             range_s: c.time_range * 3600,
-            windows: Tumbling::new(c.interval * TICKS_PER_SECOND),
             history: BTreeMap::new(),
             missing: Missing::new(),
-            slots: IdMap::default(),
-            calibrated: Vec::new(),
-            early: 0,
-            unknown: 0,
+            generation: 0,
             last_ns: 0,
+            partial: BTreeMap::new(),
             finished: false,
         }
     }
 
-    /// A monitor with its constants fed by `rx` (tests: a loader thread).
-    pub fn with_updates(mut self, rx: Receiver<Arc<ConstantSet>>, wait: bool) -> AhrsMonitor {
-        self.updates = Some(rx);
-        self.wait = wait;
-        self
-    }
-
     fn restore(&mut self, s: Saved) {
-        self.windows.restore(s.windows);
         self.history = s.history;
         self.missing = s.missing;
         self.last_ns = s.last_ns;
-    }
-
-    fn poll(&mut self) {
-        if let Some(go) = self.start.take() {
-            // The loader waits for this; it keeps its own copy of "go".
-            let _ = go.try_send(());
-        }
-        let Some(rx) = self.updates.clone() else {
-            return;
-        };
-        if self.wait && self.constants.is_none() {
-            // Bounded by the DB client's timeouts and retries.
-            match rx.recv() {
-                Ok(set) => self.set_constants(set),
-                Err(_) => self.updates = None,
-            }
-            return;
-        }
-        loop {
-            match rx.try_recv() {
-                Ok(set) => self.set_constants(set),
-                Err(TryRecvError::Empty) => return,
-                Err(TryRecvError::Disconnected) => {
-                    self.updates = None;
-                    return;
-                }
-            }
-        }
-    }
-
-    pub fn set_constants(&mut self, set: Arc<ConstantSet>) {
-        self.missing.clear();
-        self.slots.clear();
-        self.calibrated.clear();
-        self.constants = Some(set);
-    }
-
-    fn count_drop(&self, detail: &str, n: u64) {
-        if let Some(m) = &self.metrics {
-            m.drop_detail(DropReason::UnknownDom, detail, n);
-        }
-    }
-
-    fn packet(&mut self, t: Time, p: &daq::tmch::TmchPacket, out: &mut Out) {
-        if self.constants.is_none() {
-            self.early += 1;
-            self.count_drop("AHRS constants not loaded yet", 1);
-            return;
-        }
-        let slot = match self.slots.get(&p.dom_id) {
-            Some(s) => *s,
-            None => {
-                let s = self.first_packet(p.dom_id);
-                self.slots.insert(p.dom_id, s);
-                s
-            }
-        };
-        match slot {
-            Slot::Base => {}
-            Slot::Unknown => {
-                self.unknown += 1;
-                self.count_drop("not in the CLB map", 1);
-            }
-            Slot::Calibrated(i) => {
-                let o = orientation(&self.calibrated[i as usize], p.a, p.h);
-                let means = self.windows.at(t, out).entry(p.dom_id).or_default();
-                for (m, v) in means.iter_mut().zip([o.yaw, o.pitch, o.roll]) {
-                    m.add(v);
-                }
-            }
-            // The window still closes, so the plots name the DOM.
-            Slot::Missing => self.windows.open(t, out),
-        }
-    }
-
-    /// A DOM's first packet under the current constants: its slot, and
-    /// what the packets of its kind leave in `history` and `missing`.
-    fn first_packet(&mut self, dom: u32) -> Slot {
-        let Some(set) = &self.constants else {
-            return Slot::Unknown;
-        };
-        if set.bases.contains(&dom) {
-            return Slot::Base;
-        }
-        let Some(e) = set.doms.get(&dom) else {
-            return Slot::Unknown;
-        };
-        match &e.constants {
-            Ok(c) => {
-                self.history
-                    .entry(e.du)
-                    .or_default()
-                    .entry(e.floor)
-                    .or_insert_with(|| (dom, VecDeque::new()));
-                self.calibrated.push(*c);
-                Slot::Calibrated(self.calibrated.len() as u32 - 1)
-            }
-            Err(why) => {
-                if let std::collections::btree_map::Entry::Vacant(v) = self.missing.entry(dom) {
-                    // The loader logged the summary once; details here.
-                    tracing::debug!(
-                        "AHRS: DU{} floor {} (DOM {dom}) has no constants: {why}",
-                        e.du,
-                        e.floor,
-                    );
-                    v.insert((e.du, e.floor, why.clone()));
-                }
-                self.history.entry(e.du).or_default();
-                Slot::Missing
-            }
-        }
+        self.generation = s.generation;
     }
 
     /// Closes a window: CSV rows, history, plots. `end_s`: the window's
     /// end, or the last data time for the partial one at the end.
-    fn emit(&mut self, stamp: Time, end_s: u64, means: DomMeans, partial: bool, out: &mut Out) {
-        let Some(set) = self.constants.clone() else {
+    fn emit(&mut self, stamp: Time, end_s: u64, dws: Vec<DomWindow>, partial: bool, out: &mut Out) {
+        let Some(source) = dws.first().map(|w| w.source.clone()) else {
             return;
         };
+        if let Some(g) = dws.iter().map(|w| w.generation).max() {
+            if g > self.generation {
+                // New constants: the DOMs without them are named anew.
+                self.missing.clear();
+                self.generation = g;
+            }
+        }
         let mut rows: Vec<(u32, i32, u32, [f64; 3])> = Vec::new();
-        for (dom, m) in &means {
-            let Some(e) = set.doms.get(dom) else { continue };
-            let (Some(y), Some(p), Some(r)) = (m[0].mean(), m[1].mean(), m[2].mean()) else {
-                continue;
-            };
-            rows.push((e.du, e.floor, *dom, [y.rem_euclid(360.0), p, r]));
+        for w in dws {
+            match w.what {
+                WindowKind::Angles(v) => rows.push((w.du, w.floor, w.dom, v)),
+                WindowKind::Missing(why) => {
+                    self.history.entry(w.du).or_default();
+                    if let std::collections::btree_map::Entry::Vacant(v) = self.missing.entry(w.dom)
+                    {
+                        // The loader logged the summary once; details here.
+                        tracing::debug!(
+                            "AHRS: DU{} floor {} (DOM {}) has no constants: {why}",
+                            w.du,
+                            w.floor,
+                            w.dom
+                        );
+                        v.insert((w.du, w.floor, why));
+                    }
+                }
+                WindowKind::Seen => {}
+            }
         }
         rows.sort_by_key(|r| (r.0, r.1, r.2));
         let time = crate::shell::iso(end_s as i64);
@@ -506,7 +401,7 @@ impl AhrsMonitor {
             end_s,
             range_s: self.range_s,
             partial,
-            source: &set.source,
+            source: &source,
         };
         for (du, floors) in &self.history {
             for plot in plots::du_plots(&ctx, *du, floors, &self.missing) {
@@ -516,36 +411,42 @@ impl AhrsMonitor {
     }
 }
 
-impl Monitor<Item> for AhrsMonitor {
-    fn on_data(&mut self, t: Time, data: Vec<Item>, out: &mut Out) {
-        self.poll();
-        for item in data {
-            let Item::Tmch(p) = item else { continue };
-            self.last_ns = self.last_ns.max(p.utc_ns());
-            self.packet(t, &p, out);
+impl Monitor<DomWindow, Item> for AhrsMonitor {
+    fn on_data(&mut self, t: Time, data: Vec<DomWindow>, out: &mut Out) {
+        // Sorted by (window end, DOM): one closed window per run of ends.
+        let mut closed: Vec<DomWindow> = Vec::new();
+        for w in data {
+            self.last_ns = self.last_ns.max(w.last_ns);
+            if w.partial {
+                if w.what != WindowKind::Seen {
+                    self.partial.entry(w.window_end).or_default().push(w);
+                }
+                continue;
+            }
+            if closed.last().is_some_and(|c| c.window_end != w.window_end) {
+                let end_s = closed[0].window_end / TICKS_PER_SECOND;
+                self.emit(t, end_s, std::mem::take(&mut closed), false, out);
+            }
+            closed.push(w);
         }
-    }
-
-    fn on_timer(&mut self, t: Time, out: &mut Out) {
-        if let Some((w, means)) = self.windows.close(t) {
-            self.emit(t, w.end / TICKS_PER_SECOND, means, false, out);
+        if let Some(first) = closed.first() {
+            let end_s = first.window_end / TICKS_PER_SECOND;
+            self.emit(t, end_s, closed, false, out);
         }
     }
 
     fn on_end(&mut self, _last: Option<Time>, out: &mut Out) {
-        // No IO_MONIT came: the loader ends without asking anything.
-        self.start = None;
         self.finished = true;
         let stamp = out.now();
-        for (_, means) in self.windows.drain() {
+        for (_, dws) in std::mem::take(&mut self.partial) {
             let end_s = (self.last_ns + TICK_NS) / 1_000_000_000;
-            self.emit(stamp, end_s, means, true, out);
+            let mut dws = dws;
+            dws.sort_by_key(|w| w.dom);
+            self.emit(stamp, end_s, dws, true, out);
         }
     }
 
-    /// Stopped: the open window is saved, not written partial.
     fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out) {
-        self.start = None;
         self.finished = true;
     }
 
@@ -554,10 +455,10 @@ impl Monitor<Item> for AhrsMonitor {
             return;
         }
         let saved = Saved {
-            windows: self.windows.clone(),
             history: self.history.clone(),
             missing: self.missing.clone(),
             last_ns: self.last_ns,
+            generation: self.generation,
         };
         store.save(&BTreeMap::from([("state".to_string(), saved)]));
     }

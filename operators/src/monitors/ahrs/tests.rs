@@ -34,6 +34,26 @@ fn config() -> AhrsCalibration {
     serde_json::from_str(r#"{"db": false, "interval": 60}"#).expect("config")
 }
 
+/// Stage 2 by hand on what the stage-1 workers gave: by stamp, each
+/// stamp's windows sorted by (window end, DOM) as the ordered shell does.
+fn stage2(m: &mut AhrsMonitor, windows: Vec<(Time, DomWindow)>) -> Vec<(Time, Item)> {
+    let mut windows = windows;
+    windows.sort_by_key(|(t, w)| (*t, w.window_end, w.dom));
+    let mut input: Vec<(Time, Vec<DomWindow>)> = Vec::new();
+    for (t, w) in windows {
+        match input.last_mut() {
+            Some((last, ws)) if *last == t => ws.push(w),
+            _ => input.push((t, vec![w])),
+        }
+    }
+    run_by_hand(m, input)
+}
+
+/// Both stages by hand, one worker.
+fn both(d: &mut AhrsDoms, m: &mut AhrsMonitor, input: Vec<(Time, Vec<Item>)>) -> Vec<(Time, Item)> {
+    stage2(m, run_by_hand(d, input))
+}
+
 /// (floor, dom) → values of each parameter in the last plot JSONs.
 fn plotted(out: &[(Time, Item)]) -> HashMap<(String, u32), [f64; 1]> {
     let mut got = HashMap::new();
@@ -230,7 +250,8 @@ fn worked_examples_through_the_operator() {
         });
         rx
     };
-    let mut m = AhrsMonitor::new(&config(), 44).with_updates(load(service()), true);
+    let mut d = AhrsDoms::new(60).with_updates(load(service()), true);
+    let mut m = AhrsMonitor::new(&config(), 44);
     let doms = [d1, d2, d3, d4, d5, stranger];
     let input = (0..3u64)
         .map(|i| {
@@ -238,7 +259,7 @@ fn worked_examples_through_the_operator() {
             (at(ns), doms.iter().map(|&d| packet(ns, d)).collect())
         })
         .collect();
-    let out = run_by_hand(&mut m, input);
+    let out = both(&mut d, &mut m, input);
     let got = plotted(&out);
     let want = [
         (
@@ -280,7 +301,7 @@ fn worked_examples_through_the_operator() {
         ["time_utc", "du", "floor", "dom_id", "yaw", "pitch", "roll"]
     );
     assert!(rows.iter().all(|r| r.cells[3] != d5.to_string()));
-    assert_eq!(m.unknown, 3, "the stranger's packets are counted");
+    assert_eq!(d.unknown, 3, "the stranger's packets are counted");
     // The DOM without constants is counted and named on its DU's plots.
     let du5 = optical[4].1;
     let plot = out
@@ -339,19 +360,20 @@ fn hand_set(doms: &[(u32, u32, i32)]) -> ConstantSet {
 }
 
 /// Windows of data time: one row per DOM per window, whatever the
-/// batching and frontier steps.
+/// batching and frontier steps, and whether the DOMs are on one worker's
+/// stage 1 or each on its own (the last data time of the partial window
+/// is the newest of all workers: DOM 12 stops early).
 #[test]
-fn windows_do_not_depend_on_batching() {
+fn windows_do_not_depend_on_batching_or_workers() {
     let input: Vec<(Time, Vec<Item>)> = (0..300u64)
         .map(|i| {
             let ns = T0 + i * 700_000_000;
-            (at(ns), vec![packet(ns, 11), packet(ns, 12)])
+            let doms: &[u32] = if i < 290 { &[11, 12] } else { &[11] };
+            (at(ns), doms.iter().map(|&d| packet(ns, d)).collect())
         })
         .collect();
-    let run = |seed: u64| {
-        let mut m = AhrsMonitor::new(&config(), 7);
-        m.set_constants(Arc::new(hand_set(&[(11, 1, 1), (12, 1, 2)])));
-        let out = drive(&mut m, random_steps(&input, seed));
+    let set = Arc::new(hand_set(&[(11, 1, 1), (12, 1, 2)]));
+    let show = |out: Vec<(Time, Item)>| {
         out.into_iter()
             .map(|(t, i)| match i {
                 Item::Row(r) => format!("{t} {}", r.cells.join(",")),
@@ -360,27 +382,71 @@ fn windows_do_not_depend_on_batching() {
             })
             .collect::<Vec<_>>()
     };
+    let run = |seed: u64| {
+        let mut d = AhrsDoms::new(60);
+        d.set_constants(set.clone());
+        let windows = drive(&mut d, random_steps(&input, seed));
+        show(stage2(&mut AhrsMonitor::new(&config(), 7), windows))
+    };
     let first = run(0);
     // 209.3 s of data from 1600000000 s: the 60-s windows ending at
     // …020, …080, …140, …200 and the partial one up to the end.
     assert_eq!(first.iter().filter(|l| l.contains(",1,1,11,")).count(), 5);
+    assert!(
+        first
+            .iter()
+            .any(|l| l.contains("2020-09-13T12:30:09Z,1,1,11,")),
+        "{first:?}"
+    );
     for seed in 1..4 {
         assert_eq!(run(seed), first, "seed {seed}");
     }
+    // Two workers: DOM 11 on one, DOM 12 on the other.
+    let mut windows = Vec::new();
+    for dom in [11, 12] {
+        let part: Vec<(Time, Vec<Item>)> = input
+            .iter()
+            .map(|(t, items)| {
+                let mine = items
+                    .iter()
+                    .filter(|i| matches!(i, Item::Tmch(p) if p.dom_id == dom))
+                    .cloned()
+                    .collect();
+                (*t, mine)
+            })
+            .collect();
+        let mut d = AhrsDoms::new(60);
+        d.set_constants(set.clone());
+        windows.extend(drive(&mut d, random_steps(&part, u64::from(dom))));
+    }
+    let split = show(stage2(&mut AhrsMonitor::new(&config(), 7), windows));
+    // The stamps of the partial window are each worker's last; the rest
+    // is the same, line by line.
+    let strip = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|l| l.split_once(' ').map_or(l.clone(), |x| x.1.to_string()))
+            .collect()
+    };
+    assert_eq!(strip(split), strip(first));
 }
 
 /// Live: packets before the constants are counted, not guessed.
 #[test]
 fn packets_before_the_constants_are_counted() {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let mut m = AhrsMonitor::new(&config(), 7).with_updates(rx, false);
-    let out = run_by_hand(&mut m, vec![(at(T0), vec![packet(T0, 11)])]);
+    let mut d = AhrsDoms::new(60).with_updates(rx, false);
+    let mut m = AhrsMonitor::new(&config(), 7);
+    let out = both(&mut d, &mut m, vec![(at(T0), vec![packet(T0, 11)])]);
     assert!(out.is_empty());
-    assert_eq!(m.early, 1);
+    assert_eq!(d.early, 1);
     tx.send(Arc::new(hand_set(&[(11, 1, 1)]))).unwrap();
     let ns = T0 + TICKS_PER_SECOND * 100_000_000;
-    let out = run_by_hand(&mut m, vec![(at(ns), vec![packet(ns, 11), packet(ns, 99)])]);
-    assert_eq!(m.unknown, 1);
+    let out = both(
+        &mut d,
+        &mut m,
+        vec![(at(ns), vec![packet(ns, 11), packet(ns, 99)])],
+    );
+    assert_eq!(d.unknown, 1);
     assert!(out.iter().any(|(_, i)| matches!(i, Item::Row(_))));
 }
 

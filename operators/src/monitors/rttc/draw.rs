@@ -1,69 +1,109 @@
-//! `rttc.png`: every DU's RTTC minus its baseline median in one plot.
+//! `rttc.png`: one panel per DU, as the issue and the original ask, with
+//! the DU's samples minus its baseline median, the median (solid line),
+//! median ± spread (dashed) and the alert band (shaded); a DU off its band
+//! or alerting has a red frame and its deviation in the panel's corner.
 //!
-//! The original drew one panel per DU (16 × 4·n_DU inches: 920 inches on
-//! ARCA-230, unreadable on a screen). What a shifter needs is which DU
-//! moved and by how much, so: up to [`LEGEND_DUS`] DUs each have a colour
-//! and a legend line; on a larger detector the DUs within their band are grey crosses
-//! (one legend line with their count), the at most [`LEGEND_DUS`] DUs
-//! furthest off their band (or alerting) get distinct colours and a
-//! legend line `DU<n> ±<ps> ps`, the rest of the DUs off their band dark
-//! grey; the JSON has every DU's median, spread, band and samples.
+//! The original's figure was 16 × 4·n_DU inches (920 inches on ARCA-230).
+//! Here a panel is a fixed 320 × 160 pixels, at most six a row
+//! ([`Panels::MAX_COLUMNS`]: 1920 pixels, a screen's width), in DU order
+//! so a DU keeps its place: 2 DUs are one row, ARCA-230 is 39 rows that
+//! the web page scrolls, each still readable. The samples are plotted
+//! relative to the median so every panel's y labels are a few digits; the
+//! median itself is in the panel's corner and in `rttc.json`, whose
+//! `layout` gives the grid (columns, rows, pixels) and each DU's `panel`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pipeline::item::{Item, Time, TICK_NS};
-use pipeline::plot::{Marker, Plot, PlotSpec, Rgb, Series, TimeSeries};
+use pipeline::plot::{Panel, Panels, Plot, PlotSpec, Rgb};
 
-use super::{DuState, RttcMonitor, LEGEND_DUS};
+use super::{DuState, RttcMonitor};
 use crate::shell::Out;
 
-const WITHIN: Rgb = Rgb(175, 175, 175);
-const OFF: Rgb = Rgb(90, 90, 90);
-
-/// A DU's samples minus its median, if it has a baseline.
-fn deviations(d: &DuState) -> Option<Vec<(f64, f64)>> {
-    let m = d.baseline.band()?.median;
-    Some(d.samples.iter().map(|(s, v)| (*s as f64, v - m)).collect())
-}
-
-/// Grey series of one kind; the first carries the legend line.
-fn grey(points: Vec<Vec<(f64, f64)>>, color: Rgb, legend: String) -> Vec<Series> {
-    points
-        .into_iter()
-        .enumerate()
-        .map(|(i, points)| Series {
-            name: if i == 0 {
-                legend.clone()
-            } else {
-                String::new()
-            },
-            color,
-            marker: Marker::Cross,
-            line: false,
-            points,
-        })
-        .collect()
-}
+const SAMPLE: Rgb = Rgb(31, 119, 180);
+const OFF: Rgb = Rgb(200, 30, 30);
 
 impl RttcMonitor {
+    /// The panel of one DU, and whether it is off its band.
+    fn panel(&self, du: u32, d: &DuState, firing: bool) -> Panel {
+        let band = d.baseline.band();
+        // Without a baseline yet: around the samples' mean, unjudged.
+        let centre = band.map(|b| b.median).unwrap_or_else(|| {
+            let n = d.samples.len().max(1) as f64;
+            d.samples.iter().map(|s| s.1).sum::<f64>() / n
+        });
+        let points: Vec<(f64, f64)> = d
+            .samples
+            .iter()
+            .map(|(s, v)| (*s as f64, v - centre))
+            .collect();
+        let label = format!("DU {du}");
+        let Some(b) = band else {
+            return Panel {
+                label,
+                note: format!("no baseline yet ({} samples)", d.samples.len()),
+                highlight: false,
+                points,
+                color: SAMPLE,
+                shade: None,
+                lines: Vec::new(),
+            };
+        };
+        let half = self.half_width(&b);
+        let dev = d.last.map(|(v, _)| v - b.median);
+        let off = dev.is_some_and(|x| x.abs() > half);
+        let note = match (dev, off || firing) {
+            (Some(x), true) => format!(
+                "{x:+.0} ps{}",
+                if firing {
+                    " (alert)"
+                } else if d.candidate.is_some() {
+                    " (new level?)"
+                } else {
+                    ""
+                }
+            ),
+            _ => format!("median {:.0} ps", b.median),
+        };
+        Panel {
+            label,
+            note,
+            highlight: off || firing,
+            points,
+            color: if off || firing { OFF } else { SAMPLE },
+            shade: Some((-half, half)),
+            lines: vec![(0.0, false), (-b.spread, true), (b.spread, true)],
+        }
+    }
+
+    /// The time shown: back to the oldest sample (at least 10 min, at
+    /// most `plot_hours`), so a young run is not squeezed to the right.
+    fn span_s(&self, end_ns: u64) -> u64 {
+        let end_s = end_ns / 1_000_000_000;
+        let oldest = self
+            .dus
+            .values()
+            .filter_map(|d| d.samples.front())
+            .map(|s| s.0)
+            .min();
+        oldest
+            .map_or(600, |o| end_s.saturating_sub(o))
+            .clamp(600, self.keep_s.max(600))
+    }
+
     pub(super) fn draw(&self, stamp: Time, out: &mut Out) {
         let mut docs = Vec::new();
-        // (|deviation| / half band, DU, deviation ps, firing) of the DUs
-        // whose last sample is off their band or whose alert fires.
-        let mut off = Vec::new();
-        for (du, d) in &self.dus {
+        let mut panels = Vec::new();
+        for (i, (du, d)) in self.dus.iter().enumerate() {
             let band = d.baseline.band();
             let firing = self.alerts.is_firing(&format!("rttc:{du}"));
-            if let (Some(b), Some((v, _))) = (band, d.last) {
-                let dev = v - b.median;
-                let ratio = dev.abs() / self.half_width(&b);
-                if ratio > 1.0 || firing {
-                    off.push((ratio, *du, dev, firing));
-                }
-            }
+            let panel = self.panel(*du, d, firing);
             docs.push(serde_json::json!({
                 "du": du,
+                "panel": i,
+                "label": panel.label,
+                "note": panel.note,
+                "highlight": panel.highlight,
                 "median_ps": band.map(|b| b.median),
                 "spread_ps": band.map(|b| b.spread),
                 "band_ps": band.map(|b| self.half_width(&b)),
@@ -72,79 +112,37 @@ impl RttcMonitor {
                 "new_level_since": d.candidate.as_ref().map(|c| crate::shell::iso(c.since_s as i64)),
                 "samples": d.samples,
             }));
-        }
-        // The furthest off first; ties by DU. A small detector: every DU
-        // in its own colour, in DU order.
-        off.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        let ranked: Vec<u32> = if self.dus.len() <= LEGEND_DUS {
-            self.dus.keys().copied().collect()
-        } else {
-            off.iter().take(LEGEND_DUS).map(|o| o.1).collect()
-        };
-        let coloured: BTreeMap<u32, usize> =
-            ranked.iter().enumerate().map(|(i, du)| (*du, i)).collect();
-        let (mut within, mut beyond) = (Vec::new(), Vec::new());
-        for (du, d) in &self.dus {
-            if coloured.contains_key(du) {
-                continue;
-            }
-            if let Some(points) = deviations(d) {
-                if off.iter().any(|o| o.1 == *du) {
-                    beyond.push(points);
-                } else {
-                    within.push(points);
-                }
-            }
-        }
-        // Grey below, the coloured DUs on top in legend order.
-        let (n_within, n_beyond) = (within.len(), beyond.len());
-        let mut series = grey(within, WITHIN, format!("{n_within} DUs within their band"));
-        series.extend(grey(
-            beyond,
-            OFF,
-            format!("{n_beyond} more DUs off their band (see rttc.json)"),
-        ));
-        let palette = crate::monitors::ahrs::palette(coloured.len());
-        for (i, du) in ranked.iter().enumerate() {
-            let name = match off.iter().find(|o| o.1 == *du) {
-                Some((_, _, dev, firing)) => format!(
-                    "DU{du} {dev:+.0} ps{}",
-                    if *firing { " (alert)" } else { "" }
-                ),
-                None => format!("DU{du}"),
-            };
-            if let Some(points) = deviations(&self.dus[du]) {
-                series.push(Series {
-                    name,
-                    color: palette[i],
-                    marker: Marker::Cross,
-                    line: false,
-                    points,
-                });
-            }
+            panels.push(panel);
         }
         let end_ns = self.last_ns + TICK_NS;
+        let spec = Panels {
+            title: format!(
+                "RTTC of the base CLBs per DU (samples, 24-h median, spread, alert band) in Det ID {}",
+                self.det_id
+            ),
+            data_time_ns: end_ns,
+            span_s: self.span_s(end_ns),
+            y_label: "RTTC − median [ps]".into(),
+            columns: Panels::columns_for(panels.len()),
+            panels,
+        };
         let doc = serde_json::json!({
             "det_id": self.det_id,
             "time_utc": crate::shell::iso((end_ns / 1_000_000_000) as i64),
             "unit": "ps",
+            "layout": {
+                "columns": spec.columns,
+                "rows": spec.rows(),
+                "panels": spec.panels.len(),
+                "panel_px": spec.panel_px(),
+                "header_px": Panels::HEADER,
+                "size_px": spec.size(),
+            },
             "dus": docs,
         });
         let plot = Plot {
             name: self.name.clone(),
-            spec: PlotSpec::TimeSeries(TimeSeries {
-                title: format!(
-                    "RTTC of the base CLBs minus each DU's 24-h median in Det ID {}",
-                    self.det_id
-                ),
-                data_time_ns: end_ns,
-                y_label: "RTTC − median [ps]".into(),
-                log_y: false,
-                minor_ticks: false,
-                series,
-                markers: Vec::new(),
-                y_auto: true,
-            }),
+            spec: PlotSpec::Panels(spec),
             json: serde_json::to_string(&doc).ok(),
         };
         out.give(stamp, Item::Plot(Arc::new(plot)));

@@ -28,16 +28,16 @@
 //!
 //! Fixes of the original: the session is defined again after any error
 //! (the original ended when the definition failed and died on a bad
-//! body); the spread is a quantile range, not std(wr_mu) − Σ std(δ); one
-//! deviation plot for all DUs instead of a 16 × 4·n_DU inch figure (920
-//! inches on ARCA-230): the DUs within their band in grey, the (at most
-//! [`LEGEND_DUS`]) DUs furthest off it in colours with their deviation in
-//! the legend, so the one DU that moved stands out among 230.
+//! body); the spread is a quantile range, not std(wr_mu) − Σ std(δ);
+//! `rttc.png` keeps one panel per DU but at a fixed pixel size in a grid
+//! of at most six columns (the original's 16 × 4·n_DU inches were 920
+//! inches on ARCA-230), a DU off its band framed in red ([`draw`]).
 
 pub mod baseline;
 pub mod client;
 pub mod dbbase;
 mod draw;
+pub mod reset;
 #[cfg(test)]
 mod tests;
 
@@ -58,6 +58,7 @@ use crate::shell::MapWindow;
 use crate::shell::{ordered_items, Monitor, Out};
 use baseline::Baseline;
 use client::{DmClient, WrValues};
+pub use reset::{reset_du, reset_row, RESET_TABLE};
 
 /// The alerts this monitor raises, in words (docs/alerts.md).
 pub const ALERTS: &[AlertKind] = &[AlertKind {
@@ -204,6 +205,20 @@ impl Node for Rttc {
             self.name.clone(),
         );
         let dm_dus = dus.clone();
+        // `km3mon ctl rttc-reset --du N`: taken by the DM thread into the
+        // ingress, so the reset is a record at a data time.
+        let control = ctx.node_control();
+        if live && ctx.is_leader() {
+            let known = dus.clone();
+            control.accept_requests(move |key| match reset_du(key) {
+                Some(du) if known.contains(&du) => Ok(()),
+                _ => Err(format!(
+                    "`{key}` is not a DU of the detector (DUs {}–{})",
+                    known.first().unwrap_or(&0),
+                    known.last().unwrap_or(&0)
+                )),
+            });
+        }
         let saved = ctx.state().load_all::<Saved>().remove("rttc");
         let has_baseline = saved
             .as_ref()
@@ -236,6 +251,19 @@ impl Node for Rttc {
                 return Ok(());
             }
             ctx.spawn_io("detector_manager", move || {
+                let known = dm_dus.clone();
+                let resets = move || -> Vec<(Time, Item)> {
+                    let mut items = Vec::new();
+                    for key in control.take_requests() {
+                        match reset_du(&key).filter(|du| known.contains(du)) {
+                            Some(du) => items.push((wall_ticks(), Item::Row(reset_row(du)))),
+                            None => tracing::warn!(
+                                "rttc reset `{key}`: not a DU of the detector (e.g. `rttc-reset --du 5`)"
+                            ),
+                        }
+                    }
+                    items
+                };
                 let mut dm = DmClient::new(&addr, dm_dus, Duration::from_secs(5));
                 let mut last_error = String::new();
                 loop {
@@ -273,6 +301,10 @@ impl Node for Rttc {
                     let until = std::time::Instant::now() + poll;
                     while std::time::Instant::now() < until {
                         if env.shutdown_requested() {
+                            return;
+                        }
+                        let items = resets();
+                        if !items.is_empty() && !ingress.offer(Feed { items, low: 0 }) {
                             return;
                         }
                         std::thread::sleep(Duration::from_millis(200));
@@ -336,9 +368,6 @@ pub struct Saved {
     #[serde(default)]
     pub candidates: BTreeMap<u32, (u64, baseline::Saved)>,
 }
-
-/// At most this many DUs off their band get a colour and a legend line.
-pub const LEGEND_DUS: usize = 10;
 
 /// A level outside the DU's band since `since_s`, becoming the baseline
 /// once stable for `adopt_after`.
@@ -583,6 +612,12 @@ impl Monitor<Item> for RttcMonitor {
             let Item::Row(row) = item else { continue };
             if row.table == BASELINE_TABLE {
                 self.baseline_sample(&row);
+                continue;
+            }
+            if row.table == RESET_TABLE {
+                if let Some(du) = row.cells.first().and_then(|c| c.parse().ok()) {
+                    self.reset(t, du, out);
+                }
                 continue;
             }
             self.sample(t, &row, out);

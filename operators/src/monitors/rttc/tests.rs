@@ -154,13 +154,18 @@ fn a_jump_fires_once_and_resolves() {
         })
         .unwrap();
     assert_eq!(plot.name, "rttc");
-    // Two DUs: each its colour and legend line, both back in their band.
-    let pipeline::plot::PlotSpec::TimeSeries(ts) = &plot.spec else {
-        panic!("a time series")
+    // Two DUs: a panel each in one row, both back in their band.
+    let pipeline::plot::PlotSpec::Panels(p) = &plot.spec else {
+        panic!("panels")
     };
-    let names: Vec<&str> = ts.series.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["DU1", "DU2"]);
-    assert_ne!(ts.series[0].color, ts.series[1].color);
+    let labels: Vec<&str> = p.panels.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["DU 1", "DU 2"]);
+    assert_eq!((p.columns, p.rows()), (2, 1));
+    assert!(p
+        .panels
+        .iter()
+        .all(|p| !p.highlight && p.note.starts_with("median ")));
+    assert_eq!(p.panels[1].lines.len(), 3, "median and ± spread");
     let doc: serde_json::Value = serde_json::from_str(plot.json.as_deref().unwrap()).unwrap();
     let median = doc["dus"][0]["median_ps"].as_f64().unwrap();
     assert!((median - nominal_rttc(1)).abs() <= 2.0, "{median}");
@@ -377,10 +382,11 @@ fn adopt_after_is_checked() {
     assert_eq!(adopting(25 * 3600).check()[0].0, "adopt_after");
 }
 
-/// rttc.png with many DUs: grey for the DUs within their band (one legend
-/// line with their count), colours and the deviation for those off it.
+/// rttc.png with many DUs: a panel per DU in DU order, six a row, the
+/// DUs off their band framed in red with their deviation; the JSON's
+/// layout matches the PNG.
 #[test]
-fn the_plot_colours_only_the_dus_off_their_band() {
+fn the_plot_has_a_panel_per_du_and_frames_the_dus_off_their_band() {
     let dus: Vec<u32> = (1..=30).collect();
     let input: Vec<_> = (0..120u64)
         .map(|k| {
@@ -409,27 +415,113 @@ fn the_plot_colours_only_the_dus_off_their_band() {
             _ => None,
         })
         .unwrap();
-    let pipeline::plot::PlotSpec::TimeSeries(ts) = &plot.spec else {
-        panic!("a time series")
+    let pipeline::plot::PlotSpec::Panels(p) = &plot.spec else {
+        panic!("panels")
     };
-    let names: Vec<&str> = ts
-        .series
-        .iter()
-        .map(|s| s.name.as_str())
-        .filter(|n| !n.is_empty())
-        .collect();
-    assert_eq!(ts.series.len(), 30);
-    assert_eq!(names.len(), 3, "{names:?}");
-    assert_eq!(names[0], "28 DUs within their band");
-    // The furthest off first, each with its deviation (+800, +400 ps ± noise).
-    let dev = |n: &str, du: &str| -> f64 {
-        let rest = n.strip_prefix(du).unwrap_or_else(|| panic!("{n}"));
-        rest.trim().split(' ').next().unwrap().parse().unwrap()
-    };
-    assert!((dev(names[1], "DU12") - 800.0).abs() < 15.0, "{names:?}");
-    assert!((dev(names[2], "DU7") - 400.0).abs() < 15.0, "{names:?}");
-    assert!(
-        names[1..].iter().all(|n| n.ends_with("ps (alert)")),
-        "{names:?}"
+    assert_eq!(p.panels.len(), 30);
+    assert_eq!((p.columns, p.rows()), (6, 5));
+    let labels: Vec<String> = dus.iter().map(|du| format!("DU {du}")).collect();
+    assert_eq!(
+        p.panels.iter().map(|p| &p.label).collect::<Vec<_>>(),
+        labels.iter().collect::<Vec<_>>()
     );
+    let off: Vec<(&str, &str)> = p
+        .panels
+        .iter()
+        .filter(|p| p.highlight)
+        .map(|p| (p.label.as_str(), p.note.as_str()))
+        .collect();
+    assert_eq!(off.len(), 2, "{off:?}");
+    // Each with its deviation (+400, +800 ps ± noise) and the alert.
+    let dev = |n: &str| -> f64 { n.split(' ').next().unwrap().parse().unwrap() };
+    assert_eq!((off[0].0, off[1].0), ("DU 7", "DU 12"));
+    assert!((dev(off[0].1) - 400.0).abs() < 15.0, "{off:?}");
+    assert!((dev(off[1].1) - 800.0).abs() < 15.0, "{off:?}");
+    assert!(off.iter().all(|o| o.1.ends_with("ps (alert)")), "{off:?}");
+    // The JSON says where each panel is, and the PNG has that size.
+    let doc: serde_json::Value = serde_json::from_str(plot.json.as_deref().unwrap()).unwrap();
+    assert_eq!(doc["layout"]["columns"], 6);
+    assert_eq!(doc["layout"]["rows"], 5);
+    assert_eq!(doc["dus"][11]["panel"], 11);
+    assert_eq!(doc["dus"][11]["label"], "DU 12");
+    assert_eq!(doc["dus"][11]["highlight"], true);
+    let dir = std::env::temp_dir().join(format!("km3mon-rttc-panels-{}", std::process::id()));
+    crate::sinks::plot::render_to_dir(&dir, &plot).unwrap();
+    let png = std::fs::read(dir.join("rttc.png")).unwrap();
+    let be = |o: usize| u32::from_be_bytes(png[o..o + 4].try_into().unwrap());
+    let size = &doc["layout"]["size_px"];
+    assert_eq!(
+        (u64::from(be(16)), u64::from(be(20))),
+        (size[0].as_u64().unwrap(), size[1].as_u64().unwrap())
+    );
+    assert_eq!(p.size(), (1920, 72 + 5 * 160));
+    if std::env::var_os("KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `km3mon ctl rttc-reset --du 2` while DU 2 is off its band: the reset
+/// row (a record of the node's input, at its data time) resolves the
+/// alert, the old baseline is forgotten and the new level, learnt from
+/// the next `min_samples` samples, becomes the median; DU 1 keeps its.
+#[test]
+fn a_reset_forgets_one_dus_baseline_at_its_data_time() {
+    let reset_ns = T0 + 1_000_000_000_000;
+    let mut input: Vec<(Time, Vec<Item>)> = (0..180u64)
+        .map(|k| {
+            let ns = T0 + k * 10_000_000_000;
+            let jump = if k >= 90 { 500.0 } else { 0.0 };
+            (at(ns), vec![row(ns, 1, 0.0, k), row(ns, 2, jump, k + 1)])
+        })
+        .collect();
+    // Between two polls (the DM thread offers it with the wall-clock tick).
+    let pos = input.iter().position(|(t, _)| *t > at(reset_ns)).unwrap();
+    input.insert(pos, (at(reset_ns), vec![Item::Row(reset_row(2))]));
+    let mut m = RttcMonitor::new(&config(), 44, &[1, 2], "rttc");
+    let out = run_by_hand(&mut m, input.clone());
+    let got = alerts(&out);
+    assert_eq!(
+        got.iter().map(|a| (a.0, a.2)).collect::<Vec<_>>(),
+        [
+            (T0 + 960_000_000_000, AlertState::Firing),
+            (reset_ns, AlertState::Resolved)
+        ],
+        "{got:?}"
+    );
+    let resolved = out
+        .iter()
+        .find_map(|(_, i)| match i {
+            Item::Alert(a) if a.state == AlertState::Resolved => Some(a.message.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        resolved.contains("baseline reset by an operator"),
+        "{resolved}"
+    );
+    let plot = out
+        .iter()
+        .rev()
+        .find_map(|(_, i)| match i {
+            Item::Plot(p) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(plot.json.as_deref().unwrap()).unwrap();
+    let median = |i: usize| doc["dus"][i]["median_ps"].as_f64().unwrap();
+    assert!((median(0) - nominal(1)).abs() <= 8.0, "{doc}");
+    assert!((median(1) - nominal(2) - 500.0).abs() <= 8.0, "{doc}");
+    // The same whatever the batching.
+    for seed in 1..4 {
+        let mut m = RttcMonitor::new(&config(), 44, &[1, 2], "rttc");
+        assert_eq!(alerts(&drive(&mut m, random_steps(&input, seed))), got);
+    }
+    assert_eq!(reset_du("DU5"), Some(5));
+    assert_eq!(reset_du("5"), Some(5));
+    assert_eq!(reset_du("x"), None);
+}
+
+/// The sample rows' RTTC without the jump: wr_mu − Σ wr_delta.
+fn nominal(du: u32) -> f64 {
+    1_200_000.0 + 40_000.0 * f64::from(du) - (3000.0 + 4500.0 + 3200.0 + 4100.0)
 }

@@ -43,7 +43,11 @@ pub fn render(buf: &mut [u8], m: &DomMap) -> anyhow::Result<()> {
             -0.6f64..(n as f64 - 0.4),
             (f64::from(min_floor) - 0.6)..(f64::from(max_floor) + 0.6),
         )?;
-    let dus = m.dus.clone();
+    let labels: Vec<String> = match &m.columns {
+        Some(c) => c.labels.clone(),
+        None => m.dus.iter().map(u32::to_string).collect(),
+    };
+    let x_desc = m.columns.as_ref().map_or("DU", |c| c.title.as_str());
     // At most ~30 DU labels; the rest would overlap.
     let step = n.div_ceil(30).max(1);
     let floor_step = (max_floor as usize).div_ceil(20).max(1);
@@ -56,7 +60,7 @@ pub fn render(buf: &mut [u8], m: &DomMap) -> anyhow::Result<()> {
             if (x - i).abs() > 1e-6 || i < 0.0 || !(i as usize).is_multiple_of(step) {
                 return String::new();
             }
-            dus.get(i as usize).map_or(String::new(), |d| d.to_string())
+            labels.get(i as usize).cloned().unwrap_or_default()
         })
         .y_label_formatter(&|y| {
             let i = y.round();
@@ -65,7 +69,7 @@ pub fn render(buf: &mut [u8], m: &DomMap) -> anyhow::Result<()> {
             }
             format!("{i:.0}")
         })
-        .x_desc("DU")
+        .x_desc(x_desc)
         .y_desc("floor (DOM)")
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 16))

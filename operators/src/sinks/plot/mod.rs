@@ -13,6 +13,7 @@
 pub mod colormap;
 pub mod dommap;
 pub mod matrix;
+pub mod panels;
 pub mod series;
 mod sink;
 pub mod waterfall;
@@ -77,6 +78,7 @@ pub fn render_with(dir: &Path, plot: &Plot, buf: &mut Vec<u8>) -> anyhow::Result
         PlotSpec::TimeSeries(_) => series::SIZE,
         PlotSpec::Waterfall(_) => waterfall::SIZE,
         PlotSpec::HitMatrix(_) => matrix::SIZE,
+        PlotSpec::Panels(p) => p.size(),
     };
     buf.resize(size.0 as usize * size.1 as usize * 3, 0);
     match &plot.spec {
@@ -84,6 +86,7 @@ pub fn render_with(dir: &Path, plot: &Plot, buf: &mut Vec<u8>) -> anyhow::Result
         PlotSpec::TimeSeries(s) => series::render(buf, s),
         PlotSpec::Waterfall(w) => waterfall::render(buf, w),
         PlotSpec::HitMatrix(m) => matrix::render(buf, m),
+        PlotSpec::Panels(p) => panels::render(buf, p),
     }?;
     // Errors name the file: "No space left on device" alone does not say
     // which output failed.
@@ -357,6 +360,7 @@ mod tests {
                 max_floor: layout.max_floor,
                 doms: layout.cells(value),
                 categories: Vec::new(),
+                columns: None,
             }),
             json: Some(layout.json(1_574_424_024_000_000_000, value)),
         }
