@@ -10,6 +10,7 @@
 //! request of every file is always rendered, so the final files are the
 //! same however fast the replay ran.
 
+mod canvas;
 pub mod colormap;
 pub mod dommap;
 pub mod matrix;
@@ -17,6 +18,7 @@ pub mod series;
 mod sink;
 pub mod waterfall;
 
+pub use canvas::{canvas, Area, Canvas};
 pub use sink::PlotSink;
 
 use std::path::Path;
@@ -135,12 +137,15 @@ pub fn write_png(
 
 /// Copies an RGB image (`size` pixels, row-major, 3 bytes a pixel) into
 /// `area` at `pos` (pixels relative to the area) in one blit.
-pub fn blit(
-    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+pub fn blit<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
     pos: (i32, i32),
     size: (usize, usize),
     rgb: Vec<u8>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
     if size.0 == 0 || size.1 == 0 {
         return Ok(());
     }
@@ -151,12 +156,15 @@ pub fn blit(
 }
 
 /// The standard two-line title: what, and up to when the data goes.
-pub fn draw_title(
-    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+pub fn draw_title<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
     data_time_ns: u64,
     size: f64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
     let (w, _) = area.dim_in_pixel();
     let cx = w as i32 / 2;
     area.draw_text(title, &centered(bold(size)), (cx, (size * 0.8) as i32))?;
@@ -174,8 +182,8 @@ pub fn draw_title(
 
 /// A vertical colour bar with value labels, filling `area`.
 #[allow(clippy::too_many_arguments)]
-pub fn draw_colorbar(
-    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+pub fn draw_colorbar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
     map: pipeline::plot::Colormap,
     vmin: f64,
     vmax: f64,
@@ -183,7 +191,10 @@ pub fn draw_colorbar(
     label: &str,
     top: i32,
     bottom: i32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
     let x0 = 10;
     let x1 = 32;
     let h = (bottom - top).max(1);
@@ -302,13 +313,16 @@ pub fn format_value(v: f64) -> String {
 }
 
 /// A dashed vertical line in pixel space.
-pub fn dashed_vline(
-    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+pub fn dashed_vline<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
     x: i32,
     y0: i32,
     y1: i32,
     style: ShapeStyle,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
     let mut y = y0;
     while y < y1 {
         let e = (y + 8).min(y1);
