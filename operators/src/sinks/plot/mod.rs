@@ -89,7 +89,13 @@ pub fn render_with(dir: &Path, plot: &Plot, buf: &mut Vec<u8>) -> anyhow::Result
     }?;
     // Errors name the file: "No space left on device" alone does not say
     // which output failed.
-    replace_atomic_with(&png, |w| write_png(w, size, buf))
+    // A DOM map is a grid of flat cells (rows repeat the one above);
+    // everything else is best predicted from the left (see write_png).
+    let filter = match &plot.spec {
+        PlotSpec::DomMap(_) => png::FilterType::Up,
+        _ => png::FilterType::Sub,
+    };
+    replace_atomic_with(&png, |w| encode_png(w, size, buf, filter))
         .with_context(|| format!("cannot write {}", png.display()))?;
     if let Some(json) = &plot.json {
         let path = dir.join(format!("{}.json", plot.name));
@@ -116,18 +122,35 @@ pub fn save_png(
         .with_context(|| format!("cannot write {}", png.display()))
 }
 
-/// Writes an RGB buffer as PNG (fast deflate, `Up` filter: plots are
-/// mostly flat areas).
-pub fn write_png(
+/// Writes an RGB buffer as PNG: fast deflate, `Sub` filter.
+///
+/// The fast deflate (fdeflate) codes runs of zero bytes cheaply and every
+/// other byte with ~8-12 bits, so its time and size follow the non-zero
+/// bytes the filter leaves. Plots are flat areas crossed by horizontal
+/// grid lines, text and curves: `Sub` (left neighbour) leaves the fewest
+/// non-zero bytes among the cheap filters. Measured on a replay's files
+/// (png 0.17.16, 10-40 encodes each): AHRS series and PMT waterfalls
+/// 262/207 KB with `Up` -> 162/96 KB with `Sub`, encoding ~20 % faster;
+/// hitmap 3.3 MB -> 0.6 MB, 4x faster. `Paeth` is smaller still but
+/// slower than `Up`; the adaptive choice per row twice as slow.
+pub fn write_png(out: &mut dyn std::io::Write, size: (u32, u32), rgb: &[u8]) -> anyhow::Result<()> {
+    encode_png(out, size, rgb, png::FilterType::Sub)
+}
+
+/// [`write_png`] with another filter (the DOM map's cells repeat the row
+/// above: `Up` there is 274 KB and twice as fast as `Sub`'s 762 KB).
+/// Lossless either way: the pixels do not depend on the filter.
+fn encode_png(
     out: &mut dyn std::io::Write,
     (w, h): (u32, u32),
     rgb: &[u8],
+    filter: png::FilterType,
 ) -> anyhow::Result<()> {
     let mut enc = png::Encoder::new(out, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     enc.set_compression(png::Compression::Fast);
-    enc.set_filter(png::FilterType::Up);
+    enc.set_filter(filter);
     enc.set_adaptive_filter(png::AdaptiveFilterType::NonAdaptive);
     let mut writer = enc.write_header()?;
     writer.write_image_data(rgb)?;
