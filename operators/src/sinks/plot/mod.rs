@@ -6,7 +6,8 @@
 //! coalesced per file: a file is drawn at most once per `min_interval` of
 //! wall time (a replay at full speed closes windows many times a second),
 //! drawing takes at most `busy_share` of the wall time, and an older
-//! request that a newer one overwrites is skipped. The last
+//! request that a newer one overwrites is skipped; a full-speed replay
+//! holds every file back for `replay_interval` (10 s) of wall time. The last
 //! request of every file is always rendered, so the final files are the
 //! same however fast the replay ran.
 
