@@ -49,7 +49,7 @@ pub fn render(path: &Path, f: &ZtFigure) -> anyhow::Result<()> {
 
 fn paint(buf: &mut [u8], f: &ZtFigure) -> anyhow::Result<()> {
     fonts();
-    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
+    let root = crate::sinks::plot::canvas(buf, SIZE);
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(110);
     let (w, _) = top.dim_in_pixel();

@@ -16,7 +16,7 @@ pub const SIZE: (u32, u32) = (1200, 720);
 
 /// Draws into `buf` (RGB, `SIZE`).
 pub fn render(buf: &mut [u8], m: &DomMap) -> anyhow::Result<()> {
-    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
+    let root = super::canvas(buf, SIZE);
     root.fill(&WHITE)?;
     let (top, rest) = root.split_vertically(64);
     draw_title(&top, &m.title, m.data_time_ns, 20.0)?;

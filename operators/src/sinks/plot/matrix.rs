@@ -16,7 +16,7 @@ pub const SIZE: (u32, u32) = (1920, 960);
 
 /// Draws into `buf` (RGB, `SIZE`).
 pub fn render(buf: &mut [u8], m: &HitMatrix) -> anyhow::Result<()> {
-    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
+    let root = super::canvas(buf, SIZE);
     root.fill(&WHITE)?;
     let (top, _) = root.split_vertically(64);
     draw_title(&top, &m.title, m.data_time_ns, 20.0)?;

@@ -3,7 +3,6 @@
 //! labelled `RUN <n>`, legend, data time in the title.
 
 use pipeline::plot::{Marker, TimeSeries};
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -37,7 +36,7 @@ pub fn log_and_linear(
 }
 
 fn marker_at(
-    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    area: &super::Area<'_>,
     (x, y): (i32, i32),
     marker: Marker,
     c: RGBColor,
@@ -73,7 +72,7 @@ fn marker_at(
 
 /// Draws into `buf` (RGB, `SIZE`).
 pub fn render(buf: &mut [u8], s: &TimeSeries) -> anyhow::Result<()> {
-    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
+    let root = super::canvas(buf, SIZE);
     root.fill(&WHITE)?;
     let (top, rest) = root.split_vertically(64);
     draw_title(&top, &s.title, s.data_time_ns, 20.0)?;

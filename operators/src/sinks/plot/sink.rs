@@ -47,6 +47,20 @@ pub struct PlotSink {
     /// applied when `min_interval` is 0.
     #[serde(default = "default_busy_share")]
     pub busy_share: f64,
+    /// In a full-speed replay, wall-clock seconds before a file is first
+    /// drawn and between two drawings of it (newest request wins). Such a
+    /// replay closes windows many times a second and draws every file's
+    /// last request at its end anyway; drawing the ones in between took
+    /// CPU from the dataflow (on 2 cores a fifth of the plots of an
+    /// ARCA-230 replay were drawn only to be replaced). A long replay
+    /// still shows its progress every `replay_interval`. Live runs and
+    /// paced replays (`--speed`) keep `min_interval`; not applied when
+    /// `min_interval` is 0. The final files never depend on it.
+    #[serde(
+        default = "default_replay_interval",
+        deserialize_with = "timespan::de::secs_f64"
+    )]
+    pub replay_interval: f64,
 }
 
 /// Data → plot latency: when a file was written minus the data time it
@@ -67,6 +81,10 @@ fn default_min_interval() -> f64 {
 
 fn default_busy_share() -> f64 {
     0.25
+}
+
+fn default_replay_interval() -> f64 {
+    10.0
 }
 
 impl NodeConfig for PlotSink {
@@ -94,6 +112,12 @@ impl Node for PlotSink {
         if !(0.0..=3600.0).contains(&self.min_interval) {
             e.push(("min_interval".into(), "must be within 0 and 3600 s".into()));
         }
+        if !(0.0..=3600.0).contains(&self.replay_interval) {
+            e.push((
+                "replay_interval".into(),
+                "must be within 0 and 3600 s".into(),
+            ));
+        }
         if !(self.busy_share > 0.0 && self.busy_share <= 1.0) {
             e.push(("busy_share".into(), "must be within (0, 1]".into()));
         }
@@ -112,9 +136,18 @@ impl Node for PlotSink {
             let (s, r) = ctx.writer_queue("plot render queue full");
             let dir = ctx.out_path(&self.dir);
             let metrics = ctx.metrics.clone();
+            let full_speed = matches!(
+                ctx.env.mode,
+                pipeline::runtime::Mode::Replay { speed: None, .. }
+            );
             let pace = Pace {
                 min_interval: Duration::from_secs_f64(self.min_interval),
                 busy_share: self.busy_share,
+                hold: if full_speed {
+                    Duration::from_secs_f64(self.replay_interval)
+                } else {
+                    Duration::ZERO
+                },
             };
             let control = ctx.node_control();
             let live = matches!(ctx.env.mode, pipeline::runtime::Mode::Live);
@@ -161,9 +194,25 @@ impl Monitor<Item> for PlotsTo {
 struct Pace {
     min_interval: Duration,
     busy_share: f64,
+    /// `replay_interval` in a full-speed replay, else zero.
+    hold: Duration,
 }
 
 impl Pace {
+    /// The wall time between two drawings of one file.
+    fn interval(&self) -> Duration {
+        if self.min_interval.is_zero() {
+            Duration::ZERO
+        } else {
+            self.min_interval.max(self.hold)
+        }
+    }
+
+    /// When a file may first be drawn, for a renderer started at `start`.
+    fn first(&self, start: Instant) -> Option<Instant> {
+        (!self.min_interval.is_zero() && !self.hold.is_zero()).then(|| start + self.hold)
+    }
+
     /// When the batch after one that started at `start` and kept the
     /// render threads busy for `busy` may start; `None`: at once.
     fn next_batch(&self, start: Instant, busy: Duration) -> Option<Instant> {
@@ -175,7 +224,8 @@ impl Pace {
 }
 
 /// The render thread: newest request per file wins; a file is drawn at
-/// most once per `min_interval` of wall time, a batch waits until the
+/// most once per `min_interval` of wall time (a full-speed replay: not
+/// before `replay_interval` has passed, then at most once per it), a batch waits until the
 /// previous one's drawing time fits in `busy_share` of the wall time, and
 /// every file's last request is drawn before the thread ends.
 ///
@@ -192,6 +242,8 @@ fn renderer(
     pace: Pace,
     live: bool,
 ) {
+    let first_due = pace.first(Instant::now());
+    let interval = pace.interval();
     let mut waiting: BTreeMap<String, Arc<Plot>> = BTreeMap::new();
     let mut drawn: HashMap<String, Instant> = HashMap::new();
     let mut not_before: Option<Instant> = None;
@@ -200,7 +252,10 @@ fn renderer(
     let mut backoff = pipeline::runtime::io::Backoff::default();
     while open || !waiting.is_empty() {
         let due_at = |name: &String| {
-            let own = drawn.get(name).map(|t| *t + pace.min_interval);
+            let own = match drawn.get(name) {
+                Some(t) => Some(*t + interval),
+                None => first_due,
+            };
             own.max(not_before)
         };
         let paused = backoff.wait().map(|w| Instant::now() + w);
@@ -343,6 +398,7 @@ mod tests {
         let pace = Pace {
             min_interval: Duration::from_secs(2),
             busy_share: 0.25,
+            hold: Duration::ZERO,
         };
         let start = Instant::now();
         assert_eq!(
@@ -357,5 +413,20 @@ mod tests {
             every_request.next_batch(start, Duration::from_secs(1)),
             None
         );
+        assert_eq!(pace.interval(), Duration::from_secs(2));
+        assert_eq!(pace.first(start), None);
+        // A full-speed replay holds every file back, first drawing included.
+        let replay = Pace {
+            hold: Duration::from_secs(10),
+            ..pace
+        };
+        assert_eq!(replay.interval(), Duration::from_secs(10));
+        assert_eq!(replay.first(start), Some(start + Duration::from_secs(10)));
+        let replay_every_request = Pace {
+            min_interval: Duration::ZERO,
+            ..replay
+        };
+        assert_eq!(replay_every_request.interval(), Duration::ZERO);
+        assert_eq!(replay_every_request.first(start), None);
     }
 }

@@ -66,7 +66,7 @@ pub fn render(buf: &mut [u8], w: &Waterfall) -> anyhow::Result<()> {
             }
         }
     }
-    let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
+    let root = super::canvas(buf, SIZE);
     let (cx, _) = (SIZE.0 as i32 / 2, 0);
     root.draw_text(&w.title, &centered(super::bold(15.0)), (cx, 16))?;
     let when = format!(
