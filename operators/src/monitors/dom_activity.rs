@@ -254,7 +254,7 @@ impl DomActivityMonitor {
                     absent / NS
                 )
             }) {
-                out.give(t, Item::Alert(a));
+                out.give(t, Item::Alert(Box::new(a)));
             }
         }
     }
@@ -284,7 +284,7 @@ impl Monitor<Item> for DomActivityMonitor {
                     if let Some(a) = self.s.alerts.clear(&key, now, || {
                         format!("{place} is sending summaryslice data again after {gap} s")
                     }) {
-                        out.give(t, Item::Alert(a));
+                        out.give(t, Item::Alert(Box::new(a)));
                         // It needs a deadline again.
                         self.armed = None;
                     }
