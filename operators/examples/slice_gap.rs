@@ -103,7 +103,7 @@ impl GapMonitor {
     }
 
     fn row(end: Time, n: u64, partial: bool) -> Item {
-        Item::Row(Row {
+        Item::Row(Box::new(Row {
             table: "slice_gap".into(),
             header: vec!["timestamp".into(), "summaryslices".into(), "partial".into()],
             cells: vec![
@@ -111,7 +111,7 @@ impl GapMonitor {
                 n.to_string(),
                 u8::from(partial).to_string(),
             ],
-        })
+        }))
     }
 }
 
@@ -128,7 +128,7 @@ impl Monitor<Item> for GapMonitor {
             if let Some(a) = self.alerts.clear("no_summaryslices", now, || {
                 "summaryslices arrive again".into()
             }) {
-                out.give(t, Item::Alert(a));
+                out.give(t, Item::Alert(Box::new(a)));
             }
             // Silent from now on? Then the alert is due at this tick.
             out.timer(tick_at_or_after(now + self.silent_ns + TICK_NS));
@@ -145,7 +145,7 @@ impl Monitor<Item> for GapMonitor {
             if let Some(a) = self.alerts.raise("no_summaryslices", now, || {
                 format!("no summaryslice for more than {silent} s")
             }) {
-                out.give(t, Item::Alert(a));
+                out.give(t, Item::Alert(Box::new(a)));
             }
         }
     }

@@ -377,7 +377,7 @@ struct Table {
 
 impl Table {
     fn row(&self, t: Time, du: &str, cond: &str, n: u64) -> Item {
-        Item::Row(Row {
+        Item::Row(Box::new(Row {
             table: self.name.clone(),
             header: HEADER.iter().map(|s| s.to_string()).collect(),
             cells: vec![
@@ -386,7 +386,7 @@ impl Table {
                 cond.to_string(),
                 n.to_string(),
             ],
-        })
+        }))
     }
 }
 

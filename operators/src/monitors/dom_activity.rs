@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use daq::detector::IdMap;
+
 use pipeline::item::{Item, Time, TICKS_PER_SECOND, TICK_NS};
 use pipeline::operator::{BuildContext, ItemStream, Node, NodeConfig, Resource, Role};
 use pipeline::plot::{Colormap, DomMap, Plot, PlotSpec};
@@ -120,10 +122,31 @@ impl Node for DomActivity {
 /// What survives a restart.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Saved {
-    last_seen_ns: BTreeMap<u32, u64>,
+    /// Per DOM, the data time of its latest summary frame. A hash map: it
+    /// is updated for every frame of every slice, and a B-tree search per
+    /// frame was most of this monitor's cost. Saved sorted, as before.
+    #[serde(with = "sorted")]
+    last_seen_ns: IdMap<u64>,
     first_ns: Option<u64>,
     latest_ns: u64,
     alerts: AlertBook,
+}
+
+/// An id map saved as a sorted map (the state file does not change).
+mod sorted {
+    use super::{BTreeMap, IdMap};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &IdMap<u64>, s: S) -> Result<S::Ok, S::Error> {
+        m.iter()
+            .map(|(k, v)| (*k, *v))
+            .collect::<BTreeMap<u32, u64>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IdMap<u64>, D::Error> {
+        Ok(BTreeMap::<u32, u64>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 pub struct DomActivityMonitor {
@@ -255,7 +278,7 @@ impl DomActivityMonitor {
                     absent / NS
                 )
             }) {
-                out.give(t, Item::Alert(a));
+                out.give(t, Item::Alert(Box::new(a)));
             }
         }
     }
@@ -285,7 +308,7 @@ impl Monitor<Item> for DomActivityMonitor {
                     if let Some(a) = self.s.alerts.clear(&key, now, || {
                         format!("{place} is sending summaryslice data again after {gap} s")
                     }) {
-                        out.give(t, Item::Alert(a));
+                        out.give(t, Item::Alert(Box::new(a)));
                         // It needs a deadline again.
                         self.armed = None;
                     }
@@ -325,6 +348,22 @@ mod tests {
     use crate::shell::run_by_hand;
     use crate::shell::testing::{at, summaryslice};
     use pipeline::item::AlertState;
+
+    #[test]
+    fn last_seen_times_are_saved_sorted_as_before() {
+        let mut s = Saved::default();
+        for (dom, ns) in [(808_447_186u32, 3u64), (10, 2), (9, 1)] {
+            s.last_seen_ns.insert(dom, ns);
+        }
+        let text = serde_json::to_string(&s).unwrap();
+        // The state file of the B-tree version: ids in ascending order.
+        assert!(
+            text.contains(r#""last_seen_ns":{"9":1,"10":2,"808447186":3}"#),
+            "{text}"
+        );
+        let back: Saved = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.last_seen_ns, s.last_seen_ns);
+    }
 
     #[test]
     fn time_keys_take_spans() {

@@ -212,7 +212,7 @@ impl StatsMonitor {
             if let Some(a) = self.book.clear(&key, ns_of(now), || {
                 format!("process {p} logs ERROR at a normal rate again")
             }) {
-                out.give(now, Item::Alert(a));
+                out.give(now, Item::Alert(Box::new(a)));
             }
         }
     }
@@ -246,7 +246,7 @@ impl Monitor<Item> for StatsMonitor {
                 if let Some(a) = self.book.raise(&key, ns_of(t), || {
                     format!("process {process} logged {n} ERROR lines within {window_s} s")
                 }) {
-                    out.give(t, Item::Alert(a));
+                    out.give(t, Item::Alert(Box::new(a)));
                 }
             }
         }

@@ -7,7 +7,7 @@ use pipeline::item::{time_of_ns, AlertState, MsgItem};
 const MIDNIGHT_NS: u64 = 1_704_067_200_000_000_000; // 2024-01-01T00:00:00Z
 
 fn msg(s: &str) -> Item {
-    Item::Msg(MsgItem { text: s.into() })
+    Item::Msg(Box::new(MsgItem { text: s.into() }))
 }
 
 fn monitor(max_errors: u64, tx: Option<WriterQueue<Job>>) -> StatsMonitor {

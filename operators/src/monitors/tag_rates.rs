@@ -200,7 +200,7 @@ impl TagRatesMonitor {
             }
             out.give(
                 end - 1,
-                Item::Row(Row {
+                Item::Row(Box::new(Row {
                     table: self.table.clone(),
                     header: self.header.clone(),
                     cells: vec![
@@ -213,7 +213,7 @@ impl TagRatesMonitor {
                         format!("{:.1}", c.bytes as f64 / self.interval),
                         change.to_string(),
                     ],
-                }),
+                })),
             );
         }
     }

@@ -249,11 +249,11 @@ mod tests {
             "0.0".into(),
             if change { "1" } else { "0" }.into(),
         ];
-        Item::Row(Row {
+        Item::Row(Box::new(Row {
             table: "tag_rates".into(),
             header: HEADER.iter().map(|h| h.to_string()).collect(),
             cells: cells.to_vec(),
-        })
+        }))
     }
 
     #[test]

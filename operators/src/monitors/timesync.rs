@@ -239,7 +239,7 @@ impl TimeSyncMonitor {
             || format!("time sync of {place} is valid again"),
         );
         if let Some(a) = alert {
-            out.give(t, Item::Alert(a));
+            out.give(t, Item::Alert(Box::new(a)));
         }
     }
 }

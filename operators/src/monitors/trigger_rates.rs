@@ -217,11 +217,11 @@ impl TriggerRatesMonitor {
         cells.extend(rates.iter().map(|r| format!("{r:.6}")));
         out.give(
             stamp,
-            Item::Row(Row {
+            Item::Row(Box::new(Row {
                 table: self.filename.clone(),
                 header: HEADER.iter().map(|h| h.to_string()).collect(),
                 cells,
-            }),
+            })),
         );
         self.s.history.push((end_s, rates));
         let oldest = end_s.saturating_sub(self.history_s);
@@ -315,7 +315,7 @@ impl TriggerRatesMonitor {
                     silent / NS
                 )
             }) {
-                out.give(t, Item::Alert(a));
+                out.give(t, Item::Alert(Box::new(a)));
             }
         }
         self.s.alerts.remind(t, out);
@@ -338,7 +338,7 @@ impl Monitor<Item> for TriggerRatesMonitor {
                     if let Some(a) = self.s.alerts.clear("trigger_rate_zero", now, || {
                         "Trigger rate is back: events arrive again".to_string()
                     }) {
-                        out.give(t, Item::Alert(a));
+                        out.give(t, Item::Alert(Box::new(a)));
                     }
                     let run = e.header.run as u32;
                     if self.s.runs.last().is_none_or(|(_, r)| *r != run) {

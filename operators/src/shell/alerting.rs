@@ -229,7 +229,7 @@ impl AlertBook {
     /// reminders come on time also while no data arrives (live).
     pub fn remind(&mut self, t: Time, out: &mut Out) {
         for a in self.reminders(ns_of(t)) {
-            out.give(t, Item::Alert(a));
+            out.give(t, Item::Alert(Box::new(a)));
         }
         if let Some(next) = self.next_reminder_ns() {
             out.timer(tick_at_or_after(next));

@@ -40,7 +40,7 @@ impl AlertsTo {
         let mut alerts: Vec<Alert> = data
             .into_iter()
             .filter_map(|i| match i {
-                Item::Alert(a) => Some(a),
+                Item::Alert(a) => Some(*a),
                 _ => None,
             })
             .collect();

@@ -83,7 +83,7 @@ impl Monitor<Item> for RowsTo {
         let mut rows: Vec<Row> = data
             .into_iter()
             .filter_map(|i| match i {
-                Item::Row(r) => Some(r),
+                Item::Row(r) => Some(*r),
                 _ => None,
             })
             .collect();

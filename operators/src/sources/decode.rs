@@ -228,9 +228,9 @@ pub fn decode_message(
             }
             Err(e) => corrupt(e),
         },
-        DecodeKind::Msg => Some(Item::Msg(MsgItem {
+        DecodeKind::Msg => Some(Item::Msg(Box::new(MsgItem {
             text: String::from_utf8_lossy(&m.payload).trim_end().to_string(),
-        })),
+        }))),
     }
 }
 

@@ -115,7 +115,7 @@ mod tests {
                         header: vec!["t".into()],
                         cells,
                     };
-                    (t, Item::Row(row))
+                    (t, Item::Row(Box::new(row)))
                 })
                 .collect(),
             low,

@@ -269,7 +269,7 @@ mod tests {
                     header: Vec::new(),
                     cells: Vec::new(),
                 };
-                (t, Item::Row(row))
+                (t, Item::Row(Box::new(row)))
             })
             .collect();
         Feed { items, low }

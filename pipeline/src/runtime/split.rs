@@ -172,7 +172,7 @@ mod tests {
         assert_eq!(m.of(&msg("IO_TSSN")), 0b101);
         assert_eq!(m.of(&msg("IO_SUM")), 0b011);
         assert_eq!(m.of(&msg("MSG")), 0b001);
-        let other = Item::Msg(crate::item::MsgItem { text: "x".into() });
+        let other = Item::Msg(Box::new(crate::item::MsgItem { text: "x".into() }));
         assert_eq!(m.of(&other), 0b111);
     }
 }

@@ -442,7 +442,7 @@ impl AcousticsMonitor {
                     || format!("DU{du} hears acoustic beacons again"),
                 );
                 if let Some(al) = alert {
-                    out.give(stamp, Item::Alert(al));
+                    out.give(stamp, Item::Alert(Box::new(al)));
                 }
             }
         }

@@ -365,7 +365,7 @@ impl AhrsMonitor {
         for (du, floor, dom, v) in &rows {
             out.give(
                 stamp,
-                Item::Row(Row {
+                Item::Row(Box::new(Row {
                     table: self.table.clone(),
                     header: ["time_utc", "du", "floor", "dom_id", "yaw", "pitch", "roll"]
                         .map(String::from)
@@ -379,7 +379,7 @@ impl AhrsMonitor {
                         format!("{:.4}", v[1]),
                         format!("{:.4}", v[2]),
                     ],
-                }),
+                })),
             );
             let floors = self.history.entry(*du).or_default();
             let h = floors

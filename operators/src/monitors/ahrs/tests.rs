@@ -291,7 +291,7 @@ fn worked_examples_through_the_operator() {
     let rows: Vec<&Row> = out
         .iter()
         .filter_map(|(_, i)| match i {
-            Item::Row(r) => Some(r),
+            Item::Row(r) => Some(&**r),
             _ => None,
         })
         .collect();

@@ -114,7 +114,7 @@ impl RoyOut {
             for (h, r) in f.residuals() {
                 out.give(
                     t,
-                    Item::Row(Row {
+                    Item::Row(Box::new(Row {
                         table: TABLE.into(),
                         header: self.header.clone(),
                         cells: vec![
@@ -126,7 +126,7 @@ impl RoyOut {
                             format!("{r:.3}"),
                             q.clone(),
                         ],
-                    }),
+                    })),
                 );
             }
         }

@@ -365,11 +365,11 @@ impl ResidualMonitor {
                 .alerts
                 .set_at(&key, holds, now_ns, Some((*du, worst)), msg, back)
             {
-                out.give(t, Item::Alert(a));
+                out.give(t, Item::Alert(Box::new(a)));
             }
         }
         for a in self.alerts.reminders(now_ns) {
-            out.give(t, Item::Alert(a));
+            out.give(t, Item::Alert(Box::new(a)));
         }
     }
 }
@@ -487,7 +487,7 @@ mod tests {
     use pipeline::item::{AlertState, Row, TICKS_PER_SECOND};
 
     fn row(ts: u64, du: u32, floor: i32, r: f64) -> Item {
-        Item::Row(Row {
+        Item::Row(Box::new(Row {
             table: TABLE.into(),
             header: super::super::output::HEADER
                 .iter()
@@ -502,7 +502,7 @@ mod tests {
                 format!("{r:.3}"),
                 "2.0".into(),
             ],
-        })
+        }))
     }
 
     fn cfg() -> TimeResiduals {

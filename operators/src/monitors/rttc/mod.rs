@@ -236,7 +236,7 @@ impl Node for Rttc {
                     let t = wall_ticks();
                     let rows = samples
                         .iter()
-                        .map(|(s, du, v)| (t, Item::Row(baseline_row(*s, *du, *v))))
+                        .map(|(s, du, v)| (t, Item::Row(Box::new(baseline_row(*s, *du, *v)))))
                         .collect();
                     let _ = base_tx.send(rows);
                 }
@@ -281,7 +281,7 @@ impl Node for Rttc {
                             let t = wall_ticks();
                             let items = values
                                 .iter()
-                                .map(|v| (t, Item::Row(sample_row(&table, t, v))))
+                                .map(|v| (t, Item::Row(Box::new(sample_row(&table, t, v)))))
                                 .collect();
                             if !ingress.offer(Feed { items, low: 0 }) {
                                 return;
@@ -557,7 +557,7 @@ impl RttcMonitor {
                 }
             };
             if let Some(a) = self.alerts.clear(&format!("rttc:{du}"), now_ns, || message) {
-                out.give(t, Item::Alert(a));
+                out.give(t, Item::Alert(Box::new(a)));
             }
         }
         self.schedule.touch(t, out);
@@ -600,7 +600,7 @@ impl RttcMonitor {
                 )
             });
             if let Some(a) = alert {
-                out.give(t, Item::Alert(a));
+                out.give(t, Item::Alert(Box::new(a)));
             }
         }
     }

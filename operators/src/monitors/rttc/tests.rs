@@ -98,7 +98,7 @@ fn row(ns: u64, du: u32, rttc_extra: f64, k: u64) -> Item {
         wr_mu: 1_200_000.0 + 40_000.0 * f64::from(du) + noise + rttc_extra,
         wr_delta: [3000.0, 4500.0, 3200.0, 4100.0],
     };
-    Item::Row(sample_row("rttc", at(ns), &v))
+    Item::Row(Box::new(sample_row("rttc", at(ns), &v)))
 }
 
 /// 10-s samples of DUs 1 and 2 for 30 min; DU 2 jumps by +500 ps from
@@ -271,7 +271,7 @@ fn baseline_from_the_db_stand_in() {
         at(T0),
         samples
             .iter()
-            .map(|(s, du, v)| Item::Row(baseline_row(*s, *du, *v)))
+            .map(|(s, du, v)| Item::Row(Box::new(baseline_row(*s, *du, *v))))
             .collect(),
     )];
     let out = run_by_hand(&mut m, input);

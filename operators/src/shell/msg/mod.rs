@@ -30,9 +30,9 @@ pub fn only_lines<'s>(input: ItemStream<'s>) -> ItemStream<'s> {
                     .filter_map(|i| match i {
                         Item::Msg(m) => Some(Item::Msg(m)),
                         other => text_of(&other).map(|t| {
-                            Item::Msg(MsgItem {
+                            Item::Msg(Box::new(MsgItem {
                                 text: t.into_owned(),
-                            })
+                            }))
                         }),
                     })
                     .collect();
