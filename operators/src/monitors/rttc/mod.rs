@@ -256,7 +256,7 @@ impl Node for Rttc {
                     let mut items = Vec::new();
                     for key in control.take_requests() {
                         match reset_du(&key).filter(|du| known.contains(du)) {
-                            Some(du) => items.push((wall_ticks(), Item::Row(reset_row(du)))),
+                            Some(du) => items.push((wall_ticks(), Item::Row(Box::new(reset_row(du))))),
                             None => tracing::warn!(
                                 "rttc reset `{key}`: not a DU of the detector (e.g. `rttc-reset --du 5`)"
                             ),

@@ -54,7 +54,7 @@ impl RttcMonitor {
             format!("RTTC of DU{du}'s base CLB: baseline reset by an operator; a new one is learnt from the next samples")
         };
         if let Some(a) = self.alerts.clear(&format!("rttc:{du}"), now_ns, message) {
-            out.give(t, Item::Alert(a));
+            out.give(t, Item::Alert(Box::new(a)));
         }
         self.schedule.touch(t, out);
     }

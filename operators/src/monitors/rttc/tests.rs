@@ -476,7 +476,7 @@ fn a_reset_forgets_one_dus_baseline_at_its_data_time() {
         .collect();
     // Between two polls (the DM thread offers it with the wall-clock tick).
     let pos = input.iter().position(|(t, _)| *t > at(reset_ns)).unwrap();
-    input.insert(pos, (at(reset_ns), vec![Item::Row(reset_row(2))]));
+    input.insert(pos, (at(reset_ns), vec![Item::Row(Box::new(reset_row(2)))]));
     let mut m = RttcMonitor::new(&config(), 44, &[1, 2], "rttc");
     let out = run_by_hand(&mut m, input.clone());
     let got = alerts(&out);
