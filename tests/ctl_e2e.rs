@@ -298,6 +298,16 @@ fn ctl_steers_a_live_demo() {
     let nodes = graph.lines().filter(|l| l.starts_with("[nodes.")).count();
     assert_eq!(status.lines().count(), nodes, "{status}");
     assert!(status.lines().all(|l| l.contains(" RUNNING ")), "{status}");
+    // The detector table names the demo's detector (12x18) from the
+    // start, whether an alert fired yet or not.
+    let health = ctl_ok(&dir, &["health"]);
+    assert!(
+        health
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains(" 216 DOMs")),
+        "{health}"
+    );
     assert!(status.contains("monitoring_process:dom_rates "), "{status}");
     assert!(status.contains("logging:msg_dumper "), "{status}");
 

@@ -48,19 +48,28 @@ impl HealthSnapshot {
         self.doms.iter().filter(|d| d.conditions.len() >= n).count()
     }
 
+    /// DOMs of the layout: the base modules (floor 0) have no PMTs and
+    /// are not counted as DOMs.
+    pub fn dom_count(&self) -> usize {
+        self.layout
+            .iter()
+            .filter(|(_, floor, _)| *floor > 0)
+            .count()
+    }
+
     /// The DU × condition table in text (`km3mon ctl health`, the chat).
     pub fn text(&self) -> String {
         let Some(t) = self.time_utc else {
             return format!(
                 "detector: {} DOMs, no alert condition so far",
-                self.layout.len()
+                self.dom_count()
             );
         };
         let when = timefmt::iso(t as i64);
         if self.totals.is_empty() {
             return format!(
                 "detector at {when}: all {} DOMs without active alert conditions",
-                self.layout.len()
+                self.dom_count()
             );
         }
         let conds = &self.conditions;
@@ -69,7 +78,7 @@ impl HealthSnapshot {
         let _ = writeln!(
             s,
             "detector at {when}: {affected} of {} DOMs with active conditions, {} with several",
-            self.layout.len(),
+            self.dom_count(),
             self.doms_with_at_least(2)
         );
         let width = conds.iter().map(|c| c.len()).max().unwrap_or(0).max(5);
@@ -181,10 +190,13 @@ mod tests {
     #[test]
     fn text_table() {
         let mut s = HealthSnapshot {
-            layout: vec![(1, 1, 11), (1, 2, 12), (2, 1, 21)],
+            // DU 1's base module (floor 0) is not a DOM.
+            layout: vec![(1, 0, 10), (1, 1, 11), (1, 2, 12), (2, 1, 21)],
             ..Default::default()
         };
-        assert!(s.text().contains("no alert condition so far"));
+        assert!(s
+            .text()
+            .contains("detector: 3 DOMs, no alert condition so far"));
         s.time_utc = Some(1_704_067_200.0);
         assert!(s.text().contains("all 3 DOMs without"));
         s.by_du

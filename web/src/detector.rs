@@ -135,7 +135,13 @@ fn render_body(v: &Value) -> String {
         h,
         "<p id=\"detector-summary\">Data time {}: <b>{doms}</b> of {} DOMs with active conditions, {several} with several.</p>",
         v["time_utc"].as_f64().map_or("–".into(), iso),
-        v["layout"].as_array().map_or(0, Vec::len),
+        // Base modules (floor 0) are in the layout but are not DOMs.
+        v["layout"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l[1].as_i64().is_some_and(|floor| floor > 0))
+            .count(),
     );
     h.push_str("<table class=\"grid detector\" id=\"detector-table\"><tr><th>DU</th>");
     for c in &conds {

@@ -213,13 +213,20 @@ impl Node for DetectorState {
         ]);
         let changes = at_own_time(changes);
         let layout = layout_of(&det);
+        let snap = HealthSnapshot {
+            layout,
+            ..Default::default()
+        };
+        if leader {
+            // Before the first alert, `ctl health` and /detector.html
+            // show the detector ("216 DOMs, no alert condition so
+            // far"), not an empty one.
+            health.publish(Arc::new(snap.clone()));
+        }
         let table = Table {
             name: self.table.clone(),
             health,
-            snap: HealthSnapshot {
-                layout,
-                ..Default::default()
-            },
+            snap,
             doms: BTreeMap::new(),
         };
         Ok(Some(ordered(
@@ -317,7 +324,7 @@ impl Monitor<(i32, i32), Rekey> for RunWatch {
             }
             tracing::info!(
                 "detector_state: run {number} of detector {det_id}: {} DOMs, re-keying the table",
-                layout.len()
+                layout.iter().filter(|(_, floor, _)| *floor > 0).count()
             );
             let located = |&(du, floor, dom): &(u32, i32, u32)| (dom, (du, floor));
             for l in &self.layout {
