@@ -38,6 +38,7 @@
 //! monitors' own DU/floor labels are used and there is no `Now` line.
 
 mod check;
+mod state;
 mod text;
 
 use std::collections::{BTreeMap, HashMap};
@@ -50,6 +51,7 @@ use crate::config::{glob_match, AlertsConfig, RouteConfig, SeverityRule};
 use crate::message::{Outgoing, Severity};
 
 pub use check::check;
+pub use state::RouterState;
 pub use text::{floor_ranges, group_of};
 
 const NS: u64 = 1_000_000_000;
@@ -88,7 +90,10 @@ impl Decision {
 }
 
 /// What kind of notice a message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Notice {
     Firing,
     Reminder,
@@ -138,7 +143,7 @@ pub struct Output {
 }
 
 /// Totals since start (for metrics and the benchmark).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub alerts: u64,
     /// Alerts no route matched.
@@ -151,7 +156,7 @@ pub struct Stats {
     pub reminders_skipped: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Pending {
     alert: Alert,
     severity: Severity,
@@ -159,7 +164,7 @@ struct Pending {
 }
 
 /// What a route remembers per key.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 struct KeyState {
     /// People were told it fires (and not yet that it resolved).
     announced: bool,

@@ -51,6 +51,7 @@ use timely::dataflow::operators::Concatenate;
 use timely::dataflow::Stream;
 
 use crate::shell::{ordered, partitioned, Monitor, Out};
+use pipeline::runtime::state::StateStore;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,17 +155,41 @@ impl Node for DetectorState {
             }
             _ => None,
         });
+        // A stopped run's active pairs: each worker keeps those of the
+        // DOMs routed to it (`Exchange` sends a DOM to `dom % peers`) and
+        // enters them into the collection at time 0, with the detector,
+        // so the counts go on from where they were (the table, restored
+        // too, writes no row for them).
+        let (index, peers) = (ctx.index() as u64, ctx.peers() as u64);
+        let restored: BTreeSet<(u32, String)> = ctx
+            .state()
+            .part(PAIRS_PART)
+            .load_all::<Vec<(u32, String)>>()
+            .into_values()
+            .flatten()
+            .filter(|(dom, _)| u64::from(*dom) % peers == index)
+            .collect();
+        let again: Vec<((u32, String), Time, isize)> =
+            restored.iter().map(|k| (k.clone(), 0, 1)).collect();
+        let mut pairs = Some(Pairs {
+            active: restored,
+            key: format!("w{index}"),
+            store: None,
+        });
         let updates = partitioned(
             ctx,
             seen,
             "detector_state_pairs",
             |s: &Seen| u64::from(s.0),
             |s: &Seen| s.clone(),
-            || Some(Pairs::default()),
+            move || pairs.take(),
         );
 
         // 2. The collection, joined with the arranged detector, reduced.
-        let active = updates.as_collection();
+        let active = ctx
+            .scope
+            .concatenate([again.to_stream(ctx.scope), updates])
+            .as_collection();
         let rows: Vec<(Located, Time, isize)> = if ctx.is_leader() {
             det.modules()
                 .iter()
@@ -213,10 +238,15 @@ impl Node for DetectorState {
         ]);
         let changes = at_own_time(changes);
         let layout = layout_of(&det);
-        let snap = HealthSnapshot {
-            layout,
-            ..Default::default()
-        };
+        let snap = ctx
+            .state()
+            .load_all::<HealthSnapshot>()
+            .remove(TABLE_KEY)
+            .unwrap_or(HealthSnapshot {
+                layout,
+                ..Default::default()
+            });
+        let doms = snap.doms.iter().map(|d| (d.dom_id, d.clone())).collect();
         if leader {
             // Before the first alert, `ctl health` and /detector.html
             // show the detector ("216 DOMs, no alert condition so
@@ -227,7 +257,7 @@ impl Node for DetectorState {
             name: self.table.clone(),
             health,
             snap,
-            doms: BTreeMap::new(),
+            doms,
         };
         Ok(Some(ordered(
             ctx,
@@ -339,10 +369,17 @@ impl Monitor<(i32, i32), Rekey> for RunWatch {
     }
 }
 
+/// The state part of the active pairs (one key per worker).
+const PAIRS_PART: &str = "pairs";
+
 /// The active pairs of this worker's DOMs.
-#[derive(Default)]
 struct Pairs {
     active: BTreeSet<(u32, String)>,
+    /// This worker's key in the pairs part of the node's state.
+    key: String,
+    /// That part's store, made once: it remembers a failing save, so a
+    /// full disk is logged once, not at every save.
+    store: Option<StateStore>,
 }
 
 impl Monitor<Seen, Update> for Pairs {
@@ -358,6 +395,16 @@ impl Monitor<Seen, Update> for Pairs {
                 out.give(t, (key, t, -1));
             }
         }
+    }
+
+    /// Stopped: the pairs are kept (saved), not flushed.
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out<Update>) {}
+
+    fn save(&mut self, store: &StateStore) {
+        let active: Vec<&(u32, String)> = self.active.iter().collect();
+        self.store
+            .get_or_insert_with(|| store.part(PAIRS_PART))
+            .save(&BTreeMap::from([(self.key.clone(), active)]));
     }
 }
 
@@ -402,6 +449,11 @@ impl Monitor<(Change, i64)> for Table {
     /// 4 is `−(k, 3)`, `+(k, 4)` at one time.
     fn on_data(&mut self, t: Time, mut data: Vec<(Change, i64)>, out: &mut Out) {
         data.sort_by_key(|(_, d)| *d);
+        // Time 0 is a restored run's pairs entering the collection again:
+        // they rebuild the saved table, which already says all of it.
+        if t == 0 {
+            return;
+        }
         let before_du = self.snap.by_du.clone();
         let before_total = self.snap.totals.clone();
         for (change, d) in data {
@@ -490,7 +542,17 @@ impl Monitor<(Change, i64)> for Table {
         self.health.publish(shared.clone());
         out.give(t, Item::Health(shared));
     }
+
+    /// Stopped: nothing to flush; the table is saved.
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out) {}
+
+    fn save(&mut self, store: &StateStore) {
+        store.save(&BTreeMap::from([(TABLE_KEY.to_string(), &self.snap)]));
+    }
 }
+
+/// The table's key in the node's state.
+const TABLE_KEY: &str = "table";
 
 #[cfg(test)]
 mod tests {
@@ -508,7 +570,11 @@ mod tests {
 
     #[test]
     fn pairs_count_reminders_once_and_ignore_unknown_resolves() {
-        let mut p = Pairs::default();
+        let mut p = Pairs {
+            active: BTreeSet::new(),
+            key: "w0".into(),
+            store: None,
+        };
         let out = pipeline::shell::run_by_hand(
             &mut p,
             vec![

@@ -46,7 +46,7 @@ use ::messaging::config::{AlertsConfig, Shifters as ConfigShifters};
 use ::messaging::deliver::{Delivery, RetryPolicy};
 use ::messaging::email::LogTransport;
 use ::messaging::message::{Outcome, Outgoing, Transport};
-use ::messaging::route::{Note, Notice, Output, Router};
+use ::messaging::route::{Note, Notice, Output, Router, RouterState};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use pipeline::item::{Item, Time};
 use pipeline::operator::{
@@ -54,6 +54,7 @@ use pipeline::operator::{
 };
 use pipeline::runtime::metrics::{DropReason, NodeMetrics};
 use pipeline::runtime::queue::WriterQueue;
+use pipeline::runtime::state::StateStore;
 use pipeline::StreamKind;
 use serde::{Deserialize, Serialize};
 
@@ -141,14 +142,18 @@ impl Node for AlertsNotify {
         }
         // The router runs on the shell (worker 0): its clock is data time,
         // and a group window, throttle or reminder ends with a timer.
-        let monitor = RouterMonitor {
-            router: self.router(ctx),
-            tx,
-        };
+        let mut router = self.router(ctx);
+        if let Some(saved) = ctx.state().load_all::<RouterState>().remove(STATE_KEY) {
+            router.restore(saved);
+        }
+        let monitor = RouterMonitor { router, tx };
         ordered_sink(ctx, input, "alerts_notify", monitor);
         Ok(None)
     }
 }
+
+/// The router's key in the node's state files.
+const STATE_KEY: &str = "router";
 
 /// The router on the shell: alerts in data-time order, and a timer at the
 /// next group window's end (`Router::next_due`), so a window closes at its
@@ -198,6 +203,20 @@ impl Monitor<Item> for RouterMonitor {
         let mut routed = Output::default();
         self.router.tick(ns_of(t), &mut routed);
         self.hand_on(out, routed);
+    }
+
+    /// A stop: what is collected stays for the next run (saved with the
+    /// announced keys), which sends it when its window ends; the delivery
+    /// thread finishes what it has.
+    fn on_stop(&mut self, _last: Option<Time>, _out: &mut Out) {
+        self.tx = None;
+    }
+
+    fn save(&mut self, store: &StateStore) {
+        store.save(&std::collections::BTreeMap::from([(
+            STATE_KEY.to_string(),
+            self.router.state(),
+        )]));
     }
 
     /// End of a replay: what is still collected goes now, at the last data
