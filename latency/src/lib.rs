@@ -221,12 +221,7 @@ impl Latency {
     pub fn summary(&self) -> Option<Summary> {
         let g = self.lock();
         let n = g.hist.len();
-        (n > 0).then(|| Summary {
-            count: n,
-            p50: g.hist.value_at_quantile(0.5) as f64 / UNIT,
-            p99: g.hist.value_at_quantile(0.99) as f64 / UNIT,
-            max: g.hist.max() as f64 / UNIT,
-        })
+        (n > 0).then(|| summary_of(&g.hist))
     }
 
     /// (sum, count, per-bucket counts with their upper bounds).
@@ -235,6 +230,16 @@ impl Latency {
         let bounds = BUCKETS.iter().copied().chain([f64::INFINITY]);
         let rows = bounds.zip(g.buckets.iter().copied()).collect();
         (g.sum, g.buckets.iter().sum(), rows)
+    }
+}
+
+/// p50, p99 and max of a histogram of microseconds, in seconds.
+fn summary_of(h: &Histogram<u64>) -> Summary {
+    Summary {
+        count: h.len(),
+        p50: h.value_at_quantile(0.5) as f64 / UNIT,
+        p99: h.value_at_quantile(0.99) as f64 / UNIT,
+        max: h.max() as f64 / UNIT,
     }
 }
 
@@ -436,13 +441,16 @@ impl Registry {
         c
     }
 
-    /// Every distribution with at least one sample, by family and labels.
-    pub fn summaries(&self) -> Vec<Row> {
-        let families = self
-            .histograms
+    fn families(&self) -> Vec<Arc<Family>> {
+        self.histograms
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .clone()
+    }
+
+    /// Every distribution with at least one sample, by family and labels.
+    pub fn summaries(&self) -> Vec<Row> {
+        let families = self.families();
         let mut out = Vec::new();
         for f in families {
             for (labels, l) in f.rows() {
@@ -465,11 +473,7 @@ impl Registry {
     /// `all=N`) followed by its `limit` slowest series by p99, so the
     /// end of a run does not print hundreds of latency lines.
     pub fn run_summary(&self, limit: usize) -> Vec<Row> {
-        let families = self
-            .histograms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let families = self.families();
         let mut out = Vec::new();
         for f in families {
             let mut rows: Vec<(String, Arc<Latency>, Summary)> = f
@@ -491,15 +495,7 @@ impl Registry {
                     all.add(&l.lock().hist)
                         .expect("histograms of one family share bounds");
                 }
-                out.push(row(
-                    format!("all={}", rows.len()),
-                    Summary {
-                        count: all.len(),
-                        p50: all.value_at_quantile(0.5) as f64 / UNIT,
-                        p99: all.value_at_quantile(0.99) as f64 / UNIT,
-                        max: all.max() as f64 / UNIT,
-                    },
-                ));
+                out.push(row(format!("all={}", rows.len()), summary_of(&all)));
                 rows.sort_by(|a, b| b.2.p99.total_cmp(&a.2.p99).then_with(|| a.0.cmp(&b.0)));
                 rows.truncate(limit);
             } else {
@@ -512,11 +508,7 @@ impl Registry {
     }
 
     pub fn encode(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
-        let families = self
-            .histograms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let families = self.families();
         for f in families {
             f.encode(enc)?;
         }
