@@ -101,6 +101,31 @@ print(json.dumps(out))\n";
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `/metrics` text parsed by the Python parser, with the checks every
+/// scrape must pass: the naming rules, every name in docs/web.md's
+/// metrics table, every series once. (families, declared names)
+fn checked(text: &str) -> (Vec<Family>, BTreeSet<String>) {
+    let families = parse_with_python(text);
+    let declared = check_names(text);
+    let docs = documented();
+    let undocumented: Vec<&String> = declared.iter().filter(|n| !docs.contains(*n)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in docs/web.md's metrics table: {undocumented:?}"
+    );
+    let mut seen = BTreeSet::new();
+    let mut dup = Vec::new();
+    for (_, _, samples) in &families {
+        for (name, labels, _) in samples {
+            if !seen.insert((name.clone(), labels.clone())) {
+                dup.push(format!("{name}{labels:?}"));
+            }
+        }
+    }
+    assert!(dup.is_empty(), "series exported twice: {dup:?}");
+    (families, declared)
+}
+
 /// Metric names in docs/web.md's metrics table (`| \`name\` | …`).
 fn documented() -> BTreeSet<String> {
     let docs =
@@ -210,20 +235,7 @@ fn metrics_parse_follow_the_naming_rules_and_are_documented() {
         }
         std::thread::sleep(Duration::from_millis(300));
     };
-    let families = parse_with_python(&text);
-    let declared = check_names(&text);
-
-    // Every series once.
-    let mut seen = BTreeSet::new();
-    let mut dup = Vec::new();
-    for (_, _, samples) in &families {
-        for (name, labels, _) in samples {
-            if !seen.insert((name.clone(), labels.clone())) {
-                dup.push(format!("{name}{labels:?}"));
-            }
-        }
-    }
-    assert!(dup.is_empty(), "series exported twice: {dup:?}");
+    let (families, declared) = checked(&text);
     // Counters of the parsed families carry their samples as `_total`.
     for (name, kind, samples) in &families {
         if kind == "counter" {
@@ -237,13 +249,7 @@ fn metrics_parse_follow_the_naming_rules_and_are_documented() {
         }
     }
 
-    // What a demo must export, and nothing undocumented.
-    let docs = documented();
-    let undocumented: Vec<&String> = declared.iter().filter(|n| !docs.contains(*n)).collect();
-    assert!(
-        undocumented.is_empty(),
-        "not in docs/web.md's metrics table: {undocumented:?}"
-    );
+    // What a demo must export.
     for must in [
         "km3mon_build_info",
         "km3mon_node_records_in_total",
@@ -424,23 +430,7 @@ fn a_slow_chat_shows_in_its_delivery_histogram() {
     );
 
     let text = get(addr, "/metrics", &auth);
-    let families = parse_with_python(&text);
-    let declared = check_names(&text);
-    let docs = documented();
-    let undocumented: Vec<&String> = declared.iter().filter(|n| !docs.contains(*n)).collect();
-    assert!(
-        undocumented.is_empty(),
-        "not in docs/web.md: {undocumented:?}"
-    );
-    let mut seen = BTreeSet::new();
-    for (_, _, samples) in &families {
-        for (name, labels, _) in samples {
-            assert!(
-                seen.insert((name.clone(), labels.clone())),
-                "{name}{labels:?} twice"
-            );
-        }
-    }
+    let (families, declared) = checked(&text);
     let bucket = |le: f64| {
         let (_, kind, samples) = families
             .iter()
@@ -539,15 +529,7 @@ fn ligier_metrics_show_queueing_and_drops_per_tag() {
     assert!(got > 0, "the reading subscriber got nothing");
 
     let text = get_plain(&format!("127.0.0.1:{mport}"));
-    let families = parse_with_python(&text);
-    let declared = check_names(&text);
-    let docs = documented();
-    let undocumented: Vec<&String> = declared.iter().filter(|n| !docs.contains(*n)).collect();
-    assert!(
-        undocumented.is_empty(),
-        "not in docs/web.md: {undocumented:?}"
-    );
-    let mut seen = BTreeSet::new();
+    let (families, declared) = checked(&text);
     let value = |sample: &str, label: (&str, &str)| -> f64 {
         families
             .iter()
@@ -558,14 +540,6 @@ fn ligier_metrics_show_queueing_and_drops_per_tag() {
             .parse()
             .unwrap()
     };
-    for (_, _, samples) in &families {
-        for (name, labels, _) in samples {
-            assert!(
-                seen.insert((name.clone(), labels.clone())),
-                "{name}{labels:?} twice"
-            );
-        }
-    }
     assert_eq!(
         value("km3mon_ligier_messages_in_total", ("tag", "IO_SUM")),
         N as f64
