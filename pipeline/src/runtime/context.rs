@@ -2,11 +2,13 @@
 //! environment (mode, output and state directories, detector file, clock
 //! settings, shutdown flag) and its metrics.
 
+use std::any::Any;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -71,9 +73,29 @@ pub struct RunEnv {
     pub progress: Arc<Progress>,
     /// The run's control plane (node states, silences).
     pub control: Arc<Control>,
+    /// Objects the workers of this process share for one run, by key:
+    /// see [`RunEnv::shared`].
+    pub shared: Arc<Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>>,
 }
 
 impl RunEnv {
+    /// The object under `key` for this run and process, made by the
+    /// first caller (`true` with it): what a node's workers share, such
+    /// as one loader feeding every worker's stage.
+    pub fn shared<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> T,
+    ) -> (Arc<T>, bool) {
+        let mut map = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = map.get(key).and_then(|a| a.clone().downcast::<T>().ok()) {
+            return (t, false);
+        }
+        let t = Arc::new(make());
+        map.insert(key.to_string(), t.clone());
+        (t, true)
+    }
+
     pub fn shutdown_requested(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed)
     }

@@ -231,6 +231,7 @@ pub fn run(graph: &Graph, mut opts: RunOptions) -> anyhow::Result<RunReport> {
         metrics: metrics.clone(),
         progress: progress.clone(),
         control: control.clone(),
+        shared: Default::default(),
     });
     let late = Arc::new(match (&opts.detector_later, &env.detector_model) {
         (Some(_), None) => later::late_nodes(graph),

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
 use pipeline::item::{Item, Time, TICKS_PER_SECOND};
@@ -88,37 +88,23 @@ pub struct Feed {
 }
 
 type Subscriber = Sender<Arc<ConstantSet>>;
-type Registry = Vec<(Weak<RunEnv>, String, Weak<Feed>)>;
-static FEEDS: Mutex<Registry> = Mutex::new(Vec::new());
 
 impl Feed {
     /// The node's feed in this run and process, and its start signal's
     /// receiver if the caller made it (then it starts the loader).
-    pub fn of(env: &Arc<RunEnv>, node: &str) -> (Arc<Feed>, Option<Receiver<()>>) {
-        let mut feeds = FEEDS.lock().unwrap_or_else(|e| e.into_inner());
-        feeds.retain(|(e, _, f)| e.strong_count() > 0 && f.strong_count() > 0);
-        let mine = Arc::downgrade(env);
-        if let Some(f) = feeds
-            .iter()
-            .find(|(e, n, _)| e.ptr_eq(&mine) && n == node)
-            .and_then(|(_, _, f)| f.upgrade())
-        {
-            return (f, None);
-        }
-        let (feed, started) = Feed::new();
-        feeds.push((mine, node.to_string(), Arc::downgrade(&feed)));
-        (feed, Some(started))
-    }
-
-    pub fn new() -> (Arc<Feed>, Receiver<()>) {
-        let (start, started) = crossbeam_channel::bounded(1);
-        let feed = Feed {
-            inner: Mutex::new((None, Vec::new())),
-            start,
-            users: AtomicUsize::new(0),
-            ended: AtomicUsize::new(0),
-        };
-        (Arc::new(feed), started)
+    pub fn of(env: &RunEnv, node: &str) -> (Arc<Feed>, Option<Receiver<()>>) {
+        let mut started = None;
+        let (feed, _) = env.shared(&format!("ahrs constants of {node}"), || {
+            let (start, rx) = crossbeam_channel::bounded(1);
+            started = Some(rx);
+            Feed {
+                inner: Mutex::new((None, Vec::new())),
+                start,
+                users: AtomicUsize::new(0),
+                ended: AtomicUsize::new(0),
+            }
+        });
+        (feed, started)
     }
 
     /// A receiver of the latest set (at once, if there is one) and of
